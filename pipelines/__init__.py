@@ -1,0 +1,1 @@
+"""Reusable parts of the declarative experiment pipeline: the stages are thin over these."""

@@ -1,0 +1,1 @@
+"""Data sources, splitting and the tabular schema."""

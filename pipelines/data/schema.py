@@ -1,0 +1,104 @@
+"""Checks a raw table against the schema declared in `conf/data/*.yaml` and puts it in the
+canonical form later stages rely on: declared columns only, numeric columns as float64,
+categoricals as strings, the label as 1.0 (positive) / 0.0 / NaN (missing)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipelines.config import SchemaConfig
+from pipelines.errors import PipelineError
+
+LABEL = "label"  # the label column's name in every artifact after ingest
+
+
+def conform(frame: pd.DataFrame, schema: SchemaConfig, origin: str) -> pd.DataFrame:
+    if frame.empty:
+        raise PipelineError(f"{origin}: the table is empty (expected at least one row)")
+    _require_columns(frame, schema, origin)
+    if not schema.features:
+        raise PipelineError(
+            f"{origin}: no features declared: set 'data.schema.numeric' and/or "
+            "'data.schema.categorical'"
+        )
+    out = pd.DataFrame(index=frame.index)
+    for column in schema.id_columns:
+        out[column] = frame[column]
+    if schema.time_column:
+        out[schema.time_column] = _as_time(frame[schema.time_column], schema.time_column, origin)
+    for column in schema.numeric:
+        out[column] = _as_numeric(frame[column], column, origin)
+    for column in schema.categorical:
+        out[column] = frame[column].astype("string")
+    out[LABEL] = _as_label(frame[schema.label], schema, origin)
+    return out.reset_index(drop=True)
+
+
+def _require_columns(frame: pd.DataFrame, schema: SchemaConfig, origin: str) -> None:
+    declared = {
+        "data.schema.label": [schema.label],
+        "data.schema.numeric": schema.numeric,
+        "data.schema.categorical": schema.categorical,
+        "data.schema.id_columns": schema.id_columns,
+        "data.schema.time_column": [schema.time_column] if schema.time_column else [],
+    }
+    for key, columns in declared.items():
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            available = ", ".join(map(str, frame.columns[:12]))
+            more = " ..." if len(frame.columns) > 12 else ""
+            raise PipelineError(
+                f"{origin}: column {missing[0]!r} ({key}) not found; the table has: {available}{more}"
+            )
+
+
+def _as_numeric(series: pd.Series, column: str, origin: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("float64")
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = converted.isna() & series.notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise PipelineError(
+            f"{origin}: column {column!r} must be numeric (data.schema.numeric), "
+            f"found {series.iloc[row]!r} at row {row}"
+        )
+    return converted.astype("float64")
+
+
+def _as_time(series: pd.Series, column: str, origin: str) -> pd.Series:
+    try:
+        return pd.to_datetime(series)
+    except (ValueError, TypeError):
+        raise PipelineError(
+            f"{origin}: column {column!r} (data.schema.time_column) must hold timestamps"
+        ) from None
+
+
+def _as_label(series: pd.Series, schema: SchemaConfig, origin: str) -> pd.Series:
+    observed = series.dropna()
+    as_text = observed.map(_canonical_text)
+    positive = _canonical_text(schema.positive_class)
+    classes = sorted(set(as_text))
+    if len(classes) > 2:
+        raise PipelineError(
+            f"{origin}: label column {schema.label!r} must be binary, found {len(classes)} "
+            f"classes: {', '.join(classes[:5])}"
+        )
+    if positive not in classes and classes:
+        raise PipelineError(
+            f"{origin}: label column {schema.label!r} has no value equal to "
+            f"data.schema.positive_class={schema.positive_class!r}; values are {', '.join(classes)}"
+        )
+    label = pd.Series(float("nan"), index=series.index, dtype="float64")
+    label.loc[observed.index] = (as_text == positive).astype("float64")
+    return label
+
+
+def _canonical_text(value: object) -> str:
+    """'1', 1, 1.0 and True all name the same class."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()

@@ -1,0 +1,79 @@
+"""Task metrics (torchmetrics), latency percentiles, throughput and size for each variant."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    binary_average_precision,
+    binary_f1_score,
+    binary_precision_recall_curve,
+    binary_roc,
+)
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Threshold-free metrics (what training selects on)."""
+    probs, target = torch.from_numpy(p.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    return {
+        "auroc": float(binary_auroc(probs, target)),
+        "auprc": float(binary_average_precision(probs, target)),
+    }
+
+
+def classification_metrics(
+    y: np.ndarray, p: np.ndarray, target_fpr: float, threshold: float
+) -> dict[str, float]:
+    probs, target = torch.from_numpy(p.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    fpr, tpr, _ = binary_roc(probs, target)
+    within = fpr <= target_fpr
+    return {
+        **ranking_metrics(y, p),
+        "f1": float(binary_f1_score(probs, target, threshold=threshold)),
+        f"recall_at_{target_fpr:g}_fpr": float(tpr[within].max()) if within.any() else 0.0,
+    }
+
+
+def curves(y: np.ndarray, p: np.ndarray, points: int = 200) -> tuple[list[dict], list[dict]]:
+    """ROC and PR curves, thinned to at most `points` rows for DVC plots."""
+    probs, target = torch.from_numpy(p.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    fpr, tpr, _ = binary_roc(probs, target)
+    precision, recall, _ = binary_precision_recall_curve(probs, target)
+    roc = [{"fpr": float(a), "tpr": float(b)} for a, b in _thin(fpr, tpr, points)]
+    pr = [{"recall": float(a), "precision": float(b)} for a, b in _thin(recall, precision, points)]
+    return roc, pr
+
+
+def _thin(a: torch.Tensor, b: torch.Tensor, points: int):
+    index = np.unique(np.linspace(0, len(a) - 1, min(points, len(a))).astype(int))
+    return zip(a[index].tolist(), b[index].tolist())
+
+
+def predict_all(predict: Predict, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    return np.concatenate([predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def latency(predict: Predict, x: np.ndarray, batch_sizes: list[int], repeats: int) -> dict[str, Any]:
+    """Per-call latency percentiles (ms) per batch size, and rows/s at the largest batch."""
+    report: dict[str, Any] = {}
+    for size in batch_sizes:
+        batch = np.ascontiguousarray(x[np.arange(size) % len(x)])
+        for _ in range(3):
+            predict(batch)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict(batch)
+            times.append((time.perf_counter() - start) * 1000)
+        p50, p95, p99 = np.percentile(times, [50, 95, 99])
+        report[f"batch{size}"] = {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+    largest = max(batch_sizes)
+    report["throughput_rows_per_s"] = largest / (report[f"batch{largest}"]["p50_ms"] / 1000)
+    return report

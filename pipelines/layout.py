@@ -1,0 +1,117 @@
+"""Where every artifact lives, relative to a root: the repo for `dvc repro`, a Hydra run
+directory for `train.py`. dvc.yaml declares the same paths; a test keeps the two equal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path = Path(".")
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    # ingest
+    @property
+    def ingested(self) -> Path:
+        return self._p("data", "ingested")
+
+    # profile
+    @property
+    def profile_report(self) -> Path:
+        return self._p("reports", "profile")
+
+    @property
+    def profile_metrics(self) -> Path:
+        return self._p("metrics", "profile.json")
+
+    # clean
+    @property
+    def cleaned(self) -> Path:
+        return self._p("data", "clean")
+
+    @property
+    def quarantine(self) -> Path:
+        return self._p("data", "quarantine.parquet")
+
+    @property
+    def clean_metrics(self) -> Path:
+        return self._p("metrics", "clean.json")
+
+    # augment
+    @property
+    def augmented_train(self) -> Path:
+        return self._p("data", "augmented", "train.parquet")
+
+    @property
+    def augment_metrics(self) -> Path:
+        return self._p("metrics", "augment.json")
+
+    # train
+    @property
+    def checkpoint(self) -> Path:
+        return self._p("models", "model.ckpt")
+
+    @property
+    def train_metrics(self) -> Path:
+        return self._p("metrics", "train.json")
+
+    @property
+    def train_history(self) -> Path:
+        return self._p("plots", "train_history.csv")
+
+    @property
+    def train_work(self) -> Path:
+        """Lightning's own logs and last-epoch checkpoints: not a DVC output."""
+        return self._p("outputs", "train")
+
+    # quantize
+    @property
+    def onnx_dir(self) -> Path:
+        return self._p("models", "onnx")
+
+    @property
+    def quantize_metrics(self) -> Path:
+        return self._p("metrics", "quantize.json")
+
+    # evaluate
+    @property
+    def evaluate_metrics(self) -> Path:
+        return self._p("metrics", "evaluate.json")
+
+    @property
+    def roc_curve(self) -> Path:
+        return self._p("plots", "roc.csv")
+
+    @property
+    def pr_curve(self) -> Path:
+        return self._p("plots", "pr.csv")
+
+    @property
+    def evaluate_report(self) -> Path:
+        return self._p("reports", "evaluate")
+
+    # export
+    @property
+    def export_dir(self) -> Path:
+        return self._p("export")
+
+    @property
+    def staging(self) -> Path:
+        return self._p(".staging")
+
+    def split(self, directory: Path, name: str) -> Path:
+        return directory / f"{name}.parquet"
+
+    @property
+    def schema_file(self) -> Path:
+        return self.ingested / "schema.json"
+
+    @property
+    def features_file(self) -> Path:
+        return self.cleaned / "features.json"

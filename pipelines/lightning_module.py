@@ -1,0 +1,108 @@
+"""The LightningModule: task loss + DeepSpeed's load-balancing loss, torchmetrics for
+validation, AdamW with linear warmup and cosine decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
+
+from pipelines.config import ModelConfig, TrainConfig
+from pipelines.models.moe import build_model
+
+
+class RiskClassifier(L.LightningModule):
+    def __init__(
+        self,
+        n_features: int,
+        feature_names: list[str],
+        feature_mean: list[float],
+        feature_std: list[float],
+        model: dict[str, Any],
+        train: dict[str, Any],
+        pos_weight: float | None = None,
+    ) -> None:
+        super().__init__()
+        # plain types only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters()
+        self.model_cfg = ModelConfig(**model)
+        self.train_cfg = TrainConfig(**train)
+        self.model = build_model(n_features, self.model_cfg, feature_mean, feature_std)
+        self.val_auroc = BinaryAUROC()
+        self.val_auprc = BinaryAveragePrecision()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        weight = None
+        if self.hparams.pos_weight is not None:
+            weight = torch.tensor(float(self.hparams.pos_weight), device=logits.device)
+        if self.train_cfg.loss == "focal":
+            bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=weight)
+            p_true = torch.exp(-bce)
+            return ((1 - p_true) ** self.train_cfg.focal_gamma * bce).mean()
+        return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits, aux_loss, expert_counts = self.model.forward_with_aux(x)
+        task_loss = self._task_loss(logits, y)
+        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/task_loss", task_loss, on_step=True, on_epoch=True)
+        if expert_counts:
+            self.log("train/aux_loss", aux_loss, on_step=True, on_epoch=True)
+            for block, counts in enumerate(expert_counts):
+                share = counts.float() / counts.sum().clamp_min(1)
+                for expert, value in enumerate(share):
+                    self.log(f"moe/block{block}_expert{expert}_share", value, on_step=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self.model(x)
+        self.log("val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True)
+        probs = torch.sigmoid(logits)
+        self.val_auroc.update(probs, y.long())
+        self.val_auprc.update(probs, y.long())
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/auroc", self.val_auroc.compute(), prog_bar=True)
+        self.log("val/auprc", self.val_auprc.compute(), prog_bar=True)
+        self.val_auroc.reset()
+        self.val_auprc.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.train_cfg
+        params = self.parameters()
+        if cfg.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        else:
+            optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(total * cfg.warmup_ratio)
+        schedule = warmup_cosine(warmup, total) if cfg.scheduler == "cosine" else warmup_constant(warmup)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_cosine(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def warmup_constant(warmup: int):
+    return lambda step: min((step + 1) / max(warmup, 1), 1.0)

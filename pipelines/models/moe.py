@@ -1,0 +1,196 @@
+"""Tabular classifiers: an MoE network whose feed-forward blocks are DeepSpeed's MoE layer, and
+a dense baseline of the same shape.
+
+DeepSpeed's gate turns the expert capacity into a Python int (`F.one_hot(num_classes=capacity)`),
+so a traced graph freezes the capacity of the batch size it was traced with and fails at any
+other batch size. `exportable()` swaps in the same top-k routing written with tensor ops only
+(capacity from the token count at run time, first-come token dropping like DeepSpeed's cumsum
+locations); export always verifies it against the DeepSpeed forward at several batch sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipelines.config import ModelConfig
+
+
+def ensure_process_group() -> None:
+    """DeepSpeed's MoE layer looks up expert-parallel groups in torch.distributed; a
+    single-process run gets a gloo group of world size 1 with an in-memory store."""
+    import torch.distributed as dist
+
+    if dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+
+
+def _expert(cfg: ModelConfig) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(cfg.hidden_dim, cfg.ffn_dim),
+        nn.GELU(),
+        nn.Dropout(cfg.dropout),
+        nn.Linear(cfg.ffn_dim, cfg.hidden_dim),
+    )
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.hidden_dim)
+        self.ffn = _expert(cfg)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        return x + self.ffn(self.norm(x)), x.new_zeros(()), None
+
+
+class MoEBlock(nn.Module):
+    """Pre-norm residual block: x + MoE(LayerNorm(x))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        from deepspeed.moe.layer import MoE
+
+        ensure_process_group()
+        self.norm = nn.LayerNorm(cfg.hidden_dim)
+        self.moe = MoE(
+            hidden_size=cfg.hidden_dim,
+            expert=_expert(cfg),
+            num_experts=cfg.num_experts,
+            k=cfg.top_k,
+            capacity_factor=cfg.capacity_factor,
+            eval_capacity_factor=cfg.eval_capacity_factor,
+            min_capacity=cfg.min_capacity,
+            noisy_gate_policy=cfg.noisy_gate_policy,
+            drop_tokens=True,
+            # random token selection would make inference depend on the RNG
+            use_rts=False,
+            top2_2nd_expert_sampling=cfg.second_expert_sampling,
+        )
+        self.second_expert_sampling = cfg.second_expert_sampling
+        # DeepSpeed deep-copies one expert, so all start identical; give each its own init
+        for expert in self.experts:
+            for layer in expert.modules():
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
+        self.exportable = False
+
+    @property
+    def gate(self) -> nn.Module:
+        return self.moe.deepspeed_moe.gate
+
+    @property
+    def experts(self) -> nn.ModuleList:
+        return self.moe.deepspeed_moe.experts.deepspeed_experts
+
+    def train(self, mode: bool = True) -> MoEBlock:
+        super().train(mode)
+        # Gumbel sampling of the 2nd expert is exploration for training; inference is deterministic
+        self.gate.top2_2nd_expert_sampling = self.second_expert_sampling and mode
+        return self
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        h = self.norm(x)
+        if self.exportable:
+            return x + self._routed_with_tensor_ops(h), x.new_zeros(()), None
+        out, aux_loss, expert_counts = self.moe(h)
+        return x + out, aux_loss, expert_counts
+
+    def _routed_with_tensor_ops(self, h: Tensor) -> Tensor:
+        """DeepSpeed's top-2 inference routing (eval capacity factor, min capacity, dropping)."""
+        gate = self.gate
+        logits = F.linear(h.float(), gate.wg.weight.float())
+        gates = F.softmax(logits, dim=1)
+        num_experts = gates.shape[1]
+        tokens = torch.ones_like(gates[:, 0]).sum()  # a tensor, so the graph keeps it dynamic
+        capacity = torch.clamp(
+            torch.ceil(tokens / num_experts * gate.eval_capacity_factor * 2), min=gate.min_capacity
+        )
+        mask1 = F.one_hot(torch.argmax(gates, dim=1), num_experts).to(gates.dtype)
+        second = logits.masked_fill(mask1.bool(), float("-inf"))
+        mask2 = F.one_hot(torch.argmax(second, dim=1), num_experts).to(gates.dtype)
+        # first come, first served within each expert's capacity, as DeepSpeed's cumsum locations
+        locations1 = torch.cumsum(mask1, dim=0) - 1
+        locations2 = torch.cumsum(mask2, dim=0) - 1 + mask1.sum(dim=0, keepdim=True)
+        mask1 = mask1 * (locations1 < capacity).to(gates.dtype)
+        mask2 = mask2 * (locations2 < capacity).to(gates.dtype)
+        gate1 = (gates * mask1).sum(dim=1, keepdim=True)
+        gate2 = (gates * mask2).sum(dim=1, keepdim=True)
+        denom = torch.clamp(gate1 + gate2, min=torch.finfo(gates.dtype).eps)
+        combine = gate1 / denom * mask1 + gate2 / denom * mask2
+        expert_out = torch.stack([expert(h) for expert in self.experts], dim=1)
+        return (combine.to(h.dtype).unsqueeze(-1) * expert_out).sum(dim=1)
+
+
+class TabularClassifier(nn.Module):
+    """Standardise -> project -> residual (MoE or dense) blocks -> logit. The train split's
+    feature means and stds live in buffers, so the exported graph takes raw features."""
+
+    def __init__(self, n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).clamp_min(1e-6))
+        self.inp = nn.Sequential(nn.Linear(n_features, cfg.hidden_dim), nn.GELU(), nn.Dropout(cfg.dropout))
+        block = MoEBlock if cfg.name == "moe_mlp" else DenseBlock
+        self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.num_blocks))
+        self.head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, 1))
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Logits, summed load-balancing loss, tokens per expert for each MoE block."""
+        h = self.inp((x - self.mean) / self.std)
+        aux_total = h.new_zeros(())
+        counts: list[Tensor] = []
+        for block in self.blocks:
+            h, aux, expert_counts = block(h)
+            aux_total = aux_total + aux
+            if expert_counts is not None:
+                counts.append(expert_counts)
+        return self.head(h).squeeze(-1), aux_total, counts
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_aux(x)[0]
+
+
+class ProbabilityHead(nn.Module):
+    """What is exported: raw features in, fraud probability out."""
+
+    def __init__(self, model: TabularClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: Tensor) -> Tensor:
+        return torch.sigmoid(self.model(features))
+
+
+@contextmanager
+def exportable(model: nn.Module) -> Iterator[nn.Module]:
+    """Route MoE blocks through the tensor-op path while tracing for export."""
+    blocks = [m for m in model.modules() if isinstance(m, MoEBlock)]
+    for block in blocks:
+        block.exportable = True
+    try:
+        yield model
+    finally:
+        for block in blocks:
+            block.exportable = False
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total parameters, and those active for one row (top-k of the experts)."""
+    total = sum(p.numel() for p in model.parameters())
+    inactive = 0
+    for block in (m for m in model.modules() if isinstance(m, MoEBlock)):
+        per_expert = sum(p.numel() for p in block.experts[0].parameters())
+        inactive += per_expert * (len(block.experts) - block.gate.k)
+    return {"total": total, "active_per_row": total - inactive}
+
+
+def build_model(n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]) -> TabularClassifier:
+    if not math.isfinite(sum(mean)) or not math.isfinite(sum(std)):
+        raise ValueError("feature statistics must be finite")
+    return TabularClassifier(n_features, cfg, mean, std)

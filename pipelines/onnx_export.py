@@ -1,0 +1,68 @@
+"""ONNX export of the classifier and the parity check NeMo-style exporters always run."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipelines.errors import PipelineError
+from pipelines.models.moe import ProbabilityHead, TabularClassifier, exportable
+from pipelines.runtime import session
+
+INPUT, OUTPUT = "features", "probability"
+
+
+def export_onnx(model: TabularClassifier, n_features: int, path: Path, opset: int) -> None:
+    """TorchScript-based exporter (dynamo=False) with a dynamic batch axis; MoE blocks take the
+    tensor-op routing path so the expert capacity follows the batch size."""
+    head = ProbabilityHead(model).eval()
+    example = torch.zeros(8, n_features)
+    with warnings.catch_warnings(), exportable(model), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            head,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            opset_version=opset,
+        )
+
+
+def torch_probabilities(model: TabularClassifier, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    head = ProbabilityHead(model).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            out.append(head(torch.from_numpy(x[start : start + batch_size])).numpy())
+    return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
+
+
+def parity_check(
+    model: TabularClassifier, onnx_path: Path, x: np.ndarray, batch_sizes: list[int], atol: float
+) -> dict[str, float]:
+    """Max |ONNX - PyTorch| per batch size; raises when any exceeds `atol`. Each batch is
+    scored as one call on both sides, so MoE capacity is exercised at that batch size."""
+    sess = session(onnx_path)
+    head = ProbabilityHead(model).eval()
+    diffs: dict[str, float] = {}
+    for size in batch_sizes:
+        if size > len(x):
+            raise PipelineError(f"parity check needs {size} rows, the test split has {len(x)}")
+        batch = x[:size]
+        with torch.no_grad():
+            expected = head(torch.from_numpy(batch)).numpy()
+        got = sess.run(None, {INPUT: batch})[0]
+        diffs[str(size)] = float(np.max(np.abs(got - expected)))
+    worst = max(diffs.values())
+    if not worst <= atol:
+        raise PipelineError(
+            f"{onnx_path}: ONNX output diverges from PyTorch: max abs diff {worst:.3g} > "
+            f"atol {atol} (per batch size: {diffs})"
+        )
+    return diffs

@@ -1,0 +1,64 @@
+"""INT8 quantization with ONNX Runtime's own tools: dynamic (weights only) and static (QDQ,
+activations calibrated on held-out rows with MinMax, Entropy or Percentile)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from pipelines.config import DynamicQuantConfig, StaticQuantConfig
+from pipelines.onnx_export import INPUT
+
+METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+
+
+class ArrayReader(CalibrationDataReader):
+    """Feeds calibration rows in batches."""
+
+    def __init__(self, x: np.ndarray, batch_size: int = 256) -> None:
+        self.batches = iter([x[i : i + batch_size] for i in range(0, len(x), batch_size)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT: batch}
+
+
+def preprocess(fp32: Path, out: Path) -> None:
+    """ORT's recommended pre-processing: symbolic shape inference and graph optimisation."""
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=False)
+
+
+def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
+    quantize_dynamic(
+        str(fp32),
+        str(out),
+        per_channel=cfg.per_channel,
+        weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
+    )
+
+
+def static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuantConfig) -> None:
+    quantize_static(
+        str(fp32),
+        str(out),
+        ArrayReader(calibration),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=cfg.per_channel,
+        calibrate_method=METHODS[cfg.calibration_method],
+    )

@@ -1,0 +1,32 @@
+"""ONNX Runtime sessions with execution providers chosen by what the machine has, so a
+CPU-only machine never asks for CUDA (which would log provider load errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+
+def cuda_present() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+
+
+def providers() -> list[str]:
+    available = ort.get_available_providers()
+    chosen = ["CUDAExecutionProvider"] if cuda_present() and "CUDAExecutionProvider" in available else []
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def session(path: Path, threads: int = 0, cpu_only: bool = False) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    chosen = ["CPUExecutionProvider"] if cpu_only else providers()
+    return ort.InferenceSession(str(path), sess_options=options, providers=chosen)

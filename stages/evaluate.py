@@ -1,0 +1,97 @@
+"""evaluate: every variant (PyTorch FP32, ONNX FP32, INT8) on the same test split."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipelines.config import PipelineConfig
+from pipelines.datamodule import load_xy
+from pipelines.evaluation import classification_metrics, curves, latency, predict_all
+from pipelines.io import read_json, staged_outputs, write_json
+from pipelines.layout import Layout
+from pipelines.models.moe import ProbabilityHead
+from pipelines.onnx_export import INPUT
+from pipelines.plots import curves_png, variants_png
+from pipelines.progress import stage_steps
+from pipelines.runtime import session
+from pipelines.training import load_checkpoint
+from stages._cli import main
+
+REFERENCE = "pytorch_fp32"
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    ev = cfg.evaluate
+    torch.set_num_threads(ev.threads)
+    features = read_json(layout.features_file)["features"]
+    x, y = load_xy(layout.split(layout.cleaned, "test"), features)
+    predictors = {REFERENCE: _torch_predictor(layout)}
+    sizes = {REFERENCE: layout.checkpoint.stat().st_size}
+    for path in sorted(layout.onnx_dir.glob("model_*.onnx")):
+        name = "onnx_" + path.stem.removeprefix("model_")
+        predictors[name] = _onnx_predictor(session(path, threads=ev.threads))
+        sizes[name] = path.stat().st_size
+
+    variants: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    roc, pr = {}, {}
+    with stage_steps("evaluate", len(predictors)) as step:
+        for name, predict in predictors.items():
+            probs = predict_all(predict, x)
+            variants[name] = {
+                **classification_metrics(y, probs, ev.target_fpr, ev.threshold),
+                "size_bytes": sizes[name],
+            }
+            timings[name] = latency(predict, x, list(ev.latency_batch_sizes), ev.latency_repeats)
+            roc[name], pr[name] = curves(y, probs)
+            step(name)
+    reference, largest = variants[REFERENCE], f"batch{max(ev.latency_batch_sizes)}"
+    for name, metrics in variants.items():
+        metrics["auprc_retained_vs_fp32"] = metrics["auprc"] / reference["auprc"] if reference["auprc"] else None
+        timings[name]["speedup_vs_pytorch_fp32"] = (
+            timings[REFERENCE][largest]["p50_ms"] / timings[name][largest]["p50_ms"]
+        )
+    # latency varies run to run, so it lives beside the DVC metrics, which stay reproducible
+    report = {"test_rows": len(y), "test_positive_fraction": float(np.mean(y)), "variants": variants}
+    outputs = (layout.evaluate_metrics, layout.roc_curve, layout.pr_curve, layout.evaluate_report)
+    with staged_outputs(layout.staging, *outputs) as (metrics_file, roc_file, pr_file, folder):
+        write_json(metrics_file, report)
+        _write_csv(roc_file, roc[REFERENCE])
+        _write_csv(pr_file, pr[REFERENCE])
+        folder.mkdir()
+        write_json(folder / "latency.json", {"threads": ev.threads, "variants": timings})
+        curves_png(roc, pr, folder / "curves.png")
+        variants_png(variants, timings, folder / "variants.png")
+    return {**report, "latency": timings}
+
+
+def _torch_predictor(layout: Layout):
+    head = ProbabilityHead(load_checkpoint(layout.checkpoint).model).eval()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return head(torch.from_numpy(batch)).numpy()
+
+    return predict
+
+
+def _onnx_predictor(sess):
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return sess.run(None, {INPUT: batch})[0]
+
+    return predict
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main("evaluate", run)

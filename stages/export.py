@@ -1,0 +1,113 @@
+"""export: the chosen variant as ONNX, verified against PyTorch at several batch sizes, a
+TensorRT engine where a GPU and TensorRT exist, and a model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import PipelineConfig, to_container
+from pipelines.datamodule import load_xy
+from pipelines.errors import PipelineError
+from pipelines.io import read_json, staged_outputs, write_json
+from pipelines.layout import Layout
+from pipelines.onnx_export import INPUT, OUTPUT, parity_check
+from pipelines.tensorrt_engine import availability, build_fp16_engine
+from pipelines.training import load_checkpoint
+from stages._cli import main
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    ex = cfg.export
+    source = layout.onnx_dir / f"model_{ex.variant}.onnx"
+    if not source.is_file():
+        raise PipelineError(
+            f"{source}: not found; config key 'export.variant' = {ex.variant!r} needs the quantize "
+            "stage to produce it"
+        )
+    module = load_checkpoint(layout.checkpoint)
+    features = read_json(layout.features_file)["features"]
+    x, _ = load_xy(layout.split(layout.cleaned, "test"), features)
+    atol = ex.parity_atol if ex.variant == "fp32" else ex.quantized_atol
+    parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
+    evaluation = read_json(layout.evaluate_metrics)
+
+    with staged_outputs(layout.staging, layout.export_dir) as (folder,):
+        folder.mkdir()
+        model_path = folder / "model.onnx"
+        shutil.copyfile(source, model_path)
+        tensorrt = _tensorrt(ex.tensorrt, model_path, folder / "model_fp16.plan", max(ex.parity_batch_sizes))
+        print(f"tensorrt: {tensorrt}")
+        card = {
+            "model": cfg.model.name,
+            "variant": ex.variant,
+            "inputs": {"name": INPUT, "dtype": "float32", "shape": ["batch", len(features)], "features": features},
+            "outputs": {"name": OUTPUT, "dtype": "float32", "shape": ["batch"], "meaning": "probability of the positive class"},
+            "positive_class": cfg.data.schema.positive_class,
+            "label_column": cfg.data.schema.label,
+            "parity_max_abs_diff": parity,
+            "parity_atol": atol,
+            "test_metrics": evaluation["variants"].get(f"onnx_{ex.variant}", {}),
+            "tensorrt": tensorrt,
+            "sha256": {p.name: _sha256(p) for p in [model_path, layout.checkpoint, *sorted(folder.glob("*.plan"))]},
+            "config": {k: to_container(getattr(cfg, k)) for k in ("data", "model", "train", "quantize")},
+            "seed": cfg.seed,
+        }
+        write_json(folder / "model_card.json", card)
+        (folder / "model_card.md").write_text(_markdown(card))
+    return card
+
+
+def _tensorrt(setting: str, onnx_path: Path, engine_path: Path, max_batch: int) -> str:
+    if setting == "off":
+        return "skipped: export.tensorrt=off"
+    reason = availability()
+    if reason:
+        return f"skipped: {reason}"
+    build_fp16_engine(onnx_path, engine_path, max_batch)
+    return f"built {engine_path.name} (FP16)"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _markdown(card: dict[str, Any]) -> str:
+    metrics = "\n".join(
+        f"| {k} | {v:.4f} |" for k, v in card["test_metrics"].items() if isinstance(v, float)
+    )
+    hashes = "\n".join(f"| {name} | `{digest}` |" for name, digest in card["sha256"].items())
+    return f"""# Model card: {card['model']} ({card['variant']})
+
+Input `{card['inputs']['name']}`: float32 `[batch, {len(card['inputs']['features'])}]`, raw
+(un-standardised) features in this order: {', '.join(card['inputs']['features'])}.
+
+Output `{card['outputs']['name']}`: float32 `[batch]`, probability that `{card['label_column']}` is
+`{card['positive_class']}`.
+
+## Test metrics
+| metric | value |
+| --- | --- |
+{metrics}
+
+## Verification
+ONNX vs PyTorch max abs difference per batch size: {json.dumps(card['parity_max_abs_diff'])}
+(tolerance {card['parity_atol']}). TensorRT: {card['tensorrt']}.
+
+## Artifacts
+| file | sha256 |
+| --- | --- |
+{hashes}
+
+## Config
+```json
+{json.dumps(card['config'], indent=2)}
+```
+"""
+
+
+if __name__ == "__main__":
+    main("export", run)

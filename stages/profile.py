@@ -1,0 +1,45 @@
+"""profile: quality report (JSON metrics, PNG, HTML) and the declared quality gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import PipelineConfig
+from pipelines.errors import PipelineError
+from pipelines.io import read_parquet, staged_outputs, write_json
+from pipelines.layout import SPLITS, Layout
+from pipelines.plots import profile_html, profile_png
+from pipelines.profiling import check_gates, profile_splits
+from stages._cli import main
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    splits = {name: read_parquet(layout.split(layout.ingested, name)) for name in SPLITS}
+    report = profile_splits(splits, cfg.data.schema)
+    failures = check_gates(report, cfg.data.profile.gates)
+    if failures:
+        # kept for diagnosis outside DVC's outputs, so nothing is cached for a failed gate
+        diagnosis = layout.root / "outputs" / "profile-failed"
+        _write_report(report, failures, diagnosis)
+        raise PipelineError(
+            f"{layout.ingested}: quality gate failed: {failures[0]}"
+            + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
+            + f"; report in {diagnosis}"
+        )
+    summary = {k: report[k] for k in ("rows", "n_features", "positive_fraction", "max_missing_fraction", "max_drift_psi")}
+    with staged_outputs(layout.staging, layout.profile_report, layout.profile_metrics) as (folder, metrics):
+        _write_report(report, failures, folder)
+        write_json(metrics, summary)
+    return summary
+
+
+def _write_report(report: dict[str, Any], failures: list[str], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "profile.json", report)
+    profile_png(report, folder / "profile.png")
+    profile_html(report, folder / "profile.png", folder / "profile.html", failures)
+
+
+if __name__ == "__main__":
+    main("profile", run)
