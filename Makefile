@@ -1,0 +1,39 @@
+# Two commands a new user needs:
+#   make run    set up .venv, then `dvc repro` the default experiment (finance_risk) and summarise
+#   make test   set up .venv, then run the test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test setup params lint clean-outputs
+
+run: setup
+	dvc repro
+	python -m pipelines.summary
+
+test: setup
+	python -m pytest -q
+
+setup: $(VENV)/.installed
+
+# Without an NVIDIA driver, pin the CPU build of PyTorch first so nothing pulls a multi-GB CUDA
+# wheel; on a GPU machine pyproject's `torch>=2.4` range takes the CUDA build as usual.
+# DeepSpeed builds from its source release against the torch already installed.
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install --quiet "torch==2.13.0"; fi
+	$(BIN)/python -m pip install --quiet --no-build-isolation "deepspeed>=0.15"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+params: setup
+	python -m pipelines.compose
+
+lint: setup
+	ruff check .
+
+clean-outputs:
+	rm -rf data/ingested data/clean data/augmented data/quarantine.parquet models metrics plots reports export outputs
