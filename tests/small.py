@@ -1,0 +1,53 @@
+"""Small, fast settings shared by the end-to-end tests: the default experiment, shrunk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parent.parent
+
+SMALL_OVERRIDES = [
+    "data.source.rows=6000",
+    "data.source.n_days=30",
+    "train.max_epochs=2",
+    "trainer.max_epochs=2",
+    "train.batch_size=256",
+    "logger.wandb.enabled=false",
+    "evaluate.latency_repeats=3",
+    "quantize.static.calibration_rows=256",
+]
+
+
+def small_params(path: Path, extra: list[str] | None = None) -> Path:
+    """Write a params.yaml: the committed default with the small overrides applied."""
+    cfg = OmegaConf.load(REPO / "params.yaml")
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([*SMALL_OVERRIDES, *(extra or [])]))
+    path.write_text(OmegaConf.to_yaml(cfg))
+    return path
+
+
+def env() -> dict[str, str]:
+    """The test interpreter's bin folder first on PATH, so `python` and `dvc` are the venv's."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "WANDB_MODE": "disabled"}
+
+
+def copy_project(dest: Path) -> Path:
+    """The git-tracked project (what a fresh clone has) copied to `dest`."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest

@@ -1,0 +1,110 @@
+"""The config tree is the single source of truth, and it is validated before any work."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from pipelines.compose import compose_params
+from pipelines.config import PipelineConfig, load_params, validate
+from pipelines.errors import PipelineError
+from pipelines.layout import Layout
+from tests.small import REPO
+
+CONF = str(REPO / "conf")
+
+
+def composed(overrides: list[str] | None = None):
+    with initialize_config_dir(CONF, version_base=None):
+        return compose("config", overrides=overrides or [])
+
+
+def test_committed_params_yaml_equals_the_composed_default(tmp_path: Path) -> None:
+    fresh = tmp_path / "params.yaml"
+    compose_params(fresh, [])
+    assert fresh.read_text() == (REPO / "params.yaml").read_text(), (
+        "params.yaml drifted from conf/: run `make params` and commit it"
+    )
+
+
+def test_params_yaml_has_no_hydra_interpolation_outside_the_hydra_node() -> None:
+    text = (REPO / "params.yaml").read_text()
+    assert "${" not in text
+    cfg = composed()
+    OmegaConf.resolve(cfg)  # what DVC does, outside any Hydra app: must not raise
+    assert "hydra" not in cfg
+
+
+@pytest.mark.parametrize("experiment", ["finance_risk", "german_credit"])
+@pytest.mark.parametrize("model", ["moe_mlp", "dense_mlp"])
+def test_every_experiment_and_model_composes_and_validates(experiment: str, model: str) -> None:
+    cfg = validate(composed([f"+experiment={experiment}", f"model={model}"]))
+    assert isinstance(cfg, PipelineConfig)
+    assert cfg.model.name == model
+
+
+def test_dense_baseline_has_the_moe_models_active_feed_forward_width() -> None:
+    moe = validate(composed(["model=moe_mlp"])).model
+    dense = validate(composed(["model=dense_mlp"])).model
+    assert dense.ffn_dim == moe.ffn_dim * moe.top_k
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["+trainer.max_epoch=3"], "trainer.max_epoch"),
+        (["trainer.max_epochs=abc"], "trainer.max_epochs"),
+        (["model.name=transformer"], "model.name"),
+        (["data.split.method=random"], "data.split.method"),
+        (["data.split.val_fraction=0.9"], "data.split.val_fraction"),
+        (["model.top_k=1"], "model.top_k"),
+        (["quantize.static.calibration_method=kl"], "quantize.static.calibration_method"),
+    ],
+)
+def test_bad_config_fails_early_naming_the_key(overrides: list[str], named: str) -> None:
+    with pytest.raises(PipelineError, match=re.escape(named)):
+        validate(composed(overrides))
+
+
+def test_load_params_applies_dotlist_overrides_and_validates(tmp_path: Path) -> None:
+    cfg = load_params(REPO / "params.yaml", ["train.lr=0.01"])
+    assert cfg.train.lr == 0.01
+    with pytest.raises(PipelineError, match="params.yaml"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_dvc_yaml_declares_the_paths_the_stages_write() -> None:
+    """dvc.yaml and pipelines.layout name the same artifacts."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    layout = Layout(Path("."))
+    declared = set()
+    for stage in stages.values():
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key, []):
+                declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+    expected = {
+        layout.ingested, layout.profile_report, layout.profile_metrics, layout.cleaned,
+        layout.quarantine, layout.clean_metrics, layout.augmented_train, layout.augment_metrics,
+        layout.checkpoint, layout.train_metrics, layout.train_history, layout.onnx_dir,
+        layout.quantize_metrics, layout.evaluate_metrics, layout.roc_curve, layout.pr_curve,
+        layout.evaluate_report, layout.export_dir,
+    }
+    assert {Path(p) for p in declared} == {Path(str(p)) for p in expected}
+
+
+def test_dvc_params_name_keys_that_exist_in_params_yaml() -> None:
+    params = OmegaConf.load(REPO / "params.yaml")
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for key in stage.get("params", []):
+            assert OmegaConf.select(params, key) is not None, f"{name}: params key {key} missing"
+
+
+def test_dvc_hydra_composition_is_enabled() -> None:
+    config = (REPO / ".dvc" / "config").read_text()
+    assert "[hydra]" in config and "enabled = true" in config
