@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -18,6 +19,11 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from pipelines.config import DynamicQuantConfig, StaticQuantConfig
 from pipelines.onnx_export import INPUT
+
+# The dense layers (input projection, experts, head) are quantized; the MoE router stays FP32:
+# INT8 gate logits can flip which experts a row goes to, and calibrating the -inf-masked
+# routing tensors breaks percentile/entropy calibration.
+QUANTIZED_OPS = ["MatMul", "Gemm"]
 
 METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -42,12 +48,25 @@ def preprocess(fp32: Path, out: Path) -> None:
     quant_pre_process(str(fp32), str(out), skip_symbolic_shape=False)
 
 
+def router_nodes(path: Path) -> list[str]:
+    """The MoE gates: the matrix products whose output goes straight into a softmax."""
+    graph = onnx.load(str(path)).graph
+    softmax_inputs = {name for node in graph.node if node.op_type == "Softmax" for name in node.input}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type in QUANTIZED_OPS and node.output[0] in softmax_inputs
+    ]
+
+
 def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
     quantize_dynamic(
         str(fp32),
         str(out),
         per_channel=cfg.per_channel,
         weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
+        op_types_to_quantize=QUANTIZED_OPS,
+        nodes_to_exclude=router_nodes(fp32),
     )
 
 
@@ -61,4 +80,6 @@ def static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuant
         weight_type=QuantType.QInt8,
         per_channel=cfg.per_channel,
         calibrate_method=METHODS[cfg.calibration_method],
+        op_types_to_quantize=QUANTIZED_OPS,
+        nodes_to_exclude=router_nodes(fp32),
     )

@@ -1,0 +1,62 @@
+"""`dvc repro` on a fresh copy of the project: all eight stages, a no-op rerun, and an
+incremental rerun after one quantize parameter changes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.small import copy_project, env, small_params
+
+STAGES = ["ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export"]
+
+
+def dvc(project: Path, *args: str) -> str:
+    done = subprocess.run(["dvc", *args], cwd=project, env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("clone"))
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    small_params(project / "params.yaml")
+    return project
+
+
+@pytest.mark.slow
+def test_repro_runs_eight_stages_then_nothing_then_exactly_the_changed_ones(project: Path) -> None:
+    assert ran(dvc(project, "repro")) == STAGES
+    assert json.loads((project / "metrics" / "evaluate.json").read_text())["variants"]
+    first_metrics = (project / "metrics" / "train.json").read_text()
+
+    assert ran(dvc(project, "repro")) == []
+    assert "up to date" in dvc(project, "status")
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["quantize"]["static"]["calibration_method"] = "percentile"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran(dvc(project, "repro")) == ["quantize", "evaluate", "export"]
+    assert (project / "metrics" / "train.json").read_text() == first_metrics
+
+
+@pytest.mark.slow
+def test_two_fresh_repros_write_identical_metrics(project: Path, tmp_path: Path) -> None:
+    other = copy_project(tmp_path / "other")
+    subprocess.run(["git", "init", "-q"], cwd=other, check=True)
+    (other / "params.yaml").write_text((project / "params.yaml").read_text())
+    dvc(other, "repro")
+    for name in ("profile", "clean", "augment", "train", "quantize", "evaluate"):
+        assert (other / "metrics" / f"{name}.json").read_text() == (
+            project / "metrics" / f"{name}.json"
+        ).read_text(), name
