@@ -12,7 +12,9 @@ from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
 
 
-def resample(train: pd.DataFrame, features: list[str], rules: AugmentConfig, seed: int) -> pd.DataFrame:
+def resample(
+    train: pd.DataFrame, features: list[str], rules: AugmentConfig, seed: int
+) -> pd.DataFrame:
     """Return the resampled train split (features + label only)."""
     frame = train[[*features, LABEL]]
     if rules.method == "none":
@@ -32,7 +34,9 @@ def resample(train: pd.DataFrame, features: list[str], rules: AugmentConfig, see
         )
     sampler = {
         "smote": lambda: SMOTE(
-            sampling_strategy=rules.sampling_strategy, k_neighbors=rules.k_neighbors, random_state=seed
+            sampling_strategy=rules.sampling_strategy,
+            k_neighbors=rules.k_neighbors,
+            random_state=seed,
         ),
         "smote_tomek": lambda: SMOTETomek(
             sampling_strategy=rules.sampling_strategy,

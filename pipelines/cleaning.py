@@ -47,15 +47,21 @@ def clean_splits(
         mask = _outliers(train, schema, rules, seed)
         counts["train"]["isolation_forest_outlier"] = int(mask.sum())
         if mask.any():
-            quarantined.append(train[mask].assign(**{RULE: "isolation_forest_outlier", SPLIT: "train"}))
+            quarantined.append(
+                train[mask].assign(**{RULE: "isolation_forest_outlier", SPLIT: "train"})
+            )
         kept["train"] = train[~mask].reset_index(drop=True)
 
     for name, frame in kept.items():
         if frame.empty or frame[LABEL].nunique() < 1:
-            raise PipelineError(f"clean: every row of the {name} split was quarantined; check data.clean rules")
+            raise PipelineError(
+                f"clean: every row of the {name} split was quarantined; check data.clean rules"
+            )
         kept[name] = frame.assign(**{LABEL: frame[LABEL].astype("int64")})
     quarantine = (
-        pd.concat(quarantined, ignore_index=True) if quarantined else _empty_quarantine(splits["train"])
+        pd.concat(quarantined, ignore_index=True)
+        if quarantined
+        else _empty_quarantine(splits["train"])
     )
     for column in schema.categorical:
         if column in quarantine:
@@ -110,7 +116,9 @@ def _impute(
     }
 
 
-def _outliers(train: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig, seed: int) -> pd.Series:
+def _outliers(
+    train: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig, seed: int
+) -> pd.Series:
     """IsolationForest on the train split only: evaluation data is never thinned."""
     if not schema.numeric or len(train) < 10:
         return pd.Series(False, index=train.index)
@@ -138,7 +146,9 @@ def _check_rule_columns(schema: SchemaConfig, rules: CleanConfig) -> None:
 
 
 def _empty_quarantine(like: pd.DataFrame) -> pd.DataFrame:
-    return like.iloc[0:0].assign(**{RULE: pd.Series(dtype="string"), SPLIT: pd.Series(dtype="string")})
+    return like.iloc[0:0].assign(
+        **{RULE: pd.Series(dtype="string"), SPLIT: pd.Series(dtype="string")}
+    )
 
 
 def encode_features(

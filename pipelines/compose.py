@@ -12,7 +12,9 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 def compose_params(output: Path, overrides: list[str]) -> None:
     from dvc.utils.hydra import compose_and_dump
 
-    compose_and_dump(output, str(CONF), None, "config", str(CONF.parent / "hydra_plugins"), overrides)
+    compose_and_dump(
+        output, str(CONF), None, "config", str(CONF.parent / "hydra_plugins"), overrides
+    )
 
 
 if __name__ == "__main__":

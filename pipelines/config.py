@@ -277,8 +277,10 @@ def _check_choices(cfg: DictConfig, source: str) -> None:
 
 def _check_ranges(cfg: PipelineConfig, source: str) -> None:
     split = cfg.data.split
-    if not 0 < split.val_fraction < 1 or not 0 < split.test_fraction < 1 or (
-        split.val_fraction + split.test_fraction >= 1
+    if (
+        not 0 < split.val_fraction < 1
+        or not 0 < split.test_fraction < 1
+        or (split.val_fraction + split.test_fraction >= 1)
     ):
         raise PipelineError(
             f"{source}: config keys 'data.split.val_fraction'/'test_fraction' must each be in "
@@ -315,7 +317,9 @@ def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
     return typed
 
 
-def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> PipelineConfig:
+def load_params(
+    path: str | Path = "params.yaml", overrides: list[str] | None = None
+) -> PipelineConfig:
     """Read the composed config DVC tracks (params.yaml), apply dotlist overrides, validate."""
     path = Path(path)
     if not path.is_file():

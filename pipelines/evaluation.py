@@ -53,14 +53,16 @@ def curves(y: np.ndarray, p: np.ndarray, points: int = 200) -> tuple[list[dict],
 
 def _thin(a: torch.Tensor, b: torch.Tensor, points: int):
     index = np.unique(np.linspace(0, len(a) - 1, min(points, len(a))).astype(int))
-    return zip(a[index].tolist(), b[index].tolist())
+    return zip(a[index].tolist(), b[index].tolist(), strict=True)
 
 
 def predict_all(predict: Predict, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     return np.concatenate([predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def latency(predict: Predict, x: np.ndarray, batch_sizes: list[int], repeats: int) -> dict[str, Any]:
+def latency(
+    predict: Predict, x: np.ndarray, batch_sizes: list[int], repeats: int
+) -> dict[str, Any]:
     """Per-call latency percentiles (ms) per batch size, and rows/s at the largest batch."""
     report: dict[str, Any] = {}
     for size in batch_sizes:

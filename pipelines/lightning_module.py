@@ -86,12 +86,19 @@ class RiskClassifier(L.LightningModule):
         elif cfg.optimizer == "adam":
             optimizer = torch.optim.Adam(params, lr=cfg.lr)
         else:
-            optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+            optimizer = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
+            )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(total * cfg.warmup_ratio)
-        schedule = warmup_cosine(warmup, total) if cfg.scheduler == "cosine" else warmup_constant(warmup)
+        schedule = (
+            warmup_cosine(warmup, total) if cfg.scheduler == "cosine" else warmup_constant(warmup)
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 def warmup_cosine(warmup: int, total: int):

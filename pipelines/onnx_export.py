@@ -34,7 +34,9 @@ def export_onnx(model: TabularClassifier, n_features: int, path: Path, opset: in
         )
 
 
-def torch_probabilities(model: TabularClassifier, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def torch_probabilities(
+    model: TabularClassifier, x: np.ndarray, batch_size: int = 4096
+) -> np.ndarray:
     head = ProbabilityHead(model).eval()
     out = []
     with torch.no_grad():

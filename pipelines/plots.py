@@ -28,7 +28,9 @@ def profile_png(report: dict[str, Any], path: Path) -> None:
     for ax in axes[1:]:
         ax.set_yticklabels([])
     splits = report["splits"]
-    balance = ", ".join(f"{k}: {v['positive_fraction']:.2%} of {v['rows']}" for k, v in splits.items())
+    balance = ", ".join(
+        f"{k}: {v['positive_fraction']:.2%} of {v['rows']}" for k, v in splits.items()
+    )
     fig.suptitle(f"Profile: {report['rows']} rows; positive rate {balance}")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -41,7 +43,16 @@ def profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[s
             html.escape(name),
             "".join(
                 f"<td>{_fmt(stats.get(k))}</td>"
-                for k in ("kind", "missing_fraction", "mean", "std", "min", "max", "n_unique", "drift_psi")
+                for k in (
+                    "kind",
+                    "missing_fraction",
+                    "mean",
+                    "std",
+                    "min",
+                    "max",
+                    "n_unique",
+                    "drift_psi",
+                )
             ),
         )
         for name, stats in report["columns"].items()
@@ -54,8 +65,10 @@ def profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[s
     image = base64.b64encode(png.read_bytes()).decode()
     path.write_text(
         "<html><head><meta charset='utf-8'><title>Data profile</title></head><body>"
-        f"<h1>Data profile</h1>{gates}<img src='data:image/png;base64,{image}' style='max-width:100%'>"
-        "<table border=1 cellpadding=3><tr><th>column</th><th>kind</th><th>missing</th><th>mean</th>"
+        f"<h1>Data profile</h1>{gates}"
+        f"<img src='data:image/png;base64,{image}' style='max-width:100%'>"
+        "<table border=1 cellpadding=3><tr><th>column</th><th>kind</th><th>missing</th>"
+        "<th>mean</th>"
         f"<th>std</th><th>min</th><th>max</th><th>unique</th><th>PSI</th></tr>{rows}</table>"
         f"<h2>Splits</h2><pre>{html.escape(json.dumps(report['splits'], indent=2))}</pre>"
         "</body></html>"
@@ -73,7 +86,9 @@ def curves_png(roc: dict[str, list[dict]], pr: dict[str, list[dict]], path: Path
     for name, points in roc.items():
         left.plot([p["fpr"] for p in points], [p["tpr"] for p in points], label=name)
     left.plot([0, 1], [0, 1], ":", color="grey")
-    left.set(title="ROC", xlabel="false-positive rate", ylabel="recall", xscale="log", xlim=(1e-4, 1))
+    left.set(
+        title="ROC", xlabel="false-positive rate", ylabel="recall", xscale="log", xlim=(1e-4, 1)
+    )
     for name, points in pr.items():
         right.plot([p["recall"] for p in points], [p["precision"] for p in points], label=name)
     right.set(title="Precision-recall", xlabel="recall", ylabel="precision")
@@ -84,7 +99,9 @@ def curves_png(roc: dict[str, list[dict]], pr: dict[str, list[dict]], path: Path
     plt.close(fig)
 
 
-def variants_png(metrics: dict[str, dict[str, Any]], timings: dict[str, dict[str, Any]], path: Path) -> None:
+def variants_png(
+    metrics: dict[str, dict[str, Any]], timings: dict[str, dict[str, Any]], path: Path
+) -> None:
     names = list(metrics)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     axes[0].bar(names, [metrics[n]["auprc"] for n in names])

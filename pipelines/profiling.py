@@ -93,7 +93,9 @@ def check_gates(report: dict[str, Any], gates: GatesConfig) -> list[str]:
     return failures
 
 
-def population_stability_index(expected: pd.Series, actual: pd.Series, bins: int = 10) -> float | None:
+def population_stability_index(
+    expected: pd.Series, actual: pd.Series, bins: int = 10
+) -> float | None:
     """PSI over the expected sample's deciles, the drift measure credit-risk teams use."""
     expected, actual = expected.dropna().to_numpy(), actual.dropna().to_numpy()
     if len(expected) == 0 or len(actual) == 0:

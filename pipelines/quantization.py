@@ -51,7 +51,9 @@ def preprocess(fp32: Path, out: Path) -> None:
 def router_nodes(path: Path) -> list[str]:
     """The MoE gates: the matrix products whose output goes straight into a softmax."""
     graph = onnx.load(str(path)).graph
-    softmax_inputs = {name for node in graph.node if node.op_type == "Softmax" for name in node.input}
+    softmax_inputs = {
+        name for node in graph.node if node.op_type == "Softmax" for name in node.input
+    }
     return [
         node.name
         for node in graph.node

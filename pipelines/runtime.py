@@ -19,7 +19,9 @@ def cuda_present() -> bool:
 
 def providers() -> list[str]:
     available = ort.get_available_providers()
-    chosen = ["CUDAExecutionProvider"] if cuda_present() and "CUDAExecutionProvider" in available else []
+    chosen = (
+        ["CUDAExecutionProvider"] if cuda_present() and "CUDAExecutionProvider" in available else []
+    )
     return [*chosen, "CPUExecutionProvider"]
 
 
@@ -28,5 +30,8 @@ def session(path: Path, threads: int = 0, cpu_only: bool = False) -> ort.Inferen
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # idle ORT threads spin-wait by default and steal the cores from whatever runs next
+    # (PyTorch, another session), which skews any side-by-side measurement
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = ["CPUExecutionProvider"] if cpu_only else providers()
     return ort.InferenceSession(str(path), sess_options=options, providers=chosen)

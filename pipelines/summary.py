@@ -20,12 +20,20 @@ def metric_value(layout: Layout, name: str) -> float:
     if parts[0] == "val":
         source, node = layout.train_metrics, json.loads(layout.train_metrics.read_text())["val"]
     elif parts[0] == "test":
-        source, node = layout.evaluate_metrics, json.loads(layout.evaluate_metrics.read_text())["variants"]
+        source, node = (
+            layout.evaluate_metrics,
+            json.loads(layout.evaluate_metrics.read_text())["variants"],
+        )
     else:
-        raise PipelineError(f"config key 'optimized_metric' = {name!r}: expected val/<metric> or test/<variant>/<metric>")
+        raise PipelineError(
+            f"config key 'optimized_metric' = {name!r}: "
+            "expected val/<metric> or test/<variant>/<metric>"
+        )
     for part in parts[1:]:
         if part not in node:
-            raise PipelineError(f"config key 'optimized_metric' = {name!r}: {part!r} not in {source}")
+            raise PipelineError(
+                f"config key 'optimized_metric' = {name!r}: {part!r} not in {source}"
+            )
         node = node[part]
     return float(node)
 
@@ -33,15 +41,31 @@ def metric_value(layout: Layout, name: str) -> float:
 def print_summary(layout: Layout) -> None:
     evaluation = json.loads(layout.evaluate_metrics.read_text())
     timings = json.loads((layout.evaluate_report / "latency.json").read_text())["variants"]
-    table = Table(title=f"test split: {evaluation['test_rows']} rows, "
-                  f"{evaluation['test_positive_fraction']:.2%} positive")
-    for column in ("variant", "AUROC", "AUPRC", "AUPRC kept", "recall@1%FPR", "F1", "KiB", "speed-up"):
+    table = Table(
+        title=f"test split: {evaluation['test_rows']} rows, "
+        f"{evaluation['test_positive_fraction']:.2%} positive"
+    )
+    for column in (
+        "variant",
+        "AUROC",
+        "AUPRC",
+        "AUPRC kept",
+        "recall@1%FPR",
+        "F1",
+        "KiB",
+        "speed-up",
+    ):
         table.add_column(column, justify="right" if column != "variant" else "left")
     for name, m in evaluation["variants"].items():
         recall = next((v for k, v in m.items() if k.startswith("recall_at_")), float("nan"))
         table.add_row(
-            name, f"{m['auroc']:.4f}", f"{m['auprc']:.4f}", f"{m['auprc_retained_vs_fp32']:.2%}",
-            f"{recall:.4f}", f"{m['f1']:.4f}", f"{m['size_bytes'] / 1024:.0f}",
+            name,
+            f"{m['auroc']:.4f}",
+            f"{m['auprc']:.4f}",
+            f"{m['auprc_retained_vs_fp32']:.2%}",
+            f"{recall:.4f}",
+            f"{m['f1']:.4f}",
+            f"{m['size_bytes'] / 1024:.0f}",
             f"{timings[name]['speedup_vs_pytorch_fp32']:.2f}x",
         )
     Console(width=110).print(table)

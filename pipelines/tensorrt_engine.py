@@ -32,7 +32,9 @@ def build_fp16_engine(onnx_path: Path, engine_path: Path, max_batch: int) -> Non
     profile = builder.create_optimization_profile()
     name = network.get_input(0).name
     n_features = network.get_input(0).shape[1]
-    profile.set_shape(name, (1, n_features), (max_batch // 2 or 1, n_features), (max_batch, n_features))
+    profile.set_shape(
+        name, (1, n_features), (max_batch // 2 or 1, n_features), (max_batch, n_features)
+    )
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)
     if engine is None:

@@ -69,7 +69,9 @@ def fit_classifier(
     callbacks: list[Callback] = [checkpoint, history, TQDMProgressBar(refresh_rate=20)]
     stopping = cfg.callbacks.early_stopping
     if stopping.enabled:
-        callbacks.append(EarlyStopping(monitor=stopping.monitor, mode=stopping.mode, patience=stopping.patience))
+        callbacks.append(
+            EarlyStopping(monitor=stopping.monitor, mode=stopping.mode, patience=stopping.patience)
+        )
     t = cfg.trainer
     trainer = L.Trainer(
         accelerator=t.accelerator,

@@ -51,12 +51,18 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             step(name)
     reference, largest = variants[REFERENCE], f"batch{max(ev.latency_batch_sizes)}"
     for name, metrics in variants.items():
-        metrics["auprc_retained_vs_fp32"] = metrics["auprc"] / reference["auprc"] if reference["auprc"] else None
+        metrics["auprc_retained_vs_fp32"] = (
+            metrics["auprc"] / reference["auprc"] if reference["auprc"] else None
+        )
         timings[name]["speedup_vs_pytorch_fp32"] = (
             timings[REFERENCE][largest]["p50_ms"] / timings[name][largest]["p50_ms"]
         )
     # latency varies run to run, so it lives beside the DVC metrics, which stay reproducible
-    report = {"test_rows": len(y), "test_positive_fraction": float(np.mean(y)), "variants": variants}
+    report = {
+        "test_rows": len(y),
+        "test_positive_fraction": float(np.mean(y)),
+        "variants": variants,
+    }
     outputs = (layout.evaluate_metrics, layout.roc_curve, layout.pr_curve, layout.evaluate_report)
     with staged_outputs(layout.staging, *outputs) as (metrics_file, roc_file, pr_file, folder):
         write_json(metrics_file, report)

@@ -39,21 +39,38 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         folder.mkdir()
         model_path = folder / "model.onnx"
         shutil.copyfile(source, model_path)
-        tensorrt = _tensorrt(ex.tensorrt, model_path, folder / "model_fp16.plan", max(ex.parity_batch_sizes))
+        tensorrt = _tensorrt(
+            ex.tensorrt, model_path, folder / "model_fp16.plan", max(ex.parity_batch_sizes)
+        )
         print(f"tensorrt: {tensorrt}")
         card = {
             "model": cfg.model.name,
             "variant": ex.variant,
-            "inputs": {"name": INPUT, "dtype": "float32", "shape": ["batch", len(features)], "features": features},
-            "outputs": {"name": OUTPUT, "dtype": "float32", "shape": ["batch"], "meaning": "probability of the positive class"},
+            "inputs": {
+                "name": INPUT,
+                "dtype": "float32",
+                "shape": ["batch", len(features)],
+                "features": features,
+            },
+            "outputs": {
+                "name": OUTPUT,
+                "dtype": "float32",
+                "shape": ["batch"],
+                "meaning": "probability of the positive class",
+            },
             "positive_class": cfg.data.schema.positive_class,
             "label_column": cfg.data.schema.label,
             "parity_max_abs_diff": parity,
             "parity_atol": atol,
             "test_metrics": evaluation["variants"].get(f"onnx_{ex.variant}", {}),
             "tensorrt": tensorrt,
-            "sha256": {p.name: _sha256(p) for p in [model_path, layout.checkpoint, *sorted(folder.glob("*.plan"))]},
-            "config": {k: to_container(getattr(cfg, k)) for k in ("data", "model", "train", "quantize")},
+            "sha256": {
+                p.name: _sha256(p)
+                for p in [model_path, layout.checkpoint, *sorted(folder.glob("*.plan"))]
+            },
+            "config": {
+                k: to_container(getattr(cfg, k)) for k in ("data", "model", "train", "quantize")
+            },
             "seed": cfg.seed,
         }
         write_json(folder / "model_card.json", card)
@@ -80,13 +97,13 @@ def _markdown(card: dict[str, Any]) -> str:
         f"| {k} | {v:.4f} |" for k, v in card["test_metrics"].items() if isinstance(v, float)
     )
     hashes = "\n".join(f"| {name} | `{digest}` |" for name, digest in card["sha256"].items())
-    return f"""# Model card: {card['model']} ({card['variant']})
+    return f"""# Model card: {card["model"]} ({card["variant"]})
 
-Input `{card['inputs']['name']}`: float32 `[batch, {len(card['inputs']['features'])}]`, raw
-(un-standardised) features in this order: {', '.join(card['inputs']['features'])}.
+Input `{card["inputs"]["name"]}`: float32 `[batch, {len(card["inputs"]["features"])}]`, raw
+(un-standardised) features in this order: {", ".join(card["inputs"]["features"])}.
 
-Output `{card['outputs']['name']}`: float32 `[batch]`, probability that `{card['label_column']}` is
-`{card['positive_class']}`.
+Output `{card["outputs"]["name"]}`: float32 `[batch]`, probability that `{card["label_column"]}` is
+`{card["positive_class"]}`.
 
 ## Test metrics
 | metric | value |
@@ -94,8 +111,8 @@ Output `{card['outputs']['name']}`: float32 `[batch]`, probability that `{card['
 {metrics}
 
 ## Verification
-ONNX vs PyTorch max abs difference per batch size: {json.dumps(card['parity_max_abs_diff'])}
-(tolerance {card['parity_atol']}). TensorRT: {card['tensorrt']}.
+ONNX vs PyTorch max abs difference per batch size: {json.dumps(card["parity_max_abs_diff"])}
+(tolerance {card["parity_atol"]}). TensorRT: {card["tensorrt"]}.
 
 ## Artifacts
 | file | sha256 |
@@ -104,7 +121,7 @@ ONNX vs PyTorch max abs difference per batch size: {json.dumps(card['parity_max_
 
 ## Config
 ```json
-{json.dumps(card['config'], indent=2)}
+{json.dumps(card["config"], indent=2)}
 ```
 """
 

@@ -25,7 +25,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
     with staged_outputs(layout.staging, layout.ingested) as (out,):
         for name, part in splits.items():
             write_parquet(layout.split(out, name), part)
-        write_json(out / "schema.json", {"origin": origin, "rows": rows, "schema": to_container(data.schema)})
+        write_json(
+            out / "schema.json",
+            {"origin": origin, "rows": rows, "schema": to_container(data.schema)},
+        )
     return rows
 
 

@@ -27,8 +27,20 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
             + f"; report in {diagnosis}"
         )
-    summary = {k: report[k] for k in ("rows", "n_features", "positive_fraction", "max_missing_fraction", "max_drift_psi")}
-    with staged_outputs(layout.staging, layout.profile_report, layout.profile_metrics) as (folder, metrics):
+    summary = {
+        k: report[k]
+        for k in (
+            "rows",
+            "n_features",
+            "positive_fraction",
+            "max_missing_fraction",
+            "max_drift_psi",
+        )
+    }
+    with staged_outputs(layout.staging, layout.profile_report, layout.profile_metrics) as (
+        folder,
+        metrics,
+    ):
         _write_report(report, failures, folder)
         write_json(metrics, summary)
     return summary

@@ -24,7 +24,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     x_val, _ = load_xy(layout.split(layout.cleaned, "val"), features)
     rng = np.random.default_rng(cfg.seed)
     calibration = x_val[rng.permutation(len(x_val))[: q.static.calibration_rows]]
-    with staged_outputs(layout.staging, layout.onnx_dir, layout.quantize_metrics) as (folder, metrics_file):
+    with staged_outputs(layout.staging, layout.onnx_dir, layout.quantize_metrics) as (
+        folder,
+        metrics_file,
+    ):
         folder.mkdir()
         fp32, prepared = folder / "model_fp32.onnx", folder / "model_fp32_prepared.onnx"
         steps = 2 + q.dynamic.enabled + q.static.enabled
@@ -40,7 +43,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                 static_int8(prepared, folder / "model_int8_static.onnx", calibration, q.static)
                 step(f"static INT8 ({q.static.calibration_method} calibration)")
         prepared.unlink()
-        sizes = {p.stem.removeprefix("model_"): p.stat().st_size for p in sorted(folder.glob("*.onnx"))}
+        sizes = {
+            p.stem.removeprefix("model_"): p.stat().st_size for p in sorted(folder.glob("*.onnx"))
+        }
         metrics = {
             "size_bytes": sizes,
             "size_ratio_vs_fp32": {k: v / sizes["fp32"] for k, v in sizes.items() if k != "fp32"},

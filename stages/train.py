@@ -28,7 +28,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         cfg.train.num_workers,
     )
     shutil.rmtree(layout.train_work, ignore_errors=True)
-    result = fit_classifier(cfg, dm, layout.train_work, run_name=f"{cfg.data.name}-{cfg.model.name}")
+    result = fit_classifier(
+        cfg, dm, layout.train_work, run_name=f"{cfg.data.name}-{cfg.model.name}"
+    )
     x_val, y_val = dm.val_xy
     val = ranking_metrics(y_val, torch_probabilities(result.module.model, x_val))
     metrics = {

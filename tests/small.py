@@ -35,15 +35,25 @@ def small_params(path: Path, extra: list[str] | None = None) -> Path:
 def env() -> dict[str, str]:
     """The test interpreter's bin folder first on PATH, so `python` and `dvc` are the venv's."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "WANDB_MODE": "disabled"}
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "WANDB_MODE": "disabled",
+    }
 
 
 def copy_project(dest: Path) -> Path:
     """The git-tracked project (what a fresh clone has) copied to `dest`."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         source = REPO / name
         if source.is_file():

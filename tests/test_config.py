@@ -88,11 +88,24 @@ def test_dvc_yaml_declares_the_paths_the_stages_write() -> None:
             for entry in stage.get(key, []):
                 declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
     expected = {
-        layout.ingested, layout.profile_report, layout.profile_metrics, layout.cleaned,
-        layout.quarantine, layout.clean_metrics, layout.augmented_train, layout.augment_metrics,
-        layout.checkpoint, layout.train_metrics, layout.train_history, layout.onnx_dir,
-        layout.quantize_metrics, layout.evaluate_metrics, layout.roc_curve, layout.pr_curve,
-        layout.evaluate_report, layout.export_dir,
+        layout.ingested,
+        layout.profile_report,
+        layout.profile_metrics,
+        layout.cleaned,
+        layout.quarantine,
+        layout.clean_metrics,
+        layout.augmented_train,
+        layout.augment_metrics,
+        layout.checkpoint,
+        layout.train_metrics,
+        layout.train_history,
+        layout.onnx_dir,
+        layout.quantize_metrics,
+        layout.evaluate_metrics,
+        layout.roc_curve,
+        layout.pr_curve,
+        layout.evaluate_report,
+        layout.export_dir,
     }
     assert {Path(p) for p in declared} == {Path(str(p)) for p in expected}
 

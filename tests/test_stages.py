@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from pipelines.cleaning import clean_splits
-from pipelines.config import CleanConfig, OutlierConfig, PipelineConfig, RangeRule, SchemaConfig, load_params
+from pipelines.config import (
+    CleanConfig,
+    OutlierConfig,
+    PipelineConfig,
+    RangeRule,
+    SchemaConfig,
+    load_params,
+)
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
 from pipelines.layout import SPLITS, Layout
@@ -65,7 +72,9 @@ def test_clean_accounts_for_every_row_it_removes(layout: Layout) -> None:
     assert removed == len(quarantine) == metrics["quarantined"]
     assert set(quarantine["_rule"]) <= {"isolation_forest_outlier", "duplicate"}
     assert (quarantine.loc[quarantine["_rule"] == "isolation_forest_outlier", LABEL] == 0).all()
-    assert metrics["rows_in"]["test"] == metrics["rows_out"]["test"]  # evaluation data is never thinned
+    assert (
+        metrics["rows_in"]["test"] == metrics["rows_out"]["test"]
+    )  # evaluation data is never thinned
 
 
 def test_clean_rules_quarantine_with_the_rule_that_removed_each_row() -> None:
@@ -125,9 +134,18 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
     report = read(layout.evaluate_metrics)
     variants = report["variants"]
     assert set(variants) == {"pytorch_fp32", "onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
-    assert variants["onnx_fp32"]["auprc"] == pytest.approx(variants["pytorch_fp32"]["auprc"], abs=1e-4)
+    assert variants["onnx_fp32"]["auprc"] == pytest.approx(
+        variants["pytorch_fp32"]["auprc"], abs=1e-4
+    )
     for metrics in variants.values():
-        assert {"auroc", "auprc", "f1", "recall_at_0.01_fpr", "size_bytes", "auprc_retained_vs_fp32"} <= set(metrics)
+        assert {
+            "auroc",
+            "auprc",
+            "f1",
+            "recall_at_0.01_fpr",
+            "size_bytes",
+            "auprc_retained_vs_fp32",
+        } <= set(metrics)
     latency = read(layout.evaluate_report / "latency.json")["variants"]
     assert latency["onnx_fp32"]["batch256"]["p50_ms"] > 0
     assert pd.read_csv(layout.roc_curve).columns.tolist() == ["fpr", "tpr"]
@@ -145,7 +163,9 @@ def test_export_verifies_parity_and_hashes_its_artifacts(layout: Layout) -> None
     assert "# Model card" in (layout.export_dir / "model_card.md").read_text()
 
 
-def test_same_config_and_seed_give_the_same_training_metrics(cfg: PipelineConfig, layout: Layout, tmp_path: Path) -> None:
+def test_same_config_and_seed_give_the_same_training_metrics(
+    cfg: PipelineConfig, layout: Layout, tmp_path: Path
+) -> None:
     again = Layout(tmp_path)
     for stage in (ingest, clean, augment, train):
         stage.run(cfg, again)

