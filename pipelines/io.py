@@ -25,7 +25,9 @@ def staged_outputs(staging_root: Path, *finals: Path) -> Iterator[list[Path]]:
     temps = [staging / f"{index}-{final.name}" for index, final in enumerate(finals)]
     try:
         yield temps
-        missing = [str(final) for temp, final in zip(temps, finals, strict=True) if not temp.exists()]
+        missing = [
+            str(final) for temp, final in zip(temps, finals, strict=True) if not temp.exists()
+        ]
         if missing:
             raise RuntimeError(f"stage finished without writing {', '.join(missing)}")
         for temp, final in zip(temps, finals, strict=True):
