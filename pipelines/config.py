@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -328,8 +329,9 @@ def load_params(
         cfg = OmegaConf.load(path)
         if overrides:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-    except OmegaConfBaseException as err:
-        raise PipelineError(f"{path}: {str(err).splitlines()[0]}") from None
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())
+        raise PipelineError(f"{path}: not a valid params file: {reason}") from None
     return validate(cfg, source=str(path))
 
 

@@ -23,7 +23,9 @@ def conform(frame: pd.DataFrame, schema: SchemaConfig, origin: str) -> pd.DataFr
         )
     out = pd.DataFrame(index=frame.index)
     for column in schema.id_columns:
-        out[column] = frame[column]
+        ids = frame[column]
+        # mixed int/str ids (common in JSON) cannot be written to Parquet as one type
+        out[column] = ids if pd.api.types.is_numeric_dtype(ids) else ids.astype("string")
     if schema.time_column:
         out[schema.time_column] = _as_time(frame[schema.time_column], schema.time_column, origin)
     for column in schema.numeric:

@@ -36,9 +36,19 @@ def split_frame(
     else:
         # missing labels get their own stratum; clean quarantines them later
         strata = frame[LABEL].fillna(-1)
-        rest, test = train_test_split(frame, test_size=n_test, stratify=strata, random_state=seed)
-        train, val = train_test_split(
-            rest, test_size=n_val, stratify=strata.loc[rest.index], random_state=seed
-        )
+        try:
+            rest, test = train_test_split(
+                frame, test_size=n_test, stratify=strata, random_state=seed
+            )
+            train, val = train_test_split(
+                rest, test_size=n_val, stratify=strata.loc[rest.index], random_state=seed
+            )
+        except ValueError as err:
+            counts = ", ".join(f"{k:g}: {v}" for k, v in strata.value_counts().items())
+            raise PipelineError(
+                f"data: cannot stratify {n_rows} rows by label (class counts {counts}) with "
+                f"config key 'data.split' val_fraction={split.val_fraction}, "
+                f"test_fraction={split.test_fraction}: {str(err).splitlines()[0]}"
+            ) from None
         parts = {"train": train, "val": val, "test": test}
     return {name: part.reset_index(drop=True) for name, part in parts.items()}

@@ -49,14 +49,23 @@ class DenseBlock(nn.Module):
         return x + self.ffn(self.norm(x)), x.new_zeros(()), None
 
 
+def _import_moe_layer() -> type[nn.Module]:
+    import os
+
+    if not torch.cuda.is_available():
+        # name the accelerator instead of letting DeepSpeed probe for one and warn
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from deepspeed.moe.layer import MoE
+
+    return MoE
+
+
 class MoEBlock(nn.Module):
     """Pre-norm residual block: x + MoE(LayerNorm(x))."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        from deepspeed.moe.layer import MoE
-
-        ensure_process_group()
+        MoE = _import_moe_layer()  # noqa: N806
         self.norm = nn.LayerNorm(cfg.hidden_dim)
         self.moe = MoE(
             hidden_size=cfg.hidden_dim,
@@ -98,6 +107,8 @@ class MoEBlock(nn.Module):
         h = self.norm(x)
         if self.exportable:
             return x + self._routed_with_tensor_ops(h), x.new_zeros(()), None
+        # created on first use, so a DDP/DeepSpeed launcher's process group comes first
+        ensure_process_group()
         out, aux_loss, expert_counts = self.moe(h)
         return x + out, aux_loss, expert_counts
 
