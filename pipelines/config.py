@@ -107,6 +107,10 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
+MOE_MODELS = ("moe_mlp", "moe_transformer")
+SEQUENCE_MODELS = ("moe_transformer", "bilstm_attention")
+
+
 @dataclass
 class ModelConfig:
     name: str = "moe_mlp"
@@ -122,12 +126,47 @@ class ModelConfig:
     second_expert_sampling: bool = True
     aux_loss_weight: float = 0.01
     dropout: float = 0.1
+    # sequence models only: how many of the customer's transactions (the current one last)
+    # one example holds, and the attention heads of the Transformer encoder
+    seq_len: int = 16
+    num_heads: int = 4
+
+    @property
+    def is_moe(self) -> bool:
+        return self.name in MOE_MODELS
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.name in SEQUENCE_MODELS
+
+
+@dataclass
+class StrategyConfig:
+    """How training is distributed; conf/strategy/ holds one file per option."""
+
+    name: str = "auto"
+    process_group_backend: str | None = None
+    find_unused_parameters: bool = False
+    # a native DeepSpeed config (ZeRO stage, offload, buckets, bf16/fp16); deepspeed only
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def zero_stage(self) -> int | None:
+        if self.name != "deepspeed":
+            return None
+        return int(self.config.get("zero_optimization", {}).get("stage", 0))
+
+    @property
+    def offloads_optimizer(self) -> bool:
+        zero = self.config.get("zero_optimization", {}) if self.name == "deepspeed" else {}
+        return zero.get("offload_optimizer", {}).get("device", "none") in ("cpu", "nvme")
 
 
 @dataclass
 class TrainerConfig:
     accelerator: str = "cpu"
     devices: int = 1
+    num_nodes: int = 1
     max_epochs: int = 4
     precision: str = "32-true"
     accumulate_grad_batches: int = 1
@@ -182,6 +221,11 @@ class EarlyStoppingConfig:
 class CheckpointConfig:
     monitor: str = "val/auprc"
     mode: str = "max"
+    # also write last.ckpt every N optimizer steps (0: at epoch ends only), so a kill loses
+    # at most N steps
+    every_n_train_steps: int = 0
+    # rerunning the same config after a kill continues from last.ckpt
+    resume: bool = True
 
 
 @dataclass
@@ -234,6 +278,7 @@ class ExportConfig:
 class PipelineConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -252,8 +297,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
     "data.clean.missing.categorical": ("most_frequent", "constant", "quarantine"),
     "data.augment.method": ("none", "smote", "random_over", "random_under", "smote_tomek"),
-    "model.name": ("moe_mlp", "dense_mlp"),
+    "model.name": ("moe_mlp", "dense_mlp", "moe_transformer", "bilstm_attention"),
     "model.noisy_gate_policy": ("RSample", "Jitter"),
+    "strategy.name": ("auto", "ddp", "deepspeed"),
+    "strategy.process_group_backend": ("gloo", "nccl", "mpi"),
+    "trainer.accelerator": ("cpu", "gpu", "cuda", "auto"),
+    "trainer.precision": ("32-true", "bf16-mixed", "16-mixed", "bf16-true"),
     "train.optimizer": ("adamw", "adam", "sgd"),
     "train.scheduler": ("cosine", "constant"),
     "train.loss": ("bce", "focal"),
@@ -287,11 +336,19 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{source}: config keys 'data.split.val_fraction'/'test_fraction' must each be in "
             f"(0, 1) and sum below 1, got {split.val_fraction} and {split.test_fraction}"
         )
-    if cfg.model.name == "moe_mlp" and (cfg.model.top_k != 2 or cfg.model.num_experts < 2):
+    if cfg.model.is_moe and (cfg.model.top_k != 2 or cfg.model.num_experts < 2):
         # DeepSpeed's top-1 gate asserts batch > min_capacity, which rules out batch-1 inference
         raise PipelineError(
             f"{source}: config keys 'model.top_k' = {cfg.model.top_k}, 'model.num_experts' = "
-            f"{cfg.model.num_experts}: moe_mlp expects top_k = 2 and at least 2 experts"
+            f"{cfg.model.num_experts}: {cfg.model.name} expects top_k = 2 and at least 2 experts"
+        )
+    if cfg.strategy.zero_stage == 3 and cfg.model.is_moe:
+        # measured: deepspeed 0.19 raises "Native DeepSpeed MoE is not supported with ZeRO
+        # Stage 3" at engine start, after the data stages; fail before any work instead
+        raise PipelineError(
+            f"{source}: config key 'strategy' (ZeRO stage 3) with 'model.name' = "
+            f"{cfg.model.name!r}: DeepSpeed's MoE layer supports ZeRO stage 1 or 2 only; "
+            "expected strategy=deepspeed_zero1|deepspeed_zero2 or a dense model"
         )
     if cfg.train.pos_weight not in (None, "auto") and not isinstance(
         cfg.train.pos_weight, int | float

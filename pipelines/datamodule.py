@@ -8,7 +8,7 @@ import lightning as L
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
 
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
@@ -25,6 +25,49 @@ def load_xy(path: Path, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+class ResumableSampler(Sampler[int]):
+    """Shuffles by (seed, epoch) alone and can start mid-epoch, so a run resumed from a
+    mid-epoch checkpoint sees exactly the batches an uninterrupted run would.
+
+    Written here rather than taken from torch: DistributedSampler shuffles by (seed, epoch)
+    but cannot skip, and Lightning drops a stateful loader's state when configure_optimizers
+    reads estimated_stepping_batches (Lightning issue #20550). Under DDP each rank takes
+    every world_size-th index (the tail is dropped so ranks stay in step), as
+    DistributedSampler(drop_last=True) does.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self.epoch = 0
+        self.resume_at: tuple[int, int] | None = None  # (epoch, samples already seen)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @staticmethod
+    def _replicas() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        return self.size // self._replicas()[1]
+
+    def __iter__(self):
+        rank, world = self._replicas()
+        order = torch.randperm(
+            self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)
+        )
+        mine = order[rank : len(self) * world : world].tolist()
+        skip = 0
+        if self.resume_at is not None and self.resume_at[0] == self.epoch:
+            skip = self.resume_at[1]
+        self.resume_at = None
+        yield from mine[skip:]
+
+
 class TabularDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -34,24 +77,33 @@ class TabularDataModule(L.LightningDataModule):
         batch_size: int,
         eval_batch_size: int,
         num_workers: int = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        self.seed = seed
         self.train_path, self.val_path = train_path, val_path
         self.features = features
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.train_xy = load_xy(train_path, features)
         self.val_xy = load_xy(val_path, features)
+        # made here, not in train_dataloader: a resumed run positions it while restoring
+        # callbacks, before Lightning asks for the loaders
+        self.train_sampler = ResumableSampler(len(self.train_xy[0]), seed)
 
     def train_dataloader(self) -> DataLoader:
         x, y = self.train_xy
+        # a ragged last batch of a few rows gives a noisy MoE routing step; drop it
+        batches = BatchSampler(
+            self.train_sampler, self.batch_size, drop_last=len(x) > self.batch_size
+        )
         return DataLoader(
             TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
-            batch_size=self.batch_size,
-            shuffle=True,
-            # a ragged last batch of a few rows gives a noisy MoE routing step; drop it
-            drop_last=len(x) > self.batch_size,
+            batch_sampler=batches,
             num_workers=self.num_workers,
+            # the loader's own generator, so creating an iterator leaves the global RNG (dropout,
+            # expert sampling) untouched and a resumed run draws the same numbers
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -60,4 +112,5 @@ class TabularDataModule(L.LightningDataModule):
             TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
             batch_size=self.eval_batch_size,
             num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
         )

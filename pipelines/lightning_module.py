@@ -33,6 +33,10 @@ class RiskClassifier(L.LightningModule):
         self.model_cfg = ModelConfig(**model)
         self.train_cfg = TrainConfig(**train)
         self.model = build_model(n_features, self.model_cfg, feature_mean, feature_std)
+        # set by the trainer builder: schedule length from the data, and whether ZeRO-Offload
+        # moves the optimizer to the CPU
+        self.total_steps: int | None = None
+        self.offload_optimizer = False
         self.val_auroc = BinaryAUROC()
         self.val_auprc = BinaryAveragePrecision()
 
@@ -78,18 +82,29 @@ class RiskClassifier(L.LightningModule):
         self.val_auroc.reset()
         self.val_auprc.reset()
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.train_cfg
+        params = self._param_groups()
+        if self.offload_optimizer and cfg.optimizer in ("adamw", "adam"):
+            # ZeRO-Offload steps the optimizer on the CPU; DeepSpeed refuses torch's Adam there
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            return DeepSpeedCPUAdam(
+                params,
+                lr=cfg.lr,
+                weight_decay=cfg.weight_decay,
+                adamw_mode=cfg.optimizer == "adamw",
+            )
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.lr)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.train_cfg
-        params = self.parameters()
-        if cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        else:
-            optimizer = torch.optim.SGD(
-                params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
-            )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        optimizer = self.build_optimizer()
+        total = max(self.total_steps or int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(total * cfg.warmup_ratio)
         schedule = (
             warmup_cosine(warmup, total) if cfg.scheduler == "cosine" else warmup_constant(warmup)
@@ -99,6 +114,16 @@ class RiskClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = [{"params": list(self.parameters()), "name": "params"}]
+        if self.model_cfg.is_moe:
+            # DeepSpeed's ZeRO reduces expert gradients over the expert-parallel group only if
+            # expert parameters sit in their own optimizer groups; harmless without ZeRO
+            from deepspeed.moe.utils import split_params_into_different_moe_groups_for_optimizer
+
+            groups = list(split_params_into_different_moe_groups_for_optimizer(groups[0]))
+        return groups
 
 
 def warmup_cosine(warmup: int, total: int):

@@ -1,13 +1,19 @@
-"""Builds the Lightning Trainer from config, fits, and writes a weights-only checkpoint."""
+"""Builds the Lightning Trainer from config, fits (resuming after a kill), and writes a
+weights-only checkpoint."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -15,6 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.lightning_module import RiskClassifier
+from pipelines.strategy import build_strategy
 
 CHECKPOINT_FORMAT = "moe-pipelines/checkpoint-v1"
 
@@ -25,13 +32,22 @@ class FitResult:
     best_score: float
     epochs_run: int
     history: list[dict[str, float]]
+    global_rank: int
+    resumed_from: str | None
 
 
 class EpochHistory(Callback):
-    """Epoch-level metrics in memory, for the DVC plot of the training curves."""
+    """Epoch-level metrics, for the DVC plot of the training curves; kept in checkpoints so a
+    resumed run still has the epochs before the kill."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict["rows"])
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # runs after the epoch's validation loop, so val metrics are this epoch's
@@ -43,9 +59,65 @@ class EpochHistory(Callback):
         self.rows.append(row)
 
 
+class ResumePoint(Callback):
+    """What an exact resume needs beyond Lightning's checkpoint.
+
+    The train sampler's place in its epoch goes into the checkpoint. Randomness in a step
+    (dropout, the MoE gate's 2nd-expert sampling) is drawn from a generator seeded by
+    (seed, rank, epoch, batch) at each batch start: restoring the global RNG state instead is
+    not enough, because Lightning draws from it outside the steps (first-use setup runs
+    inside its isolated sanity check in a fresh run, but in the first step of a resumed one).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        entropy = (self.seed, trainer.global_rank, trainer.current_epoch, batch_idx)
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        checkpoint["resume_point"] = {
+            "epoch": trainer.current_epoch,
+            "batches_done": progress.processed,
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        point = checkpoint.get("resume_point")
+        dm = trainer.datamodule  # type: ignore[attr-defined]
+        if point is not None and point["batches_done"] < trainer.num_training_batches:
+            dm.train_sampler.resume_at = (point["epoch"], point["batches_done"] * dm.batch_size)
+
+
+def run_fingerprint(cfg: PipelineConfig, inputs: list[Path]) -> str:
+    """What makes two training runs the same run: every config key that reaches training and
+    the bytes of its inputs. Resuming only ever continues a run with the same fingerprint."""
+    digest = hashlib.sha256()
+    for section in ("data", "model", "strategy", "trainer", "train", "callbacks", "seed"):
+        digest.update(
+            json.dumps(
+                to_container(getattr(cfg, section)) if section != "seed" else cfg.seed,
+                sort_keys=True,
+            ).encode()
+        )
+    for path in inputs:
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def fit_classifier(
     cfg: PipelineConfig, dm: TabularDataModule, work_dir: Path, run_name: str = "train"
 ) -> FitResult:
+    """Fit in `work_dir`; if it holds a last.ckpt of an interrupted run, continue from it."""
     L.seed_everything(cfg.seed, workers=True)
     x_train, y_train = dm.train_xy
     pos_weight = _pos_weight(cfg.train.pos_weight, y_train)
@@ -58,41 +130,84 @@ def fit_classifier(
         train=to_container(cfg.train),
         pos_weight=pos_weight,
     )
+    # the schedule's length from the data, not trainer.estimated_stepping_batches: reading
+    # that in configure_optimizers makes Lightning set up the data before it restores a
+    # checkpoint (Lightning issue #20550)
+    world = cfg.trainer.devices * cfg.trainer.num_nodes
+    batches_per_epoch = max(len(x_train) // world // cfg.train.batch_size, 1)
+    limit = _batch_limit(cfg.trainer.limit_train_batches)
+    if isinstance(limit, int):
+        batches_per_epoch = min(batches_per_epoch, limit)
+    else:
+        batches_per_epoch = max(int(batches_per_epoch * limit), 1)
+    module.offload_optimizer = cfg.strategy.offloads_optimizer
+    module.total_steps = (
+        math.ceil(batches_per_epoch / cfg.trainer.accumulate_grad_batches) * cfg.train.max_epochs
+    )
+    ckpt = cfg.callbacks.checkpoint
+    checkpoint_dir = work_dir / "checkpoints"
     checkpoint = ModelCheckpoint(
-        dirpath=work_dir / "checkpoints",
+        dirpath=checkpoint_dir,
         filename="best",
-        monitor=cfg.callbacks.checkpoint.monitor,
-        mode=cfg.callbacks.checkpoint.mode,
+        monitor=ckpt.monitor,
+        mode=ckpt.mode,
         save_last=True,
     )
     history = EpochHistory()
-    callbacks: list[Callback] = [checkpoint, history, TQDMProgressBar(refresh_rate=20)]
+    callbacks: list[Callback] = [
+        checkpoint,
+        history,
+        ResumePoint(cfg.seed),
+        TQDMProgressBar(refresh_rate=20),
+    ]
+    if ckpt.every_n_train_steps > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoint_dir,
+                filename="step",
+                every_n_train_steps=ckpt.every_n_train_steps,
+                save_last=True,
+            )
+        )
     stopping = cfg.callbacks.early_stopping
     if stopping.enabled:
         callbacks.append(
             EarlyStopping(monitor=stopping.monitor, mode=stopping.mode, patience=stopping.patience)
         )
+    # --- Optuna sweep trial: report val metric per epoch, prune (pipelines/sweeps/pruning.py)
+    from pipelines.sweeps.pruning import pruning_callback
+
+    if (pruning := pruning_callback(cfg)) is not None:
+        callbacks.append(pruning)
+    # ---
     t = cfg.trainer
     trainer = L.Trainer(
         accelerator=t.accelerator,
+        strategy=build_strategy(cfg),
         devices=t.devices,
+        num_nodes=t.num_nodes,
+        # ResumableSampler splits the data between ranks itself
+        use_distributed_sampler=False,
         precision=t.precision,
         max_epochs=cfg.train.max_epochs,
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps,
-        limit_train_batches=t.limit_train_batches,
+        limit_train_batches=limit,
         enable_progress_bar=t.enable_progress_bar,
         default_root_dir=work_dir,
         logger=build_loggers(cfg, work_dir, run_name),
         callbacks=callbacks,
         enable_model_summary=False,
     )
-    trainer.fit(module, datamodule=dm)
+    last = checkpoint_dir / "last.ckpt"
+    resume_from = str(last) if ckpt.resume and last.exists() else None
+    if resume_from:
+        print(f"train: resuming from {resume_from}", flush=True)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     if checkpoint.best_model_path:
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(best["state_dict"])
+        module.load_state_dict(_best_state_dict(Path(checkpoint.best_model_path), work_dir))
     best_score = checkpoint.best_model_score
     for logger in trainer.loggers:
         logger.finalize("success")
@@ -102,7 +217,33 @@ def fit_classifier(
         best_score=float(best_score) if best_score is not None else float("nan"),
         epochs_run=trainer.current_epoch,
         history=history.rows,
+        global_rank=trainer.global_rank,
+        resumed_from=resume_from,
     )
+
+
+def _best_state_dict(path: Path, work_dir: Path) -> dict[str, torch.Tensor]:
+    if path.is_dir():
+        # DeepSpeed saves a directory of partitioned shards; gather them into one file first
+        from lightning.pytorch.utilities.deepspeed import (
+            convert_zero_checkpoint_to_fp32_state_dict,
+        )
+
+        single = work_dir / "best-fp32.ckpt"
+        convert_zero_checkpoint_to_fp32_state_dict(path, single)
+        path = single
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def finish_run(work_dir: Path) -> None:
+    """Drop the resume checkpoints of a finished run, so the same command trains afresh
+    instead of "resuming" a run that ended (early stopping's stop is not in the checkpoint)."""
+    shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+
+
+def _batch_limit(value: float) -> int | float:
+    """Lightning reads a float as a fraction of the epoch and an int as a batch count."""
+    return int(value) if value > 1 else value
 
 
 def _pos_weight(setting: Any, y_train) -> float | None:
@@ -146,7 +287,11 @@ def _finish_wandb() -> None:
     if "wandb" in sys.modules:
         import wandb
 
-        if wandb.run is not None:
+        # a run opened by train.py for the whole pipeline (pipelines/tracking.py) stays open
+        # for the export artifact; train.py finishes it
+        from pipelines.tracking import owns_run
+
+        if wandb.run is not None and not owns_run(wandb.run):
             wandb.finish()
 
 

@@ -13,26 +13,34 @@ from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.models.moe import count_parameters
 from pipelines.onnx_export import torch_probabilities
-from pipelines.training import fit_classifier, save_checkpoint
+from pipelines.strategy import check_hardware
+from pipelines.training import finish_run, fit_classifier, run_fingerprint, save_checkpoint
 from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    check_hardware(cfg)
     features = read_json(layout.features_file)["features"]
+    val_split = layout.split(layout.cleaned, "val")
     dm = TabularDataModule(
         layout.augmented_train,
-        layout.split(layout.cleaned, "val"),
+        val_split,
         features,
         cfg.train.batch_size,
         cfg.train.eval_batch_size,
         cfg.train.num_workers,
+        seed=cfg.seed,
     )
-    shutil.rmtree(layout.train_work, ignore_errors=True)
-    result = fit_classifier(
-        cfg, dm, layout.train_work, run_name=f"{cfg.data.name}-{cfg.model.name}"
-    )
+    # one work dir per (config, inputs): rerunning the same thing after a kill resumes it
+    work_dir = layout.train_work / run_fingerprint(cfg, [layout.augmented_train, val_split])
+    _drop_other_runs(layout.train_work, keep=work_dir.name)
+    result = fit_classifier(cfg, dm, work_dir, run_name=f"{cfg.data.name}-{cfg.model.name}")
     x_val, y_val = dm.val_xy
     val = ranking_metrics(y_val, torch_probabilities(result.module.model, x_val))
+    # each rank's view of the validation metric, for checking that DDP ranks agree
+    write_json(work_dir / "ranks" / f"rank{result.global_rank}.json", val)
+    if result.global_rank != 0:
+        return {"val": val}
     metrics = {
         "val": val,
         "epochs_run": result.epochs_run,
@@ -43,7 +51,16 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         save_checkpoint(result.module, ckpt, {"val_metrics": val})
         write_json(metrics_file, metrics)
         _write_history(result.history, history)
+    finish_run(work_dir)
     return metrics
+
+
+def _drop_other_runs(train_work, keep: str) -> None:
+    """Checkpoints of runs with another config or other inputs can never be resumed."""
+    if train_work.is_dir():
+        for child in train_work.iterdir():
+            if child.is_dir() and child.name != keep:
+                shutil.rmtree(child, ignore_errors=True)
 
 
 def _write_history(rows: list[dict[str, float]], path) -> None:

@@ -24,9 +24,18 @@ SMALL_OVERRIDES = [
 ]
 
 
-def small_params(path: Path, extra: list[str] | None = None) -> Path:
-    """Write a params.yaml: the committed default with the small overrides applied."""
-    cfg = OmegaConf.load(REPO / "params.yaml")
+def small_params(
+    path: Path, extra: list[str] | None = None, groups: list[str] | None = None
+) -> Path:
+    """Write a params.yaml: the committed default (or conf/ composed with Hydra `groups`
+    overrides such as strategy=ddp) with the small overrides applied."""
+    if groups:
+        from pipelines.compose import compose_params
+
+        compose_params(path, groups)
+        cfg = OmegaConf.load(path)
+    else:
+        cfg = OmegaConf.load(REPO / "params.yaml")
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([*SMALL_OVERRIDES, *(extra or [])]))
     path.write_text(OmegaConf.to_yaml(cfg))
     return path

@@ -97,18 +97,16 @@ class MoEBlock(nn.Module):
     def experts(self) -> nn.ModuleList:
         return self.moe.deepspeed_moe.experts.deepspeed_experts
 
-    def train(self, mode: bool = True) -> MoEBlock:
-        super().train(mode)
-        # Gumbel sampling of the 2nd expert is exploration for training; inference is deterministic
-        self.gate.top2_2nd_expert_sampling = self.second_expert_sampling and mode
-        return self
-
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         h = self.norm(x)
         if self.exportable:
             return x + self._routed_with_tensor_ops(h), x.new_zeros(()), None
         # created on first use, so a DDP/DeepSpeed launcher's process group comes first
         ensure_process_group()
+        # Gumbel sampling of the 2nd expert is exploration for training; inference is
+        # deterministic. Set per call: Lightning restores modes after validation by assigning
+        # `.training`, not through train(), so an override of train() would be bypassed
+        self.gate.top2_2nd_expert_sampling = self.second_expert_sampling and self.training
         out, aux_loss, expert_counts = self.moe(h)
         return x + out, aux_loss, expert_counts
 
