@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test setup params lint clean-outputs
+.PHONY: run test setup params lint clean-outputs compare
 
 run: setup
 	dvc repro
@@ -31,6 +31,10 @@ $(VENV)/.installed: pyproject.toml
 
 params: setup
 	python -m pipelines.compose
+
+# side-by-side report of runs: make compare RUNS="outputs/runs/<a> outputs/runs/<b> <dvc exp>"
+compare: setup
+	python -m pipelines.compare $(RUNS)
 
 lint: setup
 	ruff check .

@@ -32,6 +32,8 @@ class SchemaConfig:
     positive_class: str = "1"
     time_column: str | None = None
     id_columns: list[str] = field(default_factory=list)
+    # the entity whose history the sequence models read (e.g. customer_id)
+    sequence_key: str | None = None
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
 
@@ -108,7 +110,7 @@ class DataConfig:
 
 
 MOE_MODELS = ("moe_mlp", "moe_transformer")
-SEQUENCE_MODELS = ("moe_transformer", "bilstm_attention")
+SEQUENCE_MODELS = ("moe_transformer", "dense_transformer", "bilstm_attention")
 
 
 @dataclass
@@ -297,7 +299,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
     "data.clean.missing.categorical": ("most_frequent", "constant", "quarantine"),
     "data.augment.method": ("none", "smote", "random_over", "random_under", "smote_tomek"),
-    "model.name": ("moe_mlp", "dense_mlp", "moe_transformer", "bilstm_attention"),
+    "model.name": (
+        "moe_mlp",
+        "dense_mlp",
+        "moe_transformer",
+        "dense_transformer",
+        "bilstm_attention",
+    ),
     "model.noisy_gate_policy": ("RSample", "Jitter"),
     "strategy.name": ("auto", "ddp", "deepspeed"),
     "strategy.process_group_backend": ("gloo", "nccl", "mpi"),
@@ -349,6 +357,12 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{source}: config key 'strategy' (ZeRO stage 3) with 'model.name' = "
             f"{cfg.model.name!r}: DeepSpeed's MoE layer supports ZeRO stage 1 or 2 only; "
             "expected strategy=deepspeed_zero1|deepspeed_zero2 or a dense model"
+        )
+    if cfg.model.is_sequence and not (cfg.data.schema.sequence_key and cfg.data.schema.time_column):
+        raise PipelineError(
+            f"{source}: config key 'data.schema.sequence_key' = {cfg.data.schema.sequence_key!r}, "
+            f"'data.schema.time_column' = {cfg.data.schema.time_column!r}: model "
+            f"{cfg.model.name!r} reads each entity's history, so both must name columns"
         )
     if cfg.train.pos_weight not in (None, "auto") and not isinstance(
         cfg.train.pos_weight, int | float

@@ -10,8 +10,10 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
 
+from pipelines.config import PipelineConfig
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
+from pipelines.layout import SPLITS, Layout
 
 
 def load_xy(path: Path, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -68,11 +70,47 @@ class ResumableSampler(Sampler[int]):
         yield from mine[skip:]
 
 
+def model_inputs(
+    cfg: PipelineConfig, layout: Layout, features: list[str], splits: tuple[str, ...]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(x, y) per split in the shape the configured model reads: a feature matrix for the
+    tabular models (train from the augmented split), or per-entity histories of
+    (seq_len, features + 1) for the sequence models (train from the clean split: resampled
+    rows have no history)."""
+    if cfg.model.is_sequence:
+        from pipelines.data.sequences import customer_sequences
+
+        schema = cfg.data.schema
+        every = customer_sequences(
+            {name: layout.split(layout.cleaned, name) for name in SPLITS},
+            features,
+            schema.sequence_key,  # type: ignore[arg-type]
+            schema.time_column,  # type: ignore[arg-type]
+            cfg.model.seq_len,
+        )
+        return {name: every[name] for name in splits}
+    return {
+        name: load_xy(
+            layout.augmented_train if name == "train" else layout.split(layout.cleaned, name),
+            features,
+        )
+        for name in splits
+    }
+
+
+def feature_statistics(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-feature mean and std over real rows (sequence padding and its flag left out)."""
+    rows = x[x[..., -1] > 0][:, :-1] if x.ndim == 3 else x
+    return [float(v) for v in rows.mean(axis=0)], [float(v) for v in rows.std(axis=0)]
+
+
 class TabularDataModule(L.LightningDataModule):
+    """Train/val arrays (tabular rows or sequences) as Lightning loaders."""
+
     def __init__(
         self,
-        train_path: Path,
-        val_path: Path,
+        train_xy: tuple[np.ndarray, np.ndarray],
+        val_xy: tuple[np.ndarray, np.ndarray],
         features: list[str],
         batch_size: int,
         eval_batch_size: int,
@@ -81,12 +119,10 @@ class TabularDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.seed = seed
-        self.train_path, self.val_path = train_path, val_path
         self.features = features
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
-        self.train_xy = load_xy(train_path, features)
-        self.val_xy = load_xy(val_path, features)
+        self.train_xy, self.val_xy = train_xy, val_xy
         # made here, not in train_dataloader: a resumed run positions it while restoring
         # callbacks, before Lightning asks for the loaders
         self.train_sampler = ResumableSampler(len(self.train_xy[0]), seed)

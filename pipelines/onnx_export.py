@@ -7,19 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from pipelines.errors import PipelineError
-from pipelines.models.moe import ProbabilityHead, TabularClassifier, exportable
+from pipelines.models.moe import ProbabilityHead, exportable
 from pipelines.runtime import session
 
 INPUT, OUTPUT = "features", "probability"
 
 
-def export_onnx(model: TabularClassifier, n_features: int, path: Path, opset: int) -> None:
+def export_onnx(model: nn.Module, sample_shape: tuple[int, ...], path: Path, opset: int) -> None:
     """TorchScript-based exporter (dynamo=False) with a dynamic batch axis; MoE blocks take the
     tensor-op routing path so the expert capacity follows the batch size."""
     head = ProbabilityHead(model).eval()
-    example = torch.zeros(8, n_features)
+    example = torch.zeros(8, *sample_shape)
+    if len(sample_shape) == 2:
+        example[..., -1] = 1.0  # sequences: mark the rows real, so attention sees keys
+    # the fused attention kernel PyTorch picks at inference has no ONNX symbolic
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     with warnings.catch_warnings(), exportable(model), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -32,11 +38,10 @@ def export_onnx(model: TabularClassifier, n_features: int, path: Path, opset: in
             dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
             opset_version=opset,
         )
+    torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def torch_probabilities(
-    model: TabularClassifier, x: np.ndarray, batch_size: int = 4096
-) -> np.ndarray:
+def torch_probabilities(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     head = ProbabilityHead(model).eval()
     out = []
     with torch.no_grad():
@@ -46,7 +51,7 @@ def torch_probabilities(
 
 
 def parity_check(
-    model: TabularClassifier, onnx_path: Path, x: np.ndarray, batch_sizes: list[int], atol: float
+    model: nn.Module, onnx_path: Path, x: np.ndarray, batch_sizes: list[int], atol: float
 ) -> dict[str, float]:
     """Max |ONNX - PyTorch| per batch size; raises when any exceeds `atol`. Each batch is
     scored as one call on both sides, so MoE capacity is exercised at that batch size."""

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from pipelines.config import PipelineConfig, to_container
-from pipelines.datamodule import TabularDataModule
+from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.lightning_module import RiskClassifier
 from pipelines.strategy import build_strategy
 
@@ -121,11 +121,12 @@ def fit_classifier(
     L.seed_everything(cfg.seed, workers=True)
     x_train, y_train = dm.train_xy
     pos_weight = _pos_weight(cfg.train.pos_weight, y_train)
+    mean, std = feature_statistics(x_train)
     module = RiskClassifier(
-        n_features=x_train.shape[1],
+        n_features=len(dm.features),
         feature_names=list(dm.features),
-        feature_mean=[float(v) for v in x_train.mean(axis=0)],
-        feature_std=[float(v) for v in x_train.std(axis=0)],
+        feature_mean=mean,
+        feature_std=std,
         model=to_container(cfg.model),
         train=to_container(cfg.train),
         pos_weight=pos_weight,
@@ -158,8 +159,9 @@ def fit_classifier(
         checkpoint,
         history,
         ResumePoint(cfg.seed),
-        TQDMProgressBar(refresh_rate=20),
     ]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
     if ckpt.every_n_train_steps > 0:
         callbacks.append(
             ModelCheckpoint(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pipelines.config import PipelineConfig
-from pipelines.datamodule import load_xy
+from pipelines.datamodule import model_inputs
 from pipelines.evaluation import classification_metrics, curves, latency, predict_all
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
@@ -28,7 +28,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     features = read_json(layout.features_file)["features"]
-    x, y = load_xy(layout.split(layout.cleaned, "test"), features)
+    x, y = model_inputs(cfg, layout, features, ("test",))["test"]
     predictors = {REFERENCE: _torch_predictor(layout)}
     sizes = {REFERENCE: layout.checkpoint.stat().st_size}
     for path in sorted(layout.onnx_dir.glob("model_*.onnx")):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig, to_container
-from pipelines.datamodule import load_xy
+from pipelines.datamodule import model_inputs
 from pipelines.errors import PipelineError
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
@@ -30,7 +30,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         )
     module = load_checkpoint(layout.checkpoint)
     features = read_json(layout.features_file)["features"]
-    x, _ = load_xy(layout.split(layout.cleaned, "test"), features)
+    x, _ = model_inputs(cfg, layout, features, ("test",))["test"]
     atol = ex.parity_atol if ex.variant == "fp32" else ex.quantized_atol
     parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
     evaluation = read_json(layout.evaluate_metrics)
@@ -49,7 +49,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "inputs": {
                 "name": INPUT,
                 "dtype": "float32",
-                "shape": ["batch", len(features)],
+                "shape": ["batch", *x.shape[1:]],
                 "features": features,
             },
             "outputs": {

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import PipelineConfig
-from pipelines.datamodule import load_xy
+from pipelines.datamodule import model_inputs
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.onnx_export import export_onnx
@@ -21,7 +21,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     q = cfg.quantize
     module = load_checkpoint(layout.checkpoint)
     features = read_json(layout.features_file)["features"]
-    x_val, _ = load_xy(layout.split(layout.cleaned, "val"), features)
+    x_val, _ = model_inputs(cfg, layout, features, ("val",))["val"]
     rng = np.random.default_rng(cfg.seed)
     calibration = x_val[rng.permutation(len(x_val))[: q.static.calibration_rows]]
     with staged_outputs(layout.staging, layout.onnx_dir, layout.quantize_metrics) as (
@@ -32,7 +32,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         fp32, prepared = folder / "model_fp32.onnx", folder / "model_fp32_prepared.onnx"
         steps = 2 + q.dynamic.enabled + q.static.enabled
         with stage_steps("quantize", steps) as step:
-            export_onnx(module.model, len(features), fp32, q.opset)
+            export_onnx(module.model, x_val.shape[1:], fp32, q.opset)
             step("exported FP32 ONNX")
             preprocess(fp32, prepared)
             step("pre-processed for quantization")

@@ -7,7 +7,7 @@ import shutil
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.datamodule import TabularDataModule
+from pipelines.datamodule import TabularDataModule, model_inputs
 from pipelines.evaluation import ranking_metrics
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
@@ -21,10 +21,10 @@ from stages._cli import main
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     check_hardware(cfg)
     features = read_json(layout.features_file)["features"]
-    val_split = layout.split(layout.cleaned, "val")
+    data = model_inputs(cfg, layout, features, ("train", "val"))
     dm = TabularDataModule(
-        layout.augmented_train,
-        val_split,
+        data["train"],
+        data["val"],
         features,
         cfg.train.batch_size,
         cfg.train.eval_batch_size,
@@ -32,7 +32,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         seed=cfg.seed,
     )
     # one work dir per (config, inputs): rerunning the same thing after a kill resumes it
-    work_dir = layout.train_work / run_fingerprint(cfg, [layout.augmented_train, val_split])
+    inputs = [layout.augmented_train, layout.cleaned]
+    work_dir = layout.train_work / run_fingerprint(cfg, inputs)
     _drop_other_runs(layout.train_work, keep=work_dir.name)
     result = fit_classifier(cfg, dm, work_dir, run_name=f"{cfg.data.name}-{cfg.model.name}")
     x_val, y_val = dm.val_xy

@@ -61,7 +61,7 @@ def test_exportable_routing_matches_deepspeed(eval_capacity_factor: float, batch
 def test_onnx_export_matches_pytorch_at_several_batch_sizes(tmp_path: Path) -> None:
     net = model(eval_capacity_factor=0.5)
     path = tmp_path / "model.onnx"
-    export_onnx(net, N_FEATURES, path, opset=17)
+    export_onnx(net, (N_FEATURES,), path, opset=17)
     x = np.random.default_rng(0).normal(size=(512, N_FEATURES)).astype(np.float32)
     diffs = parity_check(net, path, x, [1, 7, 256, 512], atol=1e-5)
     assert set(diffs) == {"1", "7", "256", "512"}
@@ -70,7 +70,7 @@ def test_onnx_export_matches_pytorch_at_several_batch_sizes(tmp_path: Path) -> N
 def test_parity_check_fails_loudly_when_outputs_diverge(tmp_path: Path) -> None:
     net = model()
     path = tmp_path / "model.onnx"
-    export_onnx(net, N_FEATURES, path, opset=17)
+    export_onnx(net, (N_FEATURES,), path, opset=17)
     with torch.no_grad():
         net.head[1].bias += 1.0  # the PyTorch model no longer matches the exported graph
     x = np.random.default_rng(0).normal(size=(16, N_FEATURES)).astype(np.float32)

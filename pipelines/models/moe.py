@@ -111,7 +111,10 @@ class MoEBlock(nn.Module):
         return x + out, aux_loss, expert_counts
 
     def _routed_with_tensor_ops(self, h: Tensor) -> Tensor:
-        """DeepSpeed's top-2 inference routing (eval capacity factor, min capacity, dropping)."""
+        """DeepSpeed's top-2 inference routing (eval capacity factor, min capacity, dropping).
+        Tokens are every position of every row, as DeepSpeed flattens them."""
+        shape = h.shape
+        h = h.reshape(-1, shape[-1])
         gate = self.gate
         logits = F.linear(h.float(), gate.wg.weight.float())
         gates = F.softmax(logits, dim=1)
@@ -133,7 +136,7 @@ class MoEBlock(nn.Module):
         denom = torch.clamp(gate1 + gate2, min=torch.finfo(gates.dtype).eps)
         combine = gate1 / denom * mask1 + gate2 / denom * mask2
         expert_out = torch.stack([expert(h) for expert in self.experts], dim=1)
-        return (combine.to(h.dtype).unsqueeze(-1) * expert_out).sum(dim=1)
+        return (combine.to(h.dtype).unsqueeze(-1) * expert_out).sum(dim=1).reshape(shape)
 
 
 class TabularClassifier(nn.Module):
@@ -149,7 +152,7 @@ class TabularClassifier(nn.Module):
         self.inp = nn.Sequential(
             nn.Linear(n_features, cfg.hidden_dim), nn.GELU(), nn.Dropout(cfg.dropout)
         )
-        block = MoEBlock if cfg.name == "moe_mlp" else DenseBlock
+        block = MoEBlock if cfg.is_moe else DenseBlock
         self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.num_blocks))
         self.head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, 1))
 
@@ -172,7 +175,7 @@ class TabularClassifier(nn.Module):
 class ProbabilityHead(nn.Module):
     """What is exported: raw features in, fraud probability out."""
 
-    def __init__(self, model: TabularClassifier) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -205,7 +208,22 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 def build_model(
     n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
-) -> TabularClassifier:
+) -> nn.Module:
     if not math.isfinite(sum(mean)) or not math.isfinite(sum(std)):
         raise ValueError("feature statistics must be finite")
+    if cfg.is_sequence:
+        from pipelines.models.sequence import build_sequence_model
+
+        return build_sequence_model(n_features, cfg, mean, std)
     return TabularClassifier(n_features, cfg, mean, std)
+
+
+def matched_dense(cfg: ModelConfig) -> ModelConfig:
+    """The dense counterpart of an MoE config with the same parameters active per token: one
+    feed-forward of top_k x the expert width in place of the routed experts."""
+    import dataclasses
+
+    if not cfg.is_moe:
+        raise ValueError(f"{cfg.name} is not an MoE model")
+    dense_name = {"moe_mlp": "dense_mlp", "moe_transformer": "dense_transformer"}[cfg.name]
+    return dataclasses.replace(cfg, name=dense_name, ffn_dim=cfg.ffn_dim * cfg.top_k)

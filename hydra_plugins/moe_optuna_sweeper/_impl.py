@@ -1,0 +1,402 @@
+"""The sweep loop: Optuna's ask-and-tell interface driving Hydra's launcher in batches.
+
+Everything algorithmic is Optuna's: samplers, pruners, distributions, storage, enqueueing,
+`tell` with COMPLETE / PRUNED / FAIL (a NaN objective is turned into FAIL by Optuna itself),
+best trial, parameter importances and plots. This module only maps Hydra's override syntax to
+Optuna distributions (as the released plugin does), hands each trial's identity to its job, and
+makes a re-run of a killed sweep continue its study.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, MutableSequence, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+    Transformer,
+)
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from . import trial as trial_contract
+
+log = logging.getLogger(__name__)
+
+# studies without storage live in this process; a job run in-process by the basic launcher
+# finds its study here to report intermediate values (a joblib worker cannot: no pruning there)
+_IN_PROCESS_STUDIES: dict[str, optuna.Study] = {}
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+RETRY_ATTR = "retry_of"
+
+
+def in_process_study(name: str) -> optuna.Study | None:
+    return _IN_PROCESS_STUDIES.get(name)
+
+
+def distribution_from_override(override: Override) -> BaseDistribution | str:
+    """Hydra sweep syntax -> Optuna distribution, with the released plugin's semantics:
+    choice -> categorical; range(a, b, s) -> int/float stepped with b included (shuffled:
+    categorical); interval(a, b) -> float (int when both ends are ints); tag(log, ...) -> log.
+    A plain value is a fixed parameter (returned as its override string)."""
+    if not override.is_sweep_override():
+        return override.get_value_element_as_str()
+    value = override.value()
+    if override.is_choice_sweep() or (
+        override.is_range_sweep() and isinstance(value, RangeSweep) and value.shuffle
+    ):
+        assert isinstance(value, ChoiceSweep | RangeSweep)
+        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        return CategoricalDistribution(choices)
+    if override.is_range_sweep():
+        assert isinstance(value, RangeSweep) and value.start is not None and value.stop is not None
+        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+            return FloatDistribution(value.start, value.stop, step=value.step)
+        return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
+    if override.is_interval_sweep():
+        assert isinstance(value, IntervalSweep) and value.start is not None
+        assert value.end is not None
+        log_scale = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log_scale)
+        return FloatDistribution(value.start, value.end, log=log_scale)
+    raise NotImplementedError(f"{override} is not supported by the Optuna sweeper")
+
+
+def search_space_from_overrides(
+    arguments: Sequence[str],
+) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+    """Split overrides into a search space and fixed parameters (a later override wins)."""
+    space: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(list(arguments)):
+        name = override.get_key_element()
+        value = distribution_from_override(override)
+        space.pop(name, None)
+        fixed.pop(name, None)
+        if isinstance(value, BaseDistribution):
+            space[name] = value
+        else:
+            fixed[name] = value
+    return space, fixed
+
+
+def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    if isinstance(distribution, IntDistribution | FloatDistribution) and distribution.step:
+        n = int(round((distribution.high - distribution.low) / distribution.step)) + 1
+        return [distribution.low + i * distribution.step for i in range(n)]
+    raise ValueError(
+        f"hydra.sweeper.params.{name}: GridSampler needs choice(...) or range(...), "
+        f"got a continuous {type(distribution).__name__}"
+    )
+
+
+def absolute_storage(storage: Any) -> str | None:
+    """A storage URL the jobs can open from any working directory; SQLite's folder created."""
+    if storage is None:
+        return None
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    if url is None:
+        raise ValueError(f"hydra.sweeper.storage: expected an SQLAlchemy URL, got {storage!r}")
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != "sqlite:///:memory:":
+        path = Path(url[len(prefix) :]).expanduser().absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = prefix + str(path)
+    return url
+
+
+def _quote(value: str) -> str:
+    """A string as a quoted Hydra override value (URLs carry ':' and '/')."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that use up the budget: finished ones, except a trial a killed sweep left behind
+    (its params were queued again, so the retry is the one that counts)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(RETRY_ATTR) for t in trials}
+    return sum(1 for t in trials if t.state in FINISHED and t.number not in retried)
+
+
+def recover_interrupted(study: optuna.Study) -> list[int]:
+    """Trials left RUNNING by a killed sweep: queue their params again, then mark them FAIL.
+
+    Assumes one sweep process per study at a time (a second live process's running trials
+    would be taken for orphans); distributed sweeps should use Optuna's heartbeat instead."""
+    trials = study.get_trials(deepcopy=False)
+    queued = {t.user_attrs.get(RETRY_ATTR) for t in trials if t.state == TrialState.WAITING}
+    recovered = []
+    for stale in (t for t in trials if t.state == TrialState.RUNNING):
+        if stale.number not in queued:  # queue first: a kill between the two steps loses nothing
+            study.enqueue_trial(
+                stale.params, user_attrs={RETRY_ATTR: stale.number}, skip_if_exists=False
+            )
+        study.tell(stale.number, state=TrialState.FAIL)
+        recovered.append(stale.number)
+    return recovered
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> TrialState:
+    """study.tell, tolerating GridSampler's `study.stop()` after the last grid point (that
+    call only works inside study.optimize; the trial is stored before it is raised)."""
+    try:
+        return study.tell(trial, **outcome).state
+    except RuntimeError as err:
+        if "Study.stop" not in str(err):
+            raise
+        return study.get_trials(deepcopy=False)[trial.number].state
+
+
+class OptunaSweeperImpl(Sweeper):
+    def __init__(
+        self,
+        sampler: Any,
+        direction: Any,
+        storage: Any,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        search_space: DictConfig | None,
+        custom_search_space: str | None,
+        params: DictConfig | None,
+        pruner: Any,
+        plots: bool,
+    ) -> None:
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise ValueError(f"hydra.sweeper.max_failure_rate = {max_failure_rate}: expected 0..1")
+        if n_jobs < 1 or n_trials < 0:
+            raise ValueError(f"hydra.sweeper: n_jobs = {n_jobs}, n_trials = {n_trials}")
+        self.sampler = sampler
+        self.directions = self._directions(direction)
+        self.storage = absolute_storage(storage)
+        self.study_name = study_name
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.max_failure_rate = max_failure_rate
+        self.params = self._params(search_space, params)
+        self.extend: Callable[[DictConfig, optuna.Trial], None] | None = (
+            get_method(custom_search_space) if custom_search_space else None
+        )
+        # an empty node (`hydra/sweeper/pruner: none`) means no pruning
+        self.pruner = pruner if isinstance(pruner, optuna.pruners.BasePruner) else None
+        self.plots = plots
+        self.config: DictConfig | None = None
+
+    @staticmethod
+    def _directions(direction: Any) -> list[str]:
+        items = list(direction) if isinstance(direction, MutableSequence) else [direction]
+        return [str(getattr(d, "name", d)) for d in items]
+
+    @staticmethod
+    def _params(search_space: DictConfig | None, params: DictConfig | None) -> dict[str, str]:
+        if search_space:
+            # the released plugin's deprecated `search_space` form ({type, low, high, ...})
+            log.warning("hydra.sweeper.search_space is deprecated; use hydra.sweeper.params")
+        if params:
+            return {str(k): str(v) for k, v in params.items()}
+        if not search_space:
+            return {}
+        converted = {}
+        for name, spec in OmegaConf.to_container(search_space).items():  # type: ignore[union-attr]
+            kind = spec["type"]
+            if kind == "categorical":
+                converted[name] = "choice(" + ", ".join(map(str, spec["choices"])) + ")"
+            elif spec.get("step") is not None:
+                converted[name] = f"range({spec['low']}, {spec['high']}, {spec['step']})"
+            else:
+                low, high = spec["low"], spec["high"]
+                if kind == "float":
+                    low, high = float(low), float(high)
+                inner = f"interval({low}, {high})"
+                converted[name] = f"tag(log, {inner})" if spec.get("log") else inner
+        return converted
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+
+    def _sampler(self, sampler: Any, space: dict[str, BaseDistribution]) -> Any:
+        if isinstance(sampler, functools.partial):
+            if sampler.func is optuna.samplers.GridSampler:
+                grid = {name: grid_choices(name, d) for name, d in space.items()}
+                size = math.prod(len(v) for v in grid.values())
+                if self.n_trials > size:
+                    log.info(f"GridSampler: {size} grid points, n_trials {self.n_trials} -> {size}")
+                    self.n_trials = size
+                return sampler(search_space=grid)
+            return sampler()
+        if sampler is None or isinstance(sampler, optuna.samplers.BaseSampler):
+            return sampler
+        raise ValueError(f"hydra.sweeper.sampler: not an Optuna sampler: {sampler!r}")
+
+    def _resumed(self, sampler: Any, n_existing: int) -> Any:
+        """A seeded sampler continuing a study must not replay its first draws: its random
+        state is not in the storage, so a fresh one with the same seed would propose the
+        trials already run again. Reseed it with seed + trials so far (still reproducible)."""
+        if n_existing == 0 or sampler is None or isinstance(sampler, functools.partial):
+            return sampler  # a GridSampler reads the grid points already used from storage
+        assert self.config is not None
+        node = self.config.hydra.sweeper.sampler
+        seed = node.get("seed") if node is not None else None
+        if seed is None:
+            sampler.reseed_rng()
+            return sampler
+        from hydra.utils import instantiate
+
+        log.info(f"Continuing the study: sampler seed {seed} -> {seed + n_existing}")
+        return instantiate(node, seed=seed + n_existing)
+
+    def create_study(self, space: dict[str, BaseDistribution]) -> optuna.Study:
+        n_existing = 0
+        if self.storage is not None:
+            try:
+                n_existing = len(
+                    optuna.load_study(study_name=self.study_name, storage=self.storage).trials
+                )
+            except (KeyError, ValueError):  # no such study yet (or no name to look it up by)
+                n_existing = 0
+        study = optuna.create_study(
+            storage=self.storage,
+            sampler=self._sampler(self._resumed(self.sampler, n_existing), space),
+            pruner=self.pruner or optuna.pruners.NopPruner(),
+            study_name=self.study_name,
+            directions=self.directions,
+            load_if_exists=True,
+        )
+        if self.storage is None:
+            _IN_PROCESS_STUDIES[study.study_name] = study
+        return study
+
+    def sweep(self, arguments: list[str]) -> None:
+        assert self.config is not None
+        space, fixed = search_space_from_overrides(
+            [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
+        )
+        study = self.create_study(space)
+        recovered = recover_interrupted(study)
+        done = counted_trials(study)
+        log.info(
+            f"Study {study.study_name!r} in {self.storage or 'memory'}: "
+            f"sampler {type(study.sampler).__name__}, pruner {type(study.pruner).__name__}, "
+            f"directions {self.directions}; {done} of {self.n_trials} trials done"
+            + (f", re-queued interrupted trials {recovered}" if recovered else "")
+        )
+        self._announce_trial_env(study)
+        remaining = self.n_trials - done
+        while remaining > 0:
+            batch = min(self.n_jobs, remaining)
+            trials = [study.ask(fixed_distributions=space) for _ in range(batch)]
+            overrides = [self._job_overrides(study, trial, fixed) for trial in trials]
+            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+            failures = [self._tell(study, t, r) for t, r in zip(trials, returns, strict=True)]
+            failed = sum(failures)
+            if failed / batch > self.max_failure_rate:
+                raise RuntimeError(
+                    f"{failed} of {batch} trials failed (hydra.sweeper.max_failure_rate = "
+                    f"{self.max_failure_rate}); see the trials' logs in {self.sweep_dir}"
+                )
+            remaining -= batch
+        from ._results import write_results
+
+        write_results(study, self.sweep_dir, self.config, plots=self.plots)
+
+    def _job_overrides(
+        self, study: optuna.Study, trial: optuna.Trial, fixed: dict[str, str]
+    ) -> list[str]:
+        for name, value in fixed.items():
+            trial.set_user_attr(name, value)
+        if self.extend is not None:
+            self.extend(self.config, trial)  # type: ignore[arg-type]
+        overlap = trial.params.keys() & fixed.keys()
+        if overlap:
+            raise ValueError(f"parameters both fixed and searched: {sorted(overlap)}")
+        params = {**trial.params, **fixed}
+        # `hydra.` overrides are left out of the launcher's log lines; the keys exist because
+        # _announce_trial_env added them to every job's config
+        return [
+            *(f"{name}={value}" for name, value in params.items()),
+            f"hydra.job.env_set.{trial_contract.ENV_TRIAL_ID}={trial._trial_id}",
+            f"hydra.job.env_set.{trial_contract.ENV_TRIAL_NUMBER}={trial.number}",
+        ]
+
+    def _announce_trial_env(self, study: optuna.Study) -> None:
+        """Put the study's identity into every job's `hydra.job.env_set` (the launcher composes
+        each job from these hydra overrides plus the job's own)."""
+        assert self.config is not None
+        env = {
+            trial_contract.ENV_STORAGE: self.storage or trial_contract.IN_MEMORY,
+            trial_contract.ENV_STUDY: study.study_name,
+            trial_contract.ENV_TRIAL_ID: "-1",
+            trial_contract.ENV_TRIAL_NUMBER: "-1",
+        }
+        with read_write(self.config), open_dict(self.config):
+            self.config.hydra.overrides.hydra.extend(
+                [f"++hydra.job.env_set.{key}={_quote(value)}" for key, value in env.items()]
+            )
+
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> bool:
+        """Record one job's outcome; True when the trial failed."""
+        if ret.hydra_cfg is not None:
+            trial.set_user_attr("output_dir", str(ret.hydra_cfg.hydra.runtime.output_dir))
+        if ret.status != JobStatus.COMPLETED:
+            # the job's exception (reading `return_value` would re-raise it and print an
+            # "Error executing job" line, wrong for a pruned trial)
+            err = ret._return_value
+            if isinstance(err, optuna.TrialPruned):
+                log.info(f"Trial {trial.number} pruned: {err}")
+                _tell(study, trial, state=TrialState.PRUNED)
+                return False
+            reason = f"{type(err).__name__}: {err}"
+            # with the traceback: the job's own log has nothing when it raised in-process
+            log.warning(f"Trial {trial.number} failed: {reason}", exc_info=err)
+            trial.set_user_attr("fail_reason", reason[:500])
+            _tell(study, trial, state=TrialState.FAIL)
+            return True
+        value = ret.return_value
+        try:
+            values = [float(v) for v in value] if len(self.directions) > 1 else [float(value)]
+        except (TypeError, ValueError):
+            reason = f"return value {value!r} is not {len(self.directions)} number(s)"
+            log.warning(f"Trial {trial.number} failed: {reason}")
+            trial.set_user_attr("fail_reason", reason)
+            _tell(study, trial, state=TrialState.FAIL)
+            return True
+        if not all(math.isfinite(v) for v in values):
+            trial.set_user_attr("fail_reason", f"non-finite objective {values}")
+        # Optuna itself records a NaN objective (or a wrong number of values) as FAIL
+        if _tell(study, trial, values=values) == TrialState.FAIL:
+            log.warning(f"Trial {trial.number} failed: objective {values}")
+            return True
+        log.info(f"Trial {trial.number}: {values if len(values) > 1 else values[0]}")
+        return False

@@ -1,0 +1,90 @@
+# ruff: noqa: UP006, UP007, UP035 - typing.Optional/List/Dict: OmegaConf reads these at run time
+"""Config nodes of the sweeper, registered in Hydra's ConfigStore under the released plugin's
+names: `hydra/sweeper: optuna`, `hydra/sweeper/sampler: tpe|random|cmaes|grid|nsgaii|qmc` and
+(new) `hydra/sweeper/pruner: none|median|successive_halving|hyperband`.
+
+`sampler` and `pruner` are plain mappings, not typed nodes: a lightning-hydra-template config
+that sets `sampler: {_target_: optuna.samplers.TPESampler, seed: 1234, n_startup_trials: 10}`
+merges onto them, and switching `_target_` does not leave another sampler's keys behind.
+Hydra instantiates both (recursively) before the sweeper sees them.
+"""
+
+# No `from __future__ import annotations` here: Hydra executes plugin modules before they are
+# in sys.modules, and dataclasses cannot resolve string annotations then.
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+_PROVIDER = "moe_optuna_sweeper"
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.moe_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+
+    # an optuna.samplers.* node (instantiated by Hydra); seed it for a reproducible sweep.
+    # MISSING, not None: the node itself must not override what the defaults list put there
+    sampler: Any = MISSING
+    # minimize | maximize, or a list of them for a multi-objective study
+    direction: Any = "minimize"
+    # any SQLAlchemy URL ("sqlite:///outputs/sweeps/x.db"); null keeps the study in memory
+    storage: Any = None
+    study_name: str | None = None
+    # trials that count: COMPLETE, PRUNED and FAILED ones (a trial cut off by a killed sweep
+    # does not count and is re-run with the same params when the sweep is started again)
+    n_trials: int = 20
+    # trials per batch handed to hydra/launcher (batches run in parallel with `joblib`)
+    n_jobs: int = 1
+    # end the sweep when a batch has a larger share of failed trials; 1.0 never ends it
+    max_failure_rate: float = 1.0
+    # deprecated in the released plugin (hydra.sweeper.params replaced it); still read
+    search_space: Dict[str, Any] | None = None
+    # `key: choice(...) | range(...) | interval(...) | tag(log, interval(...))`
+    params: Dict[str, Any] | None = None
+    # dotted path of `fn(cfg: DictConfig, trial: optuna.Trial) -> None` suggesting more params
+    custom_search_space: str | None = None
+    # an optuna.pruners.* node; the job reports to it through hydra_plugins...trial.report
+    pruner: Any = MISSING
+    # optimisation history, parameter importances, parallel coordinates (PNG; HTML with plotly)
+    plots: bool = True
+
+
+_SAMPLERS: Dict[str, Dict[str, Any]] = {
+    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None},
+    "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
+    "cmaes": {"_target_": "optuna.samplers.CmaEsSampler", "seed": None},
+    # the search space comes from `params` (choice/range only), as in the released plugin
+    "grid": {"_target_": "optuna.samplers.GridSampler", "_partial_": True, "seed": None},
+    "nsgaii": {"_target_": "optuna.samplers.NSGAIISampler", "seed": None},
+    "qmc": {"_target_": "optuna.samplers.QMCSampler", "seed": None},
+}
+
+_PRUNERS: Dict[str, Dict[str, Any]] = {
+    # an empty node: no pruning (every trial runs all its epochs)
+    "none": {},
+    "median": {
+        "_target_": "optuna.pruners.MedianPruner",
+        "n_startup_trials": 5,
+        "n_warmup_steps": 1,
+    },
+    "successive_halving": {
+        "_target_": "optuna.pruners.SuccessiveHalvingPruner",
+        "min_resource": 1,
+        "reduction_factor": 3,
+    },
+    "hyperband": {
+        "_target_": "optuna.pruners.HyperbandPruner",
+        "min_resource": 1,
+        "reduction_factor": 3,
+    },
+}
+
+_store = ConfigStore.instance()
+_store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider=_PROVIDER)
+for _name, _node in _SAMPLERS.items():
+    _store.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider=_PROVIDER)
+for _name, _node in _PRUNERS.items():
+    _store.store(group="hydra/sweeper/pruner", name=_name, node=_node, provider=_PROVIDER)

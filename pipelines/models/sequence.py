@@ -1,0 +1,114 @@
+"""Sequence models over a customer's recent transactions.
+
+Input: (batch, seq_len, n_features + 1): each row holds the customer's last `seq_len`
+transactions up to and including the one scored (last position), left-padded with zeros;
+the extra last channel is 1 for a real transaction and 0 for padding.
+
+- moe_transformer: Transformer encoder whose feed-forward blocks are DeepSpeed MoE layers
+  (pipelines.models.moe.MoEBlock), read out at the scored transaction.
+- dense_transformer: the same encoder with dense feed-forward blocks (the matched baseline).
+- bilstm_attention: a bidirectional LSTM with masked additive attention pooling.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from pipelines.config import ModelConfig
+from pipelines.models.moe import DenseBlock, MoEBlock
+
+
+class _Standardise(nn.Module):
+    """Train-split statistics in buffers, so the exported graph takes raw features."""
+
+    def __init__(self, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).clamp_min(1e-6))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Standardised features (zero at padding) and the real-transaction mask."""
+        present = x[..., -1:]
+        features = (x[..., :-1] - self.mean) / self.std * present
+        return features, present.squeeze(-1)
+
+
+class AttentionBlock(nn.Module):
+    """Pre-norm self-attention over the customer's transactions, padding masked out."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.hidden_dim)
+        self.attention = nn.MultiheadAttention(
+            cfg.hidden_dim, cfg.num_heads, dropout=cfg.dropout, batch_first=True
+        )
+
+    def forward(self, h: Tensor, padding: Tensor) -> Tensor:
+        q = self.norm(h)
+        out, _ = self.attention(q, q, q, key_padding_mask=padding, need_weights=False)
+        return h + out
+
+
+class TransformerClassifier(nn.Module):
+    def __init__(
+        self, n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
+    ) -> None:
+        super().__init__()
+        self.standardise = _Standardise(mean, std)
+        self.inp = nn.Sequential(nn.Linear(n_features + 1, cfg.hidden_dim), nn.GELU())
+        self.position = nn.Parameter(torch.zeros(cfg.seq_len, cfg.hidden_dim))
+        nn.init.normal_(self.position, std=0.02)
+        ffn = MoEBlock if cfg.is_moe else DenseBlock
+        self.attention = nn.ModuleList(AttentionBlock(cfg) for _ in range(cfg.num_blocks))
+        self.ffn = nn.ModuleList(ffn(cfg) for _ in range(cfg.num_blocks))
+        self.head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, 1))
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        features, present = self.standardise(x)
+        h = self.inp(torch.cat([features, present.unsqueeze(-1)], dim=-1)) + self.position
+        padding = present < 0.5
+        aux_total = h.new_zeros(())
+        counts: list[Tensor] = []
+        for attention, ffn in zip(self.attention, self.ffn, strict=True):
+            h, aux, expert_counts = ffn(attention(h, padding))
+            aux_total = aux_total + aux
+            if expert_counts is not None:
+                counts.append(expert_counts)
+        # the scored transaction is the last position, never padding
+        return self.head(h[:, -1]).squeeze(-1), aux_total, counts
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_aux(x)[0]
+
+
+class BiLSTMAttentionClassifier(nn.Module):
+    def __init__(
+        self, n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
+    ) -> None:
+        super().__init__()
+        self.standardise = _Standardise(mean, std)
+        half = cfg.hidden_dim // 2
+        self.lstm = nn.LSTM(n_features + 1, half, batch_first=True, bidirectional=True)
+        self.score = nn.Sequential(nn.Linear(2 * half, half), nn.Tanh(), nn.Linear(half, 1))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Sequential(nn.LayerNorm(4 * half), nn.Linear(4 * half, 1))
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        features, present = self.standardise(x)
+        h, _ = self.lstm(torch.cat([features, present.unsqueeze(-1)], dim=-1))
+        scores = self.score(h).squeeze(-1).masked_fill(present < 0.5, -1e9)
+        pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
+        summary = self.dropout(torch.cat([pooled, h[:, -1]], dim=-1))
+        return self.head(summary).squeeze(-1), h.new_zeros(()), []
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_aux(x)[0]
+
+
+def build_sequence_model(
+    n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
+) -> nn.Module:
+    if cfg.name == "bilstm_attention":
+        return BiLSTMAttentionClassifier(n_features, cfg, mean, std)
+    return TransformerClassifier(n_features, cfg, mean, std)
