@@ -314,7 +314,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adamw", "adam", "sgd"),
     "train.scheduler": ("cosine", "constant"),
     "train.loss": ("bce", "focal"),
-    "logger.wandb.mode": ("offline", "online", "disabled"),
+    "logger.wandb.mode": ("auto", "offline", "online", "disabled"),
     "callbacks.early_stopping.mode": ("min", "max"),
     "callbacks.checkpoint.mode": ("min", "max"),
     "quantize.dynamic.weight_type": ("qint8", "quint8"),

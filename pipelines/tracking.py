@@ -2,9 +2,9 @@
 first stage and finished after the last, so the training curves, the resolved config and the
 exported ONNX model (a W&B artifact) end up in the same run.
 
-- offline unless `logger.wandb.mode=online` (then the API key comes from `WANDB_API_KEY` or
-  `wandb login`; it is never passed in code, never put in a config, and W&B keeps it out of
-  the run files: tests/test_sweeps.py greps every file a run writes for it)
+- `logger.wandb.mode=auto` (default): online when `WANDB_API_KEY` is set, offline otherwise
+  (`online`/`offline` force it); the key is never passed in code, never put in a config,
+  and W&B keeps it out of the run files (tests/test_sweeps.py greps every file a run writes)
 - in a sweep: group = the study name (unless `logger.wandb.group` is set), run name
   `<study>-trial-<n>`, tags `sweep` and `trial-<n>`, config key `optuna` with the trial's params
 - Lightning's WandbLogger (pipelines/training.py) attaches to this run instead of opening its
@@ -62,6 +62,16 @@ def run_identity(cfg: PipelineConfig, default_name: str) -> dict[str, Any]:
     }
 
 
+def wandb_mode(mode: str) -> str:
+    """`auto`: online when the user has given W&B a key (WANDB_API_KEY), offline otherwise;
+    WANDB_MODE, W&B's own switch, wins when set."""
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
 @contextmanager
 def pipeline_run(cfg: PipelineConfig, default_name: str) -> Iterator[Any | None]:
     """The W&B run of a whole pipeline run; None when W&B is disabled."""
@@ -75,7 +85,7 @@ def pipeline_run(cfg: PipelineConfig, default_name: str) -> Iterator[Any | None]
     os.environ.setdefault("WANDB_SILENT", "true")
     run = wandb.init(
         project=wb.project,
-        mode=wb.mode,
+        mode=wandb_mode(wb.mode),
         dir=wb.dir,
         # a run left open by an earlier in-process trial is closed, not continued
         reinit="finish_previous",

@@ -22,6 +22,7 @@ from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.lightning_module import RiskClassifier
 from pipelines.strategy import build_strategy
+from pipelines.tracking import wandb_mode
 
 CHECKPOINT_FORMAT = "moe-pipelines/checkpoint-v1"
 
@@ -273,7 +274,7 @@ def build_loggers(cfg: PipelineConfig, work_dir: Path, run_name: str) -> list[Lo
                 name=run_name,
                 group=wb.group,
                 tags=list(wb.tags),
-                mode=wb.mode,
+                mode=wandb_mode(wb.mode),
                 save_dir=wb.dir,
                 # the resolved config holds no secret: the API key only ever comes from the env
                 config=to_container(cfg),
