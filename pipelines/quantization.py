@@ -3,6 +3,9 @@ activations calibrated on held-out rows with MinMax, Entropy or Percentile)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +71,11 @@ def router_nodes(path: Path) -> list[str]:
 
 
 def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
+    with _quiet_root_logger():
+        _dynamic_int8(fp32, out, cfg)
+
+
+def _dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
     quantize_dynamic(
         str(fp32),
         str(out),
@@ -78,7 +86,25 @@ def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
     )
 
 
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """ORT's quantizer logs one INFO line per unquantized tensor on the root logger, which a
+    Hydra app prints; keep those out of the run's console and log."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuantConfig) -> None:
+    with _quiet_root_logger():
+        _static_int8(fp32, out, calibration, cfg)
+
+
+def _static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuantConfig) -> None:
     quantize_static(
         str(fp32),
         str(out),
