@@ -124,5 +124,40 @@ def wait_for(*paths: Path, timeout_s: float = 3600.0) -> None:
         time.sleep(2.0)
 
 
+def check_group_choices(argv: list[str], conf: Path = Path(__file__).parent / "conf") -> None:
+    """An unknown config group option (`model=moe_mlpp`, `+experiment=nope`) stops here with
+    one line; Hydra's own report spans a dozen lines with its search path."""
+    if any(arg.startswith(("hydra.searchpath", "--config-path", "-cp")) for arg in argv):
+        return  # options may come from another tree; leave it to Hydra
+    roots = [conf, *_extra_config_dirs(argv)]
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if not sep or key.startswith(("hydra/", "-")) or "(" in value:
+            continue
+        groups = [root / key for root in roots if (root / key).is_dir()]
+        if not groups:
+            continue
+        options = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
+        for choice in filter(None, value.split(",")):  # a -m sweep may list several
+            if choice not in options and choice != "null":
+                print(
+                    f"error: train.py: config group '{key}' has no option {choice!r}: expected "
+                    f"one of {', '.join(options)} (conf/{key}/*.yaml)",
+                    file=sys.stderr,
+                )
+                sys.exit(2)
+
+
+def _extra_config_dirs(argv: list[str]) -> list[Path]:
+    dirs = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(Path(argv[i + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+    return dirs
+
+
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     main()

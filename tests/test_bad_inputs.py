@@ -209,9 +209,13 @@ def test_train_py_with_an_unknown_experiment_fails_naming_the_config_group_optio
 ) -> None:
     run_dir = tmp_path / "run"
     done = run("train.py", "+experiment=does_not_exist", f"hydra.run.dir={run_dir}")
-    assert done.returncode != 0
-    assert "experiment/does_not_exist" in done.stderr
+    assert_one_clear_line(done, "error:", "'experiment'", "'does_not_exist'", "finance_risk")
     assert not run_dir.exists()
+
+
+def test_train_py_with_an_unknown_model_in_a_sweep_list_fails_naming_it(tmp_path: Path) -> None:
+    done = run("train.py", "-m", "model=moe_mlp,moe_mlpp", f"hydra.sweep.dir={tmp_path}/s")
+    assert_one_clear_line(done, "error:", "'model'", "'moe_mlpp'", "dense_mlp")
 
 
 def test_train_py_rejects_a_value_of_the_wrong_type_naming_the_key(tmp_path: Path) -> None:
