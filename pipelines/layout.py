@@ -52,6 +52,20 @@ class Layout:
     def augment_metrics(self) -> Path:
         return self._p("metrics", "augment.json")
 
+    @property
+    def data_stage_outputs(self) -> list[Path]:
+        """Everything ingest, profile, clean and augment write (what a sweep caches)."""
+        return [
+            self.ingested,
+            self.profile_report,
+            self.profile_metrics,
+            self.cleaned,
+            self.quarantine,
+            self.clean_metrics,
+            self.augmented_train,
+            self.augment_metrics,
+        ]
+
     # train
     @property
     def checkpoint(self) -> Path:

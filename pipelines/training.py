@@ -100,14 +100,9 @@ class ResumePoint(Callback):
 def run_fingerprint(cfg: PipelineConfig, inputs: list[Path]) -> str:
     """What makes two training runs the same run: every config key that reaches training and
     the bytes of its inputs. Resuming only ever continues a run with the same fingerprint."""
-    digest = hashlib.sha256()
-    for section in ("data", "model", "strategy", "trainer", "train", "callbacks", "seed"):
-        digest.update(
-            json.dumps(
-                to_container(getattr(cfg, section)) if section != "seed" else cfg.seed,
-                sort_keys=True,
-            ).encode()
-        )
+    sections = ("data", "model", "strategy", "trainer", "train", "callbacks")
+    settings = {name: to_container(getattr(cfg, name)) for name in sections} | {"seed": cfg.seed}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in inputs:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
             if file.is_file():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pipelines.config import PipelineConfig, validate
+from pipelines.config import PipelineConfig, to_container, validate
 from pipelines.errors import PipelineError
 from pipelines.strategy import deepspeed_config
 
@@ -49,8 +49,8 @@ def zero_steps(cfg: PipelineConfig, steps: int = 5, batch_size: int = 32) -> lis
         feature_names=[f"f{i}" for i in range(n_features)],
         feature_mean=[0.0] * n_features,
         feature_std=[1.0] * n_features,
-        model=_plain(cfg.model),
-        train=_plain(cfg.train),
+        model=to_container(cfg.model),
+        train=to_container(cfg.train),
     )
     module.offload_optimizer = cfg.strategy.offloads_optimizer
     optimizer = module.build_optimizer()
@@ -68,12 +68,6 @@ def zero_steps(cfg: PipelineConfig, steps: int = 5, batch_size: int = 32) -> lis
         engine.step()
         losses.append(loss.item())
     return losses
-
-
-def _plain(section: object) -> dict:
-    from pipelines.config import to_container
-
-    return to_container(section)
 
 
 def main(argv: list[str]) -> None:

@@ -51,6 +51,38 @@ def env() -> dict[str, str]:
     }
 
 
+def run_python(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """`python <args>` from the repo root with the venv's tools first on PATH."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def stage_command(name: str, params: Path, root: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        f"stages.{name}",
+        "--params",
+        str(params),
+        "--root",
+        str(root),
+        *overrides,
+    ]
+
+
+def run_stage(
+    name: str, params: Path, root: Path, *overrides: str, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    """One stage as `dvc repro` runs it: its own process, params file and root."""
+    return run_python(*stage_command(name, params, root, *overrides)[1:], timeout=timeout)
+
+
 def copy_project(dest: Path) -> Path:
     """The git-tracked project (what a fresh clone has) copied to `dest`."""
     files = (

@@ -10,35 +10,22 @@ DVC to cache.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from pipelines.layout import Layout
-from tests.small import REPO, env
+from tests.small import REPO, run_python, run_stage
 
 HANDLED = 2  # stages/_cli.py and train.py exit with 2 on a PipelineError
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], cwd=REPO, env=env(), capture_output=True, text=True, timeout=120
-    )
-
-
-def stage(name: str, params: Path, root: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    return run("-m", f"stages.{name}", "--params", str(params), "--root", str(root), *overrides)
 
 
 def stderr_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in done.stderr.splitlines() if line.strip()]
 
 
-def assert_one_clear_line(
-    done: subprocess.CompletedProcess[str], prefix: str, *names: str
-) -> None:
+def assert_one_clear_line(done: subprocess.CompletedProcess[str], prefix: str, *names: str) -> None:
     """Exit 2, and stderr is one line, starting with `prefix`, that mentions every name."""
     lines = stderr_lines(done)
     assert done.returncode == HANDLED, f"exit {done.returncode}; stderr:\n{done.stderr[-3000:]}"
@@ -71,7 +58,7 @@ def params(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_ingest_rejects_an_unknown_key_in_an_override_naming_the_key(
     params: Path, tmp_path: Path
 ) -> None:
-    done = stage("ingest", params, tmp_path, "data.source.rowz=5")
+    done = run_stage("ingest", params, tmp_path, "data.source.rowz=5")
     assert_one_clear_line(done, "error: ingest:", str(params), "data.source.rowz")
     assert_no_ingest_outputs(tmp_path)
 
@@ -79,7 +66,7 @@ def test_ingest_rejects_an_unknown_key_in_an_override_naming_the_key(
 def test_ingest_rejects_a_value_of_the_wrong_type_naming_the_key_and_value(
     params: Path, tmp_path: Path
 ) -> None:
-    done = stage("ingest", params, tmp_path, "data.source.rows=abc")
+    done = run_stage("ingest", params, tmp_path, "data.source.rows=abc")
     assert_one_clear_line(done, "error: ingest:", "data.source.rows", "'abc'", "Integer")
     assert_no_ingest_outputs(tmp_path)
 
@@ -87,7 +74,7 @@ def test_ingest_rejects_a_value_of_the_wrong_type_naming_the_key_and_value(
 def test_ingest_rejects_a_value_outside_the_choices_listing_the_allowed_ones(
     params: Path, tmp_path: Path
 ) -> None:
-    done = stage("ingest", params, tmp_path, "data.split.method=random")
+    done = run_stage("ingest", params, tmp_path, "data.split.method=random")
     assert_one_clear_line(
         done, "error: ingest:", "data.split.method", "'random'", "time", "stratified"
     )
@@ -99,7 +86,7 @@ def test_ingest_rejects_a_params_file_that_is_not_valid_yaml_naming_the_file(
 ) -> None:
     broken = tmp_path / "params.yaml"
     broken.write_text("data:\n  source: [kind: file\n")
-    done = stage("ingest", broken, tmp_path / "root")
+    done = run_stage("ingest", broken, tmp_path / "root")
     assert_one_clear_line(done, "error: ingest:", str(broken))
     assert_no_ingest_outputs(tmp_path / "root")
 
@@ -124,9 +111,7 @@ def file_source(path: Path, *extra: str) -> list[str]:
 
 def write_csv(path: Path, header: str = "amount,label", bad_row: int | None = None) -> Path:
     """40 rows, every fourth one positive; row `bad_row` gets a word for its amount."""
-    rows = [
-        f"{'twelve' if i == bad_row else f'{10.5 * i}'},{int(i % 4 == 0)}" for i in range(40)
-    ]
+    rows = [f"{'twelve' if i == bad_row else f'{10.5 * i}'},{int(i % 4 == 0)}" for i in range(40)]
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
 
@@ -135,7 +120,9 @@ def test_a_well_formed_csv_with_the_same_overrides_is_ingested(
     params: Path, tmp_path: Path
 ) -> None:
     """The control for the cases below: each fails for its defect, not for the overrides."""
-    done = stage("ingest", params, tmp_path / "root", *file_source(write_csv(tmp_path / "t.csv")))
+    done = run_stage(
+        "ingest", params, tmp_path / "root", *file_source(write_csv(tmp_path / "t.csv"))
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (Layout(tmp_path / "root").schema_file).is_file()
     assert not Layout(tmp_path / "root").staging.exists()
@@ -145,14 +132,14 @@ def test_ingest_of_a_file_source_names_the_missing_path_and_its_key(
     params: Path, tmp_path: Path
 ) -> None:
     missing = tmp_path / "data" / "loans.csv"
-    done = stage("ingest", params, tmp_path / "root", *file_source(missing))
+    done = run_stage("ingest", params, tmp_path / "root", *file_source(missing))
     assert_one_clear_line(done, "error: ingest:", str(missing), "not found", "data.source.path")
     assert_no_ingest_outputs(tmp_path / "root")
 
 
 def test_ingest_names_a_misnamed_label_column_and_its_key(params: Path, tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "loans.csv", header="amount,target")
-    done = stage("ingest", params, tmp_path / "root", *file_source(csv))
+    done = run_stage("ingest", params, tmp_path / "root", *file_source(csv))
     assert_one_clear_line(done, "error: ingest:", str(csv), "'label'", "data.schema.label")
     assert_no_ingest_outputs(tmp_path / "root")
 
@@ -161,7 +148,7 @@ def test_ingest_names_the_numeric_column_and_the_value_that_is_not_a_number(
     params: Path, tmp_path: Path
 ) -> None:
     csv = write_csv(tmp_path / "loans.csv", bad_row=7)
-    done = stage("ingest", params, tmp_path / "root", *file_source(csv))
+    done = run_stage("ingest", params, tmp_path / "root", *file_source(csv))
     assert_one_clear_line(
         done, "error: ingest:", str(csv), "'amount'", "'twelve'", "data.schema.numeric"
     )
@@ -171,7 +158,7 @@ def test_ingest_names_the_numeric_column_and_the_value_that_is_not_a_number(
 def test_ingest_rejects_a_csv_with_a_header_and_no_rows(params: Path, tmp_path: Path) -> None:
     csv = tmp_path / "loans.csv"
     csv.write_text("amount,label\n")
-    done = stage("ingest", params, tmp_path / "root", *file_source(csv))
+    done = run_stage("ingest", params, tmp_path / "root", *file_source(csv))
     assert_one_clear_line(done, "error: ingest:", str(csv), "empty")
     assert_no_ingest_outputs(tmp_path / "root")
 
@@ -182,7 +169,7 @@ def test_ingest_rejects_a_csv_with_a_header_and_no_rows(params: Path, tmp_path: 
 @pytest.fixture(scope="module")
 def ingested_root(params: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ingested")
-    done = stage("ingest", params, root)
+    done = run_stage("ingest", params, root)
     assert done.returncode == 0, done.stderr[-3000:]
     return root
 
@@ -190,7 +177,7 @@ def ingested_root(params: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def test_profile_gate_failure_exits_2_naming_the_gate_and_writes_no_outputs(
     params: Path, ingested_root: Path
 ) -> None:
-    done = stage("profile", params, ingested_root, "data.profile.gates.min_rows=999999")
+    done = run_stage("profile", params, ingested_root, "data.profile.gates.min_rows=999999")
     assert_one_clear_line(
         done, "error: profile:", "quality gate failed", "data.profile.gates.min_rows = 999999"
     )
@@ -208,23 +195,23 @@ def test_train_py_with_an_unknown_experiment_fails_naming_the_config_group_optio
     tmp_path: Path,
 ) -> None:
     run_dir = tmp_path / "run"
-    done = run("train.py", "+experiment=does_not_exist", f"hydra.run.dir={run_dir}")
+    done = run_python("train.py", "+experiment=does_not_exist", f"hydra.run.dir={run_dir}")
     assert_one_clear_line(done, "error:", "'experiment'", "'does_not_exist'", "finance_risk")
     assert not run_dir.exists()
 
 
 def test_train_py_with_an_unknown_model_in_a_sweep_list_fails_naming_it(tmp_path: Path) -> None:
-    done = run("train.py", "-m", "model=moe_mlp,moe_mlpp", f"hydra.sweep.dir={tmp_path}/s")
+    done = run_python("train.py", "-m", "model=moe_mlp,moe_mlpp", f"hydra.sweep.dir={tmp_path}/s")
     assert_one_clear_line(done, "error:", "'model'", "'moe_mlpp'", "dense_mlp")
 
 
 def test_train_py_rejects_a_value_of_the_wrong_type_naming_the_key(tmp_path: Path) -> None:
-    done = run("train.py", "trainer.max_epochs=abc", f"hydra.run.dir={tmp_path}")
+    done = run_python("train.py", "trainer.max_epochs=abc", f"hydra.run.dir={tmp_path}")
     assert_one_clear_line(done, "error:", "trainer.max_epochs", "'abc'")
     assert_no_ingest_outputs(tmp_path)
 
 
 def test_train_py_rejects_an_added_key_that_is_a_typo_naming_the_key(tmp_path: Path) -> None:
-    done = run("train.py", "+trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
+    done = run_python("train.py", "+trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
     assert_one_clear_line(done, "error:", "trainer.max_epoch", "'max_epoch'")
     assert_no_ingest_outputs(tmp_path)

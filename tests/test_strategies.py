@@ -3,9 +3,6 @@ machine without CUDA, and real DeepSpeed engines started from the YAML on CPU.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -14,7 +11,7 @@ from pipelines.config import validate
 from pipelines.errors import PipelineError
 from pipelines.strategy import build_strategy, check_hardware, deepspeed_config
 from pipelines.zero_check import CONF
-from tests.small import REPO, env
+from tests.small import run_python, run_stage
 
 STRATEGIES = (
     "auto",
@@ -94,23 +91,7 @@ def test_choosing_deepspeed_on_cpu_ends_the_train_stage_with_one_line(tmp_path) 
     from tests.small import small_params
 
     params = small_params(tmp_path / "params.yaml")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.train",
-            "--params",
-            str(params),
-            "--root",
-            str(tmp_path),
-            "strategy.name=deepspeed",
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_stage("train", params, tmp_path, "strategy.name=deepspeed", timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: train: config key 'strategy'")
     assert "needs a CUDA GPU" in done.stderr
@@ -137,19 +118,12 @@ def test_the_yaml_zero_configs_start_a_real_deepspeed_engine_that_learns(
     strategy: str, model: str
 ) -> None:
     """DeepSpeed's engine on CPU (gloo): Lightning's strategy needs CUDA, the engine not."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.zero_check",
-            f"strategy={strategy}",
-            f"model={model}",
-            "steps=6",
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
+    done = run_python(
+        "-m",
+        "pipelines.zero_check",
+        f"strategy={strategy}",
+        f"model={model}",
+        "steps=6",
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -195,21 +169,6 @@ def test_lightning_deepspeed_training_on_gpu(strategy: str, tmp_path) -> None:
         tmp_path / "params.yaml", groups=[f"strategy={strategy}", "trainer=gpu", f"model={model}"]
     )
     for stage in ("ingest", "profile", "clean", "augment", "train"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                f"stages.{stage}",
-                "--params",
-                str(params),
-                "--root",
-                str(tmp_path),
-            ],
-            cwd=REPO,
-            env=env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = run_stage(stage, params, tmp_path, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "models" / "model.ckpt").is_file()

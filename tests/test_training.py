@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from pipelines.config import load_params
 from pipelines.layout import Layout
 from stages import augment, clean, ingest, profile
-from tests.small import REPO, env, small_params
+from tests.small import REPO, env, run_stage, small_params, stage_command
 
 # small batches so an epoch has enough steps to be killed in the middle of
 TRAINING = [
@@ -47,27 +46,11 @@ def fresh_root(prepared: tuple[Path, Path], dest: Path) -> Path:
 
 
 def train_cmd(params: Path, root: Path, *overrides: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "stages.train",
-        "--params",
-        str(params),
-        "--root",
-        str(root),
-        *overrides,
-    ]
+    return stage_command("train", params, root, *overrides)
 
 
 def run_train(params: Path, root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        train_cmd(params, root, *overrides),
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_stage("train", params, root, *overrides, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

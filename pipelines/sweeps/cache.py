@@ -39,19 +39,6 @@ _CODE = (
 _COMPLETE = "COMPLETE"
 
 
-def _outputs(layout: Layout) -> list[Path]:
-    return [
-        layout.ingested,
-        layout.profile_report,
-        layout.profile_metrics,
-        layout.cleaned,
-        layout.quarantine,
-        layout.clean_metrics,
-        layout.augmented_train,
-        layout.augment_metrics,
-    ]
-
-
 def _code_digest() -> str:
     digest = hashlib.sha256()
     for name in _CODE:
@@ -85,7 +72,9 @@ def run_data_stages(
     entry = cache_root / data_key(cfg)
     cached = Layout(entry)
     if (entry / _COMPLETE).is_file():
-        for source, target in zip(_outputs(cached), _outputs(layout), strict=True):
+        for source, target in zip(
+            cached.data_stage_outputs, layout.data_stage_outputs, strict=True
+        ):
             if source.exists():
                 _copy(source, target)
         return True
@@ -93,7 +82,9 @@ def run_data_stages(
         run_stage(name)
     aside = cache_root / f".{entry.name}.{os.getpid()}.tmp"
     shutil.rmtree(aside, ignore_errors=True)
-    for source, target in zip(_outputs(layout), _outputs(Layout(aside)), strict=True):
+    for source, target in zip(
+        layout.data_stage_outputs, Layout(aside).data_stage_outputs, strict=True
+    ):
         if source.exists():
             _copy(source, target)
     (aside / _COMPLETE).write_text("")
