@@ -102,6 +102,8 @@ def run_fingerprint(cfg: PipelineConfig, inputs: list[Path]) -> str:
     the bytes of its inputs. Resuming only ever continues a run with the same fingerprint."""
     sections = ("data", "model", "strategy", "trainer", "train", "callbacks")
     settings = {name: to_container(getattr(cfg, name)) for name in sections} | {"seed": cfg.seed}
+    # whether to resume is a choice about this run, not part of what the run is
+    del settings["callbacks"]["checkpoint"]["resume"]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in inputs:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:

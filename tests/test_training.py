@@ -69,6 +69,28 @@ def last_checkpoint(root: Path) -> Path | None:
     return found[0] if found else None
 
 
+def kill_at_first_checkpoint(params: Path, root: Path) -> Path:
+    """Start training, SIGKILL it as soon as a last.ckpt exists, return that checkpoint."""
+    process = subprocess.Popen(
+        train_cmd(params, root),
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    checkpoint = None
+    while time.monotonic() < deadline and process.poll() is None:
+        checkpoint = last_checkpoint(root)
+        if checkpoint is not None:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint is not None, "training ended before its first step checkpoint"
+    return checkpoint
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_ends_with_identical_metrics(
     prepared: tuple[Path, Path], tmp_path: Path
@@ -78,23 +100,7 @@ def test_sigkill_mid_epoch_then_the_same_command_ends_with_identical_metrics(
     run_train(params, uninterrupted)
 
     killed = fresh_root(prepared, tmp_path / "killed")
-    process = subprocess.Popen(
-        train_cmd(params, killed),
-        cwd=REPO,
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    checkpoint = None
-    while time.monotonic() < deadline and process.poll() is None:
-        checkpoint = last_checkpoint(killed)
-        if checkpoint is not None:
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert checkpoint is not None, "training ended before its first step checkpoint"
+    checkpoint = kill_at_first_checkpoint(params, killed)
     assert not (killed / "models" / "model.ckpt").exists()
 
     # what is on disk after the kill loads without unpickling code
@@ -111,20 +117,17 @@ def test_sigkill_mid_epoch_then_the_same_command_ends_with_identical_metrics(
     assert last_checkpoint(killed) is None
 
 
+@pytest.mark.slow
 def test_without_resume_a_leftover_checkpoint_is_ignored(
     prepared: tuple[Path, Path], tmp_path: Path
 ) -> None:
     params, _ = prepared
     root = fresh_root(prepared, tmp_path / "run")
-    done = run_train(
-        params,
-        root,
-        "callbacks.checkpoint.resume=false",
-        "train.max_epochs=1",
-        "trainer.max_epochs=1",
-    )
+    kill_at_first_checkpoint(params, root)
+    done = run_train(params, root, "callbacks.checkpoint.resume=false")
     assert "resuming" not in done.stdout
-    assert json.loads((root / "metrics" / "train.json").read_text())["epochs_run"] == 1
+    assert json.loads((root / "metrics" / "train.json").read_text())["epochs_run"] == 3
+    assert last_checkpoint(root) is None
 
 
 @pytest.mark.slow
