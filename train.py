@@ -148,6 +148,25 @@ def check_group_choices(argv: list[str], conf: Path = Path(__file__).parent / "c
                 sys.exit(2)
 
 
+def check_override_keys(argv: list[str]) -> None:
+    """A typo in an overridden key (`trainer.max_epoch=2`) stops here with one line and the
+    closest valid keys; Hydra's own report is a six-line struct error. Keys added with `+`
+    are left to the schema check in main()."""
+    from pipelines.config import PipelineConfig, unknown_key_message
+
+    sections = set(PipelineConfig.__dataclass_fields__)
+    for arg in argv:
+        key, sep, _ = arg.partition("=")
+        if not sep or key.startswith(("-", "+", "~", "hydra")) or "/" in key:
+            continue
+        if key.split(".")[0] not in sections:
+            continue
+        message = unknown_key_message(key)
+        if message:
+            print(f"error: train.py: {message}", file=sys.stderr)
+            sys.exit(2)
+
+
 def _extra_config_dirs(argv: list[str]) -> list[Path]:
     dirs = []
     for i, arg in enumerate(argv):
@@ -160,4 +179,5 @@ def _extra_config_dirs(argv: list[str]) -> list[Path]:
 
 if __name__ == "__main__":
     check_group_choices(sys.argv[1:])
+    check_override_keys(sys.argv[1:])
     main()

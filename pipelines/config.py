@@ -6,6 +6,9 @@ message naming the key and what was expected (Ludwig-style).
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,54 @@ from omegaconf.errors import OmegaConfBaseException
 from pipelines.errors import PipelineError
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The valid range of a numeric key; checked with the schema, before any stage works."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def admits(self, value: float) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return True  # a type error is OmegaConf's to report
+        return (
+            math.isfinite(value)
+            and (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
+
+    def describe(self) -> str:
+        parts = [
+            f"{op} {bound:g}"
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
+        return "a number " + " and ".join(parts)
+
+
+def bounded(default: Any = dataclasses.MISSING, *, factory: Any = None, **bounds: float) -> Any:
+    """A dataclass field with a valid range (for a list: of each item)."""
+    metadata = {"bounds": Bounds(**bounds)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+FRACTION = {"ge": 0.0, "le": 1.0}
+POSITIVE = {"gt": 0.0}
+AT_LEAST_ONE = {"ge": 1}
+NON_NEGATIVE = {"ge": 0}
+
+
 @dataclass
 class SourceConfig:
     kind: str = "simulator"
-    rows: int | None = 100_000
-    n_days: int = 90
+    rows: int | None = bounded(100_000, **AT_LEAST_ONE)
+    n_days: int = bounded(90, **AT_LEAST_ONE)
     path: str | None = None
     format: str | None = None
 
@@ -45,17 +91,19 @@ class SchemaConfig:
 @dataclass
 class SplitConfig:
     method: str = "stratified"
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    val_fraction: float = bounded(0.15, gt=0.0, lt=1.0)
+    test_fraction: float = bounded(0.15, gt=0.0, lt=1.0)
 
 
 @dataclass
 class GatesConfig:
-    min_rows: int = 100
-    max_missing_fraction: float = 0.2
-    min_positive_fraction: float = 0.001
-    max_positive_fraction: float = 0.9
-    max_drift_psi: float = 1.0
+    min_rows: int = bounded(100, **NON_NEGATIVE)
+    max_missing_fraction: float = bounded(0.2, **FRACTION)
+    min_positive_fraction: float = bounded(0.001, **FRACTION)
+    max_positive_fraction: float = bounded(0.9, **FRACTION)
+    # rows without a label are quarantined by clean; more than this many is a broken file
+    max_missing_label_fraction: float = bounded(0.05, **FRACTION)
+    max_drift_psi: float = bounded(1.0, **NON_NEGATIVE)
 
 
 @dataclass
@@ -78,7 +126,8 @@ class MissingConfig:
 @dataclass
 class OutlierConfig:
     enabled: bool = False
-    contamination: float = 0.01
+    # IsolationForest's own range
+    contamination: float = bounded(0.01, gt=0.0, le=0.5)
     keep_positive: bool = True
 
 
@@ -94,8 +143,9 @@ class CleanConfig:
 @dataclass
 class AugmentConfig:
     method: str = "none"
-    sampling_strategy: float = 1.0
-    k_neighbors: int = 5
+    # minority/majority ratio after resampling, as imbalanced-learn reads a float
+    sampling_strategy: float = bounded(1.0, gt=0.0, le=1.0)
+    k_neighbors: int = bounded(5, **AT_LEAST_ONE)
 
 
 @dataclass
@@ -116,22 +166,22 @@ SEQUENCE_MODELS = ("moe_transformer", "dense_transformer", "bilstm_attention")
 @dataclass
 class ModelConfig:
     name: str = "moe_mlp"
-    hidden_dim: int = 64
-    num_blocks: int = 2
-    ffn_dim: int = 128
-    num_experts: int = 4
-    top_k: int = 2
-    capacity_factor: float = 1.25
-    eval_capacity_factor: float = 2.0
-    min_capacity: int = 4
+    hidden_dim: int = bounded(64, **AT_LEAST_ONE)
+    num_blocks: int = bounded(2, **AT_LEAST_ONE)
+    ffn_dim: int = bounded(128, **AT_LEAST_ONE)
+    num_experts: int = bounded(4, **AT_LEAST_ONE)
+    top_k: int = bounded(2, **AT_LEAST_ONE)
+    capacity_factor: float = bounded(1.25, **POSITIVE)
+    eval_capacity_factor: float = bounded(2.0, **POSITIVE)
+    min_capacity: int = bounded(4, **NON_NEGATIVE)
     noisy_gate_policy: str | None = None
     second_expert_sampling: bool = True
-    aux_loss_weight: float = 0.01
-    dropout: float = 0.1
+    aux_loss_weight: float = bounded(0.01, **NON_NEGATIVE)
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)
     # sequence models only: how many of the customer's transactions (the current one last)
     # one example holds, and the attention heads of the Transformer encoder
-    seq_len: int = 16
-    num_heads: int = 4
+    seq_len: int = bounded(16, **AT_LEAST_ONE)
+    num_heads: int = bounded(4, **AT_LEAST_ONE)
 
     @property
     def is_moe(self) -> bool:
@@ -167,32 +217,33 @@ class StrategyConfig:
 @dataclass
 class TrainerConfig:
     accelerator: str = "cpu"
-    devices: int = 1
-    num_nodes: int = 1
-    max_epochs: int = 4
+    devices: int = bounded(1, **AT_LEAST_ONE)
+    num_nodes: int = bounded(1, **AT_LEAST_ONE)
+    max_epochs: int = bounded(4, **AT_LEAST_ONE)
     precision: str = "32-true"
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: float | None = 1.0
+    accumulate_grad_batches: int = bounded(1, **AT_LEAST_ONE)
+    gradient_clip_val: float | None = bounded(1.0, **NON_NEGATIVE)
     deterministic: bool = True
-    log_every_n_steps: int = 20
-    limit_train_batches: float = 1.0
+    log_every_n_steps: int = bounded(20, **AT_LEAST_ONE)
+    # a fraction of the epoch's batches, as Lightning reads a float
+    limit_train_batches: float = bounded(1.0, gt=0.0, le=1.0)
     enable_progress_bar: bool = True
 
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = 4
-    batch_size: int = 512
-    eval_batch_size: int = 2048
+    max_epochs: int = bounded(4, **AT_LEAST_ONE)
+    batch_size: int = bounded(512, **AT_LEAST_ONE)
+    eval_batch_size: int = bounded(2048, **AT_LEAST_ONE)
     optimizer: str = "adamw"
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_ratio: float = 0.05
+    lr: float = bounded(3e-3, **POSITIVE)
+    weight_decay: float = bounded(1e-4, **NON_NEGATIVE)
+    warmup_ratio: float = bounded(0.05, ge=0.0, lt=1.0)
     scheduler: str = "cosine"
     loss: str = "bce"
     pos_weight: Any = None
-    focal_gamma: float = 2.0
-    num_workers: int = 0
+    focal_gamma: float = bounded(2.0, **NON_NEGATIVE)
+    num_workers: int = bounded(0, **NON_NEGATIVE)
 
 
 @dataclass
@@ -216,7 +267,7 @@ class EarlyStoppingConfig:
     enabled: bool = True
     monitor: str = "val/auprc"
     mode: str = "max"
-    patience: int = 3
+    patience: int = bounded(3, **NON_NEGATIVE)
 
 
 @dataclass
@@ -225,7 +276,7 @@ class CheckpointConfig:
     mode: str = "max"
     # also write last.ckpt every N optimizer steps (0: at epoch ends only), so a kill loses
     # at most N steps
-    every_n_train_steps: int = 0
+    every_n_train_steps: int = bounded(0, **NON_NEGATIVE)
     # rerunning the same config after a kill continues from last.ckpt
     resume: bool = True
 
@@ -247,32 +298,33 @@ class DynamicQuantConfig:
 class StaticQuantConfig:
     enabled: bool = True
     calibration_method: str = "minmax"
-    calibration_rows: int = 2048
+    calibration_rows: int = bounded(2048, **AT_LEAST_ONE)
     per_channel: bool = False
 
 
 @dataclass
 class QuantizeConfig:
-    opset: int = 17
+    # 13: per-channel QDQ needs it; 20: the TorchScript exporter's newest
+    opset: int = bounded(17, ge=13, le=20)
     dynamic: DynamicQuantConfig = field(default_factory=DynamicQuantConfig)
     static: StaticQuantConfig = field(default_factory=StaticQuantConfig)
 
 
 @dataclass
 class EvaluateConfig:
-    target_fpr: float = 0.01
-    threshold: float = 0.5
-    latency_batch_sizes: list[int] = field(default_factory=lambda: [1, 256])
-    latency_repeats: int = 30
-    threads: int = 2
+    target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
+    threshold: float = bounded(0.5, gt=0.0, lt=1.0)
+    latency_batch_sizes: list[int] = bounded(factory=lambda: [1, 256], **AT_LEAST_ONE)
+    latency_repeats: int = bounded(30, **AT_LEAST_ONE)
+    threads: int = bounded(2, **AT_LEAST_ONE)
 
 
 @dataclass
 class ExportConfig:
     variant: str = "fp32"
-    parity_batch_sizes: list[int] = field(default_factory=lambda: [1, 7, 256])
-    parity_atol: float = 1e-4
-    quantized_atol: float = 0.05
+    parity_batch_sizes: list[int] = bounded(factory=lambda: [1, 7, 256], **AT_LEAST_ONE)
+    parity_atol: float = bounded(1e-4, **POSITIVE)
+    quantized_atol: float = bounded(0.05, **POSITIVE)
     tensorrt: str = "auto"
 
 
@@ -288,7 +340,8 @@ class PipelineConfig:
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    seed: int = 42
+    # numpy's generators take seeds in [0, 2**32)
+    seed: int = bounded(42, ge=0, lt=2**32)
     optimized_metric: str = "val/auprc"
 
 
@@ -364,13 +417,83 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"'data.schema.time_column' = {cfg.data.schema.time_column!r}: model "
             f"{cfg.model.name!r} reads each entity's history, so both must name columns"
         )
-    if cfg.train.pos_weight not in (None, "auto") and not isinstance(
-        cfg.train.pos_weight, int | float
+    weight = cfg.train.pos_weight
+    if weight not in (None, "auto") and (
+        isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0
     ):
         raise PipelineError(
-            f"{source}: config key 'train.pos_weight' = {cfg.train.pos_weight!r}: "
-            "expected null, 'auto' or a number"
+            f"{source}: config key 'train.pos_weight' = {weight!r}: "
+            "expected null, 'auto' or a number > 0"
         )
+    for column, rule in cfg.data.clean.ranges.items():
+        if rule.min is not None and rule.max is not None and rule.min > rule.max:
+            raise PipelineError(
+                f"{source}: config key 'data.clean.ranges.{column}': min = {rule.min} > "
+                f"max = {rule.max}; expected min <= max"
+            )
+
+
+def _check_bounds(node: Any, prefix: str, source: str) -> None:
+    """Every field declared with `bounded(...)`, anywhere in the tree, within its range."""
+    for spec in dataclasses.fields(node):
+        value = getattr(node, spec.name)
+        key = f"{prefix}{spec.name}"
+        bounds: Bounds | None = spec.metadata.get("bounds")
+        if bounds is not None and value is not None:
+            items = value if isinstance(value, list) else [value]
+            if isinstance(value, list) and not value:
+                raise PipelineError(f"{source}: config key '{key}' = []: expected a non-empty list")
+            for item in items:
+                if not bounds.admits(item):
+                    raise PipelineError(
+                        f"{source}: config key '{key}' = {value!r}: expected "
+                        + ("items each " if isinstance(value, list) else "")
+                        + bounds.describe()
+                    )
+        if dataclasses.is_dataclass(value):
+            _check_bounds(value, f"{key}.", source)
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if dataclasses.is_dataclass(item):
+                    _check_bounds(item, f"{key}.{name}.", source)
+
+
+def schema_keys(node: Any = PipelineConfig, prefix: str = "") -> list[str]:
+    """Every dotted key the schema declares (not the free-form dicts' contents)."""
+    keys = []
+    hints = {f.name: f for f in dataclasses.fields(node)}
+    for name, spec in hints.items():
+        key = f"{prefix}{name}"
+        keys.append(key)
+        default = (
+            spec.default_factory()  # type: ignore[misc]
+            if spec.default_factory is not dataclasses.MISSING
+            else spec.default
+        )
+        if dataclasses.is_dataclass(default):
+            keys.extend(schema_keys(type(default), f"{key}."))
+    return keys
+
+
+FREE_FORM = ("strategy.config.", "data.clean.ranges.", "data.clean.allowed_values.")
+
+
+def unknown_key_message(key: str) -> str | None:
+    """For a dotted key the schema does not have: "did you mean ..." with the closest valid
+    keys; None when the key is valid or lies inside a free-form mapping."""
+    key = key.lstrip("+~")
+    keys = schema_keys()
+    if key in keys or key.startswith(FREE_FORM):
+        return None
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in keys if k.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(key, siblings or keys, n=2, cutoff=0.8)
+    if close:
+        return f"config key '{key}' is not in the schema: did you mean {' or '.join(close)}?"
+    where = f"keys under '{parent}': " + ", ".join(k.rpartition(".")[2] for k in siblings)
+    return f"config key '{key}' is not in the schema; " + (
+        where if siblings else "see pipelines/config.py for the keys"
+    )
 
 
 def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
@@ -381,10 +504,14 @@ def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
         merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), raw)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
+        unknown = unknown_key_message(key) if key != "?" else None
+        if unknown:
+            raise PipelineError(f"{source}: {unknown}") from None
         reason = str(err).splitlines()[0]
         raise PipelineError(f"{source}: config key '{key}': {reason}") from None
     _check_choices(merged, source)
     typed: PipelineConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    _check_bounds(typed, "", source)
     _check_ranges(typed, source)
     return typed
 
@@ -399,7 +526,10 @@ def load_params(
     try:
         cfg = OmegaConf.load(path)
         if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+            # Hydra's "+key=value" (add a key) reads as a plain override here: the schema
+            # decides whether the key exists
+            plain = [o.removeprefix("++").removeprefix("+") for o in overrides]
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(plain))
     except (OmegaConfBaseException, yaml.YAMLError) as err:
         reason = " ".join(str(err).split())
         raise PipelineError(f"{path}: not a valid params file: {reason}") from None

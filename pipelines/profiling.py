@@ -13,16 +13,25 @@ from scipy.stats import ks_2samp
 from pipelines.config import GatesConfig, SchemaConfig
 from pipelines.data.schema import LABEL
 
+# fewer rows per quantile bin than this makes PSI on a random split read as drift
+MIN_ROWS_PER_BIN = 20
+
 
 def profile_splits(splits: dict[str, pd.DataFrame], schema: SchemaConfig) -> dict[str, Any]:
     train, test = splits["train"], splits["test"]
     everything = pd.concat(splits.values(), ignore_index=True)
     columns: dict[str, Any] = {}
     for column in schema.numeric:
-        values = everything[column]
+        raw = everything[column]
+        # +/-inf would poison every statistic below; counted here, then treated as missing
+        non_finite = int(np.isinf(raw.to_numpy(dtype="float64")).sum())
+        values = raw.replace([np.inf, -np.inf], np.nan)
+        train_values = train[column].replace([np.inf, -np.inf], np.nan)
+        test_values = test[column].replace([np.inf, -np.inf], np.nan)
         columns[column] = {
             "kind": "numeric",
-            "missing_fraction": float(values.isna().mean()),
+            "non_finite": non_finite,
+            "missing_fraction": float(raw.isna().mean()),
             "mean": _finite(values.mean()),
             "std": _finite(values.std()),
             "min": _finite(values.min()),
@@ -30,9 +39,9 @@ def profile_splits(splits: dict[str, pd.DataFrame], schema: SchemaConfig) -> dic
             "p99": _finite(values.quantile(0.99)),
             "max": _finite(values.max()),
             "n_unique": int(values.nunique()),
-            "corr_with_label": _finite(train[column].corr(train[LABEL])),
-            "drift_psi": population_stability_index(train[column], test[column]),
-            "drift_ks": _ks(train[column], test[column]),
+            "corr_with_label": _finite(train_values.corr(train[LABEL])),
+            "drift_psi": population_stability_index(train_values, test_values),
+            "drift_ks": _ks(train_values, test_values),
         }
     for column in schema.categorical:
         values = everything[column]
@@ -48,6 +57,8 @@ def profile_splits(splits: dict[str, pd.DataFrame], schema: SchemaConfig) -> dic
         name: {
             "rows": len(part),
             "positive_fraction": _finite(part[LABEL].mean()),
+            "positives": int((part[LABEL] == 1).sum()),
+            "negatives": int((part[LABEL] == 0).sum()),
             "missing_label": int(part[LABEL].isna().sum()),
         }
         for name, part in splits.items()
@@ -57,6 +68,8 @@ def profile_splits(splits: dict[str, pd.DataFrame], schema: SchemaConfig) -> dic
     )
     return {
         "rows": int(len(everything)),
+        "label_column": schema.label,
+        "missing_label": int(everything[LABEL].isna().sum()),
         "n_features": len(schema.features),
         "positive_fraction": _finite(everything[LABEL].mean()),
         "max_missing_fraction": max((c["missing_fraction"] for c in columns.values()), default=0.0),
@@ -68,8 +81,10 @@ def profile_splits(splits: dict[str, pd.DataFrame], schema: SchemaConfig) -> dic
 
 
 def check_gates(report: dict[str, Any], gates: GatesConfig) -> list[str]:
-    """Each failed gate as one line naming the gate, the value and the bound."""
-    failures = []
+    """Each failed gate as one line naming the gate, the value and the bound. What is wrong
+    with the data itself (non-finite values, missing or single-class labels) comes first: a
+    drift or balance gate tripped by such a cause would name the wrong problem."""
+    failures = data_defects(report, gates)
     if report["rows"] < gates.min_rows:
         failures.append(f"rows = {report['rows']} < data.profile.gates.min_rows = {gates.min_rows}")
     for name, column in report["columns"].items():
@@ -93,13 +108,49 @@ def check_gates(report: dict[str, Any], gates: GatesConfig) -> list[str]:
     return failures
 
 
+def data_defects(report: dict[str, Any], gates: GatesConfig) -> list[str]:
+    """Problems in the data, each naming the column and what is wrong."""
+    defects = []
+    for name, column in report["columns"].items():
+        if column.get("non_finite"):
+            defects.append(
+                f"column {name!r} holds {column['non_finite']} non-finite values (+inf/-inf) "
+                f"in {report['rows']} rows; expected finite numbers (data.schema.numeric): "
+                "fix the file, or treat them as missing before ingest"
+            )
+    label = report.get("label_column", LABEL)
+    missing = report.get("missing_label", 0)
+    if missing and missing / report["rows"] > gates.max_missing_label_fraction:
+        defects.append(
+            f"label column {label!r} is missing in {missing} of {report['rows']} rows "
+            f"({missing / report['rows']:.1%}) > data.profile.gates.max_missing_label_fraction "
+            f"= {gates.max_missing_label_fraction}; below that bound clean quarantines them "
+            "(rule missing_label)"
+        )
+    for split, counts in report["splits"].items():
+        found = [c for c in ("positives", "negatives") if counts.get(c, 1) > 0]
+        if len(found) < 2:
+            defects.append(
+                f"label column {label!r} has one class in the {split} split "
+                f"({counts.get('positives', 0)} positive, {counts.get('negatives', 0)} negative "
+                "rows): two are needed; add rows of the missing class or change data.split"
+            )
+    return defects
+
+
 def population_stability_index(
-    expected: pd.Series, actual: pd.Series, bins: int = 10
+    expected: pd.Series, actual: pd.Series, max_bins: int = 10
 ) -> float | None:
-    """PSI over the expected sample's deciles, the drift measure credit-risk teams use."""
+    """PSI over quantile bins of the expected sample, the drift measure credit-risk teams use.
+
+    Two guards keep it unbiased on small samples, where a random split must read as no
+    drift: bins are fewer when the smaller sample has under MIN_ROWS_PER_BIN rows per bin,
+    and counts are Laplace-smoothed (+0.5) so an empty bin adds a bounded term instead of
+    log(1e-4)-sized ones."""
     expected, actual = expected.dropna().to_numpy(), actual.dropna().to_numpy()
     if len(expected) == 0 or len(actual) == 0:
         return None
+    bins = int(np.clip(min(len(expected), len(actual)) // MIN_ROWS_PER_BIN, 2, max_bins))
     edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
     if len(edges) < 2:
         return 0.0
@@ -117,9 +168,8 @@ def _categorical_psi(expected: pd.Series, actual: pd.Series) -> float | None:
 
 
 def _psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
-    eps = 1e-4
-    e = np.clip(expected_counts / max(expected_counts.sum(), 1), eps, None)
-    a = np.clip(actual_counts / max(actual_counts.sum(), 1), eps, None)
+    e = (expected_counts + 0.5) / (expected_counts.sum() + 0.5 * len(expected_counts))
+    a = (actual_counts + 0.5) / (actual_counts.sum() + 0.5 * len(actual_counts))
     return float(np.sum((a - e) * np.log(a / e)))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import model_inputs
+from pipelines.drift_reference import write_reference_profile
 from pipelines.errors import PipelineError
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
@@ -74,6 +75,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "seed": cfg.seed,
         }
         write_json(folder / "model_card.json", card)
+        # the server measures input drift against this (train split, the model's features)
+        write_reference_profile(folder, layout.split(layout.cleaned, "train"), features)
         (folder / "model_card.md").write_text(_markdown(card))
     return card
 

@@ -27,6 +27,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
             + f"; report in {diagnosis}"
         )
+    if report["missing_label"]:
+        print(
+            f"profile: label column {report['label_column']!r} is missing in "
+            f"{report['missing_label']} rows; clean quarantines them (rule missing_label)"
+        )
     summary = {
         k: report[k]
         for k in (

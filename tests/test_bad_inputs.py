@@ -163,6 +163,29 @@ def test_ingest_rejects_a_csv_with_a_header_and_no_rows(params: Path, tmp_path: 
     assert_no_ingest_outputs(tmp_path / "root")
 
 
+def test_ingest_names_a_label_with_a_single_class(params: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "loans.csv"
+    csv.write_text("amount,label\n" + "".join(f"{i}.5,1\n" for i in range(40)))
+    done = run_stage("ingest", params, tmp_path / "root", *file_source(csv))
+    assert_one_clear_line(done, "error: ingest:", "'label'", "one class", "two are needed")
+    assert_no_ingest_outputs(tmp_path / "root")
+
+
+def test_profile_names_a_column_of_infinities_not_a_drift_gate(
+    params: Path, tmp_path: Path
+) -> None:
+    csv = tmp_path / "loans.csv"
+    rows = [f"{'inf' if i % 50 == 0 else i * 1.5},{int(i % 4 == 0)}" for i in range(400)]
+    csv.write_text("amount,label\n" + "\n".join(rows) + "\n")
+    root = tmp_path / "root"
+    overrides = file_source(csv, "data.profile.gates.min_rows=10")
+    assert run_stage("ingest", params, root, *overrides).returncode == 0
+    done = run_stage("profile", params, root, *overrides)
+    assert_one_clear_line(done, "error: profile:", "'amount'", "8 non-finite values")
+    assert "drift" not in done.stderr
+    assert not Layout(root).profile_metrics.exists()
+
+
 # --- a failed quality gate: the report is kept for diagnosis, nothing is cached ----------------
 
 
@@ -215,3 +238,24 @@ def test_train_py_rejects_an_added_key_that_is_a_typo_naming_the_key(tmp_path: P
     done = run_python("train.py", "+trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
     assert_one_clear_line(done, "error:", "trainer.max_epoch", "'max_epoch'")
     assert_no_ingest_outputs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("train.batch_size=0", "'train.batch_size' = 0: expected a number >= 1"),
+        ("train.lr=-1", "'train.lr' = -1.0: expected a number > 0"),
+        ("trainer.max_epoch=2", "did you mean trainer.max_epochs?"),
+    ],
+)
+def test_train_py_rejects_a_bad_value_or_key_before_any_data_work(
+    override: str, named: str, tmp_path: Path
+) -> None:
+    done = run_python("train.py", override, f"hydra.run.dir={tmp_path}")
+    assert_one_clear_line(done, "error:", named)
+    assert_no_ingest_outputs(tmp_path)
+
+
+def test_a_stage_override_with_a_typo_names_the_closest_key(params: Path, tmp_path: Path) -> None:
+    done = run_stage("train", params, tmp_path, "trainer.max_epoch=2")
+    assert_one_clear_line(done, "error: train:", "did you mean trainer.max_epochs?")

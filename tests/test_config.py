@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pipelines.compose import compose_params
-from pipelines.config import PipelineConfig, load_params, validate
+from pipelines.config import Bounds, PipelineConfig, load_params, validate
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
 from tests.small import REPO
@@ -121,3 +123,94 @@ def test_dvc_params_name_keys_that_exist_in_params_yaml() -> None:
 def test_dvc_hydra_composition_is_enabled() -> None:
     config = (REPO / ".dvc" / "config").read_text()
     assert "[hydra]" in config and "enabled = true" in config
+
+
+# --- every numeric key has a range, checked before any data work ------------------------------
+
+
+def bounded_fields(node: type = PipelineConfig, prefix: str = "") -> list[tuple[str, Bounds]]:
+    found = []
+    for spec in dataclasses.fields(node):
+        key = f"{prefix}{spec.name}"
+        if "bounds" in spec.metadata:
+            found.append((key, spec.metadata["bounds"]))
+        default = (
+            spec.default_factory()
+            if spec.default_factory is not dataclasses.MISSING
+            else spec.default
+        )
+        if dataclasses.is_dataclass(default):
+            found.extend(bounded_fields(type(default), f"{key}."))
+    return found
+
+
+def numeric_fields(node: type = PipelineConfig, prefix: str = "") -> list[str]:
+    hints = typing.get_type_hints(node)
+    found = []
+    for spec in dataclasses.fields(node):
+        key, hint = f"{prefix}{spec.name}", hints[spec.name]
+        args = typing.get_args(hint) or (hint,)
+        if any(a in (int, float) for a in args) or (
+            typing.get_origin(hint) is list and typing.get_args(hint)[0] in (int, float)
+        ):
+            found.append(key)
+        default = (
+            spec.default_factory()
+            if spec.default_factory is not dataclasses.MISSING
+            else spec.default
+        )
+        if dataclasses.is_dataclass(default):
+            found.extend(numeric_fields(type(default), f"{key}."))
+    return found
+
+
+def out_of_range(bounds: Bounds) -> float:
+    if bounds.gt is not None:
+        return bounds.gt
+    if bounds.ge is not None:
+        return bounds.ge - 1
+    if bounds.lt is not None:
+        return bounds.lt
+    return bounds.le + 1
+
+
+# clean.ranges' min/max are user data bounds, any number; pos_weight is checked by hand (it may
+# also be "auto")
+UNBOUNDED_BY_DESIGN = {"train.pos_weight"}
+
+
+def test_every_numeric_key_of_the_schema_declares_its_range() -> None:
+    declared = {key for key, _ in bounded_fields()}
+    missing = set(numeric_fields()) - declared - UNBOUNDED_BY_DESIGN
+    assert not missing, f"numeric keys without a range: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("key", "bounds"), bounded_fields(), ids=lambda v: str(v))
+def test_a_value_out_of_range_fails_in_the_config_check_naming_the_key(
+    key: str, bounds: Bounds
+) -> None:
+    default = OmegaConf.select(OmegaConf.structured(PipelineConfig), key)
+    bad = out_of_range(bounds)
+    value = [bad] if isinstance(default, list) or OmegaConf.is_list(default) else bad
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "params.yaml"), {})
+    OmegaConf.update(cfg, key, value, force_add=False)
+    with pytest.raises(PipelineError, match=re.escape(f"config key '{key}' = ")) as err:
+        validate(cfg)
+    assert "expected" in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggested"),
+    [
+        ("trainer.max_epoch", "trainer.max_epochs"),
+        ("train.bach_size", "train.batch_size"),
+        ("data.source.rowz", "data.source.rows"),
+        ("quantize.static.calibration_row", "quantize.static.calibration_rows"),
+    ],
+)
+def test_a_typo_in_a_key_names_the_closest_valid_key(typo: str, suggested: str) -> None:
+    cfg = OmegaConf.load(REPO / "params.yaml")
+    OmegaConf.set_struct(cfg, False)
+    OmegaConf.update(cfg, typo, 1, force_add=True)
+    with pytest.raises(PipelineError, match=f"did you mean {re.escape(suggested)}"):
+        validate(cfg)

@@ -67,6 +67,16 @@ def test_onnx_export_matches_pytorch_at_several_batch_sizes(tmp_path: Path) -> N
     assert set(diffs) == {"1", "7", "256", "512"}
 
 
+def test_parity_check_runs_batches_larger_than_the_rows_there_are(tmp_path: Path) -> None:
+    """A small table's test split (150 rows) still gets checked at the serving batch (256)."""
+    net = model(eval_capacity_factor=0.5)
+    path = tmp_path / "model.onnx"
+    export_onnx(net, (N_FEATURES,), path, opset=17)
+    x = np.random.default_rng(0).normal(size=(150, N_FEATURES)).astype(np.float32)
+    diffs = parity_check(net, path, x, [1, 256, 1000], atol=1e-5)
+    assert set(diffs) == {"1", "256", "1000"}
+
+
 def test_parity_check_fails_loudly_when_outputs_diverge(tmp_path: Path) -> None:
     net = model()
     path = tmp_path / "model.onnx"

@@ -88,6 +88,12 @@ def _as_label(series: pd.Series, schema: SchemaConfig, origin: str) -> pd.Series
             f"{origin}: label column {schema.label!r} must be binary, found {len(classes)} "
             f"classes: {', '.join(classes[:5])}"
         )
+    if len(classes) == 1:
+        raise PipelineError(
+            f"{origin}: label column {schema.label!r} has one class ({classes[0]!r}) in "
+            f"{len(observed)} labelled rows: two are needed, "
+            f"data.schema.positive_class={schema.positive_class!r} and one other"
+        )
     if positive not in classes and classes:
         raise PipelineError(
             f"{origin}: label column {schema.label!r} has no value equal to "

@@ -1,0 +1,114 @@
+"""The training reference profile the server measures input drift against: per feature, bin
+edges and the train split's share of rows in each bin, written into the export folder.
+
+Kept free of torch and of the server: the export stage writes the profile, the server reads it,
+and both take the PSI formula from here so a drift figure means the same thing everywhere."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipelines.errors import PipelineError
+
+REFERENCE_FILE = "reference_profile.json"
+FORMAT = 1
+
+
+def bin_edges(values: np.ndarray, max_bins: int) -> list[float]:
+    """Interior edges (the outer bins are open to +-inf, so any served value falls in a bin).
+
+    Quantile bins, as the profile stage uses, for continuous features. A feature with at most
+    `max_bins` distinct values (flags, hours, counts) gets one bin per value instead, with
+    edges half-way between them: quantile edges of a 0/1 flag collapse into a single bin, and
+    its PSI would then read 0 whatever the traffic does."""
+    distinct = np.unique(values)
+    if len(distinct) <= 1:
+        return []
+    if len(distinct) <= max_bins:
+        return [float(v) for v in (distinct[:-1] + distinct[1:]) / 2]
+    quantiles = np.quantile(values, np.linspace(0, 1, max_bins + 1)[1:-1])
+    return [float(v) for v in np.unique(quantiles)]
+
+
+def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index per value; a value equal to an edge goes to the bin above it."""
+    return np.searchsorted(edges, values, side="right")
+
+
+def psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
+    """Population stability index with the profile stage's Laplace smoothing (+0.5 per bin),
+    so an empty bin adds a bounded term rather than log(0)."""
+    e = (expected_counts + 0.5) / (expected_counts.sum() + 0.5 * len(expected_counts))
+    a = (actual_counts + 0.5) / (actual_counts.sum() + 0.5 * len(actual_counts))
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def reference_profile(x: np.ndarray, features: list[str], max_bins: int = 10) -> dict[str, Any]:
+    """Profile of a [rows, features] matrix in the order the model reads its inputs."""
+    if x.ndim != 2 or x.shape[1] != len(features):
+        raise PipelineError(
+            f"reference profile: expected a [rows, {len(features)}] matrix, got {list(x.shape)}"
+        )
+    columns: dict[str, Any] = {}
+    for j, name in enumerate(features):
+        values = x[:, j].astype(np.float64)
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            raise PipelineError(f"reference profile: feature {name!r} has no finite value")
+        edges = bin_edges(values, max_bins)
+        counts = np.bincount(assign_bins(values, np.asarray(edges)), minlength=len(edges) + 1)
+        columns[name] = {
+            "edges": edges,
+            "counts": [int(c) for c in counts],
+            "proportions": [float(c) / len(values) for c in counts],
+        }
+    return {"format": FORMAT, "rows": int(len(x)), "max_bins": max_bins, "features": columns}
+
+
+def write_reference_profile(
+    folder: Path, train_split: Path, features: list[str], max_bins: int = 10
+) -> Path:
+    """Profile the train split (the clean one: resampled rows are not what traffic looks
+    like) and write it as `folder/reference_profile.json`."""
+    if not train_split.is_file():
+        raise PipelineError(f"{train_split}: missing input (run the earlier stage first)")
+    table = pq.read_table(train_split, columns=features)
+    x = np.column_stack([table.column(f).to_numpy().astype(np.float64) for f in features])
+    profile = {"source": str(train_split.name), **reference_profile(x, features, max_bins)}
+    path = folder / REFERENCE_FILE
+    path.write_text(json.dumps(profile, indent=1))
+    return path
+
+
+def read_reference_profile(path: Path, features: list[str]) -> dict[str, Any]:
+    """Read and check a profile against the model's feature list; a mismatch names the key."""
+    try:
+        profile = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise PipelineError(f"{path}: not a readable reference profile: {err}") from None
+    columns = profile.get("features") if isinstance(profile, dict) else None
+    if not isinstance(columns, dict):
+        raise PipelineError(f"{path}: key 'features' missing or not an object")
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise PipelineError(f"{path}: no reference for model input(s) {', '.join(missing)}")
+    for name in features:
+        column = columns[name]
+        edges, counts = column.get("edges"), column.get("counts")
+        if (
+            not isinstance(edges, list)
+            or not isinstance(counts, list)
+            or len(counts) != len(edges) + 1
+            or not all(isinstance(e, int | float) and math.isfinite(e) for e in edges)
+        ):
+            raise PipelineError(
+                f"{path}: key 'features.{name}': expected finite 'edges' and len(edges) + 1 "
+                "'counts'"
+            )
+    return profile
