@@ -306,14 +306,32 @@ class StaticQuantConfig:
 class QuantizeConfig:
     # 13: per-channel QDQ needs it; 20: the TorchScript exporter's newest
     opset: int = bounded(17, ge=13, le=20)
+    # the first layer sees standardised raw features, whose range rare one-hot levels set;
+    # INT8 there cost most of the quantized models' error (pipelines/quantization.py)
+    keep_input_fp32: bool = True
     dynamic: DynamicQuantConfig = field(default_factory=DynamicQuantConfig)
     static: StaticQuantConfig = field(default_factory=StaticQuantConfig)
 
 
 @dataclass
-class EvaluateConfig:
+class ThresholdConfig:
+    """How the decision threshold is chosen on the validation split (then applied unchanged
+    to test): max_f1, the highest recall at target_fpr, the least expected cost, or fixed."""
+
+    rule: str = "max_f1"
+    fixed: float = bounded(0.5, gt=0.0, lt=1.0)
     target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
-    threshold: float = bounded(0.5, gt=0.0, lt=1.0)
+    cost_false_positive: float = bounded(1.0, **NON_NEGATIVE)
+    cost_false_negative: float = bounded(5.0, **NON_NEGATIVE)
+
+
+@dataclass
+class EvaluateConfig:
+    # recall at this false-positive rate is reported for every variant
+    target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # fewer test positives than this: the report says its metrics are unreliable
+    min_test_positives: int = bounded(10, **NON_NEGATIVE)
     latency_batch_sizes: list[int] = bounded(factory=lambda: [1, 256], **AT_LEAST_ONE)
     latency_repeats: int = bounded(30, **AT_LEAST_ONE)
     threads: int = bounded(2, **AT_LEAST_ONE)
@@ -372,6 +390,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "callbacks.checkpoint.mode": ("min", "max"),
     "quantize.dynamic.weight_type": ("qint8", "quint8"),
     "quantize.static.calibration_method": ("minmax", "entropy", "percentile"),
+    "evaluate.threshold.rule": ("max_f1", "target_fpr", "min_cost", "fixed"),
     "export.variant": ("fp32", "int8_dynamic", "int8_static"),
     "export.tensorrt": ("auto", "off"),
 }

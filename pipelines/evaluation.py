@@ -12,8 +12,11 @@ from torchmetrics.functional.classification import (
     binary_auroc,
     binary_average_precision,
     binary_f1_score,
+    binary_precision,
     binary_precision_recall_curve,
+    binary_recall,
     binary_roc,
+    binary_specificity,
 )
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -31,12 +34,20 @@ def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def classification_metrics(
     y: np.ndarray, p: np.ndarray, target_fpr: float, threshold: float
 ) -> dict[str, float]:
+    """Ranking metrics, and the decision metrics at `threshold` (chosen on validation)."""
     probs, target = torch.from_numpy(p.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
     fpr, tpr, _ = binary_roc(probs, target)
     within = fpr <= target_fpr
+    # a score >= threshold is positive, as on the curves the threshold was chosen from
+    # (torchmetrics' own `threshold=` argument compares with >)
+    decisions = torch.from_numpy((p >= threshold).astype(np.int64))
     return {
         **ranking_metrics(y, p),
-        "f1": float(binary_f1_score(probs, target, threshold=threshold)),
+        "threshold": float(threshold),
+        "f1": float(binary_f1_score(decisions, target)),
+        "precision": float(binary_precision(decisions, target)),
+        "recall": float(binary_recall(decisions, target)),
+        "fpr": 1.0 - float(binary_specificity(decisions, target)),
         f"recall_at_{target_fpr:g}_fpr": float(tpr[within].max()) if within.any() else 0.0,
     }
 

@@ -41,6 +41,19 @@ def export_onnx(model: nn.Module, sample_shape: tuple[int, ...], path: Path, ops
     torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
+def embed_metadata(path: Path, properties: dict[str, str]) -> None:
+    """Write `properties` into the model's metadata_props (replacing same-named entries)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in properties]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in properties.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
 def torch_probabilities(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     head = ProbabilityHead(model).eval()
     out = []

@@ -36,10 +36,15 @@ METHODS = {
 
 
 class ArrayReader(CalibrationDataReader):
-    """Feeds calibration rows in batches."""
+    """Feeds calibration rows in batches of one size. ORT's entropy and percentile
+    calibrators stack the batches' outputs into one array and fail with "inhomogeneous
+    shape" on a shorter last batch, so that batch is topped up with the first rows."""
 
     def __init__(self, x: np.ndarray, batch_size: int = 256) -> None:
-        self.batches = iter([x[i : i + batch_size] for i in range(0, len(x), batch_size)])
+        batch_size = min(batch_size, len(x))
+        n_batches = -(-len(x) // batch_size)
+        rows = np.arange(n_batches * batch_size) % len(x)
+        self.batches = iter(np.split(x[rows], n_batches))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
@@ -70,19 +75,52 @@ def router_nodes(path: Path) -> list[str]:
     ]
 
 
-def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
+def input_projection_nodes(path: Path) -> list[str]:
+    """The first matrix products after the graph input (through standardisation and reshapes
+    only). Their input is the standardised features, whose range a rare one-hot level sets:
+    measured on a 6%-positive credit table, a level seen in 1% of rows standardises to z = 15
+    while ordinary features stay within |z| < 2, so one per-tensor UINT8 scale over [-4, 15]
+    leaves ordinary features ~25 levels. Quantizing this one layer caused 0.091 of the 0.092
+    max probability error of the whole INT8 model; it holds ~2% of the weights."""
+    graph = onnx.load(str(path)).graph
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    frontier, seen, found = [i.name for i in graph.input], set(), []
+    while frontier:
+        tensor = frontier.pop()
+        for node in consumers.get(tensor, []):
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type in QUANTIZED_OPS:
+                found.append(node.name)
+            else:
+                frontier.extend(node.output)
+    return found
+
+
+def excluded_nodes(path: Path, keep_input_fp32: bool) -> list[str]:
+    """Nodes left in FP32. ORT's dynamic quantizer first rewrites Gemm as '<name>_MatMul' +
+    Add, so a Gemm is named both ways."""
+    nodes = router_nodes(path) + (input_projection_nodes(path) if keep_input_fp32 else [])
+    return [*nodes, *(f"{n}_MatMul" for n in nodes)]
+
+
+def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig, keep_input_fp32: bool) -> None:
     with _quiet_root_logger():
-        _dynamic_int8(fp32, out, cfg)
+        _dynamic_int8(fp32, out, cfg, keep_input_fp32)
 
 
-def _dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig) -> None:
+def _dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig, keep_input_fp32: bool) -> None:
     quantize_dynamic(
         str(fp32),
         str(out),
         per_channel=cfg.per_channel,
         weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
         op_types_to_quantize=QUANTIZED_OPS,
-        nodes_to_exclude=router_nodes(fp32),
+        nodes_to_exclude=excluded_nodes(fp32, keep_input_fp32),
     )
 
 
@@ -99,12 +137,24 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuantConfig) -> None:
+def static_int8(
+    fp32: Path,
+    out: Path,
+    calibration: np.ndarray,
+    cfg: StaticQuantConfig,
+    keep_input_fp32: bool,
+) -> None:
     with _quiet_root_logger():
-        _static_int8(fp32, out, calibration, cfg)
+        _static_int8(fp32, out, calibration, cfg, keep_input_fp32)
 
 
-def _static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuantConfig) -> None:
+def _static_int8(
+    fp32: Path,
+    out: Path,
+    calibration: np.ndarray,
+    cfg: StaticQuantConfig,
+    keep_input_fp32: bool,
+) -> None:
     quantize_static(
         str(fp32),
         str(out),
@@ -115,5 +165,5 @@ def _static_int8(fp32: Path, out: Path, calibration: np.ndarray, cfg: StaticQuan
         per_channel=cfg.per_channel,
         calibrate_method=METHODS[cfg.calibration_method],
         op_types_to_quantize=QUANTIZED_OPS,
-        nodes_to_exclude=router_nodes(fp32),
+        nodes_to_exclude=excluded_nodes(fp32, keep_input_fp32),
     )

@@ -41,9 +41,11 @@ def metric_value(layout: Layout, name: str) -> float:
 def print_summary(layout: Layout) -> None:
     evaluation = json.loads(layout.evaluate_metrics.read_text())
     timings = json.loads((layout.evaluate_report / "latency.json").read_text())["variants"]
+    unreliable = "" if evaluation.get("reliable", True) else " (too few positives: unreliable)"
     table = Table(
         title=f"test split: {evaluation['test_rows']} rows, "
-        f"{evaluation['test_positive_fraction']:.2%} positive"
+        f"{evaluation['test_positive_fraction']:.2%} positive{unreliable}; threshold by "
+        f"{evaluation.get('threshold_rule', 'fixed')} on val"
     )
     for column in (
         "variant",
@@ -51,6 +53,7 @@ def print_summary(layout: Layout) -> None:
         "AUPRC",
         "AUPRC kept",
         "recall@1%FPR",
+        "threshold",
         "F1",
         "KiB",
         "speed-up",
@@ -64,6 +67,7 @@ def print_summary(layout: Layout) -> None:
             f"{m['auprc']:.4f}",
             f"{m['auprc_retained_vs_fp32']:.2%}",
             f"{recall:.4f}",
+            f"{m.get('threshold', 0.5):.3f}",
             f"{m['f1']:.4f}",
             f"{m['size_bytes'] / 1024:.0f}",
             f"{timings[name]['speedup_vs_pytorch_fp32']:.2f}x",

@@ -18,6 +18,7 @@ from pipelines.onnx_export import INPUT
 from pipelines.plots import curves_png, variants_png
 from pipelines.progress import stage_steps
 from pipelines.runtime import session
+from pipelines.thresholds import choose_threshold
 from pipelines.training import load_checkpoint
 from stages._cli import main
 
@@ -28,7 +29,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     features = read_json(layout.features_file)["features"]
-    x, y = model_inputs(cfg, layout, features, ("test",))["test"]
+    inputs = model_inputs(cfg, layout, features, ("val", "test"))
+    (x_val, y_val), (x, y) = inputs["val"], inputs["test"]
     predictors = {REFERENCE: _torch_predictor(layout)}
     sizes = {REFERENCE: layout.checkpoint.stat().st_size}
     for path in sorted(layout.onnx_dir.glob("model_*.onnx")):
@@ -41,9 +43,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     roc, pr = {}, {}
     with stage_steps("evaluate", len(predictors)) as step:
         for name, predict in predictors.items():
+            # each variant's own threshold: quantization shifts scores a little
+            threshold = choose_threshold(y_val, predict_all(predict, x_val), ev.threshold)
             probs = predict_all(predict, x)
             variants[name] = {
-                **classification_metrics(y, probs, ev.target_fpr, ev.threshold),
+                **classification_metrics(y, probs, ev.target_fpr, threshold),
                 "size_bytes": sizes[name],
             }
             timings[name] = latency(predict, x, list(ev.latency_batch_sizes), ev.latency_repeats)
@@ -58,9 +62,19 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             timings[REFERENCE][largest]["p50_ms"] / timings[name][largest]["p50_ms"]
         )
     # latency varies run to run, so it lives beside the DVC metrics, which stay reproducible
+    positives = int(np.sum(y))
+    reliable = positives >= ev.min_test_positives
+    if not reliable:
+        print(
+            f"warning: evaluate: the test split has {positives} positive rows (< "
+            f"evaluate.min_test_positives = {ev.min_test_positives}); its metrics are unreliable"
+        )
     report = {
         "test_rows": len(y),
+        "test_positives": positives,
         "test_positive_fraction": float(np.mean(y)),
+        "reliable": reliable,
+        "threshold_rule": ev.threshold.rule,
         "variants": variants,
     }
     outputs = (layout.evaluate_metrics, layout.roc_curve, layout.pr_curve, layout.evaluate_report)

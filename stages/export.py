@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pipelines.drift_reference import write_reference_profile
 from pipelines.errors import PipelineError
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
-from pipelines.onnx_export import INPUT, OUTPUT, parity_check
+from pipelines.onnx_export import INPUT, OUTPUT, embed_metadata, parity_check
 from pipelines.tensorrt_engine import availability, build_fp16_engine
 from pipelines.training import load_checkpoint
 from stages._cli import main
@@ -35,11 +36,33 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     atol = ex.parity_atol if ex.variant == "fp32" else ex.quantized_atol
     parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
     evaluation = read_json(layout.evaluate_metrics)
+    test_metrics = evaluation["variants"].get(f"onnx_{ex.variant}", {})
+    config = {k: to_container(getattr(cfg, k)) for k in ("data", "model", "train", "quantize")}
+    config_hash = hashlib.sha256(
+        json.dumps({**config, "seed": cfg.seed}, sort_keys=True).encode()
+    ).hexdigest()
+    version = f"{cfg.data.name}-{cfg.model.name}-{ex.variant}-{config_hash[:12]}"
+    positive = cfg.data.schema.positive_class
+    label_map = {"1": positive, "0": f"not {positive}"}
+    threshold = test_metrics.get("threshold")
 
     with staged_outputs(layout.staging, layout.export_dir) as (folder,):
         folder.mkdir()
         model_path = folder / "model.onnx"
         shutil.copyfile(source, model_path)
+        # what a consumer of model.onnx alone needs, readable with onnx or ORT's modelmeta
+        embed_metadata(
+            model_path,
+            {
+                "features": json.dumps(features),
+                "label_map": json.dumps(label_map),
+                "decision_threshold": json.dumps(threshold),
+                "threshold_rule": evaluation.get("threshold_rule", "fixed"),
+                "config_sha256": config_hash,
+                "model_version": version,
+                "producer_version": _package_version(),
+            },
+        )
         tensorrt = _tensorrt(
             ex.tensorrt, model_path, folder / "model_fp16.plan", max(ex.parity_batch_sizes)
         )
@@ -47,6 +70,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         card = {
             "model": cfg.model.name,
             "variant": ex.variant,
+            "version": version,
+            "decision_threshold": threshold,
+            "threshold_rule": evaluation.get("threshold_rule", "fixed"),
+            "label_map": label_map,
             "inputs": {
                 "name": INPUT,
                 "dtype": "float32",
@@ -63,15 +90,15 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "label_column": cfg.data.schema.label,
             "parity_max_abs_diff": parity,
             "parity_atol": atol,
-            "test_metrics": evaluation["variants"].get(f"onnx_{ex.variant}", {}),
+            "test_metrics": test_metrics,
+            "test_metrics_reliable": evaluation.get("reliable", True),
             "tensorrt": tensorrt,
             "sha256": {
                 p.name: _sha256(p)
                 for p in [model_path, layout.checkpoint, *sorted(folder.glob("*.plan"))]
             },
-            "config": {
-                k: to_container(getattr(cfg, k)) for k in ("data", "model", "train", "quantize")
-            },
+            "config": config,
+            "config_sha256": config_hash,
             "seed": cfg.seed,
         }
         write_json(folder / "model_card.json", card)
@@ -91,6 +118,13 @@ def _tensorrt(setting: str, onnx_path: Path, engine_path: Path, max_batch: int) 
     return f"built {engine_path.name} (FP16)"
 
 
+def _package_version() -> str:
+    try:
+        return f"moe-pipelines {metadata.version('moe-pipelines')}"
+    except metadata.PackageNotFoundError:
+        return "moe-pipelines (not installed)"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -106,7 +140,9 @@ Input `{card["inputs"]["name"]}`: float32 `[batch, {len(card["inputs"]["features
 (un-standardised) features in this order: {", ".join(card["inputs"]["features"])}.
 
 Output `{card["outputs"]["name"]}`: float32 `[batch]`, probability that `{card["label_column"]}` is
-`{card["positive_class"]}`.
+`{card["positive_class"]}`. Decision: positive when the probability is >=
+{card["decision_threshold"]} (chosen on the validation split by rule `{card["threshold_rule"]}`).
+Version `{card["version"]}`.
 
 ## Test metrics
 | metric | value |

@@ -37,10 +37,18 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             preprocess(fp32, prepared)
             step("pre-processed for quantization")
             if q.dynamic.enabled:
-                dynamic_int8(prepared, folder / "model_int8_dynamic.onnx", q.dynamic)
+                dynamic_int8(
+                    prepared, folder / "model_int8_dynamic.onnx", q.dynamic, q.keep_input_fp32
+                )
                 step("dynamic INT8")
             if q.static.enabled:
-                static_int8(prepared, folder / "model_int8_static.onnx", calibration, q.static)
+                static_int8(
+                    prepared,
+                    folder / "model_int8_static.onnx",
+                    calibration,
+                    q.static,
+                    q.keep_input_fp32,
+                )
                 step(f"static INT8 ({q.static.calibration_method} calibration)")
         prepared.unlink()
         sizes = {

@@ -236,7 +236,7 @@ def test_train_py_rejects_a_value_of_the_wrong_type_naming_the_key(tmp_path: Pat
 
 def test_train_py_rejects_an_added_key_that_is_a_typo_naming_the_key(tmp_path: Path) -> None:
     done = run_python("train.py", "+trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
-    assert_one_clear_line(done, "error:", "trainer.max_epoch", "'max_epoch'")
+    assert_one_clear_line(done, "error:", "'trainer.max_epoch'", "did you mean trainer.max_epochs?")
     assert_no_ingest_outputs(tmp_path)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import torch
@@ -18,11 +19,14 @@ from pipelines.config import (
     PipelineConfig,
     RangeRule,
     SchemaConfig,
+    ThresholdConfig,
     load_params,
 )
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
+from pipelines.evaluation import classification_metrics
 from pipelines.layout import SPLITS, Layout
+from pipelines.thresholds import choose_threshold
 from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
 from tests.small import small_params
 
@@ -161,6 +165,56 @@ def test_export_verifies_parity_and_hashes_its_artifacts(layout: Layout) -> None
     if not torch.cuda.is_available():
         assert card["tensorrt"].startswith("skipped:")
     assert "# Model card" in (layout.export_dir / "model_card.md").read_text()
+
+
+def test_export_ships_the_validation_threshold_in_the_card_and_the_onnx_metadata(
+    layout: Layout,
+) -> None:
+    card = read(layout.export_dir / "model_card.json")
+    evaluation = read(layout.evaluate_metrics)
+    threshold = evaluation["variants"]["onnx_fp32"]["threshold"]
+    assert card["decision_threshold"] == threshold and 0 < threshold < 1
+    assert card["threshold_rule"] == "max_f1"
+    props = {
+        p.key: p.value
+        for p in onnx.load(str(layout.export_dir / "model.onnx")).metadata_props
+    }
+    assert json.loads(props["features"]) == card["inputs"]["features"]
+    assert json.loads(props["decision_threshold"]) == threshold
+    assert json.loads(props["label_map"])["1"] == card["positive_class"]
+    assert props["config_sha256"] == card["config_sha256"]
+    assert props["model_version"] == card["version"]
+    assert props["producer_version"].startswith("moe-pipelines")
+
+
+def test_threshold_rules_pick_the_threshold_their_name_says() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.06).astype(np.int64)
+    p = np.clip(0.04 + 0.5 * y * rng.random(4000) + 0.2 * rng.random(4000), 0, 1)
+    best_f1 = choose_threshold(y, p, ThresholdConfig(rule="max_f1"))
+    for other in (0.2, 0.3, 0.5, 0.7):
+        assert f1_at(y, p, best_f1) >= f1_at(y, p, other)
+    low_fpr = choose_threshold(y, p, ThresholdConfig(rule="target_fpr", target_fpr=0.01))
+    assert np.mean(p[y == 0] >= low_fpr) <= 0.01
+    cheap_misses = choose_threshold(
+        y, p, ThresholdConfig(rule="min_cost", cost_false_positive=1, cost_false_negative=1)
+    )
+    costly_misses = choose_threshold(
+        y, p, ThresholdConfig(rule="min_cost", cost_false_positive=1, cost_false_negative=50)
+    )
+    assert costly_misses < cheap_misses  # missing a fraud costs more: flag more
+    assert choose_threshold(y, p, ThresholdConfig(rule="fixed", fixed=0.4)) == 0.4
+
+
+def f1_at(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
+    return classification_metrics(y, p, 0.01, threshold)["f1"]
+
+
+def test_f1_on_an_imbalanced_split_is_not_zero_with_the_chosen_threshold(layout: Layout) -> None:
+    evaluation = read(layout.evaluate_metrics)
+    for name, metrics in evaluation["variants"].items():
+        assert metrics["f1"] > 0.1, name
+        assert {"precision", "recall", "fpr", "threshold"} <= set(metrics)
 
 
 def test_same_config_and_seed_give_the_same_training_metrics(

@@ -1,0 +1,93 @@
+"""INT8 with ONNX Runtime's quantizer: which layers stay FP32, and calibration that works with
+any number of rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from pipelines.config import DynamicQuantConfig, ModelConfig, StaticQuantConfig
+from pipelines.models.moe import build_model
+from pipelines.onnx_export import INPUT, export_onnx
+from pipelines.quantization import (
+    ArrayReader,
+    dynamic_int8,
+    input_projection_nodes,
+    preprocess,
+    router_nodes,
+    static_int8,
+)
+
+N_NUMERIC, N_LEVELS = 6, 10
+
+
+def features(rows: int, seed: int) -> np.ndarray:
+    """Standard-normal numerics and a one-hot categorical with one rare level (1% of rows),
+    as a credit table's `purpose` column has."""
+    rng = np.random.default_rng(seed)
+    level = rng.choice(N_LEVELS, rows, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01])
+    return np.hstack([rng.normal(size=(rows, N_NUMERIC)), np.eye(N_LEVELS)[level]]).astype(
+        np.float32
+    )
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    x = features(4000, 0)
+    torch.manual_seed(0)
+    net = build_model(x.shape[1], ModelConfig(), x.mean(0).tolist(), x.std(0).tolist()).eval()
+    folder = tmp_path_factory.mktemp("onnx")
+    export_onnx(net, (x.shape[1],), folder / "fp32.onnx", opset=17)
+    preprocess(folder / "fp32.onnx", folder / "prepared.onnx")
+    return folder / "prepared.onnx", features(2000, 1)
+
+
+def scores(path: Path, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {INPUT: x})[0]
+
+
+def test_the_input_projection_is_the_first_matrix_product_and_not_a_router(prepared) -> None:
+    path, _ = prepared
+    first = input_projection_nodes(path)
+    assert first == ["/model/inp/inp.0/Gemm"]
+    assert not set(first) & set(router_nodes(path))
+
+
+def test_keeping_the_input_projection_fp32_removes_most_of_the_int8_error(
+    prepared, tmp_path: Path
+) -> None:
+    path, x = prepared
+    reference = scores(path, x)
+    errors = {}
+    for keep in (False, True):
+        out = tmp_path / f"keep_{keep}.onnx"
+        dynamic_int8(path, out, DynamicQuantConfig(), keep_input_fp32=keep)
+        errors[keep] = float(np.abs(scores(out, x) - reference).mean())
+    assert errors[True] < 0.5 * errors[False], errors
+
+
+def test_calibration_batches_have_one_size_whatever_the_row_count() -> None:
+    reader = ArrayReader(np.arange(1000 * 3, dtype=np.float32).reshape(1000, 3), batch_size=256)
+    shapes = []
+    while (batch := reader.get_next()) is not None:
+        shapes.append(batch[INPUT].shape)
+    assert shapes == [(256, 3)] * 4
+    small = ArrayReader(np.ones((40, 3), dtype=np.float32), batch_size=256)
+    assert small.get_next()[INPUT].shape == (40, 3)
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_static_int8_calibrates_on_rows_that_are_not_a_multiple_of_the_batch(
+    prepared, tmp_path: Path, method: str
+) -> None:
+    path, x = prepared
+    out = tmp_path / "static.onnx"
+    static_int8(
+        path, out, x[:1000], StaticQuantConfig(calibration_method=method), keep_input_fp32=True
+    )
+    assert np.abs(scores(out, x) - scores(path, x)).mean() < 0.02
