@@ -58,10 +58,12 @@ class RiskClassifier(L.LightningModule):
         logits, aux_loss, expert_counts = self.model.forward_with_aux(x)
         task_loss = self._task_loss(logits, y)
         loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        self.log("train/task_loss", task_loss, on_step=True, on_epoch=True)
+        # sync_dist: under DDP the epoch means cover every rank (Lightning ignores it when
+        # training is not distributed)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/task_loss", task_loss, on_step=True, on_epoch=True, sync_dist=True)
         if expert_counts:
-            self.log("train/aux_loss", aux_loss, on_step=True, on_epoch=True)
+            self.log("train/aux_loss", aux_loss, on_step=True, on_epoch=True, sync_dist=True)
             for block, counts in enumerate(expert_counts):
                 share = counts.float() / counts.sum().clamp_min(1)
                 for expert, value in enumerate(share):
@@ -71,14 +73,17 @@ class RiskClassifier(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         logits = self.model(x)
-        self.log("val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True)
+        self.log(
+            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
+        )
         probs = torch.sigmoid(logits)
         self.val_auroc.update(probs, y.long())
         self.val_auprc.update(probs, y.long())
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/auroc", self.val_auroc.compute(), prog_bar=True)
-        self.log("val/auprc", self.val_auprc.compute(), prog_bar=True)
+        # compute() already gathers every rank's state, so syncing averages equal values
+        self.log("val/auroc", self.val_auroc.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/auprc", self.val_auprc.compute(), prog_bar=True, sync_dist=True)
         self.val_auroc.reset()
         self.val_auprc.reset()
 

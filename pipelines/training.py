@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,31 @@ class EpochHistory(Callback):
             if key in metrics:
                 row[key.replace("/", "_")] = float(metrics[key])
         self.rows.append(row)
+        if not _interactive() and trainer.is_global_zero:
+            # no progress bar off a terminal (dvc repro's log, CI): one line per epoch instead
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step"))
+            print(f"epoch {int(row['epoch'])}: {shown}", flush=True)
+
+
+def _one_console_handler() -> None:
+    """The `lightning` package gives its logger a console handler of its own and lets it
+    propagate; under Hydra the root logger has a console handler too, so every Lightning line
+    was printed twice. Keep the root's, which also writes Hydra's run log."""
+    if logging.getLogger().hasHandlers():
+        lightning_logger = logging.getLogger("lightning")
+        for handler in list(lightning_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning_logger.removeHandler(handler)
+
+
+_one_console_handler()
+# torch 2.13 deprecates a pytree class Lightning still checks for, once per fit: not the user's
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def _interactive() -> bool:
+    """A terminal to redraw a progress bar on; in a pipe or log file each redraw is a line."""
+    return sys.stderr.isatty()
 
 
 class ResumePoint(Callback):
@@ -158,7 +186,8 @@ def fit_classifier(
         history,
         ResumePoint(cfg.seed),
     ]
-    if cfg.trainer.enable_progress_bar:
+    show_progress_bar = cfg.trainer.enable_progress_bar and _interactive()
+    if show_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
     if ckpt.every_n_train_steps > 0:
         callbacks.append(
@@ -181,6 +210,10 @@ def fit_classifier(
         callbacks.append(pruning)
     # ---
     t = cfg.trainer
+    if t.devices * t.num_nodes == 1:
+        # the world-size-1 process group made for DeepSpeed's MoE layer makes Lightning warn
+        # about syncing epoch values "in distributed setting"; one process has nothing to sync
+        warnings.filterwarnings("ignore", message=r".*logging on epoch level in distributed")
     trainer = L.Trainer(
         accelerator=t.accelerator,
         strategy=build_strategy(cfg),
@@ -195,7 +228,7 @@ def fit_classifier(
         deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=limit,
-        enable_progress_bar=t.enable_progress_bar,
+        enable_progress_bar=show_progress_bar,
         default_root_dir=work_dir,
         logger=build_loggers(cfg, work_dir, run_name),
         callbacks=callbacks,

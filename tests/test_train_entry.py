@@ -41,6 +41,12 @@ def test_experiment_with_overrides_trains_evaluates_and_returns_the_metric(tmp_p
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "val/auprc = " in done.stdout
+    output = done.stdout + done.stderr
+    # a single-process run prints each line once, no distributed-setting warnings, and no
+    # progress-bar redraws when its output is not a terminal
+    assert output.count("Seed set to 42") == 1, output[-3000:]
+    assert "sync_dist" not in output and "\r" not in output
+    assert "epoch 1: train_loss_epoch" in output
     assert (tmp_path / "metrics" / "evaluate.json").is_file()
     assert (tmp_path / "export" / "model.onnx").is_file()
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
