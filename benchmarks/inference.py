@@ -8,13 +8,13 @@ machine noise hits all of them alike; the figures are ratios against PyTorch FP3
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_file import add_record_flag, write_results
 
 from pipelines.datamodule import load_xy
 from pipelines.evaluation import ranking_metrics
@@ -25,14 +25,13 @@ from pipelines.onnx_export import INPUT
 from pipelines.runtime import session
 from pipelines.training import load_checkpoint
 
-RESULTS = Path(__file__).parent / "results" / "inference.json"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=300)
+    add_record_flag(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     layout = Layout(Path("."))
@@ -93,7 +92,7 @@ def main() -> None:
         "test_rows": len(y),
         "results": results,
     }
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("inference", payload, args.record)
     for name, r in results.items():
         print(
             f"{name:22s} {r['median_ms']:7.3f} ms  {r['speedup_vs_pytorch_eager']:5.2f}x  "

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -21,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import add_record_flag, write_results
+
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 ENV = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
 
 
@@ -67,6 +69,9 @@ def data_stages(rows: int) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_record_flag(parser)
+    args = parser.parse_args()
     results = {"cold_start": cold_start(), "noop_rebuild": noop_rebuild()}
     small, large = data_stages(100_000), data_stages(1_000_000)
     results["data_stages"] = {
@@ -75,7 +80,7 @@ def main() -> None:
         "scaling_1M_over_100k": large["seconds"] / small["seconds"],
     }
     results["command"] = "python benchmarks/pipeline.py"
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("pipeline", results, args.record)
     print(json.dumps(results, indent=2))
 
 

@@ -14,7 +14,6 @@ benchmarks/results/pruning.json. The goal (GOALS.md): reach the same best in <= 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,9 +22,9 @@ import time
 from pathlib import Path
 
 import optuna
+from results_file import add_record_flag, write_results
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results" / "pruning.json"
 ENV = {
     **os.environ,
     "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
@@ -79,6 +78,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--pruner", default="median", help="median | successive_halving")
+    add_record_flag(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -108,8 +108,7 @@ def main() -> None:
             for k, (u, p) in reach.items()
         },
     }  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    write_results("pruning", summary, args.record)
     for key in ("unpruned", "pruned"):
         r = summary[key]
         print(
@@ -118,7 +117,6 @@ def main() -> None:
         )
     print(f"total wall ratio: {summary['total_wall_ratio_pruned_vs_unpruned']}")
     print(f"time to reach the unpruned best: {summary['time_to_reach_unpruned_best_s']}")
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

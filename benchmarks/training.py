@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from results_file import add_record_flag, write_results
 
 from pipelines.compose import compose_params
 from pipelines.config import load_params, to_container
@@ -35,8 +36,6 @@ from pipelines.onnx_export import torch_probabilities
 from pipelines.training import fit_classifier
 from stages import augment, clean, ingest, profile
 
-RESULTS = Path(__file__).parent / "results" / "training.json"
-
 
 def prepare(root: Path, rows: int, epochs: int, model: str):
     params = root / f"params_{model}.yaml"
@@ -45,7 +44,6 @@ def prepare(root: Path, rows: int, epochs: int, model: str):
         params,
         [
             f"data.source.rows={rows}",
-            f"train.max_epochs={epochs}",
             f"trainer.max_epochs={epochs}",
             "callbacks.early_stopping.enabled=false",
             "logger.wandb.enabled=false",
@@ -180,6 +178,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    add_record_flag(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +195,7 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} threads",
         }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("training", results, args.record)
     print(json.dumps(results, indent=2))
 
 

@@ -232,7 +232,7 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = bounded(4, **AT_LEAST_ONE)
+    # how many epochs is trainer.max_epochs: one key for one thing
     batch_size: int = bounded(512, **AT_LEAST_ONE)
     eval_batch_size: int = bounded(2048, **AT_LEAST_ONE)
     optimizer: str = "adamw"
@@ -506,7 +506,9 @@ def unknown_key_message(key: str) -> str | None:
         return None
     parent = key.rpartition(".")[0]
     siblings = [k for k in keys if k.rpartition(".")[0] == parent]
-    close = difflib.get_close_matches(key, siblings or keys, n=2, cutoff=0.8)
+    close = difflib.get_close_matches(key, siblings, n=2, cutoff=0.8) or (
+        difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
+    )
     if close:
         return f"config key '{key}' is not in the schema: did you mean {' or '.join(close)}?"
     where = f"keys under '{parent}': " + ", ".join(k.rpartition(".")[2] for k in siblings)

@@ -99,12 +99,18 @@ class Layout:
         return self._p("metrics", "evaluate.json")
 
     @property
-    def roc_curve(self) -> Path:
-        return self._p("plots", "roc.csv")
+    def headline_metrics(self) -> Path:
+        """The few numbers `dvc metrics diff` and `dvc exp show` compare runs by."""
+        return self._p("metrics", "headline.json")
 
     @property
-    def pr_curve(self) -> Path:
-        return self._p("plots", "pr.csv")
+    def roc_curves(self) -> Path:
+        """One CSV per variant (DVC plots)."""
+        return self._p("plots", "roc")
+
+    @property
+    def pr_curves(self) -> Path:
+        return self._p("plots", "pr")
 
     @property
     def evaluate_report(self) -> Path:

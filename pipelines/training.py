@@ -169,7 +169,7 @@ def fit_classifier(
         batches_per_epoch = max(int(batches_per_epoch * limit), 1)
     module.offload_optimizer = cfg.strategy.offloads_optimizer
     module.total_steps = (
-        math.ceil(batches_per_epoch / cfg.trainer.accumulate_grad_batches) * cfg.train.max_epochs
+        math.ceil(batches_per_epoch / cfg.trainer.accumulate_grad_batches) * cfg.trainer.max_epochs
     )
     ckpt = cfg.callbacks.checkpoint
     checkpoint_dir = work_dir / "checkpoints"
@@ -222,7 +222,7 @@ def fit_classifier(
         # ResumableSampler splits the data between ranks itself
         use_distributed_sampler=False,
         precision=t.precision,
-        max_epochs=cfg.train.max_epochs,
+        max_epochs=cfg.trainer.max_epochs,
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic,

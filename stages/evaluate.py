@@ -77,16 +77,49 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "threshold_rule": ev.threshold.rule,
         "variants": variants,
     }
-    outputs = (layout.evaluate_metrics, layout.roc_curve, layout.pr_curve, layout.evaluate_report)
-    with staged_outputs(layout.staging, *outputs) as (metrics_file, roc_file, pr_file, folder):
+    outputs = (
+        layout.evaluate_metrics,
+        layout.headline_metrics,
+        layout.roc_curves,
+        layout.pr_curves,
+        layout.evaluate_report,
+    )
+    with staged_outputs(layout.staging, *outputs) as (
+        metrics_file,
+        headline_file,
+        roc_dir,
+        pr_dir,
+        folder,
+    ):
         write_json(metrics_file, report)
-        _write_csv(roc_file, roc[REFERENCE])
-        _write_csv(pr_file, pr[REFERENCE])
+        write_json(headline_file, headline(report))
+        for directory, series in ((roc_dir, roc), (pr_dir, pr)):
+            directory.mkdir()
+            for name, rows in series.items():
+                _write_csv(directory / f"{name}.csv", rows)
         folder.mkdir()
         write_json(folder / "latency.json", {"threads": ev.threads, "variants": timings})
         curves_png(roc, pr, folder / "curves.png")
         variants_png(variants, timings, folder / "variants.png")
     return {**report, "latency": timings}
+
+
+HEADLINE = ("auroc", "auprc", "f1", "threshold")
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """Per variant: the ranking and decision metrics, the AUPRC kept and the size; what a
+    reader compares runs by (the full report stays in evaluate.json)."""
+    return {
+        "test": {
+            name: {
+                **{k: round(m[k], 6) for k in HEADLINE},
+                "auprc_kept": round(m["auprc_retained_vs_fp32"] or 0.0, 6),
+                "kib": round(m["size_bytes"] / 1024, 1),
+            }
+            for name, m in report["variants"].items()
+        }
+    }
 
 
 def _torch_predictor(layout: Layout):

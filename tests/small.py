@@ -15,7 +15,6 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL_OVERRIDES = [
     "data.source.rows=6000",
     "data.source.n_days=30",
-    "train.max_epochs=2",
     "trainer.max_epochs=2",
     "train.batch_size=256",
     "logger.wandb.enabled=false",

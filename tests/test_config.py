@@ -104,8 +104,9 @@ def test_dvc_yaml_declares_the_paths_the_stages_write() -> None:
         layout.onnx_dir,
         layout.quantize_metrics,
         layout.evaluate_metrics,
-        layout.roc_curve,
-        layout.pr_curve,
+        layout.headline_metrics,
+        layout.roc_curves,
+        layout.pr_curves,
         layout.evaluate_report,
         layout.export_dir,
     }

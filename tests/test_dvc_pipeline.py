@@ -60,3 +60,54 @@ def test_two_fresh_repros_write_identical_metrics(project: Path, tmp_path: Path)
         assert (other / "metrics" / f"{name}.json").read_text() == (
             project / "metrics" / f"{name}.json"
         ).read_text(), name
+
+
+def committed_clone(dest: Path) -> Path:
+    """A copy of the git-tracked files with one commit: what `git clone` gives a user."""
+    clone = copy_project(dest)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone, check=True
+        )
+    return clone
+
+
+def test_dvc_lock_matches_the_committed_code_and_params(tmp_path: Path) -> None:
+    """A fresh clone's `dvc status` may miss outputs (they live in the remote), but no code
+    dependency or parameter differs from what dvc.lock recorded: the lock is current."""
+    clone = committed_clone(tmp_path / "clone")
+    status = json.loads(dvc(clone, "status", "--json"))
+    stale = {
+        stage: changes
+        for stage, entries in status.items()
+        for entry in entries
+        if isinstance(entry, dict)
+        for kind, changes in entry.items()
+        if kind == "changed deps"
+        and any(
+            path.startswith(("stages/", "pipelines/", "params.yaml")) for path in changes
+        )
+    }
+    assert not stale, f"dvc.lock is stale (run `dvc repro` and commit dvc.lock): {stale}"
+
+
+def test_a_fresh_clone_shows_the_committed_headline_metrics(tmp_path: Path) -> None:
+    clone = committed_clone(tmp_path / "clone")
+    shown = json.loads(dvc(clone, "metrics", "show", "--json"))
+    (workspace,) = shown.values()
+    headline = workspace["data"]["metrics/headline.json"]["data"]["test"]
+    assert 0.5 < headline["onnx_fp32"]["auroc"] <= 1.0
+    assert set(headline["onnx_fp32"]) == {"auroc", "auprc", "f1", "threshold", "auprc_kept", "kib"}
+
+
+@pytest.mark.slow
+def test_outputs_round_trip_through_the_default_remote(project: Path) -> None:
+    if not (project / "dvc.lock").exists() or "up to date" not in dvc(project, "status"):
+        dvc(project, "repro")
+    dvc(project, "push")
+    before = (project / "export" / "model.onnx").read_bytes()
+    for name in ("export", "models", "data/ingested"):
+        subprocess.run(["rm", "-rf", str(project / name)], check=True)
+    dvc(project, "pull")
+    assert (project / "export" / "model.onnx").read_bytes() == before
+    assert (project / "data" / "ingested" / "train.parquet").is_file()

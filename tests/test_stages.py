@@ -152,7 +152,16 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
         } <= set(metrics)
     latency = read(layout.evaluate_report / "latency.json")["variants"]
     assert latency["onnx_fp32"]["batch256"]["p50_ms"] > 0
-    assert pd.read_csv(layout.roc_curve).columns.tolist() == ["fpr", "tpr"]
+    for variant in report["variants"]:
+        roc = pd.read_csv(layout.roc_curves / f"{variant}.csv")
+        assert roc.columns.tolist() == ["fpr", "tpr"]
+        assert pd.read_csv(layout.pr_curves / f"{variant}.csv").columns.tolist() == [
+            "recall",
+            "precision",
+        ]
+    headline = read(layout.headline_metrics)["test"]
+    assert set(headline) == set(report["variants"])
+    assert set(headline["onnx_fp32"]) == {"auroc", "auprc", "f1", "threshold", "auprc_kept", "kib"}
     assert (layout.evaluate_report / "curves.png").exists()
 
 

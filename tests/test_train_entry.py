@@ -35,7 +35,7 @@ def test_cfg_job_prints_the_config_without_importing_torch() -> None:
 
 @pytest.mark.slow
 def test_experiment_with_overrides_trains_evaluates_and_returns_the_metric(tmp_path: Path) -> None:
-    small = [o for o in SMALL_OVERRIDES if not o.startswith("train.max_epochs")]
+    small = [o for o in SMALL_OVERRIDES if not o.startswith("trainer.max_epochs")]
     done = train_py(
         "+experiment=finance_risk", "trainer.max_epochs=2", *small, f"hydra.run.dir={tmp_path}"
     )

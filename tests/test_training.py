@@ -22,7 +22,6 @@ from tests.small import REPO, env, run_stage, small_params, stage_command
 # small batches so an epoch has enough steps to be killed in the middle of
 TRAINING = [
     "train.batch_size=64",
-    "train.max_epochs=3",
     "trainer.max_epochs=3",
     "callbacks.early_stopping.enabled=false",
     "callbacks.checkpoint.every_n_train_steps=7",
@@ -141,7 +140,6 @@ def test_ddp_on_two_cpu_processes_agrees_on_the_validation_metric(
         root,
         "strategy.name=ddp",
         "trainer.devices=2",
-        "train.max_epochs=2",
         "trainer.max_epochs=2",
     )
     ranks = sorted((root / "outputs" / "train").glob("*/ranks/rank*.json"))
@@ -158,7 +156,7 @@ def test_bf16_mixed_precision_trains_on_cpu(prepared: tuple[Path, Path], tmp_pat
     params, _ = prepared
     root = fresh_root(prepared, tmp_path / "bf16")
     run_train(
-        params, root, "trainer.precision=bf16-mixed", "train.max_epochs=1", "trainer.max_epochs=1"
+        params, root, "trainer.precision=bf16-mixed", "trainer.max_epochs=1"
     )
     metrics = json.loads((root / "metrics" / "train.json").read_text())
     assert 0.0 <= metrics["val"]["auprc"] <= 1.0
