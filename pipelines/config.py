@@ -228,6 +228,9 @@ class TrainerConfig:
     # a fraction of the epoch's batches, as Lightning reads a float
     limit_train_batches: float = bounded(1.0, gt=0.0, le=1.0)
     enable_progress_bar: bool = True
+    # any other lightning.pytorch.Trainer argument (`+trainer.profiler=simple`), passed as is;
+    # validate() moves such keys here after checking them (pipelines/lightning_options.py)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -285,6 +288,9 @@ class CheckpointConfig:
 class CallbacksConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # more Lightning callbacks by name (`+callbacks.lr_monitor._target_=...`), each a node with
+    # _target_ and arguments; validate() moves and checks them (pipelines/lightning_options.py)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -521,6 +527,9 @@ def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
     """Merge `cfg` onto the schema; unknown keys, wrong types and bad choices fail here."""
     raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     raw = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
+    from pipelines.lightning_options import split_extras  # imports config: no cycle at load
+
+    raw = split_extras(raw, source)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), raw)
     except OmegaConfBaseException as err:

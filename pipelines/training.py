@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import warnings
@@ -18,14 +17,21 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    ModelSummary,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.lightning_module import RiskClassifier
+from pipelines.lightning_options import build_callbacks
 from pipelines.strategy import build_strategy
-from pipelines.tracking import wandb_mode
+from pipelines.tracking import init_run
 
 CHECKPOINT_FORMAT = "moe-pipelines/checkpoint-v1"
 
@@ -209,12 +215,23 @@ def fit_classifier(
     if (pruning := pruning_callback(cfg)) is not None:
         callbacks.append(pruning)
     # ---
+    # the user's own (`+callbacks.<name>._target_=...`), checked by validate()
+    callbacks.extend(build_callbacks(cfg.callbacks.extra))
+    extra = dict(cfg.trainer.extra)
+    if extra.pop("enable_model_summary", True) and not any(
+        isinstance(c, ModelSummary) for c in callbacks
+    ):
+        # Lightning's own default is RichModelSummary when rich is installed, which prints to
+        # the terminal only; ModelSummary logs, so the table is in Hydra's and DVC's train log
+        callbacks.append(ModelSummary(max_depth=1))
     t = cfg.trainer
     if t.devices * t.num_nodes == 1:
         # the world-size-1 process group made for DeepSpeed's MoE layer makes Lightning warn
         # about syncing epoch values "in distributed setting"; one process has nothing to sync
         warnings.filterwarnings("ignore", message=r".*logging on epoch level in distributed")
-    trainer = L.Trainer(
+    trainer = _trainer(
+        cfg,
+        extra,
         accelerator=t.accelerator,
         strategy=build_strategy(cfg),
         devices=t.devices,
@@ -232,6 +249,7 @@ def fit_classifier(
         default_root_dir=work_dir,
         logger=build_loggers(cfg, work_dir, run_name),
         callbacks=callbacks,
+        # the ModelSummary callback above does it (Lightning would add a second one)
         enable_model_summary=False,
     )
     last = checkpoint_dir / "last.ckpt"
@@ -253,6 +271,25 @@ def fit_classifier(
         global_rank=trainer.global_rank,
         resumed_from=resume_from,
     )
+
+
+def _trainer(cfg: PipelineConfig, extra: dict[str, Any], **settings: Any) -> L.Trainer:
+    """The Trainer from the pipeline's settings plus the user's `trainer.extra` options. A
+    value Lightning rejects in those options is the user's config error, one line; without
+    them, an error is the pipeline's own."""
+    try:
+        return L.Trainer(**(settings | extra))
+    except Exception as err:
+        if not extra and not cfg.callbacks.extra:
+            raise
+        from pipelines.errors import PipelineError
+
+        options = ", ".join(
+            [f"trainer.{k} = {v!r}" for k, v in extra.items()]
+            + [f"callbacks.{k}" for k in cfg.callbacks.extra]
+        )
+        reason = " ".join(str(err).split())
+        raise PipelineError(f"config keys {options}: lightning.Trainer: {reason}") from None
 
 
 def _best_state_dict(path: Path, work_dir: Path) -> dict[str, torch.Tensor]:
@@ -294,23 +331,23 @@ def build_loggers(cfg: PipelineConfig, work_dir: Path, run_name: str) -> list[Lo
         loggers.append(CSVLogger(save_dir=work_dir, name="csv", version=0))
     wb = cfg.logger.wandb
     if wb.enabled and wb.mode != "disabled":
+        import wandb
         from lightning.pytorch.loggers import WandbLogger
+        from lightning.pytorch.utilities import rank_zero_only
 
-        Path(wb.dir).mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(
-            WandbLogger(
-                project=wb.project,
+        run = None
+        if rank_zero_only.rank == 0:  # other ranks log nothing (WandbLogger's own rule)
+            # train.py's run for the whole pipeline (pipelines/tracking.py), else this stage's
+            # own, opened here rather than by WandbLogger so that it falls back to offline
+            run = wandb.run or init_run(
+                wb,
                 name=run_name,
                 group=wb.group,
                 tags=list(wb.tags),
-                mode=wandb_mode(wb.mode),
-                save_dir=wb.dir,
                 # the resolved config holds no secret: the API key only ever comes from the env
                 config=to_container(cfg),
-                log_model=False,
             )
-        )
+        loggers.append(WandbLogger(experiment=run, project=wb.project, log_model=False))
     return loggers
 
 
@@ -329,10 +366,14 @@ def _finish_wandb() -> None:
 
 
 def save_checkpoint(module: RiskClassifier, path: Path, extra: dict[str, Any]) -> None:
-    """Weights and plain hyperparameters only: loadable with torch.load(weights_only=True)."""
+    """Weights and plain hyperparameters only: loadable with torch.load(weights_only=True),
+    and the standard Lightning way, `RiskClassifier.load_from_checkpoint(path,
+    weights_only=True)`, which needs the Lightning version key (it picks checkpoint migrations
+    by it) besides `state_dict` and `hyper_parameters`."""
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
+            "pytorch-lightning_version": L.__version__,
             "hyper_parameters": dict(module.hparams),
             "state_dict": module.state_dict(),
             **extra,

@@ -20,8 +20,13 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from hydra_plugins.moe_optuna_sweeper._impl import search_space_from_overrides
 from tests.small import REPO, SMALL_OVERRIDES, env
 
 APP = REPO / "tests" / "sweep_app" / "app.py"
@@ -227,6 +232,152 @@ def test_samplers_are_chosen_by_config(
     else:
         assert states(trials) == {TrialState.COMPLETE: 4}
         assert f"sampler {name}" in done.stdout + done.stderr
+
+
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "cmaes": "CmaEsSampler",
+    "grid": "GridSampler",
+    "qmc": "QMCSampler",
+    "nsgaii": "NSGAIISampler",
+}
+PRUNERS = {
+    "median": "MedianPruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+    "none": "NopPruner",
+}
+
+
+def compose_sweep(*overrides: str) -> DictConfig:
+    """train.py's config with the project's sweep config, as `python train.py -m` composes it
+    (the study in memory)."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(
+            "config",
+            overrides=[
+                "hparams_search=finance_risk_optuna",
+                "hydra.sweeper.storage=null",
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # QMCSampler
+@pytest.mark.parametrize("pruner", list(PRUNERS))
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_every_sampler_and_pruner_choice_runs_with_the_project_sweep_config(
+    sampler: str, pruner: str
+) -> None:
+    # conf/hparams_search/finance_risk_optuna.yaml sets TPE's and the median pruner's own
+    # arguments; any other choice from the README's lists must still build and run a study
+    cfg = compose_sweep(f"hydra/sweeper/sampler={sampler}", f"hydra/sweeper/pruner={pruner}")
+    sweeper = instantiate(cfg.hydra.sweeper).sweeper  # as Hydra does for `-m`
+    space, fixed = search_space_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
+    if sampler == "grid":  # a grid needs discrete params (README): two points per interval
+        space = {
+            name: d
+            if isinstance(d, CategoricalDistribution)
+            else CategoricalDistribution([d.low, d.high])
+            for name, d in space.items()
+        }
+    study = sweeper.create_study(space, fixed)
+    assert type(study.sampler).__name__ == SAMPLERS[sampler]
+    assert type(study.pruner).__name__ == PRUNERS[pruner]
+    # the sweep config's settings still reach the choices they were written for
+    if sampler == "tpe":
+        assert study.sampler._n_startup_trials == 5
+    if pruner == "median":
+        assert (study.pruner._n_startup_trials, study.pruner._n_warmup_steps) == (3, 1)
+
+    for _ in range(4):  # ask, report per epoch, prune or tell: what a sweep does per trial
+        trial = study.ask(fixed_distributions=space)
+        value = trial.params["train.lr"] * 100
+        for epoch in range(3):
+            trial.report(value + epoch, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, value + 3)
+    assert len(study.trials) == 4
+
+
+def test_a_key_no_optuna_sampler_takes_is_one_line_naming_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        app_command(
+            tmp_path, "hydra/sweeper/sampler=random", "+hydra.sweeper.sampler.n_startup_trial=2"
+        ),
+        cwd=tmp_path,
+        env=app_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == (
+        "hydra.sweeper.sampler.n_startup_trial: no Optuna sampler has this argument; "
+        "did you mean n_startup_trials? RandomSampler takes seed"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_the_readme_sampler_and_pruner_switch_runs_a_sweep(tmp_path: Path) -> None:
+    # the README's `hydra/sweeper/sampler=random hydra/sweeper/pruner=successive_halving`, on
+    # an app whose config sets TPE's and the median pruner's arguments as the project's does
+    done = sweep(
+        tmp_path,
+        "hydra/sweeper/sampler=random",
+        "hydra/sweeper/pruner=successive_halving",
+        "hydra.sweeper.n_trials=4",
+    )
+    log = done.stdout + done.stderr
+    assert "sampler RandomSampler, pruner SuccessiveHalvingPruner" in log
+    assert "hydra.sweeper.sampler.n_startup_trials is not a RandomSampler argument: left out" in log
+    assert len(study(tmp_path).trials) == 4
+
+
+def test_a_sweep_with_other_overrides_does_not_silently_continue_the_stored_study(
+    tmp_path: Path,
+) -> None:
+    sweep(tmp_path, "hydra.sweeper.n_trials=2")
+    sweep(tmp_path, "hydra.sweeper.n_trials=3")  # more trials: the same sweep, continued
+    assert len(study(tmp_path).trials) == 3
+
+    changed = subprocess.run(
+        app_command(tmp_path, "hydra.sweeper.n_trials=5", "y=1"),
+        cwd=tmp_path,
+        env=app_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert changed.returncode != 0
+    line = changed.stderr.splitlines()[0]
+    assert line.startswith(f"study '{STUDY}' in sqlite:///{tmp_path}/study.db was run with other")
+    assert "y: CategoricalDistribution(choices=(0, 1, 2)) -> =1" in line
+    assert "hydra.sweeper.force_continue=true" in line and "hydra.sweeper.study_name=" in line
+    assert len(study(tmp_path).trials) == 3  # nothing was added
+
+    # on purpose: the study goes on with the new overrides
+    sweep(tmp_path, "hydra.sweeper.n_trials=5", "y=1", "hydra.sweeper.force_continue=true")
+    trials = study(tmp_path).trials
+    assert len(trials) == 5 and [t.user_attrs.get("y") for t in trials[3:]] == ["1", "1"]
+    assert study(tmp_path).user_attrs["sweep_overrides"]["overrides"]["y"] == "=1"
+
+
+def test_an_unnamed_study_is_named_after_its_overrides(tmp_path: Path) -> None:
+    unnamed = "hydra.sweeper.study_name=null"
+    sweep(tmp_path, unnamed, "hydra.sweeper.n_trials=2")
+    sweep(tmp_path, unnamed, "hydra.sweeper.n_trials=3")  # the same command continues it
+    sweep(tmp_path, unnamed, "hydra.sweeper.n_trials=2", "y=1")  # another one starts its own
+    storage = f"sqlite:///{tmp_path}/study.db"
+    names = optuna.get_all_study_names(storage)
+    assert len(names) == 2 and all(name.startswith("sweep-") for name in names)
+    sizes = sorted(len(optuna.load_study(study_name=n, storage=storage).trials) for n in names)
+    assert sizes == [2, 3]
 
 
 def test_parallel_trials_run_in_joblib_worker_processes(tmp_path: Path) -> None:

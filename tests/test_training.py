@@ -155,9 +155,152 @@ def test_ddp_on_two_cpu_processes_agrees_on_the_validation_metric(
 def test_bf16_mixed_precision_trains_on_cpu(prepared: tuple[Path, Path], tmp_path: Path) -> None:
     params, _ = prepared
     root = fresh_root(prepared, tmp_path / "bf16")
-    run_train(
-        params, root, "trainer.precision=bf16-mixed", "trainer.max_epochs=1"
-    )
+    run_train(params, root, "trainer.precision=bf16-mixed", "trainer.max_epochs=1")
     metrics = json.loads((root / "metrics" / "train.json").read_text())
     assert 0.0 <= metrics["val"]["auprc"] <= 1.0
     assert metrics["val"]["auroc"] > 0.5
+
+
+# --- Lightning's own conventions: load_from_checkpoint, Trainer options, callbacks ----------
+
+
+def test_a_checkpoint_from_the_train_stage_loads_with_load_from_checkpoint(tmp_path: Path) -> None:
+    from pipelines.config import ModelConfig, TrainConfig, to_container
+    from pipelines.lightning_module import RiskClassifier
+    from pipelines.training import load_checkpoint, save_checkpoint
+
+    module = RiskClassifier(
+        n_features=3,
+        feature_names=["a", "b", "c"],
+        feature_mean=[0.0, 1.0, 2.0],
+        feature_std=[1.0, 2.0, 3.0],
+        model=to_container(ModelConfig()),  # the default MoE model
+        train=to_container(TrainConfig()),
+    ).eval()
+    path = tmp_path / "model.ckpt"
+    save_checkpoint(module, path, {"val_metrics": {"auprc": 0.5}})
+
+    # what a Lightning user types, with the safe unpickler
+    loaded = RiskClassifier.load_from_checkpoint(path, weights_only=True).eval()
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), module(x))
+        assert torch.equal(load_checkpoint(path)(x), module(x))  # the project's loader too
+    assert loaded.hparams.feature_names == ["a", "b", "c"]
+
+
+def test_trainer_options_and_callbacks_from_the_command_line_reach_lightning(
+    prepared: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # what lightning-hydra-template users type; `dvc repro` and train.py read the same keys
+    from pipelines.lightning_module import RiskClassifier
+
+    params, _ = prepared
+    root = fresh_root(prepared, tmp_path / "options")
+    done = run_train(
+        params,
+        root,
+        "trainer.max_epochs=1",
+        "+trainer.profiler=simple",
+        "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor",
+        "+callbacks.lr_monitor.logging_interval=epoch",
+    )
+    log = done.stdout + done.stderr
+    assert "FIT Profiler Report" in log  # the simple profiler ran
+    # Lightning's model summary, as plain log lines (Hydra's train.log keeps them)
+    assert "Trainable params" in log and "TabularClassifier" in log
+    (metrics,) = (root / "outputs" / "train").glob("*/csv/version_0/metrics.csv")
+    columns = pd.read_csv(metrics).columns
+    assert any(c.startswith("lr-AdamW") for c in columns)  # the extra callback logged
+    # the stage's checkpoint, the standard Lightning way
+    module = RiskClassifier.load_from_checkpoint(root / "models" / "model.ckpt", weights_only=True)
+    assert module.hparams.n_features > 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+trainer.profilr=simple",
+            "config key 'trainer.profilr' is neither in the schema nor an argument of "
+            "lightning.pytorch.Trainer; did you mean trainer.profiler?",
+        ),
+        (
+            "+trainer.logger=false",
+            "config key 'trainer.logger' is set by the pipeline: loggers come from conf/logger/",
+        ),
+        (
+            "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LRMonitor",
+            "config key 'callbacks.lr_monitor._target_' = "
+            "'lightning.pytorch.callbacks.LRMonitor' does not import: expected a class such as "
+            "lightning.pytorch.callbacks.LearningRateMonitor",
+        ),
+        (
+            "+callbacks.lr_monitor._target_=pipelines.config.TrainConfig",
+            "config key 'callbacks.lr_monitor._target_' = 'pipelines.config.TrainConfig' is not "
+            "a lightning Callback class",
+        ),
+    ],
+)
+def test_a_bad_trainer_option_or_callback_is_one_line_before_any_work(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    done = run_stage("train", REPO / "params.yaml", tmp_path, override)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_a_callback_argument_it_does_not_take_is_named_with_the_closest_one() -> None:
+    from pipelines.errors import PipelineError
+
+    overrides = [
+        "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor",
+        "+callbacks.lr_monitor.logging_intervall=step",
+    ]
+    with pytest.raises(PipelineError, match="did you mean logging_interval"):
+        load_params(REPO / "params.yaml", overrides)
+
+
+def test_a_trainer_option_value_lightning_rejects_is_one_line_naming_the_key() -> None:
+    from pipelines.errors import PipelineError
+    from pipelines.training import _trainer
+
+    cfg = load_params(REPO / "params.yaml", ["+trainer.profiler=simpel"])  # a valid key
+    with pytest.raises(PipelineError) as caught:
+        _trainer(cfg, dict(cfg.trainer.extra), accelerator="cpu", logger=False)
+    message = str(caught.value)
+    assert message.startswith("config keys trainer.profiler = 'simpel': lightning.Trainer: ")
+    assert "'simple'" in message and "\n" not in message  # Lightning's list of choices
+
+
+@pytest.mark.slow
+def test_the_train_stage_with_a_wandb_key_and_no_network_trains_and_logs_offline(
+    prepared: tuple[Path, Path], tmp_path: Path
+) -> None:
+    params, _ = prepared
+    root = fresh_root(prepared, tmp_path / "offline")
+    environment = {k: v for k, v in env().items() if k != "WANDB_MODE"}
+    environment |= {
+        "WANDB_API_KEY": "local-0123456789abcdef0123456789abcdef01234567",
+        "WANDB_BASE_URL": "http://127.0.0.1:9",  # nothing listens there
+        "WANDB_INIT_TIMEOUT": "3",
+    }
+    command = train_cmd(
+        params,
+        root,
+        "trainer.max_epochs=1",
+        "logger.wandb.enabled=true",
+        "logger.wandb.mode=auto",  # online, since a key is set
+        f"logger.wandb.dir={tmp_path / 'wandb'}",
+    )
+    done = subprocess.run(
+        command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "CommError" not in done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "W&B online start failed" in line]
+    assert len(warnings) == 1
+    (run,) = (tmp_path / "wandb" / "wandb").glob("offline-run-*")
+    assert b"val/auprc" in b"".join(p.read_bytes() for p in run.glob("*.wandb"))
+    assert (root / "models" / "model.ckpt").is_file()

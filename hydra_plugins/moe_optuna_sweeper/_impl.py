@@ -4,12 +4,16 @@ Everything algorithmic is Optuna's: samplers, pruners, distributions, storage, e
 `tell` with COMPLETE / PRUNED / FAIL (a NaN objective is turned into FAIL by Optuna itself),
 best trial, parameter importances and plots. This module only maps Hydra's override syntax to
 Optuna distributions (as the released plugin does), hands each trial's identity to its job, and
-makes a re-run of a killed sweep continue its study.
+makes a re-run of a killed sweep continue its study - and only its own: a study remembers
+the overrides it was started with (search space, fixed values, directions; user attribute
+`sweep_overrides`), and a sweep with other overrides does not silently add trials to it.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, MutableSequence, Sequence
@@ -40,6 +44,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from . import trial as trial_contract
+from ._build import SweepConfigError, build
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ _IN_PROCESS_STUDIES: dict[str, optuna.Study] = {}
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RETRY_ATTR = "retry_of"
+SIGNATURE_ATTR = "sweep_overrides"
 
 
 def in_process_study(name: str) -> optuna.Study | None:
@@ -100,6 +106,35 @@ def search_space_from_overrides(
         else:
             fixed[name] = value
     return space, fixed
+
+
+def sweep_signature(
+    space: dict[str, BaseDistribution], fixed: dict[str, str], directions: list[str]
+) -> dict[str, Any]:
+    """What makes two sweeps the same study: each parameter's distribution or fixed value, and
+    the directions. Not n_trials, n_jobs, the sampler or the pruner: a study may go on with
+    more trials or another sampler. JSON-able, and readable in optuna-dashboard."""
+    overrides = {name: repr(d) for name, d in space.items()} | {
+        name: f"={value}" for name, value in fixed.items()
+    }
+    return {"overrides": dict(sorted(overrides.items())), "directions": list(directions)}
+
+
+def signature_key(signature: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def signature_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """`key: before -> now` for each override that differs (`unset` where there was none)."""
+    before, now = old.get("overrides", {}), new.get("overrides", {})
+    changes = [
+        f"{key}: {before.get(key, 'unset')} -> {now.get(key, 'unset')}"
+        for key in sorted(before.keys() | now.keys())
+        if before.get(key) != now.get(key)
+    ]
+    if old.get("directions") != new.get("directions"):
+        changes.append(f"direction: {old.get('directions')} -> {new.get('directions')}")
+    return changes
 
 
 def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:
@@ -186,12 +221,16 @@ class OptunaSweeperImpl(Sweeper):
         params: DictConfig | None,
         pruner: Any,
         plots: bool,
+        force_continue: bool = False,
     ) -> None:
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ValueError(f"hydra.sweeper.max_failure_rate = {max_failure_rate}: expected 0..1")
         if n_jobs < 1 or n_trials < 0:
             raise ValueError(f"hydra.sweeper: n_jobs = {n_jobs}, n_trials = {n_trials}")
-        self.sampler = sampler
+        # config nodes, built in sweep() (_build.py: keys of another sampler/pruner left out)
+        self.sampler_node = sampler
+        self.pruner_node = pruner
+        self.force_continue = force_continue
         self.directions = self._directions(direction)
         self.storage = absolute_storage(storage)
         self.study_name = study_name
@@ -202,8 +241,6 @@ class OptunaSweeperImpl(Sweeper):
         self.extend: Callable[[DictConfig, optuna.Trial], None] | None = (
             get_method(custom_search_space) if custom_search_space else None
         )
-        # an empty node (`hydra/sweeper/pruner: none`) means no pruning
-        self.pruner = pruner if isinstance(pruner, optuna.pruners.BasePruner) else None
         self.plots = plots
         self.config: DictConfig | None = None
 
@@ -246,7 +283,8 @@ class OptunaSweeperImpl(Sweeper):
         )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
 
-    def _sampler(self, sampler: Any, space: dict[str, BaseDistribution]) -> Any:
+    def _sampler(self, space: dict[str, BaseDistribution], n_existing: int) -> Any:
+        sampler = build(self.sampler_node, "sampler")
         if isinstance(sampler, functools.partial):
             if sampler.func is optuna.samplers.GridSampler:
                 grid = {name: grid_choices(name, d) for name, d in space.items()}
@@ -256,54 +294,74 @@ class OptunaSweeperImpl(Sweeper):
                     self.n_trials = size
                 return sampler(search_space=grid)
             return sampler()
-        if sampler is None or isinstance(sampler, optuna.samplers.BaseSampler):
+        if sampler is None or n_existing == 0:
             return sampler
-        raise ValueError(f"hydra.sweeper.sampler: not an Optuna sampler: {sampler!r}")
-
-    def _resumed(self, sampler: Any, n_existing: int) -> Any:
-        """A seeded sampler continuing a study must not replay its first draws: its random
-        state is not in the storage, so a fresh one with the same seed would propose the
-        trials already run again. Reseed it with seed + trials so far (still reproducible)."""
-        if n_existing == 0 or sampler is None or isinstance(sampler, functools.partial):
-            return sampler  # a GridSampler reads the grid points already used from storage
-        assert self.config is not None
-        node = self.config.hydra.sweeper.sampler
-        seed = node.get("seed") if node is not None else None
+        # A seeded sampler continuing a study must not replay its first draws: its random
+        # state is not in the storage, so a fresh one with the same seed would propose the
+        # trials already run again. Reseed it with seed + trials so far (still reproducible).
+        # (A GridSampler, above, reads the grid points already used from the storage.)
+        node = self.sampler_node
+        seed = node.get("seed") if isinstance(node, DictConfig | dict) else None
         if seed is None:
             sampler.reseed_rng()
             return sampler
-        from hydra.utils import instantiate
-
         log.info(f"Continuing the study: sampler seed {seed} -> {seed + n_existing}")
-        return instantiate(node, seed=seed + n_existing)
+        return build(node, "sampler", quiet=True, seed=seed + n_existing)
 
-    def create_study(self, space: dict[str, BaseDistribution]) -> optuna.Study:
+    def create_study(
+        self, space: dict[str, BaseDistribution], fixed: dict[str, str] | None = None
+    ) -> optuna.Study:
+        signature = sweep_signature(space, fixed or {}, self.directions)
+        # an unnamed study is named after its overrides: the same command finds it again
+        name = self.study_name or f"sweep-{signature_key(signature)}"
         n_existing = 0
         if self.storage is not None:
             try:
-                n_existing = len(
-                    optuna.load_study(study_name=self.study_name, storage=self.storage).trials
-                )
-            except (KeyError, ValueError):  # no such study yet (or no name to look it up by)
-                n_existing = 0
+                stored = optuna.load_study(study_name=name, storage=self.storage)
+            except KeyError:  # no such study yet
+                stored = None
+            if stored is not None:
+                n_existing = len(stored.trials)
+                self._check_same_sweep(stored, signature)
+        # an empty pruner node (`hydra/sweeper/pruner: none`) means no pruning
+        pruner = build(self.pruner_node, "pruner")
         study = optuna.create_study(
             storage=self.storage,
-            sampler=self._sampler(self._resumed(self.sampler, n_existing), space),
-            pruner=self.pruner or optuna.pruners.NopPruner(),
-            study_name=self.study_name,
+            sampler=self._sampler(space, n_existing),
+            pruner=pruner or optuna.pruners.NopPruner(),
+            study_name=name,
             directions=self.directions,
             load_if_exists=True,
         )
+        study.set_user_attr(SIGNATURE_ATTR, signature)
         if self.storage is None:
             _IN_PROCESS_STUDIES[study.study_name] = study
         return study
+
+    def _check_same_sweep(self, stored: optuna.Study, signature: dict[str, Any]) -> None:
+        """A stored study started with other overrides is not continued by accident (it would
+        mix trials of two search spaces or two datasets in one study and its best_params)."""
+        before = stored.user_attrs.get(SIGNATURE_ATTR)
+        if before is None or before == signature:
+            # None: a study made before the sweeper kept signatures, or made by hand (with
+            # enqueued trials): adopted as it is
+            return
+        changes = "; ".join(signature_changes(before, signature))
+        if self.force_continue:
+            log.warning(f"Continuing study {stored.study_name!r} with changed overrides: {changes}")
+            return
+        raise SweepConfigError(
+            f"study {stored.study_name!r} in {self.storage} was run with other overrides "
+            f"({changes}): continue it anyway with hydra.sweeper.force_continue=true, or start "
+            "another with hydra.sweeper.study_name=<new name>"
+        )
 
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
         space, fixed = search_space_from_overrides(
             [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         )
-        study = self.create_study(space)
+        study = self.create_study(space, fixed)
         recovered = recover_interrupted(study)
         done = counted_trials(study)
         log.info(

@@ -5,8 +5,10 @@ names: `hydra/sweeper: optuna`, `hydra/sweeper/sampler: tpe|random|cmaes|grid|ns
 
 `sampler` and `pruner` are plain mappings, not typed nodes: a lightning-hydra-template config
 that sets `sampler: {_target_: optuna.samplers.TPESampler, seed: 1234, n_startup_trials: 10}`
-merges onto them, and switching `_target_` does not leave another sampler's keys behind.
-Hydra instantiates both (recursively) before the sweeper sees them.
+merges onto them. Switching the choice on the command line (`hydra/sweeper/sampler=random`)
+keeps the sweep config's other keys in the mapping, so Hydra does not instantiate them
+(`_recursive_: false`): the sweeper builds them and leaves out the keys meant for another
+choice (`_build.py`).
 """
 
 # No `from __future__ import annotations` here: Hydra executes plugin modules before they are
@@ -24,15 +26,22 @@ _PROVIDER = "moe_optuna_sweeper"
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.moe_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+    # the sweeper builds `sampler` and `pruner` itself (see the module docstring)
+    _recursive_: bool = False
 
-    # an optuna.samplers.* node (instantiated by Hydra); seed it for a reproducible sweep.
+    # an optuna.samplers.* node (built by the sweeper); seed it for a reproducible sweep.
     # MISSING, not None: the node itself must not override what the defaults list put there
     sampler: Any = MISSING
     # minimize | maximize, or a list of them for a multi-objective study
     direction: Any = "minimize"
     # any SQLAlchemy URL ("sqlite:///outputs/sweeps/x.db"); null keeps the study in memory
     storage: Any = None
+    # null: named after the search space and the sweep's overrides, so the same command
+    # continues its study and another command starts its own
     study_name: str | None = None
+    # a stored study run with other overrides (search space, fixed values, direction) is
+    # refused; true continues it anyway, with the new overrides
+    force_continue: bool = False
     # trials that count: COMPLETE, PRUNED and FAILED ones (a trial cut off by a killed sweep
     # does not count and is re-run with the same params when the sweep is started again)
     n_trials: int = 20
@@ -46,7 +55,8 @@ class OptunaSweeperConf:
     params: Dict[str, Any] | None = None
     # dotted path of `fn(cfg: DictConfig, trial: optuna.Trial) -> None` suggesting more params
     custom_search_space: str | None = None
-    # an optuna.pruners.* node; the job reports to it through hydra_plugins...trial.report
+    # an optuna.pruners.* node (built by the sweeper and by each job, which reports to it
+    # through hydra_plugins...trial.report)
     pruner: Any = MISSING
     # optimisation history, parameter importances, parallel coordinates (PNG; HTML with plotly)
     plots: bool = True

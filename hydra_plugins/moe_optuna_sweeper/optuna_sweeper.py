@@ -26,6 +26,7 @@ class OptunaSweeper(Sweeper):
         params: DictConfig | None = None,
         pruner: Any = None,
         plots: bool = True,
+        force_continue: bool = False,
     ) -> None:
         from ._impl import OptunaSweeperImpl
 
@@ -42,6 +43,7 @@ class OptunaSweeper(Sweeper):
             params=params,
             pruner=pruner,
             plots=plots,
+            force_continue=force_continue,
         )
 
     def setup(

@@ -79,10 +79,13 @@ def current_trial() -> optuna.Trial | None:
 def _configured_pruner() -> optuna.pruners.BasePruner:
     import optuna
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
+
+    from ._build import build
 
     node = HydraConfig.get().sweeper.get("pruner") if HydraConfig.initialized() else None
-    pruner = instantiate(node) if node else None
+    # built as the sweeper builds it (keys of another pruner choice left out), quietly: the
+    # sweeper has said what it left out
+    pruner = build(node, "pruner", quiet=True)
     return pruner if isinstance(pruner, optuna.pruners.BasePruner) else optuna.pruners.NopPruner()
 
 
