@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test setup params lint clean-outputs compare
+.PHONY: run test setup params lint clean-outputs compare serve
 
 run: setup
 	dvc repro
@@ -35,6 +35,11 @@ params: setup
 # side-by-side report of runs: make compare RUNS="outputs/runs/<a> outputs/runs/<b> <dvc exp>"
 compare: setup
 	python -m pipelines.compare $(RUNS)
+
+# serve the export folder (dvc repro writes it): make serve [EXPORT=path] [PORT=8000]
+EXPORT ?= export
+serve: setup
+	python -m pipelines.serve --export $(EXPORT) $(if $(PORT),--port $(PORT))
 
 lint: setup
 	ruff check .

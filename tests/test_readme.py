@@ -100,10 +100,18 @@ def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        pending = ""
         for line in block.replace("\\\n", " ").splitlines():
-            command = re.sub(r"\s+#.*$", "", line).strip()
-            if command and not command.startswith("#"):
-                commands.append(" ".join(command.split()))
+            if pending:  # inside a quoted string that spans lines (a JSON body)
+                pending += " " + line.strip()
+            elif line.strip().startswith("#"):
+                continue
+            else:
+                pending = re.sub(r"\s+#.*$", "", line).strip()
+            if pending.count("'") % 2 == 0:
+                if pending:
+                    commands.append(" ".join(pending.split()))
+                pending = ""
     return commands
 
 
@@ -157,6 +165,10 @@ EXERCISED_BY: dict[str, str] = {
     "dvc plots diff lr-3e-3 lr-5e-4": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "python -m pipelines.compare lr-3e-3 lr-5e-4 workspace": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "python -m pipelines.compare outputs/runs/": "tests/test_compare.py::test_two_run_directories_compare_side_by_side",
+    "make serve": "the command it runs, `python -m pipelines.serve --export ...`: "
+    "tests/test_serve.py::test_the_cli_prints_its_url_reloads_on_sighup_and_drains_on_sigterm",
+    "curl -s localhost:8000/predict": "a POST /predict of feature rows by name: "
+    "tests/test_serve.py::test_predict_scores_rows_like_the_onnx_session_and_names_the_version",
     "make compare": "the Makefile's compare target runs `python -m pipelines.compare $(RUNS)`: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
 }

@@ -1,0 +1,320 @@
+"""The HTTP surface: /predict, /health, /ready, /model, /metrics and /admin/reload, as a
+Starlette app over one Batcher and one ModelHolder.
+
+Every client error is a 4xx whose JSON body is {"error": "<one line naming the field>"}; any
+other failure inside a request is a 5xx counted in `serve_errors_total`; nothing a request
+sends can stop the process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pipelines.errors import PipelineError
+from pipelines.serve.batching import Batcher, QueueFull, ScoringError
+from pipelines.serve.config import ServeConfig
+from pipelines.serve.drift import DriftMonitor
+from pipelines.serve.metrics import ServeMetrics
+from pipelines.serve.model import LoadedModel, ModelHolder
+from pipelines.serve.requests import BadRequest, parse_json, rows_matrix
+
+
+class ServerState:
+    """Everything one server owns; `app.state.server` in the handlers."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.metrics = ServeMetrics(cfg.max_batch)
+        self.holder = ModelHolder()
+        self.batcher: Batcher | None = None
+        self.started = time.monotonic()
+        self.ready = False
+        self.load_error: str | None = None
+        self.closing = False
+        self.exit_code = 0
+        self.url = ""  # set by the runner once the socket is bound
+        self.on_ready: Callable[[ServerState], None] | None = None
+        self.on_fatal: Callable[[str], None] | None = None
+        self.metrics.add_drift(self._drift_monitor, cfg.drift.min_rows)
+
+    def _drift_monitor(self) -> DriftMonitor | None:
+        model = self.holder.current
+        return model.drift if model else None
+
+    def on_batch(self, model: LoadedModel, x: np.ndarray, scores: np.ndarray) -> None:
+        """Runs on the scoring thread after each batch: score histogram, drift window."""
+        for score in scores.tolist():
+            self.metrics.scores.observe(score)
+        self.metrics.rows.inc(len(scores))
+        if model.drift is not None:
+            model.drift.observe(x)
+
+    async def load(self, folder: str | Path) -> LoadedModel:
+        """Load, verify and warm a model off the event loop, then make it the current one."""
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        model = await loop.run_in_executor(
+            None,
+            self.holder.load,
+            folder,
+            cfg.threads,
+            cfg.max_batch,
+            cfg.warmup_rounds,
+            cfg.drift.window_rows,
+        )
+        self.metrics.set_model(
+            model.version, str(model.card.get("model", "")), str(model.card.get("variant", ""))
+        )
+        return model
+
+
+def _error(state: ServerState, status: int, kind: str, message: str) -> JSONResponse:
+    state.metrics.errors.labels(kind=kind).inc()
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes whether or not Content-Length says so."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest(400, "bad_header", f"header 'content-length': {declared!r}")
+        if int(declared) > limit:
+            raise BadRequest(
+                413,
+                "body_too_large",
+                f"body: {declared} bytes > serve.max_body_bytes = {limit}",
+            )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(
+                413, "body_too_large", f"body: more than serve.max_body_bytes = {limit} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def predict(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    started = time.perf_counter()
+    response = await _predict(state, request)
+    state.metrics.requests.labels(code=str(response.status_code)).inc()
+    state.metrics.request_latency.observe(time.perf_counter() - started)
+    return response
+
+
+async def _predict(state: ServerState, request: Request) -> Response:
+    model = state.holder.current
+    if model is None or state.batcher is None or not state.ready:
+        return _error(state, 503, "not_ready", "model not loaded yet: retry when /ready says so")
+    try:
+        body = await _read_body(request, state.cfg.max_body_bytes)
+        x = rows_matrix(parse_json(body), model.features, state.cfg.max_rows_per_request)
+        scored = await state.batcher.submit(x, model)
+    except BadRequest as err:
+        return _error(state, err.status, err.kind, str(err))
+    except QueueFull as err:
+        return _error(state, 503, "overloaded", f"overloaded: {err}")
+    except ScoringError as err:
+        return _error(state, 500, "scoring", str(err))
+    except ClientDisconnect:
+        return _error(state, 499, "client_disconnected", "client went away")
+    except Exception as err:  # a bug of ours: answer 500 and count it, never take the loop down
+        reason = " ".join(str(err).split())[:300] or type(err).__name__
+        return _error(state, 500, "internal", f"internal error: {reason}")
+    answer: dict[str, Any] = {
+        "scores": scored.scores.tolist(),
+        "model_version": scored.model.version,
+    }
+    threshold = scored.model.decision_threshold
+    if threshold is not None:
+        answer["labels"] = (scored.scores >= threshold).astype(int).tolist()
+        answer["decision_threshold"] = threshold
+    return Response(
+        json.dumps(answer, separators=(",", ":")),
+        media_type="application/json",
+        headers={
+            # which inference scored this request, for clients and tests that check batching
+            "x-batch-id": str(scored.batch_id),
+            "x-batch-rows": str(scored.batch_rows),
+            "x-batch-requests": str(scored.batch_requests),
+        },
+    )
+
+
+async def health(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    return JSONResponse(
+        {"status": "alive", "ready": state.ready, "uptime_s": time.monotonic() - state.started}
+    )
+
+
+async def ready(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    model = state.holder.current
+    if state.ready and model is not None and not state.closing:
+        return JSONResponse({"ready": True, "model_version": model.version})
+    reason = (
+        "shutting down"
+        if state.closing
+        else f"model failed to load: {state.load_error}"
+        if state.load_error
+        else "loading model"
+    )
+    return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+
+
+async def model_card(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    model = state.holder.current
+    if model is None:
+        return _error(state, 503, "not_ready", "model not loaded yet")
+    return JSONResponse(
+        {
+            "model_version": model.version,
+            "export_dir": str(model.folder),
+            "features": model.features,
+            "drift_reference": model.reference is not None,
+            "decision_threshold": model.decision_threshold,
+            "card": model.card,
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def reload(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    if not state.cfg.allow_reload:
+        return _error(state, 403, "reload_disabled", "reload disabled: serve.allow_reload = false")
+    try:
+        body = await _read_body(request, state.cfg.max_body_bytes)
+        payload = parse_json(body) if body.strip() else {}
+    except BadRequest as err:
+        return _error(state, err.status, err.kind, str(err))
+    folder = payload.get("export_dir") if isinstance(payload, dict) else None
+    if folder is not None and not isinstance(folder, str):
+        return _error(state, 422, "wrong_type", "field 'export_dir': expected a path string")
+    return await do_reload(state, folder)
+
+
+async def do_reload(state: ServerState, folder: str | None) -> JSONResponse:
+    """Swap to `folder` (default: the folder being served, e.g. after `dvc repro` rewrote it).
+    Requests already queued are scored by the model they were validated with."""
+    previous = state.holder.current
+    target = folder or (str(previous.folder) if previous else state.cfg.export_dir)
+    try:
+        model = await state.load(target)
+    except PipelineError as err:
+        state.metrics.reloads.labels(result="failed").inc()
+        return _error(state, 422, "reload_failed", f"reload failed, still serving: {err}")
+    except Exception as err:  # any other loader failure must not take the server down
+        state.metrics.reloads.labels(result="failed").inc()
+        reason = " ".join(str(err).split())[:300]
+        return _error(state, 500, "reload_failed", f"reload failed, still serving: {reason}")
+    state.metrics.reloads.labels(result="ok").inc()
+    return JSONResponse(
+        {
+            "model_version": model.version,
+            "previous_version": previous.version if previous else None,
+            "export_dir": str(model.folder),
+        }
+    )
+
+
+async def _startup(state: ServerState) -> None:
+    try:
+        await state.load(state.cfg.export_dir)
+    except Exception as err:  # the process cannot serve without a model: say why, then exit
+        state.load_error = " ".join(str(err).split())
+        if state.on_fatal:
+            state.on_fatal(state.load_error)
+        return
+    # everything loaded so far (torch, ORT, numpy: a few hundred thousand objects) lives as
+    # long as the process; freezing it keeps the cyclic GC from rescanning it, whose full
+    # passes otherwise stall every request in flight for tens of ms under load
+    gc.collect()
+    gc.freeze()
+    state.ready = True
+    state.metrics.ready.set(1)
+    if state.on_ready:
+        state.on_ready(state)
+
+
+def _install_sighup(state: ServerState) -> None:
+    """SIGHUP reloads the served folder, as daemons conventionally do; only possible where the
+    loop runs in the main thread (not in tests that run the server on a thread)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def hup() -> None:
+        async def run() -> None:
+            answer = await do_reload(state, None)
+            print(f"reload: {answer.body.decode()}", file=sys.stderr, flush=True)
+
+        loop.create_task(run())
+
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, hup)
+
+
+def create_app(cfg: ServeConfig) -> Starlette:
+    state = ServerState(cfg)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.batcher = Batcher(
+            cfg.max_batch,
+            cfg.max_wait_ms,
+            cfg.max_queue_rows,
+            state.metrics,
+            batching=cfg.batching,
+            on_batch=state.on_batch,
+            inference_thread=cfg.inference_thread,
+        )
+        state.batcher.start()
+        _install_sighup(state)
+        loader = asyncio.get_running_loop().create_task(_startup(state))
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and waited for open requests; score what is left
+            state.closing = True
+            state.ready = False
+            state.metrics.ready.set(0)
+            loader.cancel()
+            await state.batcher.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/model", model_card, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/admin/reload", reload, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    return app

@@ -1,0 +1,92 @@
+"""Shared by the serving tests: a small export folder built by the real stages, and a real
+server (uvicorn on a free port) on a thread of the test process."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipelines.serve.app import ServerState
+from pipelines.serve.config import load_serve_config
+from pipelines.serve.runner import build_server
+
+
+@dataclass
+class Export:
+    folder: Path  # model.onnx, model_card.json, reference_profile.json
+    other: Path  # the same model quantized (different scores, another version): reload target
+    features: list[str]
+    train: np.ndarray  # clean train split rows, the drift reference's population
+    test: np.ndarray
+
+
+def build_export(root: Path) -> Export:
+    """Run every stage on small data into `root`, as tests/test_stages.py does, and derive a
+    second export folder holding the static INT8 variant of the same model (static: fixed
+    activation scales, so a row's score does not depend on its batch-mates, which dynamic
+    INT8's per-batch activation ranges make it do)."""
+    from pipelines.config import load_params
+    from pipelines.layout import Layout
+    from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
+    from tests.small import small_params
+
+    # one epoch: the server tests need a real exported model, not a good one
+    cfg = load_params(small_params(root / "params.yaml", ["trainer.max_epochs=1"]))
+    layout = Layout(root / "run")
+    for stage in (ingest, profile, clean, augment, train, quantize, evaluate, export):
+        stage.run(cfg, layout)
+    other = root / "export_int8"
+    shutil.copytree(layout.export_dir, other)
+    shutil.copyfile(layout.onnx_dir / "model_int8_static.onnx", other / "model.onnx")
+    card = json.loads((other / "model_card.json").read_text())
+    card["sha256"]["model.onnx"] = hashlib.sha256((other / "model.onnx").read_bytes()).hexdigest()
+    card["variant"], card["version"] = "int8_static", "reloaded-int8"
+    (other / "model_card.json").write_text(json.dumps(card))
+    features = card["inputs"]["features"]
+
+    def rows(split: str) -> np.ndarray:
+        table = pq.read_table(layout.split(layout.cleaned, split), columns=features)
+        return np.column_stack([table.column(f).to_numpy() for f in features]).astype(np.float32)
+
+    return Export(layout.export_dir, other, features, rows("train"), rows("test"))
+
+
+def as_rows(x: np.ndarray, features: list[str]) -> list[dict[str, float]]:
+    return [dict(zip(features, map(float, row), strict=True)) for row in x]
+
+
+@dataclass
+class Running:
+    url: str
+    state: ServerState
+
+
+@contextlib.contextmanager
+def running_server(export_dir: Path, *overrides: str) -> Iterator[Running]:
+    """A real uvicorn server on a free port, on a thread; stopped (gracefully) on exit."""
+    cfg = load_serve_config(
+        overrides=[f"serve.export_dir={export_dir}", "serve.port=0", "serve.warmup_rounds=1",
+                   *overrides]
+    )  # fmt: skip
+    ready = threading.Event()
+    server, sock, state = build_server(cfg, on_ready=lambda _: ready.set())
+    state.on_fatal = lambda message: (ready.set(), setattr(server, "should_exit", True))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(60) or not state.ready:
+            raise RuntimeError(f"server did not become ready: {state.load_error}")
+        yield Running(state.url, state)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
