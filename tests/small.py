@@ -101,3 +101,14 @@ def copy_project(dest: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return dest
+
+
+def committed_clone(dest: Path) -> Path:
+    """The git-tracked files with one commit: what `git clone` gives a user (DVC experiments
+    and `dvc metrics show` need a commit)."""
+    clone = copy_project(dest)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone, check=True
+        )
+    return clone

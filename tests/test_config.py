@@ -129,17 +129,19 @@ def test_dvc_hydra_composition_is_enabled() -> None:
 # --- every numeric key has a range, checked before any data work ------------------------------
 
 
+def field_default(spec: dataclasses.Field) -> typing.Any:
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return spec.default
+
+
 def bounded_fields(node: type = PipelineConfig, prefix: str = "") -> list[tuple[str, Bounds]]:
     found = []
     for spec in dataclasses.fields(node):
         key = f"{prefix}{spec.name}"
         if "bounds" in spec.metadata:
             found.append((key, spec.metadata["bounds"]))
-        default = (
-            spec.default_factory()
-            if spec.default_factory is not dataclasses.MISSING
-            else spec.default
-        )
+        default = field_default(spec)
         if dataclasses.is_dataclass(default):
             found.extend(bounded_fields(type(default), f"{key}."))
     return found
@@ -155,11 +157,7 @@ def numeric_fields(node: type = PipelineConfig, prefix: str = "") -> list[str]:
             typing.get_origin(hint) is list and typing.get_args(hint)[0] in (int, float)
         ):
             found.append(key)
-        default = (
-            spec.default_factory()
-            if spec.default_factory is not dataclasses.MISSING
-            else spec.default
-        )
+        default = field_default(spec)
         if dataclasses.is_dataclass(default):
             found.extend(numeric_fields(type(default), f"{key}."))
     return found

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.small import copy_project, env, small_params
+from tests.small import committed_clone, copy_project, env, small_params
 
 STAGES = ["ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export"]
 
@@ -60,16 +60,6 @@ def test_two_fresh_repros_write_identical_metrics(project: Path, tmp_path: Path)
         assert (other / "metrics" / f"{name}.json").read_text() == (
             project / "metrics" / f"{name}.json"
         ).read_text(), name
-
-
-def committed_clone(dest: Path) -> Path:
-    """A copy of the git-tracked files with one commit: what `git clone` gives a user."""
-    clone = copy_project(dest)
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
-        subprocess.run(
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone, check=True
-        )
-    return clone
 
 
 def test_dvc_lock_matches_the_committed_code_and_params(tmp_path: Path) -> None:

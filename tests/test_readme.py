@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.small import REPO, copy_project, env
+from tests.small import REPO, committed_clone, copy_project, env
 
 
 def readme_block(heading: str) -> list[str]:
@@ -43,15 +43,6 @@ def test_your_own_table_runs_end_to_end_exactly_as_the_readme_says(tmp_path: Pat
 
 
 SMALL = ["-S", "data.source.rows=6000", "-S", "data.source.n_days=30", "-S", "trainer.max_epochs=1"]
-
-
-def committed_clone(dest: Path) -> Path:
-    clone = copy_project(dest)
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
-        subprocess.run(
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone, check=True
-        )
-    return clone
 
 
 def sh(command: str, cwd: Path) -> str:
