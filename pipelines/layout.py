@@ -116,6 +116,12 @@ class Layout:
     def evaluate_report(self) -> Path:
         return self._p("reports", "evaluate")
 
+    @property
+    def latency_report(self) -> Path:
+        """Latency and throughput per variant: measured, so different every run; kept out of
+        DVC's outputs (a changing hash would rewrite dvc.lock on every `dvc repro`)."""
+        return self._p("outputs", "latency")
+
     # export
     @property
     def export_dir(self) -> Path:

@@ -40,7 +40,9 @@ def metric_value(layout: Layout, name: str) -> float:
 
 def print_summary(layout: Layout) -> None:
     evaluation = json.loads(layout.evaluate_metrics.read_text())
-    timings = json.loads((layout.evaluate_report / "latency.json").read_text())["variants"]
+    latency = layout.latency_report / "latency.json"
+    # absent when the outputs came from `dvc pull` rather than a run on this machine
+    timings = json.loads(latency.read_text())["variants"] if latency.is_file() else {}
     unreliable = "" if evaluation.get("reliable", True) else " (too few positives: unreliable)"
     table = Table(
         title=f"test split: {evaluation['test_rows']} rows, "
@@ -70,7 +72,7 @@ def print_summary(layout: Layout) -> None:
             f"{m.get('threshold', 0.5):.3f}",
             f"{m['f1']:.4f}",
             f"{m['size_bytes'] / 1024:.0f}",
-            f"{timings[name]['speedup_vs_pytorch_fp32']:.2f}x",
+            f"{timings[name]['speedup_vs_pytorch_fp32']:.2f}x" if name in timings else "n/a",
         )
     Console(width=110).print(table)
 

@@ -83,6 +83,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         layout.roc_curves,
         layout.pr_curves,
         layout.evaluate_report,
+        layout.latency_report,
     )
     with staged_outputs(layout.staging, *outputs) as (
         metrics_file,
@@ -90,6 +91,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         roc_dir,
         pr_dir,
         folder,
+        latency_folder,
     ):
         write_json(metrics_file, report)
         write_json(headline_file, headline(report))
@@ -98,9 +100,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             for name, rows in series.items():
                 _write_csv(directory / f"{name}.csv", rows)
         folder.mkdir()
-        write_json(folder / "latency.json", {"threads": ev.threads, "variants": timings})
         curves_png(roc, pr, folder / "curves.png")
-        variants_png(variants, timings, folder / "variants.png")
+        latency_folder.mkdir()
+        write_json(latency_folder / "latency.json", {"threads": ev.threads, "variants": timings})
+        variants_png(variants, timings, latency_folder / "variants.png")
     return {**report, "latency": timings}
 
 

@@ -150,7 +150,7 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
             "size_bytes",
             "auprc_retained_vs_fp32",
         } <= set(metrics)
-    latency = read(layout.evaluate_report / "latency.json")["variants"]
+    latency = read(layout.latency_report / "latency.json")["variants"]
     assert latency["onnx_fp32"]["batch256"]["p50_ms"] > 0
     for variant in report["variants"]:
         roc = pd.read_csv(layout.roc_curves / f"{variant}.csv")
