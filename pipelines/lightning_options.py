@@ -89,7 +89,9 @@ def check_trainer_options(keys: list[str], schema: list[str], source: str) -> No
                 f"{RESERVED_TRAINER_KEYS[key]}"
             )
         if key not in arguments:
-            close = difflib.get_close_matches(key, schema + arguments, n=2, cutoff=0.75)
+            # a schema key can also be a Trainer argument (max_epochs): name it once
+            candidates = list(dict.fromkeys(schema + arguments))
+            close = difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
             hint = (
                 f"did you mean {' or '.join('trainer.' + c for c in close)}?"
                 if close
