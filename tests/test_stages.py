@@ -11,7 +11,9 @@ import onnx
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from pipelines import tensorrt_engine
 from pipelines.cleaning import clean_splits
 from pipelines.config import (
     CleanConfig,
@@ -28,7 +30,7 @@ from pipelines.evaluation import classification_metrics
 from pipelines.layout import SPLITS, Layout
 from pipelines.thresholds import choose_threshold
 from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
-from tests.small import small_params
+from tests.small import REPO, small_params
 
 PIPELINE = (ingest, profile, clean, augment, train, quantize, evaluate, export)
 
@@ -196,6 +198,40 @@ def test_export_ships_the_validation_threshold_in_the_card_and_the_onnx_metadata
     assert props["producer_version"].startswith("moe-pipelines")
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        "trainer.max_epochs=5",
+        "trainer.precision=bf16-mixed",
+        "strategy.name=ddp",
+        "callbacks.early_stopping.patience=5",
+        "callbacks.checkpoint.monitor=val/auroc",
+        "train.lr=0.01",
+        "data.profile.gates.max_drift_psi=0.3",
+    ],
+)
+def test_the_model_version_changes_with_any_setting_that_shapes_the_model(override: str) -> None:
+    base = load_params(REPO / "params.yaml")
+    changed = load_params(REPO / "params.yaml", [override])
+    assert export.config_sha256(changed) != export.config_sha256(base)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["callbacks.checkpoint.resume=false", "logger.csv=false", "evaluate.threshold.rule=fixed"],
+)
+def test_the_model_version_ignores_settings_that_do_not_change_the_model(override: str) -> None:
+    base = load_params(REPO / "params.yaml")
+    assert export.config_sha256(load_params(REPO / "params.yaml", [override])) == (
+        export.config_sha256(base)
+    )
+
+
+def test_dvc_reruns_export_when_any_setting_its_model_version_digests_changes() -> None:
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["export"]
+    assert {*export.MODEL_CONFIG_GROUPS, "seed"} <= set(stage["params"])
+
+
 def test_threshold_rules_pick_the_threshold_their_name_says() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random(4000) < 0.06).astype(np.int64)
@@ -255,7 +291,10 @@ def test_a_stage_that_fails_midway_publishes_nothing(
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(
+    tensorrt_engine.availability() is not None,
+    reason=f"needs a CUDA GPU and TensorRT: {tensorrt_engine.availability()}",
+)
 def test_export_builds_a_tensorrt_engine_on_a_gpu(layout: Layout) -> None:
     card = read(layout.export_dir / "model_card.json")
     assert card["tensorrt"].startswith("built"), card["tensorrt"]

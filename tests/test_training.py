@@ -17,7 +17,7 @@ import torch
 from pipelines.config import load_params
 from pipelines.layout import Layout
 from stages import augment, clean, ingest, profile
-from tests.small import REPO, env, run_stage, small_params, stage_command
+from tests.small import REPO, env, run_python, run_stage, small_params, stage_command
 
 # small batches so an epoch has enough steps to be killed in the middle of
 TRAINING = [
@@ -114,6 +114,38 @@ def test_sigkill_mid_epoch_then_the_same_command_ends_with_identical_metrics(
     assert outcome(killed) == outcome(uninterrupted)
     # a finished run leaves nothing to resume: the next run with this config starts afresh
     assert last_checkpoint(killed) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_sigkill_under_zero2_bf16_on_a_gpu_then_the_same_command_resumes(tmp_path: Path) -> None:
+    """DeepSpeed's sharded checkpoint directory is what a GPU run leaves after a kill; the
+    same command continues from it and ends where the uninterrupted run ends."""
+    params = small_params(
+        tmp_path / "params.yaml", TRAINING, groups=["strategy=deepspeed_zero2", "trainer=gpu"]
+    )
+    prepared_root = tmp_path / "prepared"
+    cfg = load_params(params)
+    for stage in (ingest, profile, clean, augment):
+        stage.run(cfg, Layout(prepared_root))
+    prepared = (params, prepared_root)
+    uninterrupted = fresh_root(prepared, tmp_path / "uninterrupted")
+    run_train(params, uninterrupted)
+    killed = fresh_root(prepared, tmp_path / "killed")
+    checkpoint = kill_at_first_checkpoint(params, killed)
+    assert checkpoint.is_dir()  # DeepSpeed's partitioned checkpoint, not one file
+    resumed = run_train(params, killed)
+    assert "resuming from" in resumed.stdout
+    metrics, curve = outcome(killed)
+    expected_metrics, expected_curve = outcome(uninterrupted)
+    assert [row["step"] for row in curve] == [row["step"] for row in expected_curve]
+    # bf16 matmuls on a GPU are deterministic under Lightning's deterministic=True (cuBLAS
+    # workspace config set), so the curves agree to float precision
+    for got, want in zip(curve, expected_curve, strict=True):
+        assert got["val_auprc"] == pytest.approx(want["val_auprc"], abs=1e-6)
+        assert got["val_loss"] == pytest.approx(want["val_loss"], abs=1e-6)
+    assert metrics["val"]["auprc"] == pytest.approx(expected_metrics["val"]["auprc"], abs=1e-6)
 
 
 @pytest.mark.slow
@@ -304,3 +336,33 @@ def test_the_train_stage_with_a_wandb_key_and_no_network_trains_and_logs_offline
     (run,) = (tmp_path / "wandb" / "wandb").glob("offline-run-*")
     assert b"val/auprc" in b"".join(p.read_bytes() for p in run.glob("*.wandb"))
     assert (root / "models" / "model.ckpt").is_file()
+
+
+# what the subprocess below runs: import the training module, fit a tiny model, and print
+# whether the process's warning filters are the ones it started with
+FIT_AND_COMPARE_FILTERS = """
+import json, sys, warnings
+before = list(warnings.filters)
+import numpy as np
+from pipelines.config import load_params
+from pipelines.datamodule import TabularDataModule
+from pipelines.training import fit_classifier
+cfg = load_params(sys.argv[1], ["trainer.max_epochs=1", "logger.wandb.enabled=false"])
+rng = np.random.default_rng(0)
+def xy(rows):
+    x = rng.normal(size=(rows, 4)).astype(np.float32)
+    return x, (x[:, 0] + rng.normal(size=rows) > 1).astype(np.float32)
+dm = TabularDataModule(xy(512), xy(128), ["a", "b", "c", "d"], 64, 128)
+fit_classifier(cfg, dm, __import__("pathlib").Path(sys.argv[2]))
+print(json.dumps({"unchanged": list(warnings.filters) == before}))
+"""
+
+
+def test_training_leaves_the_processs_warning_filters_as_it_found_them(tmp_path: Path) -> None:
+    """Lightning's own noise is hidden while it fits (pipelines.training), not for the rest
+    of a process that imports the training code: a user's library or notebook keeps its
+    warnings."""
+    params = small_params(tmp_path / "params.yaml")
+    done = run_python("-c", FIT_AND_COMPARE_FILTERS, str(params), str(tmp_path / "work"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"unchanged": True}
