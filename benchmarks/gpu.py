@@ -62,16 +62,14 @@ SMOKE_SCALE = {
 RUNS: list[tuple[str, str, str]] = [
     ("auto", "moe_mlp", "32-true"),
     ("auto", "moe_mlp", "bf16-mixed"),
-    ("deepspeed_zero1", "moe_mlp", "bf16-mixed"),
     ("deepspeed_zero2", "moe_mlp", "32-true"),
     ("deepspeed_zero2", "moe_mlp", "bf16-mixed"),
-    ("auto", "dense_mlp", "32-true"),
+    ("deepspeed_zero1", "moe_mlp", "bf16-mixed"),
     ("auto", "dense_mlp", "bf16-mixed"),
-    ("deepspeed_zero3", "dense_mlp", "32-true"),
     ("deepspeed_zero3", "dense_mlp", "bf16-mixed"),
+    ("auto", "dense_mlp", "32-true"),
     ("deepspeed_zero3_offload", "dense_mlp", "bf16-mixed"),
 ]
-
 
 class StepTimer(Callback):
     """Wall time of each optimizer step with the GPU synchronised at its end, and peak memory."""
