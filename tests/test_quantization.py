@@ -58,6 +58,40 @@ def test_the_input_projection_is_the_first_matrix_product_and_not_a_router(prepa
     assert not set(first) & set(router_nodes(path))
 
 
+SEQ_LEN = 6
+
+
+def exported_sequence_model(name: str, folder: Path) -> Path:
+    """A small sequence model as the quantize stage sees it: exported, then pre-processed."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        name=name, hidden_dim=16, ffn_dim=32, num_blocks=2, num_heads=2, seq_len=SEQ_LEN
+    )
+    net = build_model(N_NUMERIC, cfg, [0.0] * N_NUMERIC, [1.0] * N_NUMERIC).eval()
+    export_onnx(net, (SEQ_LEN, N_NUMERIC + 1), folder / "fp32.onnx", opset=17)
+    preprocess(folder / "fp32.onnx", folder / "prepared.onnx")
+    return folder / "prepared.onnx"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # standardise, re-attach the padding flag (Slice, Concat ...), then the input Linear;
+        # the attention blocks' projections lie past it and are not input layers
+        ("dense_transformer", ["/model/inp/inp.0/MatMul"]),
+        ("moe_transformer", ["/model/inp/inp.0/MatMul"]),
+        # the input goes into an LSTM (not quantized): no matrix product reads it first, and
+        # the attention-score and head layers behind the LSTM are not input layers
+        ("bilstm_attention", []),
+    ],
+)
+def test_only_the_first_projection_after_the_input_preprocessing_is_an_input_layer(
+    name: str, expected: list[str], tmp_path: Path
+) -> None:
+    path = exported_sequence_model(name, tmp_path)
+    assert input_projection_nodes(path) == expected
+
+
 def test_keeping_the_input_projection_fp32_removes_most_of_the_int8_error(
     prepared, tmp_path: Path
 ) -> None:
