@@ -442,13 +442,38 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"'data.schema.time_column' = {cfg.data.schema.time_column!r}: model "
             f"{cfg.model.name!r} reads each entity's history, so both must name columns"
         )
+    model = cfg.model
+    if model.name in ("moe_transformer", "dense_transformer") and (
+        model.hidden_dim % model.num_heads
+    ):
+        # nn.MultiheadAttention splits hidden_dim into num_heads equal parts
+        raise PipelineError(
+            f"{source}: config keys 'model.hidden_dim' = {model.hidden_dim}, 'model.num_heads' "
+            f"= {model.num_heads}: {model.name} expects hidden_dim divisible by num_heads"
+        )
+    if model.name == "bilstm_attention" and model.hidden_dim % 2:
+        # hidden_dim is both directions together, half each
+        raise PipelineError(
+            f"{source}: config key 'model.hidden_dim' = {model.hidden_dim}: bilstm_attention "
+            "expects an even number (half per LSTM direction)"
+        )
+    gates = cfg.data.profile.gates
+    if gates.min_positive_fraction > gates.max_positive_fraction:
+        raise PipelineError(
+            f"{source}: config keys 'data.profile.gates.min_positive_fraction' = "
+            f"{gates.min_positive_fraction} > 'data.profile.gates.max_positive_fraction' = "
+            f"{gates.max_positive_fraction}; expected min <= max"
+        )
     weight = cfg.train.pos_weight
     if weight not in (None, "auto") and (
-        isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not math.isfinite(weight)
+        or not weight > 0
     ):
         raise PipelineError(
             f"{source}: config key 'train.pos_weight' = {weight!r}: "
-            "expected null, 'auto' or a number > 0"
+            "expected null, 'auto' or a finite number > 0"
         )
     for column, rule in cfg.data.clean.ranges.items():
         if rule.min is not None and rule.max is not None and rule.min > rule.max:

@@ -66,11 +66,46 @@ def test_dense_baseline_has_the_moe_models_active_feed_forward_width() -> None:
         (["data.split.val_fraction=0.9"], "data.split.val_fraction"),
         (["model.top_k=1"], "model.top_k"),
         (["quantize.static.calibration_method=kl"], "quantize.static.calibration_method"),
+        # attention heads split hidden_dim into equal parts
+        (["model=dense_transformer", "model.hidden_dim=30"], "'model.num_heads' = 4"),
+        (["model=moe_transformer", "model.num_heads=5"], "'model.hidden_dim' = 64"),
+        # half of hidden_dim per LSTM direction
+        (["model=bilstm_attention", "model.hidden_dim=33"], "'model.hidden_dim' = 33"),
+        (
+            [
+                "data.profile.gates.min_positive_fraction=0.6",
+                "data.profile.gates.max_positive_fraction=0.5",
+            ],
+            "'data.profile.gates.min_positive_fraction' = 0.6",
+        ),
+        (["train.pos_weight=inf"], "'train.pos_weight' = inf"),
+        (["train.pos_weight=-inf"], "'train.pos_weight' = -inf"),
+        (["train.pos_weight=nan"], "'train.pos_weight' = nan"),
+        (["train.pos_weight=0"], "'train.pos_weight' = 0"),
     ],
 )
 def test_bad_config_fails_early_naming_the_key(overrides: list[str], named: str) -> None:
-    with pytest.raises(PipelineError, match=re.escape(named)):
+    with pytest.raises(PipelineError, match=re.escape(named)) as err:
         validate(composed(overrides))
+    assert len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=dense_transformer", "model.hidden_dim=32", "model.num_heads=8"],
+        ["model=bilstm_attention", "model.hidden_dim=34"],
+        # an equal lower and upper bound admits exactly one positive fraction
+        [
+            "data.profile.gates.min_positive_fraction=0.3",
+            "data.profile.gates.max_positive_fraction=0.3",
+        ],
+        ["train.pos_weight=12.5"],
+        ["train.pos_weight=auto"],
+    ],
+)
+def test_values_at_the_edge_of_a_cross_key_rule_pass(overrides: list[str]) -> None:
+    validate(composed(overrides))
 
 
 def test_load_params_applies_dotlist_overrides_and_validates(tmp_path: Path) -> None:
@@ -163,14 +198,32 @@ def numeric_fields(node: type = PipelineConfig, prefix: str = "") -> list[str]:
     return found
 
 
-def out_of_range(bounds: Bounds) -> float:
+def out_of_range(bounds: Bounds) -> list[tuple[str, float]]:
+    """One value just past each side the range declares: (side, value)."""
+    values = []
     if bounds.gt is not None:
-        return bounds.gt
-    if bounds.ge is not None:
-        return bounds.ge - 1
+        values.append(("below", bounds.gt))
+    elif bounds.ge is not None:
+        values.append(("below", bounds.ge - 1))
     if bounds.lt is not None:
-        return bounds.lt
-    return bounds.le + 1
+        values.append(("above", bounds.lt))
+    elif bounds.le is not None:
+        values.append(("above", bounds.le + 1))
+    return values
+
+
+OUT_OF_RANGE = [
+    pytest.param(key, value, id=f"{key}-{side}")
+    for key, bounds in bounded_fields()
+    for side, value in out_of_range(bounds)
+]
+
+
+def test_keys_with_an_upper_bound_are_also_tested_above_it() -> None:
+    ids = {param.id for param in OUT_OF_RANGE}
+    for key in ("data.split.val_fraction", "quantize.opset", "seed", "model.dropout"):
+        assert {f"{key}-below", f"{key}-above"} <= ids
+    assert "data.profile.gates.max_drift_psi-above" not in ids  # declared >= 0 only
 
 
 # clean.ranges' min/max are user data bounds, any number; pos_weight is checked by hand (it may
@@ -184,12 +237,11 @@ def test_every_numeric_key_of_the_schema_declares_its_range() -> None:
     assert not missing, f"numeric keys without a range: {sorted(missing)}"
 
 
-@pytest.mark.parametrize(("key", "bounds"), bounded_fields(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("key", "bad"), OUT_OF_RANGE)
 def test_a_value_out_of_range_fails_in_the_config_check_naming_the_key(
-    key: str, bounds: Bounds
+    key: str, bad: float
 ) -> None:
     default = OmegaConf.select(OmegaConf.structured(PipelineConfig), key)
-    bad = out_of_range(bounds)
     value = [bad] if isinstance(default, list) or OmegaConf.is_list(default) else bad
     cfg = OmegaConf.merge(OmegaConf.load(REPO / "params.yaml"), {})
     OmegaConf.update(cfg, key, value, force_add=False)
@@ -213,3 +265,15 @@ def test_a_typo_in_a_key_names_the_closest_valid_key(typo: str, suggested: str) 
     OmegaConf.update(cfg, typo, 1, force_add=True)
     with pytest.raises(PipelineError, match=f"did you mean {re.escape(suggested)}"):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["strategy=deepspeed_zero2", "model=dense_mlp", "trainer=gpu"]]
+)
+def test_params_compose_the_same_without_dvc_installed(tmp_path: Path, overrides) -> None:
+    """A GPU node or cluster job without DVC composes params.yaml exactly as DVC does."""
+    from pipelines.compose import _compose_like_dvc, compose_params
+
+    compose_params(tmp_path / "dvc.yaml", overrides)
+    _compose_like_dvc(tmp_path / "plain.yaml", overrides)
+    assert (tmp_path / "plain.yaml").read_text() == (tmp_path / "dvc.yaml").read_text()
