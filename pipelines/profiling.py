@@ -12,6 +12,7 @@ from scipy.stats import ks_2samp
 
 from pipelines.config import GatesConfig, SchemaConfig
 from pipelines.data.schema import LABEL
+from pipelines.drift_reference import psi
 
 # fewer rows per quantile bin than this makes PSI on a random split read as drift
 MIN_ROWS_PER_BIN = 20
@@ -155,22 +156,40 @@ def population_stability_index(
     if len(edges) < 2:
         return 0.0
     edges[0], edges[-1] = -np.inf, np.inf
-    return _psi(np.histogram(expected, edges)[0], np.histogram(actual, edges)[0])
+    return psi(np.histogram(expected, edges)[0], np.histogram(actual, edges)[0])
 
 
 def _categorical_psi(expected: pd.Series, actual: pd.Series) -> float | None:
-    categories = sorted(set(expected.dropna()) | set(actual.dropna()))
-    if not categories:
+    """PSI over the column's levels, rare levels merged into one "other" bucket.
+
+    A level is rare when its share of both samples together would put fewer than
+    MIN_ROWS_PER_BIN rows of it in the smaller sample: the rule the numeric PSI's quantile
+    bins follow. Each bin of a random split adds about 1/n_expected + 1/n_actual (times its
+    count of levels minus one) to PSI by chance alone, so on a 1,300-row table a
+    50-level column read ~0.3 with no drift, and a level seen a handful of times is mostly
+    noise (and smoothing) in the log term. With rare levels merged there are at most
+    n_small / MIN_ROWS_PER_BIN buckets, which caps that chance term near 1/MIN_ROWS_PER_BIN
+    whatever the number of levels. The share is pooled over both samples so a level that is
+    new or grown in `actual` (real drift) keeps a bucket of its own. A column whose levels are
+    all rare at this sample size has one bucket and reads 0: too few rows to measure its
+    drift level by level."""
+    expected, actual = expected.dropna(), actual.dropna()
+    if len(expected) == 0 or len(actual) == 0:
         return None
-    e = expected.value_counts().reindex(categories, fill_value=0).to_numpy()
-    a = actual.value_counts().reindex(categories, fill_value=0).to_numpy()
-    return _psi(e, a)
+    pooled = pd.concat([expected, actual], ignore_index=True).value_counts(normalize=True)
+    kept = pooled.index[pooled * min(len(expected), len(actual)) >= MIN_ROWS_PER_BIN]
+    e, a = _level_counts(expected, kept), _level_counts(actual, kept)
+    if e[-1] == 0 and a[-1] == 0:  # no rare level: no "other" bucket
+        e, a = e[:-1], a[:-1]
+    if len(e) < 2:
+        return 0.0
+    return psi(e, a)
 
 
-def _psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
-    e = (expected_counts + 0.5) / (expected_counts.sum() + 0.5 * len(expected_counts))
-    a = (actual_counts + 0.5) / (actual_counts.sum() + 0.5 * len(actual_counts))
-    return float(np.sum((a - e) * np.log(a / e)))
+def _level_counts(values: pd.Series, kept: pd.Index) -> np.ndarray:
+    """Rows per kept level, then one count for all the other levels together."""
+    own = values.value_counts().reindex(kept, fill_value=0).to_numpy()
+    return np.append(own, len(values) - own.sum())
 
 
 def _ks(expected: pd.Series, actual: pd.Series) -> float | None:

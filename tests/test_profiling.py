@@ -47,6 +47,48 @@ def test_a_stratified_random_split_of_a_small_table_shows_no_drift(rows: int) ->
     assert worst < ORDINARY, f"worst PSI over 20 random splits of {rows} rows: {worst:.3f}"
 
 
+BRANCHES = [f"branch{i:02d}" for i in range(50)]
+
+
+def with_branch(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A 50-level categorical, as a branch or merchant-category column: a few common levels
+    and a long tail (shares proportional to 1/rank)."""
+    share = 1 / np.arange(1, len(BRANCHES) + 1)
+    rng = np.random.default_rng(1000 + seed)
+    return frame.assign(branch=rng.choice(BRANCHES, len(frame), p=share / share.sum()))
+
+
+MANY_LEVELS = SchemaConfig(label="label", numeric=SCHEMA.numeric, categorical=["purpose", "branch"])
+
+
+def test_a_fifty_level_categorical_on_a_stratified_random_split_shows_no_drift() -> None:
+    worst = 0.0
+    for seed in range(20):
+        splits = split_frame(with_branch(table(1300, seed), seed), SplitConfig(), MANY_LEVELS, seed)
+        report = profile_splits(splits, MANY_LEVELS)
+        worst = max(worst, report["columns"]["branch"]["drift_psi"])
+        assert check_gates(report, GatesConfig(max_drift_psi=ORDINARY)) == []
+    assert worst < ORDINARY, f"worst 50-level PSI over 20 random splits of 1,300 rows: {worst:.3f}"
+
+
+def test_a_shift_between_the_common_levels_of_a_fifty_level_categorical_is_detected() -> None:
+    splits = split_frame(with_branch(table(1300, 0), 0), SplitConfig(), MANY_LEVELS, 0)
+    test = splits["test"].copy()
+    # a third of the test rows move to the 4th most common branch (~6% of rows before)
+    moved = test.sample(frac=1 / 3, random_state=0).index
+    test.loc[moved, "branch"] = BRANCHES[3]
+    report = profile_splits({**splits, "test": test}, MANY_LEVELS)
+    assert report["columns"]["branch"]["drift_psi"] > ORDINARY
+
+
+def test_a_new_level_in_test_is_detected() -> None:
+    splits = split_frame(table(1300, 0), SplitConfig(), SCHEMA, 0)
+    test = splits["test"].copy()
+    test.loc[test.sample(frac=0.2, random_state=0).index, "purpose"] = "crypto"
+    report = profile_splits({**splits, "test": test}, SCHEMA)
+    assert report["columns"]["purpose"]["drift_psi"] > ORDINARY
+
+
 def test_a_real_shift_is_still_detected_on_a_small_sample() -> None:
     rng = np.random.default_rng(0)
     train = pd.Series(rng.normal(0, 1, 900))
