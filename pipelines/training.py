@@ -10,6 +10,8 @@ import math
 import shutil
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +87,21 @@ def _one_console_handler() -> None:
 
 
 _one_console_handler()
-# torch 2.13 deprecates a pytree class Lightning still checks for, once per fit: not the user's
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+@contextmanager
+def _lightning_noise_silenced(single_process: bool) -> Iterator[None]:
+    """Warnings about Lightning's own internals, hidden while it fits and no longer: the
+    filters are scoped, so the caller's warning filters are as they were afterwards."""
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates a pytree class Lightning still checks for, once per fit
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        if single_process:
+            # the world-size-1 process group made for DeepSpeed's MoE layer makes Lightning
+            # warn about syncing epoch values "in distributed setting"; one process has
+            # nothing to sync
+            warnings.filterwarnings("ignore", message=r".*logging on epoch level in distributed")
+        yield
 
 
 def _interactive() -> bool:
@@ -225,10 +240,6 @@ def fit_classifier(
         # the terminal only; ModelSummary logs, so the table is in Hydra's and DVC's train log
         callbacks.append(ModelSummary(max_depth=1))
     t = cfg.trainer
-    if t.devices * t.num_nodes == 1:
-        # the world-size-1 process group made for DeepSpeed's MoE layer makes Lightning warn
-        # about syncing epoch values "in distributed setting"; one process has nothing to sync
-        warnings.filterwarnings("ignore", message=r".*logging on epoch level in distributed")
     trainer = _trainer(
         cfg,
         extra,
@@ -256,7 +267,8 @@ def fit_classifier(
     resume_from = str(last) if ckpt.resume and last.exists() else None
     if resume_from:
         print(f"train: resuming from {resume_from}", flush=True)
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    with _lightning_noise_silenced(single_process=t.devices * t.num_nodes == 1):
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     if checkpoint.best_model_path:
         module.load_state_dict(_best_state_dict(Path(checkpoint.best_model_path), work_dir))
     best_score = checkpoint.best_model_score

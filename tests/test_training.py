@@ -342,8 +342,9 @@ def test_the_train_stage_with_a_wandb_key_and_no_network_trains_and_logs_offline
 # whether the process's warning filters are the ones it started with
 FIT_AND_COMPARE_FILTERS = """
 import json, sys, warnings
+# the libraries' own filters, set when they are imported, are not the pipeline's doing
+import lightning, numpy as np, torch
 before = list(warnings.filters)
-import numpy as np
 from pipelines.config import load_params
 from pipelines.datamodule import TabularDataModule
 from pipelines.training import fit_classifier
