@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipelines.io import write_text_atomic
+
 REPO = Path(__file__).resolve().parent.parent
 RECORDED = REPO / "benchmarks" / "results"
 SCRATCH = REPO / "outputs" / "benchmarks"
@@ -24,8 +26,9 @@ def add_record_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def write_results(name: str, payload: dict[str, Any], record: bool) -> Path:
+    """Write the figures whole or not at all: a benchmark killed while writing must not leave
+    the committed record truncated."""
     path = (RECORDED if record else SCRATCH) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path.relative_to(REPO)}")
     return path

@@ -3,6 +3,7 @@ into place only when the whole stage succeeded, so DVC never caches half a resul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,9 +48,31 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def write_json(path: Path, payload: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: into a temporary file in the same folder
+    (so the move cannot cross file systems), flushed to disk, then moved over `path` with
+    os.replace, which is atomic. A reader sees the old file or the new one, never a truncated
+    one, and a failure leaves the old file and no temporary behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp's file is private (0600); keep the replaced file's mode, or a plain file's
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_text_atomic(
+        path, json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n"
+    )
 
 
 def _jsonable(value: Any) -> Any:
