@@ -37,13 +37,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
     evaluation = read_json(layout.evaluate_metrics)
     test_metrics = evaluation["variants"].get(f"onnx_{ex.variant}", {})
-    config = {k: to_container(getattr(cfg, k)) for k in ("data", "model", "train", "quantize")}
-    config_hash = hashlib.sha256(
-        json.dumps({**config, "seed": cfg.seed}, sort_keys=True).encode()
-    ).hexdigest()
+    config = model_config(cfg)
+    config_hash = config_sha256(cfg)
     version = f"{cfg.data.name}-{cfg.model.name}-{ex.variant}-{config_hash[:12]}"
-    positive = cfg.data.schema.positive_class
-    label_map = {"1": positive, "0": f"not {positive}"}
+    label_map = _label_map(layout)
     threshold = test_metrics.get("threshold")
 
     with staged_outputs(layout.staging, layout.export_dir) as (folder,):
@@ -106,6 +103,41 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         write_reference_profile(folder, layout.split(layout.cleaned, "train"), features)
         (folder / "model_card.md").write_text(_markdown(card))
     return card
+
+
+# every config group that shapes the exported model: the data and its preparation, the
+# architecture, how it was trained (optimiser and loss in train; epochs, precision, clipping in
+# trainer; the distribution strategy; early stopping and checkpoint selection in callbacks) and
+# how it was quantized. Not logger (where metrics go), evaluate or export (what is reported
+# and shipped, not what the model is).
+MODEL_CONFIG_GROUPS = ("data", "model", "train", "trainer", "strategy", "callbacks", "quantize")
+
+
+def model_config(cfg: PipelineConfig) -> dict[str, Any]:
+    """The config the model card records and `config_sha256` digests."""
+    config = {k: to_container(getattr(cfg, k)) for k in MODEL_CONFIG_GROUPS}
+    # whether a rerun resumes a killed one is a choice about the run, not what it produced
+    # (pipelines.training.run_fingerprint leaves it out for the same reason)
+    del config["callbacks"]["checkpoint"]["resume"]
+    return config
+
+
+def config_sha256(cfg: PipelineConfig) -> str:
+    return hashlib.sha256(
+        json.dumps({**model_config(cfg), "seed": cfg.seed}, sort_keys=True).encode()
+    ).hexdigest()
+
+
+def _label_map(layout: Layout) -> dict[str, str]:
+    """Model output class (1 above the threshold, 0 below) -> the label value the source table
+    has for it, as ingest observed them."""
+    classes = read_json(layout.schema_file).get("label_classes") or {}
+    if not classes.get("negative"):
+        raise PipelineError(
+            f"{layout.schema_file}: key 'label_classes.negative' missing (ingest writes the "
+            "label's observed values): rerun the ingest stage"
+        )
+    return {"1": classes["positive"], "0": classes["negative"]}
 
 
 def _tensorrt(setting: str, onnx_path: Path, engine_path: Path, max_batch: int) -> str:

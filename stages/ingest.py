@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines.config import PipelineConfig, to_container
-from pipelines.data.schema import conform
+from pipelines.data.schema import conform, label_classes
 from pipelines.data.sources import load_source
 from pipelines.data.split import split_frame
 from pipelines.io import staged_outputs, write_json, write_parquet
@@ -18,6 +18,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         raw, origin = load_source(data.source, cfg.seed)
         step(f"read {len(raw)} rows from {origin}")
         table = conform(raw, data.schema, origin)
+        classes = label_classes(raw[data.schema.label], data.schema, origin)
         step("schema checked")
         splits = split_frame(table, data.split, data.schema, cfg.seed)
         step(f"split by {data.split.method}")
@@ -27,7 +28,13 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
             write_parquet(layout.split(out, name), part)
         write_json(
             out / "schema.json",
-            {"origin": origin, "rows": rows, "schema": to_container(data.schema)},
+            {
+                "origin": origin,
+                "rows": rows,
+                "schema": to_container(data.schema),
+                # the label's values as the source has them (the label column is 1/0 after)
+                "label_classes": classes,
+            },
         )
     return rows
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from pipelines.config import SchemaConfig, SplitConfig
-from pipelines.data.schema import LABEL, conform
+from pipelines.data.schema import LABEL, conform, label_classes
 from pipelines.data.sources import german_credit_csv, read_table
 from pipelines.data.split import split_frame
 from pipelines.errors import PipelineError
@@ -112,6 +112,24 @@ def test_conform_maps_the_positive_class_to_one_and_the_other_to_zero(
     out = conform(loans(labels), schema(positive_class=positive_class), ORIGIN)
     assert out[LABEL].dtype == np.float64
     assert out[LABEL].tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive_class", "negative"),
+    [
+        ([1, 0, 0, 1], "1", "0"),
+        ([1.0, 0.0, None, 1.0], "1", "0"),
+        (["bad", "good", "good", "bad"], "bad", "good"),
+        (["yes", None, "no", "yes"], "no", "yes"),
+    ],
+    ids=["ints", "floats-with-missing", "class-names", "positive-named-no"],
+)
+def test_the_label_classes_name_the_negative_class_as_the_table_has_it(
+    labels: list[object], positive_class: str, negative: str
+) -> None:
+    table = loans(labels)
+    classes = label_classes(table["defaulted"], schema(positive_class=positive_class), ORIGIN)
+    assert classes == {"positive": positive_class, "negative": negative}
 
 
 def test_conform_keeps_declared_columns_only_with_numerics_as_float64() -> None:

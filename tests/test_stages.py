@@ -232,6 +232,23 @@ def test_dvc_reruns_export_when_any_setting_its_model_version_digests_changes() 
     assert {*export.MODEL_CONFIG_GROUPS, "seed"} <= set(stage["params"])
 
 
+def test_the_label_map_names_each_output_class_by_its_value_in_the_source(
+    layout: Layout, tmp_path: Path
+) -> None:
+    # the simulator's label is 1/0
+    card = read(layout.export_dir / "model_card.json")
+    assert card["label_map"] == {"1": "1", "0": "0"}
+    # German credit's is bad/good (positive_class: bad)
+    credit = load_params(small_params(tmp_path / "params.yaml", groups=["data=german_credit"]))
+    credit_layout = Layout(tmp_path / "credit")
+    ingest.run(credit, credit_layout)
+    assert read(credit_layout.schema_file)["label_classes"] == {
+        "positive": "bad",
+        "negative": "good",
+    }
+    assert export._label_map(credit_layout) == {"1": "bad", "0": "good"}
+
+
 def test_threshold_rules_pick_the_threshold_their_name_says() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random(4000) < 0.06).astype(np.int64)

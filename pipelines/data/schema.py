@@ -78,9 +78,27 @@ def _as_time(series: pd.Series, column: str, origin: str) -> pd.Series:
         ) from None
 
 
+def label_classes(series: pd.Series, schema: SchemaConfig, origin: str) -> dict[str, str]:
+    """The label's two observed values as text: {"positive": ..., "negative": ...} (the model
+    card's label map names the negative class by the value the table has, such as 'good')."""
+    positive = _canonical_text(schema.positive_class)
+    classes = _checked_classes(series.dropna().map(_canonical_text), schema, origin)
+    negative = [c for c in classes if c != positive]  # none only when no row is labelled
+    return {"positive": positive, "negative": negative[0] if negative else None}
+
+
 def _as_label(series: pd.Series, schema: SchemaConfig, origin: str) -> pd.Series:
     observed = series.dropna()
     as_text = observed.map(_canonical_text)
+    positive = _canonical_text(schema.positive_class)
+    _checked_classes(as_text, schema, origin)
+    label = pd.Series(float("nan"), index=series.index, dtype="float64")
+    label.loc[observed.index] = (as_text == positive).astype("float64")
+    return label
+
+
+def _checked_classes(as_text: pd.Series, schema: SchemaConfig, origin: str) -> list[str]:
+    """The label's observed classes: exactly two, one of them data.schema.positive_class."""
     positive = _canonical_text(schema.positive_class)
     classes = sorted(set(as_text))
     if len(classes) > 2:
@@ -91,7 +109,7 @@ def _as_label(series: pd.Series, schema: SchemaConfig, origin: str) -> pd.Series
     if len(classes) == 1:
         raise PipelineError(
             f"{origin}: label column {schema.label!r} has one class ({classes[0]!r}) in "
-            f"{len(observed)} labelled rows: two are needed, "
+            f"{len(as_text)} labelled rows: two are needed, "
             f"data.schema.positive_class={schema.positive_class!r} and one other"
         )
     if positive not in classes and classes:
@@ -99,9 +117,7 @@ def _as_label(series: pd.Series, schema: SchemaConfig, origin: str) -> pd.Series
             f"{origin}: label column {schema.label!r} has no value equal to "
             f"data.schema.positive_class={schema.positive_class!r}; values are {', '.join(classes)}"
         )
-    label = pd.Series(float("nan"), index=series.index, dtype="float64")
-    label.loc[observed.index] = (as_text == positive).astype("float64")
-    return label
+    return classes
 
 
 def _canonical_text(value: object) -> str:
