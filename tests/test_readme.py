@@ -108,8 +108,12 @@ def readme_commands() -> list[str]:
 
 # ruff: noqa: E501 (the registry's entries are test ids, kept whole so they can be grepped)
 # Where each README command runs: a test (file::function) that runs it or the same command on
-# smaller data, CI itself, or why it cannot run here. A new README command without an entry
-# fails the test below.
+# smaller data, CI itself, or why it cannot run here. A new or changed README command without
+# an entry fails the test below, and so does an entry that no README command matches.
+# A key is the whole command as the README writes it (whitespace runs read as one space). A
+# key ending in ANY_REST stands for every command that starts with the text before it: kept
+# for commands whose tail is data (a JSON body, a column list) that the test runs verbatim.
+ANY_REST = "*"
 EXERCISED_BY: dict[str, str] = {
     "make run": "the fresh-clone check before each landing; its `dvc repro` on small data: "
     "tests/test_dvc_pipeline.py::test_repro_runs_eight_stages_then_nothing_then_exactly_the_changed_ones",
@@ -125,51 +129,97 @@ EXERCISED_BY: dict[str, str] = {
     "dvc exp run -S 'trainer.max_epochs=3'": "the same command with other -S values: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "dvc exp run -S '+experiment=german_credit'": "tests/test_readme.py::test_the_readme_german_credit_experiment_runs_through_dvc",
-    "dvc exp show": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
+    "dvc exp show": "its --only-changed form: "
+    "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
+    "dvc exp show --only-changed": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "python -m pipelines.data.examples loans data/loans.csv": "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",
-    "python train.py data=my_table": "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",
+    "python train.py data=my_table data.source.path=data/loans.csv *": "run verbatim, column lists and all: "
+    "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",
     "python train.py strategy=ddp trainer.devices=2": "the train stage with the same keys: "
     "tests/test_training.py::test_ddp_on_two_cpu_processes_agrees_on_the_validation_metric",
-    "python train.py strategy=deepspeed_zero2 trainer=gpu": "needs CUDA (Lightning's DeepSpeed "
-    "strategy): tests/test_strategies.py::test_lightning_deepspeed_training_on_gpu (gpu marker); "
+    "python train.py strategy=deepspeed_zero2 trainer=gpu trainer.devices=8 trainer.precision=bf16-mixed": "needs CUDA "
+    "(Lightning's DeepSpeed strategy): tests/test_strategies.py::test_lightning_deepspeed_training_on_gpu (gpu marker); "
     "on CPU the YAML's engine: tests/test_strategies.py::test_the_yaml_zero_configs_start_a_real_deepspeed_engine_that_learns",
     "python train.py strategy=deepspeed_zero2 'strategy.config.zero_optimization.reduce_bucket_size=5e7'": "composition: "
     "tests/test_strategies.py::test_zero_settings_and_precision_reach_the_deepspeed_config",
-    "python train.py -m hydra/launcher=slurm": "needs a SLURM cluster; the launcher config: "
+    "python train.py -m hydra/launcher=slurm hydra.launcher.partition=gpu strategy=deepspeed_zero2 trainer=gpu trainer.devices=8 trainer.num_nodes=4": "needs a SLURM "
+    "cluster; the launcher config: "
     "tests/test_strategies.py::test_submitit_slurm_launcher_takes_nodes_and_tasks_from_the_trainer_config",
     "python -m stages.train callbacks.checkpoint.every_n_train_steps=50": "with 7 steps and a "
     "SIGKILL: tests/test_training.py::test_sigkill_mid_epoch_then_the_same_command_ends_with_identical_metrics",
-    "python -m stages.train trainer.max_epochs=1 +trainer.profiler=simple": "tests/test_training.py::test_trainer_options_and_callbacks_from_the_command_line_reach_lightning",
-    "python train.py -m hparams_search=finance_risk_optuna hydra.sweeper.n_trials=40 hydra/sweeper/sampler=random": "tests/test_sweeps.py::test_the_readme_sampler_and_pruner_switch_runs_a_sweep",
-    "python train.py -m hparams_search=finance_risk_optuna hydra/launcher=joblib": "tests/test_sweeps.py::test_parallel_trials_run_in_joblib_worker_processes",
+    "python -m stages.train trainer.max_epochs=1 +trainer.profiler=simple +callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor +callbacks.lr_monitor.logging_interval=epoch": "tests/test_training.py::test_trainer_options_and_callbacks_from_the_command_line_reach_lightning",
+    "python train.py -m hparams_search=finance_risk_optuna hydra.sweeper.n_trials=40 hydra/sweeper/sampler=random hydra/sweeper/pruner=successive_halving": "tests/test_sweeps.py::test_the_readme_sampler_and_pruner_switch_runs_a_sweep",
+    "python train.py -m hparams_search=finance_risk_optuna hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweeper.n_jobs=2": "tests/test_sweeps.py::test_parallel_trials_run_in_joblib_worker_processes",
     "python train.py -m hparams_search=finance_risk_optuna": "the project's sweep config: "
     "tests/test_sweeps.py::test_every_sampler_and_pruner_choice_runs_with_the_project_sweep_config; "
     "a pipeline sweep through train.py: "
     "tests/test_sweeps.py::test_pipeline_sweep_prunes_fails_caches_data_and_tracks_without_the_key; "
     "benchmarks/pruning.py",
-    "python train.py --config-dir outputs/sweeps": "tests/test_sweeps.py::test_best_params_file_round_trips_as_overrides",
-    "dvc exp run -S train.lr=": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
-    "dvc exp run --queue": "a queued experiment run with --run-all: "
+    "python train.py --config-dir outputs/sweeps +experiment=finance_risk +finance_risk_optuna=best_params": "tests/test_sweeps.py::test_best_params_file_round_trips_as_overrides",
+    "dvc exp run -S train.lr=0.003 -n lr-3e-3": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
+    "dvc exp run -S train.lr=0.0005 -n lr-5e-4": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
+    "dvc exp run --queue -S 'model.num_experts=2,4,8'": "a queued experiment run with --run-all: "
     "tests/test_tracking.py::test_a_queued_dvc_experiment_keeps_its_wandb_run",
-    "dvc queue start": "dvc's own command; queued runs: "
+    "dvc queue start -j 1 && dvc queue status": "dvc's own commands; queued runs: "
     "tests/test_tracking.py::test_a_queued_dvc_experiment_keeps_its_wandb_run",
     "dvc plots diff lr-3e-3 lr-5e-4": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "python -m pipelines.compare lr-3e-3 lr-5e-4 workspace": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
-    "python -m pipelines.compare outputs/runs/": "tests/test_compare.py::test_two_run_directories_compare_side_by_side",
+    "python -m pipelines.compare outputs/runs/<a> outputs/sweeps/finance_risk_optuna/3": "two run directories: "
+    "tests/test_compare.py::test_two_run_directories_compare_side_by_side",
     "make serve": "the command it runs, `python -m pipelines.serve --export ...`: "
     "tests/test_serve.py::test_the_cli_prints_its_url_reloads_on_sighup_and_drains_on_sigterm",
-    "curl -s localhost:8000/predict": "a POST /predict of feature rows by name: "
-    "tests/test_serve.py::test_predict_scores_rows_like_the_onnx_session_and_names_the_version",
-    "make compare": "the Makefile's compare target runs `python -m pipelines.compare $(RUNS)`: "
+    "curl -s localhost:8000/predict -H 'content-type: application/json' -d *": "a POST /predict "
+    "of feature rows by name: tests/test_serve.py::test_predict_scores_rows_like_the_onnx_session_and_names_the_version",
+    'make compare RUNS="lr-3e-3 lr-5e-4"': "the Makefile's compare target runs `python -m pipelines.compare $(RUNS)`: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
 }
 
 
-def test_every_readme_command_is_exercised_somewhere() -> None:
-    missing = [
-        c for c in readme_commands() if not any(c.startswith(key) for key in EXERCISED_BY)
+def registry_entries(command: str, registry: dict[str, str]) -> list[str]:
+    """The registry keys that stand for `command`: the same command, or a key ending in
+    ANY_REST whose text before it begins the command. Nothing else: a key is never read as a
+    prefix of a longer command unless it says so."""
+    command = _one_space(command)
+    found = []
+    for key in registry:
+        if key.endswith(ANY_REST):
+            # "cmd *" stands for cmd with more arguments; "cmd=*" for any value of cmd=
+            stem = key[: -len(ANY_REST)]
+            if command.startswith(_one_space(stem) + (" " if stem.endswith(" ") else "")):
+                found.append(key)
+        elif _one_space(key) == command:
+            found.append(key)
+    return found
+
+
+def _one_space(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_registry_key_matches_its_command_exactly_or_by_an_explicit_wildcard() -> None:
+    registry = {"dvc exp show": "x", "make serve": "y", "curl -s localhost:8000/predict -d *": "z"}
+    assert registry_entries("dvc exp show", registry) == ["dvc exp show"]
+    # a longer command is another command: "dvc exp show" does not vouch for it
+    assert registry_entries("dvc exp show --only-changed", registry) == []
+    assert registry_entries("make  serve", registry) == ["make serve"]
+    assert registry_entries("curl -s localhost:8000/predict -d '{}'", registry) == [
+        "curl -s localhost:8000/predict -d *"
     ]
-    assert not missing, "README commands no test or script runs:\n" + "\n".join(missing)
+    # the wildcard stands for more arguments, not for a longer word
+    assert registry_entries("curl -s localhost:8000/predict -dx '{}'", registry) == []
+
+
+def test_every_readme_command_is_exercised_somewhere() -> None:
+    commands = readme_commands()
+    unmatched = [c for c in commands if not registry_entries(c, EXERCISED_BY)]
+    assert not unmatched, "README commands no test or script runs:\n" + "\n".join(unmatched)
+    ambiguous = [c for c in commands if len(registry_entries(c, EXERCISED_BY)) > 1]
+    assert not ambiguous, "README commands with more than one registry entry:\n" + "\n".join(
+        ambiguous
+    )
+    used = {key for c in commands for key in registry_entries(c, EXERCISED_BY)}
+    stale = [key for key in EXERCISED_BY if key not in used]
+    assert not stale, "registry entries no README command matches:\n" + "\n".join(stale)
     for where in EXERCISED_BY.values():
         for ref in re.findall(r"(tests/\w+\.py)::(\w+)", where):
             source = (REPO / ref[0]).read_text()
