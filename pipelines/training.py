@@ -270,7 +270,7 @@ def fit_classifier(
     with _lightning_noise_silenced(single_process=t.devices * t.num_nodes == 1):
         trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     if checkpoint.best_model_path:
-        module.load_state_dict(_best_state_dict(Path(checkpoint.best_model_path), work_dir))
+        module = with_weights(module, _best_state_dict(Path(checkpoint.best_model_path), work_dir))
     best_score = checkpoint.best_model_score
     for logger in trainer.loggers:
         logger.finalize("success")
@@ -305,6 +305,8 @@ def _trainer(cfg: PipelineConfig, extra: dict[str, Any], **settings: Any) -> L.T
 
 
 def _best_state_dict(path: Path, work_dir: Path) -> dict[str, torch.Tensor]:
+    if path.is_dir() and any(path.glob("*/layer_*_expert_*_model_states.pt")):
+        return deepspeed_moe_state_dict(path)
     if path.is_dir():
         # DeepSpeed saves a directory of partitioned shards; gather them into one file first
         from lightning.pytorch.utilities.deepspeed import (
@@ -315,6 +317,38 @@ def _best_state_dict(path: Path, work_dir: Path) -> dict[str, torch.Tensor]:
         convert_zero_checkpoint_to_fp32_state_dict(path, single)
         path = single
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def with_weights(module: RiskClassifier, state: dict[str, torch.Tensor]) -> RiskClassifier:
+    """The module holding `state`. ZeRO-3 leaves the trained module's partitioned parameters
+    empty on every rank (shape [0], the shards live in DeepSpeed's buffers; seen on an H200 for
+    every parameter above stage3_param_persistence_threshold), so the weights go into a fresh
+    module built from the same hyperparameters."""
+    if any(hasattr(p, "ds_id") for p in module.parameters()):
+        module = type(module)(**module.hparams)
+    module.load_state_dict(state)
+    return module
+
+
+def deepspeed_moe_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
+    """The model's weights from a DeepSpeed checkpoint of an MoE model, in float32.
+
+    DeepSpeed's zero_to_fp32 (what Lightning's converter calls) refuses these: it takes every
+    `*_model_states.pt` for a rank's model state, the per-expert files included ("is not a
+    model state checkpoint", seen on an H200). MoE trains under ZeRO 1/2 only, where every
+    rank holds the whole module: its state is `mp_rank_00_model_states.pt` and each expert's
+    weights are in their own file, keyed by the expert's global index. Under bf16 the module
+    holds bf16 weights (the ones validation scored); they come back as float32.
+    """
+    (tag_dir,) = {p.parent for p in checkpoint_dir.glob("*/mp_rank_00_model_states.pt")}
+    # the run's own files, written by DeepSpeed with pickled config objects beside the tensors
+    state = torch.load(
+        tag_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False
+    )["module"]
+    for expert_file in sorted(tag_dir.glob("layer_*_expert_*_mp_rank_00_model_states.pt")):
+        state.update(torch.load(expert_file, map_location="cpu", weights_only=False))
+    # Lightning's DeepSpeed wrapper prefixes the LightningModule's own keys
+    return {key.removeprefix("_forward_module."): value.float() for key, value in state.items()}
 
 
 def finish_run(work_dir: Path) -> None:

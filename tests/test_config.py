@@ -266,3 +266,14 @@ def test_a_typo_in_a_key_names_the_closest_valid_key(typo: str, suggested: str) 
     with pytest.raises(PipelineError, match=f"did you mean {re.escape(suggested)}"):
         validate(cfg)
 
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["strategy=deepspeed_zero2", "model=dense_mlp", "trainer=gpu"]]
+)
+def test_params_compose_the_same_without_dvc_installed(tmp_path: Path, overrides) -> None:
+    """A GPU node or cluster job without DVC composes params.yaml exactly as DVC does."""
+    from pipelines.compose import _compose_like_dvc, compose_params
+
+    compose_params(tmp_path / "dvc.yaml", overrides)
+    _compose_like_dvc(tmp_path / "plain.yaml", overrides)
+    assert (tmp_path / "plain.yaml").read_text() == (tmp_path / "dvc.yaml").read_text()

@@ -93,3 +93,21 @@ def test_dense_baseline_matches_moe_active_parameters_per_row() -> None:
     dense = count_parameters(model(name="dense_mlp", ffn_dim=256, num_experts=1, top_k=1))
     # the gate's few weights are the only difference
     assert abs(moe["active_per_row"] - dense["active_per_row"]) / dense["active_per_row"] < 0.01
+
+
+@pytest.mark.parametrize("name", ["moe_mlp", "dense_mlp"])
+def test_a_row_model_cast_to_bf16_takes_float32_batches_and_returns_float32_logits(
+    name: str,
+) -> None:
+    """DeepSpeed's bf16 mode casts the whole module, buffers too, while Lightning hands the
+    batch over in float32 (a dtype error in every DeepSpeed bf16 run on an H200 before)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(name=name, num_experts=4 if name == "moe_mlp" else 1)
+    model = build_model(5, cfg, [1.0] * 5, [2.0] * 5).eval()
+    x = torch.randn(16, 5)
+    reference = model(x)
+    logits = model.bfloat16()(x)
+    assert logits.dtype == torch.float32
+    # the same function at bf16 precision (a row near a routing tie may take another expert)
+    assert torch.isfinite(logits).all()
+    assert (logits - reference).abs().median() < 0.02

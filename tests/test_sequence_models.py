@@ -138,3 +138,13 @@ def test_a_sequence_model_without_an_entity_key_fails_naming_the_key() -> None:
     cfg = {"model": dataclasses.asdict(ModelConfig(name="bilstm_attention", top_k=1))}
     with pytest.raises(PipelineError, match="data.schema.sequence_key"):
         validate(cfg, source="test")
+
+
+@pytest.mark.parametrize("name", ["moe_transformer", "dense_transformer", "bilstm_attention"])
+def test_a_model_cast_to_bf16_takes_float32_batches_and_returns_float32_logits(name: str) -> None:
+    """DeepSpeed's bf16 mode casts the whole module while batches stay float32 (a dtype error
+    on an H200 before this was handled)."""
+    model = sequence_model(name).bfloat16()
+    x = torch.from_numpy(sequences(8))
+    logits = model(x)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()

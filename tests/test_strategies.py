@@ -3,6 +3,8 @@ machine without CUDA, and real DeepSpeed engines started from the YAML on CPU.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -172,3 +174,73 @@ def test_lightning_deepspeed_training_on_gpu(strategy: str, tmp_path) -> None:
         done = run_stage(stage, params, tmp_path, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "models" / "model.ckpt").is_file()
+
+
+# A DeepSpeed engine on the CPU (gloo) takes a step and saves a checkpoint the way Lightning's
+# DeepSpeed strategy does on a GPU (tag "checkpoint"); the trained weights must come back out.
+# Runs in its own process: DeepSpeed's process groups outlive the engine.
+WEIGHTS_FROM_DEEPSPEED = """
+import json, os, sys
+os.environ.setdefault("DS_ACCELERATOR", "cpu"); os.environ.setdefault("LOCAL_RANK", "0")
+from pathlib import Path
+import deepspeed, torch
+from pipelines.config import to_container
+from pipelines.lightning_module import RiskClassifier
+from pipelines.models.moe import ensure_process_group
+from pipelines.strategy import deepspeed_config
+from pipelines.training import _best_state_dict, with_weights
+from pipelines.zero_check import compose
+
+strategy, model, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+cfg = compose([f"strategy={strategy}", f"model={model}", "model.hidden_dim=256",
+               "model.ffn_dim=512"])
+ensure_process_group()
+torch.manual_seed(0)
+hparams = dict(n_features=8, feature_names=[f"f{i}" for i in range(8)], feature_mean=[0.0] * 8,
+               feature_std=[1.0] * 8, model=to_container(cfg.model), train=to_container(cfg.train))
+module = RiskClassifier(**hparams)
+engine, *_ = deepspeed.initialize(model=module, optimizer=module.build_optimizer(),
+                                  config=deepspeed_config(cfg, 32))
+x = torch.randn(32, 8); y = (x[:, 0] > 0).float()
+logits, aux, _ = engine.module.model.forward_with_aux(x)
+engine.backward(module._task_loss(logits, y)); engine.step()
+engine.save_checkpoint(str(out / "best.ckpt"), tag="checkpoint")
+partitioned = any(p.numel() == 0 for p in module.parameters())
+if partitioned:
+    state = _best_state_dict(out / "best.ckpt", out)
+else:
+    expected = {k: v.detach().clone().float() for k, v in module.state_dict().items()}
+    state = _best_state_dict(out / "best.ckpt", out)
+    assert sorted(state) == sorted(expected), (sorted(state), sorted(expected))
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+restored = with_weights(module, state).eval()
+files = sorted(p.name for p in (out / "best.ckpt" / "checkpoint").iterdir())
+print(json.dumps({"partitioned": partitioned, "files": files,
+                  "finite": bool(torch.isfinite(restored(torch.randn(4, 8))).all()),
+                  "fresh_module": restored is not module}))
+"""
+
+
+def test_an_moe_model_comes_back_whole_from_deepspeeds_per_expert_checkpoint(tmp_path) -> None:
+    """DeepSpeed's zero_to_fp32 refuses MoE checkpoints (it reads the per-expert files as
+    model states; seen on an H200): the trained module and each expert file make the model."""
+    done = run_python(
+        "-c", WEIGHTS_FROM_DEEPSPEED, "deepspeed_zero2", "moe_mlp", str(tmp_path), timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any("expert" in name for name in result["files"])
+    assert not result["partitioned"] and result["finite"] and not result["fresh_module"]
+
+
+def test_zero3_weights_go_into_a_fresh_module_when_training_left_its_own_partitioned(
+    tmp_path,
+) -> None:
+    """ZeRO-3 leaves parameters above its persistence threshold empty on the rank (seen on an
+    H200 at 1024x8192 layers); the best weights load into a fresh module instead."""
+    done = run_python(
+        "-c", WEIGHTS_FROM_DEEPSPEED, "deepspeed_zero3", "dense_mlp", str(tmp_path), timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["partitioned"] and result["finite"] and result["fresh_module"]

@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -367,3 +368,27 @@ def test_training_leaves_the_processs_warning_filters_as_it_found_them(tmp_path:
     done = run_python("-c", FIT_AND_COMPARE_FILTERS, str(params), str(tmp_path / "work"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"unchanged": True}
+
+
+def test_the_loaders_fetch_whole_batches_with_the_rows_and_order_of_row_by_row_loading() -> None:
+    """One indexing op per batch instead of per row (the host side of a GPU step); the batches
+    are the ones TensorDataset and default_collate would give."""
+    from torch.utils.data import BatchSampler, DataLoader, TensorDataset
+
+    from pipelines.datamodule import TabularDataModule
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 6)).astype(np.float32)
+    y = (rng.random(1000) < 0.1).astype(np.float32)
+    dm = TabularDataModule((x, y), (x[:300], y[:300]), [f"f{i}" for i in range(6)], 64, 128)
+    row_by_row = DataLoader(
+        TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_sampler=BatchSampler(dm.train_sampler, 64, drop_last=True),
+    )
+    batched = list(dm.train_dataloader())
+    assert len(batched) == len(row_by_row) == 1000 // 64
+    for (bx, by), (rx, ry) in zip(batched, row_by_row, strict=True):
+        assert torch.equal(bx, rx) and torch.equal(by, ry)
+    val = list(dm.val_dataloader())
+    assert [len(b[1]) for b in val] == [128, 128, 44]
+    assert torch.equal(torch.cat([b[0] for b in val]), torch.from_numpy(x[:300]))

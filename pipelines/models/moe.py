@@ -158,7 +158,7 @@ class TabularClassifier(nn.Module):
 
     def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Logits, summed load-balancing loss, tokens per expert for each MoE block."""
-        h = self.inp((x - self.mean) / self.std)
+        h = self.inp(as_layer_input((x - self.mean) / self.std, self.inp[0]))
         aux_total = h.new_zeros(())
         counts: list[Tensor] = []
         for block in self.blocks:
@@ -166,10 +166,24 @@ class TabularClassifier(nn.Module):
             aux_total = aux_total + aux
             if expert_counts is not None:
                 counts.append(expert_counts)
-        return self.head(h).squeeze(-1), aux_total, counts
+        return as_float32(self.head(h).squeeze(-1)), aux_total, counts
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_aux(x)[0]
+
+
+def as_layer_input(z: Tensor, layer: nn.Module) -> Tensor:
+    """`z` in the dtype of the layer it feeds. DeepSpeed's bf16/fp16 modes cast the whole
+    module (buffers too) while Lightning hands the batch over in float32, so the first layer
+    would see mixed dtypes. A Python branch, not a cast, when they agree: the exported ONNX
+    graph stays free of no-op Casts."""
+    dtype = next(layer.parameters()).dtype
+    return z if z.dtype == dtype else z.to(dtype)
+
+
+def as_float32(logits: Tensor) -> Tensor:
+    """Logits for the loss and the metrics in float32 whatever the module's dtype."""
+    return logits if logits.dtype == torch.float32 else logits.float()
 
 
 class ProbabilityHead(nn.Module):

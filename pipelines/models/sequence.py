@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from pipelines.config import ModelConfig
-from pipelines.models.moe import DenseBlock, MoEBlock
+from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input
 
 
 class _Standardise(nn.Module):
@@ -66,7 +66,8 @@ class TransformerClassifier(nn.Module):
 
     def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         features, present = self.standardise(x)
-        h = self.inp(torch.cat([features, present.unsqueeze(-1)], dim=-1)) + self.position
+        inputs = torch.cat([features, present.unsqueeze(-1)], dim=-1)
+        h = self.inp(as_layer_input(inputs, self.inp[0])) + self.position
         padding = present < 0.5
         aux_total = h.new_zeros(())
         counts: list[Tensor] = []
@@ -76,7 +77,7 @@ class TransformerClassifier(nn.Module):
             if expert_counts is not None:
                 counts.append(expert_counts)
         # the scored transaction is the last position, never padding
-        return self.head(h[:, -1]).squeeze(-1), aux_total, counts
+        return as_float32(self.head(h[:, -1]).squeeze(-1)), aux_total, counts
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_aux(x)[0]
@@ -96,11 +97,12 @@ class BiLSTMAttentionClassifier(nn.Module):
 
     def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         features, present = self.standardise(x)
-        h, _ = self.lstm(torch.cat([features, present.unsqueeze(-1)], dim=-1))
+        inputs = torch.cat([features, present.unsqueeze(-1)], dim=-1)
+        h, _ = self.lstm(as_layer_input(inputs, self.lstm))
         scores = self.score(h).squeeze(-1).masked_fill(present < 0.5, -1e9)
         pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
         summary = self.dropout(torch.cat([pooled, h[:, -1]], dim=-1))
-        return self.head(summary).squeeze(-1), h.new_zeros(()), []
+        return as_float32(self.head(summary).squeeze(-1)), h.new_zeros(()), []
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_aux(x)[0]
