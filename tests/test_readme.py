@@ -118,6 +118,9 @@ EXERCISED_BY: dict[str, str] = {
     "make run": "the fresh-clone check before each landing; its `dvc repro` on small data: "
     "tests/test_dvc_pipeline.py::test_repro_runs_eight_stages_then_nothing_then_exactly_the_changed_ones",
     "make test": ".ci/run (CI)",
+    "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, README 'On a GPU'); its "
+    "whole code path at toy size on CPU: "
+    "tests/test_gpu_benchmark.py::test_the_gpu_benchmark_runs_its_code_path_on_a_cpu_at_toy_size",
     "python train.py +experiment=finance_risk trainer.max_epochs=2": "on 6,000 rows: "
     "tests/test_train_entry.py::test_experiment_with_overrides_trains_evaluates_and_returns_the_metric",
     "python train.py +experiment=german_credit": "through DVC, same composition: "
