@@ -309,6 +309,13 @@ class StaticQuantConfig:
 
 
 @dataclass
+class Fp16Config:
+    # an FP16 copy of the FP32 graph (inputs and outputs stay float32): a GPU format; ONNX
+    # Runtime's CPU provider runs it through casts, for parity checks only
+    enabled: bool = True
+
+
+@dataclass
 class QuantizeConfig:
     # 13: per-channel QDQ needs it; 20: the TorchScript exporter's newest
     opset: int = bounded(17, ge=13, le=20)
@@ -317,6 +324,7 @@ class QuantizeConfig:
     keep_input_fp32: bool = True
     dynamic: DynamicQuantConfig = field(default_factory=DynamicQuantConfig)
     static: StaticQuantConfig = field(default_factory=StaticQuantConfig)
+    fp16: Fp16Config = field(default_factory=Fp16Config)
 
 
 @dataclass
@@ -341,11 +349,33 @@ class EvaluateConfig:
     latency_batch_sizes: list[int] = bounded(factory=lambda: [1, 256], **AT_LEAST_ONE)
     latency_repeats: int = bounded(30, **AT_LEAST_ONE)
     threads: int = bounded(2, **AT_LEAST_ONE)
+    # classical models trained on the model's train split, reported beside its variants (never
+    # shipped): each of BASELINES, or [] for none
+    baselines: list[str] = field(
+        default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"]
+    )
+
+
+BASELINES = ("logistic_regression", "hist_gradient_boosting")
+
+
+@dataclass
+class SelectConfig:
+    """Which ONNX variant export ships: `variant` (rule=variant), or the fastest variant at
+    `batch_size` whose test AUPRC is at least `min_auprc_kept` of the FP32 model's
+    (rule=fastest; timed by export with `threads` threads, median of `repeats` calls)."""
+
+    rule: str = "variant"
+    variant: str = "fp32"
+    min_auprc_kept: float = bounded(0.99, gt=0.0, le=1.0)
+    batch_size: int = bounded(256, **AT_LEAST_ONE)
+    threads: int = bounded(2, **AT_LEAST_ONE)
+    repeats: int = bounded(50, **AT_LEAST_ONE)
 
 
 @dataclass
 class ExportConfig:
-    variant: str = "fp32"
+    select: SelectConfig = field(default_factory=SelectConfig)
     parity_batch_sizes: list[int] = bounded(factory=lambda: [1, 7, 256], **AT_LEAST_ONE)
     parity_atol: float = bounded(1e-4, **POSITIVE)
     quantized_atol: float = bounded(0.05, **POSITIVE)
@@ -397,9 +427,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quantize.dynamic.weight_type": ("qint8", "quint8"),
     "quantize.static.calibration_method": ("minmax", "entropy", "percentile"),
     "evaluate.threshold.rule": ("max_f1", "target_fpr", "min_cost", "fixed"),
-    "export.variant": ("fp32", "int8_dynamic", "int8_static"),
+    "export.select.rule": ("variant", "fastest"),
+    "export.select.variant": ("fp32", "int8_dynamic", "int8_static", "fp16"),
     "export.tensorrt": ("auto", "off"),
 }
+
+
+# list-valued keys whose items are each one of the choices
+LIST_CHOICES: dict[str, tuple[str, ...]] = {"evaluate.baselines": BASELINES}
+
+# keys that moved: an old override names the new key instead of failing as a typo
+MOVED = {"export.variant": "export.select.variant (with export.select.rule=variant)"}
 
 
 def _check_choices(cfg: DictConfig, source: str) -> None:
@@ -409,6 +447,13 @@ def _check_choices(cfg: DictConfig, source: str) -> None:
             raise PipelineError(
                 f"{source}: config key '{key}' = {value!r}: expected one of {', '.join(allowed)}"
             )
+    for key, allowed in LIST_CHOICES.items():
+        for item in OmegaConf.select(cfg, key) or []:
+            if item not in allowed:
+                raise PipelineError(
+                    f"{source}: config key '{key}' has {item!r}: expected items each one of "
+                    f"{', '.join(allowed)}"
+                )
 
 
 def _check_ranges(cfg: PipelineConfig, source: str) -> None:
@@ -532,6 +577,8 @@ def unknown_key_message(key: str) -> str | None:
     """For a dotted key the schema does not have: "did you mean ..." with the closest valid
     keys; None when the key is valid or lies inside a free-form mapping."""
     key = key.lstrip("+~")
+    if key in MOVED:
+        return f"config key '{key}' has moved: use {MOVED[key]}"
     keys = schema_keys()
     if key in keys or key.startswith(FREE_FORM):
         return None

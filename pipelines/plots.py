@@ -115,3 +115,49 @@ def variants_png(
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names of the points (latency, metric) no other point beats on both: not slower and not
+    worse, and better on one. Sorted by latency."""
+    front = [
+        name
+        for name, (lat, metric) in points.items()
+        if not any(
+            (o_lat <= lat and o_metric >= metric) and (o_lat < lat or o_metric > metric)
+            for other, (o_lat, o_metric) in points.items()
+            if other != name
+        )
+    ]
+    return sorted(front, key=lambda n: points[n][0])
+
+
+def pareto_png(
+    metrics: dict[str, dict[str, Any]],
+    timings: dict[str, dict[str, Any]],
+    batch: str,
+    path: Path,
+    metric: str = "auprc",
+) -> None:
+    """Test `metric` against p50 latency at `batch` (e.g. "batch256"), one marker per variant,
+    its area proportional to the file size; the Pareto front joined by a line."""
+    names = list(metrics)
+    points = {n: (timings[n][batch]["p50_ms"], metrics[n][metric]) for n in names}
+    sizes = [metrics[n]["size_bytes"] for n in names]
+    scale = 1500 / max(sizes)
+    fig, ax = plt.subplots(figsize=(9, 6))
+    for name, size in zip(names, sizes, strict=True):
+        lat, value = points[name]
+        ax.scatter(lat, value, s=max(size * scale, 15), alpha=0.5)
+        ax.annotate(f"{name}\n{size / 1024:.0f} KiB", (lat, value), fontsize=8, ha="center")
+    front = pareto_front(points)
+    ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color="grey")
+    ax.set(
+        xscale="log",
+        xlabel=f"p50 latency at {batch.removeprefix('batch')} rows per call (ms, log)",
+        ylabel=f"test {metric.upper()}",
+        title="Variants: metric vs latency (marker area = file size; dashed: Pareto front)",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

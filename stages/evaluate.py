@@ -1,4 +1,5 @@
-"""evaluate: every variant (PyTorch FP32, ONNX FP32, INT8) on the same test split."""
+"""evaluate: every variant (PyTorch FP32, ONNX FP32, INT8, FP16) and the classical baselines on
+the same test split."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
+from pipelines import baselines
 from pipelines.config import PipelineConfig
 from pipelines.datamodule import model_inputs
 from pipelines.evaluation import classification_metrics, curves, latency, predict_all
@@ -15,7 +18,7 @@ from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.models.moe import ProbabilityHead
 from pipelines.onnx_export import INPUT
-from pipelines.plots import curves_png, variants_png
+from pipelines.plots import curves_png, pareto_png, variants_png
 from pipelines.progress import stage_steps
 from pipelines.runtime import session
 from pipelines.thresholds import choose_threshold
@@ -29,7 +32,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     features = read_json(layout.features_file)["features"]
-    inputs = model_inputs(cfg, layout, features, ("val", "test"))
+    splits = ("train", "val", "test") if ev.baselines else ("val", "test")
+    inputs = model_inputs(cfg, layout, features, splits)
     (x_val, y_val), (x, y) = inputs["val"], inputs["test"]
     predictors = {REFERENCE: _torch_predictor(layout)}
     sizes = {REFERENCE: layout.checkpoint.stat().st_size}
@@ -37,11 +41,17 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         name = "onnx_" + path.stem.removeprefix("model_")
         predictors[name] = _onnx_predictor(session(path, threads=ev.threads))
         sizes[name] = path.stat().st_size
+    for kind in ev.baselines:
+        # the model's train split and features (a sequence model's: each current transaction)
+        model = baselines.fit(kind, *inputs["train"], seed=cfg.seed, threads=ev.threads)
+        predictors[baselines.PREFIX + kind] = baselines.predictor(model)
+        sizes[baselines.PREFIX + kind] = baselines.size_bytes(model)
 
     variants: dict[str, Any] = {}
     timings: dict[str, Any] = {}
     roc, pr = {}, {}
-    with stage_steps("evaluate", len(predictors)) as step:
+    # scikit-learn's OpenMP/BLAS pools get the thread count ONNX Runtime and torch have
+    with stage_steps("evaluate", len(predictors)) as step, threadpool_limits(ev.threads):
         for name, predict in predictors.items():
             # each variant's own threshold: quantization shifts scores a little
             threshold = choose_threshold(y_val, predict_all(predict, x_val), ev.threshold)
@@ -76,6 +86,15 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "reliable": reliable,
         "threshold_rule": ev.threshold.rule,
         "variants": variants,
+        # what the sklearn_* rows are and what their size_bytes measures
+        "baselines": {
+            baselines.PREFIX + kind: {
+                "trained_on": "the model's train split"
+                + (", each history's current transaction" if x.ndim == 3 else ""),
+                "size": "pickled scikit-learn pipeline (protocol 5), not shipped",
+            }
+            for kind in ev.baselines
+        },
     }
     outputs = (
         layout.evaluate_metrics,
@@ -104,6 +123,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         latency_folder.mkdir()
         write_json(latency_folder / "latency.json", {"threads": ev.threads, "variants": timings})
         variants_png(variants, timings, latency_folder / "variants.png")
+        # latency varies run to run: the Pareto plot lives beside latency.json, not in reports/
+        pareto_png(variants, timings, largest, latency_folder / "pareto.png")
     return {**report, "latency": timings}
 
 

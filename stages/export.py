@@ -1,5 +1,6 @@
-"""export: the chosen variant as ONNX, verified against PyTorch at several batch sizes, a
-TensorRT engine where a GPU and TensorRT exist, and a model card."""
+"""export: the variant `export.select` chooses, as ONNX, verified against PyTorch at several
+batch sizes, a TensorRT engine where a GPU and TensorRT exist, and a model card that says which
+variant shipped and why."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import model_inputs
 from pipelines.drift_reference import write_reference_profile
 from pipelines.errors import PipelineError
+from pipelines.evaluation import latency
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.onnx_export import INPUT, OUTPUT, embed_metadata, parity_check
+from pipelines.runtime import session
+from pipelines.selection import Selection, select_variant
 from pipelines.tensorrt_engine import availability, build_fp16_engine
 from pipelines.training import load_checkpoint
 from stages._cli import main
@@ -24,22 +28,20 @@ from stages._cli import main
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ex = cfg.export
-    source = layout.onnx_dir / f"model_{ex.variant}.onnx"
-    if not source.is_file():
-        raise PipelineError(
-            f"{source}: not found; config key 'export.variant' = {ex.variant!r} needs the quantize "
-            "stage to produce it"
-        )
-    module = load_checkpoint(layout.checkpoint)
     features = read_json(layout.features_file)["features"]
     x, _ = model_inputs(cfg, layout, features, ("test",))["test"]
-    atol = ex.parity_atol if ex.variant == "fp32" else ex.quantized_atol
-    parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
     evaluation = read_json(layout.evaluate_metrics)
-    test_metrics = evaluation["variants"].get(f"onnx_{ex.variant}", {})
+    selection = choose(cfg, layout, evaluation, x)
+    variant = selection.variant
+    print(f"export: {variant} ({selection.reason})")
+    source = layout.onnx_dir / f"model_{variant}.onnx"
+    module = load_checkpoint(layout.checkpoint)
+    atol = ex.parity_atol if variant == "fp32" else ex.quantized_atol
+    parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
+    test_metrics = evaluation["variants"].get(f"onnx_{variant}", {})
     config = model_config(cfg)
     config_hash = config_sha256(cfg)
-    version = f"{cfg.data.name}-{cfg.model.name}-{ex.variant}-{config_hash[:12]}"
+    version = f"{cfg.data.name}-{cfg.model.name}-{variant}-{config_hash[:12]}"
     label_map = _label_map(layout)
     threshold = test_metrics.get("threshold")
 
@@ -66,7 +68,12 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         print(f"tensorrt: {tensorrt}")
         card = {
             "model": cfg.model.name,
-            "variant": ex.variant,
+            "variant": variant,
+            "selection": {
+                "rule": selection.rule,
+                "reason": selection.reason,
+                "latency_ms": selection.latency_ms,
+            },
             "version": version,
             "decision_threshold": threshold,
             "threshold_rule": evaluation.get("threshold_rule", "fixed"),
@@ -103,6 +110,26 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         write_reference_profile(folder, layout.split(layout.cleaned, "train"), features)
         (folder / "model_card.md").write_text(_markdown(card))
     return card
+
+
+def choose(cfg: PipelineConfig, layout: Layout, evaluation: dict[str, Any], x) -> Selection:
+    """Apply export.select to the ONNX files quantize wrote and the evaluate report; a rule on
+    speed times the candidates here, on the test rows (a declared input), not from evaluate's
+    latency file (which lives outside DVC's outputs)."""
+    select = cfg.export.select
+    available = {p.stem.removeprefix("model_") for p in layout.onnx_dir.glob("model_*.onnx")}
+
+    def time_variant(name: str) -> float:
+        sess = session(layout.onnx_dir / f"model_{name}.onnx", threads=select.threads)
+        timing = latency(
+            lambda batch: sess.run(None, {INPUT: batch})[0],
+            x,
+            [select.batch_size],
+            select.repeats,
+        )
+        return timing[f"batch{select.batch_size}"]["p50_ms"]
+
+    return select_variant(select, evaluation["variants"], available, time_variant)
 
 
 # every config group that shapes the exported model: the data and its preparation, the
@@ -175,6 +202,8 @@ Output `{card["outputs"]["name"]}`: float32 `[batch]`, probability that `{card["
 `{card["positive_class"]}`. Decision: positive when the probability is >=
 {card["decision_threshold"]} (chosen on the validation split by rule `{card["threshold_rule"]}`).
 Version `{card["version"]}`.
+
+Variant `{card["variant"]}`, chosen by {card["selection"]["rule"]}: {card["selection"]["reason"]}.
 
 ## Test metrics
 | metric | value |

@@ -1,4 +1,5 @@
-"""quantize: ONNX FP32 export, then ONNX Runtime INT8 (dynamic, and static calibrated on val)."""
+"""quantize: ONNX FP32 export, then ONNX Runtime INT8 (dynamic, and static calibrated on val) and
+an FP16 copy for GPUs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.onnx_export import export_onnx
 from pipelines.progress import stage_steps
-from pipelines.quantization import dynamic_int8, preprocess, static_int8
+from pipelines.quantization import dynamic_int8, fp16, preprocess, static_int8
 from pipelines.training import load_checkpoint
 from stages._cli import main
 
@@ -30,7 +31,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ):
         folder.mkdir()
         fp32, prepared = folder / "model_fp32.onnx", folder / "model_fp32_prepared.onnx"
-        steps = 2 + q.dynamic.enabled + q.static.enabled
+        steps = 2 + q.dynamic.enabled + q.static.enabled + q.fp16.enabled
         with stage_steps("quantize", steps) as step:
             export_onnx(module.model, x_val.shape[1:], fp32, q.opset)
             step("exported FP32 ONNX")
@@ -50,6 +51,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                     q.keep_input_fp32,
                 )
                 step(f"static INT8 ({q.static.calibration_method} calibration)")
+            if q.fp16.enabled:
+                # from the exported graph, not the INT8 tools' pre-processed one
+                fp16(fp32, folder / "model_fp16.onnx")
+                step("FP16")
         prepared.unlink()
         sizes = {
             p.stem.removeprefix("model_"): p.stat().st_size for p in sorted(folder.glob("*.onnx"))

@@ -82,6 +82,12 @@ def test_dense_baseline_has_the_moe_models_active_feed_forward_width() -> None:
         (["train.pos_weight=-inf"], "'train.pos_weight' = -inf"),
         (["train.pos_weight=nan"], "'train.pos_weight' = nan"),
         (["train.pos_weight=0"], "'train.pos_weight' = 0"),
+        (
+            ["evaluate.baselines=[logistic_regression,xgboost]"],
+            "'evaluate.baselines' has 'xgboost'",
+        ),
+        (["export.select.rule=slowest"], "export.select.rule"),
+        (["export.select.variant=int4"], "export.select.variant"),
     ],
 )
 def test_bad_config_fails_early_naming_the_key(overrides: list[str], named: str) -> None:
@@ -264,6 +270,15 @@ def test_a_typo_in_a_key_names_the_closest_valid_key(typo: str, suggested: str) 
     OmegaConf.set_struct(cfg, False)
     OmegaConf.update(cfg, typo, 1, force_add=True)
     with pytest.raises(PipelineError, match=f"did you mean {re.escape(suggested)}"):
+        validate(cfg)
+
+
+def test_the_moved_export_variant_key_names_its_new_place() -> None:
+    cfg = OmegaConf.load(REPO / "params.yaml")
+    OmegaConf.set_struct(cfg, False)
+    OmegaConf.update(cfg, "export.variant", "int8_dynamic", force_add=True)
+    moved = r"'export.variant' has moved: use export\.select\.variant"
+    with pytest.raises(PipelineError, match=moved):
         validate(cfg)
 
 

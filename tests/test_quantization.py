@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -16,11 +17,13 @@ from pipelines.onnx_export import INPUT, export_onnx
 from pipelines.quantization import (
     ArrayReader,
     dynamic_int8,
+    fp16,
     input_projection_nodes,
     preprocess,
     router_nodes,
     static_int8,
 )
+from pipelines.runtime import session
 
 N_NUMERIC, N_LEVELS = 6, 10
 
@@ -125,3 +128,49 @@ def test_static_int8_calibrates_on_rows_that_are_not_a_multiple_of_the_batch(
         path, out, x[:1000], StaticQuantConfig(calibration_method=method), keep_input_fp32=True
     )
     assert np.abs(scores(out, x) - scores(path, x)).mean() < 0.02
+
+
+@pytest.mark.parametrize("name", ["moe_mlp", "moe_transformer"])
+def test_fp16_keeps_raw_features_beyond_fp16_range_and_matches_fp32(
+    name: str, tmp_path: Path
+) -> None:
+    """FP16's largest value is 65504; raw inputs such as seconds since the previous
+    transaction reach millions. The graph standardises them in FP32, then runs in FP16."""
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    if name == "moe_mlp":
+        x = features(4000, 0)
+        x[:, 0] = rng.uniform(0, 5e6, len(x))  # seconds, up to 58 days
+        shape, n_features = (x.shape[1],), x.shape[1]
+        mean, std = x.mean(0).tolist(), x.std(0).tolist()
+        net = build_model(n_features, ModelConfig(), mean, std).eval()
+    else:
+        x = rng.normal(size=(512, SEQ_LEN, N_NUMERIC + 1)).astype(np.float32)
+        x[..., 0] *= 1e6
+        x[..., -1] = 1.0  # every position a real transaction
+        shape, cfg = (
+            (SEQ_LEN, N_NUMERIC + 1),
+            ModelConfig(
+                name=name, hidden_dim=16, ffn_dim=32, num_blocks=2, num_heads=2, seq_len=SEQ_LEN
+            ),
+        )
+        mean, std = [0.0] * N_NUMERIC, [1e6] + [1.0] * (N_NUMERIC - 1)
+        net = build_model(N_NUMERIC, cfg, mean, std).eval()
+    export_onnx(net, shape, tmp_path / "fp32.onnx", opset=17)
+    fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx")
+    halves = [
+        t
+        for t in onnx.load(str(tmp_path / "fp16.onnx")).graph.initializer
+        if t.data_type == onnx.TensorProto.FLOAT16
+    ]
+    assert halves
+    # through the project's sessions (pipelines.runtime), which every stage and the server use
+    got, expected = (
+        session(tmp_path / name, cpu_only=True).run(None, {INPUT: x})[0]
+        for name in ("fp16.onnx", "fp32.onnx")
+    )
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    # an untrained router has near-ties, so a rare row may take another expert in FP16: the
+    # bulk of the rows is what shows the arithmetic
+    error = np.abs(got - expected)
+    assert np.percentile(error, 99) < 2e-3 and error.mean() < 5e-4, error.max()

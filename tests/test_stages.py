@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from pipelines import tensorrt_engine
+from pipelines import baselines, tensorrt_engine
 from pipelines.cleaning import clean_splits
 from pipelines.config import (
     CleanConfig,
@@ -21,13 +22,19 @@ from pipelines.config import (
     PipelineConfig,
     RangeRule,
     SchemaConfig,
+    SelectConfig,
     ThresholdConfig,
     load_params,
 )
 from pipelines.data.schema import LABEL
+from pipelines.datamodule import model_inputs
 from pipelines.errors import PipelineError
-from pipelines.evaluation import classification_metrics
+from pipelines.evaluation import classification_metrics, predict_all
 from pipelines.layout import SPLITS, Layout
+from pipelines.onnx_export import INPUT
+from pipelines.plots import pareto_front
+from pipelines.runtime import session
+from pipelines.selection import select_variant
 from pipelines.thresholds import choose_threshold
 from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
 from tests.small import REPO, small_params
@@ -132,14 +139,46 @@ def test_train_writes_a_weights_only_checkpoint_and_curves(layout: Layout) -> No
 
 def test_quantize_writes_smaller_int8_models(layout: Layout) -> None:
     sizes = read(layout.quantize_metrics)["size_bytes"]
-    assert set(sizes) == {"fp32", "int8_dynamic", "int8_static"}
+    assert set(sizes) == {"fp32", "int8_dynamic", "int8_static", "fp16"}
     assert sizes["int8_dynamic"] < 0.5 * sizes["fp32"]
+    assert sizes["fp16"] < 0.75 * sizes["fp32"]
+
+
+def test_the_fp16_graph_holds_float16_weights_and_scores_like_fp32(
+    cfg: PipelineConfig, layout: Layout
+) -> None:
+    graph = onnx.load(str(layout.onnx_dir / "model_fp16.onnx")).graph
+    weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    big = [t for t in graph.initializer if np.prod(t.dims) >= 64]
+    assert big and all(t.data_type == onnx.TensorProto.FLOAT16 for t in big)
+    assert len(weights) >= len(big)
+    # callers see no change: float32 in, float32 out
+    for value in (*graph.input, *graph.output):
+        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    features = read(layout.features_file)["features"]
+    x, _ = model_inputs(cfg, layout, features, ("test",))["test"]
+    scores = {
+        name: session(layout.onnx_dir / f"model_{name}.onnx").run(None, {INPUT: x})[0]
+        for name in ("fp32", "fp16")
+    }
+    assert scores["fp16"].dtype == np.float32
+    assert np.abs(scores["fp16"] - scores["fp32"]).max() < 1e-2
+    variants = read(layout.evaluate_metrics)["variants"]
+    assert variants["onnx_fp16"]["auprc"] == pytest.approx(variants["onnx_fp32"]["auprc"], abs=2e-3)
 
 
 def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> None:
     report = read(layout.evaluate_metrics)
     variants = report["variants"]
-    assert set(variants) == {"pytorch_fp32", "onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
+    assert set(variants) == {
+        "pytorch_fp32",
+        "onnx_fp32",
+        "onnx_int8_dynamic",
+        "onnx_int8_static",
+        "onnx_fp16",
+        "sklearn_logistic_regression",
+        "sklearn_hist_gradient_boosting",
+    }
     assert variants["onnx_fp32"]["auprc"] == pytest.approx(
         variants["pytorch_fp32"]["auprc"], abs=1e-4
     )
@@ -165,6 +204,46 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
     assert set(headline) == set(report["variants"])
     assert set(headline["onnx_fp32"]) == {"auroc", "auprc", "f1", "threshold", "auprc_kept", "kib"}
     assert (layout.evaluate_report / "curves.png").exists()
+    assert (layout.latency_report / "pareto.png").stat().st_size > 10_000
+
+
+def test_baselines_train_on_the_model_split_and_use_their_validation_threshold(
+    cfg: PipelineConfig, layout: Layout
+) -> None:
+    report = read(layout.evaluate_metrics)
+    latency = read(layout.latency_report / "latency.json")["variants"]
+    features = read(layout.features_file)["features"]
+    data = model_inputs(cfg, layout, features, ("train", "val", "test"))
+    for kind in cfg.evaluate.baselines:
+        name = f"sklearn_{kind}"
+        metrics = report["variants"][name]
+        assert 0.5 < metrics["auroc"] <= 1 and 0 < metrics["auprc"] <= 1
+        assert metrics["size_bytes"] > 0 and metrics["auprc_retained_vs_fp32"] > 0
+        assert {"batch1", "batch256"} <= set(latency[name])
+        assert "pickled" in report["baselines"][name]["size"]
+        # seeded: the same fit again gives the same scores, and its threshold is the one the
+        # declared rule picks on val
+        predict = baselines.predictor(baselines.fit(kind, *data["train"], seed=cfg.seed, threads=1))
+        x_val, y_val = data["val"]
+        threshold = choose_threshold(y_val, predict_all(predict, x_val), cfg.evaluate.threshold)
+        assert metrics["threshold"] == pytest.approx(threshold, abs=1e-6)
+        x_test, y_test = data["test"]
+        expected = classification_metrics(
+            y_test, predict_all(predict, x_test), cfg.evaluate.target_fpr, threshold
+        )
+        assert {k: metrics[k] for k in expected} == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_baseline_reads_the_current_transaction_of_a_history() -> None:
+    histories = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)  # 3 features + flag
+    assert baselines.flat_features(histories).tolist() == [[8, 9, 10], [20, 21, 22]]
+    rows = np.ones((5, 3), dtype=np.float32)
+    assert baselines.flat_features(rows) is rows
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both_latency_and_metric() -> None:
+    points = {"fast": (1.0, 0.70), "best": (5.0, 0.80), "dominated": (6.0, 0.75), "tie": (1.0, 0.7)}
+    assert pareto_front(points) == ["fast", "tie", "best"]
 
 
 def test_export_verifies_parity_and_hashes_its_artifacts(layout: Layout) -> None:
@@ -187,8 +266,7 @@ def test_export_ships_the_validation_threshold_in_the_card_and_the_onnx_metadata
     assert card["decision_threshold"] == threshold and 0 < threshold < 1
     assert card["threshold_rule"] == "max_f1"
     props = {
-        p.key: p.value
-        for p in onnx.load(str(layout.export_dir / "model.onnx")).metadata_props
+        p.key: p.value for p in onnx.load(str(layout.export_dir / "model.onnx")).metadata_props
     }
     assert json.loads(props["features"]) == card["inputs"]["features"]
     assert json.loads(props["decision_threshold"]) == threshold
@@ -315,3 +393,80 @@ def test_a_stage_that_fails_midway_publishes_nothing(
 def test_export_builds_a_tensorrt_engine_on_a_gpu(layout: Layout) -> None:
     card = read(layout.export_dir / "model_card.json")
     assert card["tensorrt"].startswith("built"), card["tensorrt"]
+
+
+def evaluated(**kept: float) -> dict[str, dict]:
+    """An evaluate report's variants with these AUPRC-kept fractions (ONNX ones by file name),
+    and a baseline that keeps more than any of them."""
+    variants = {f"onnx_{name}": {"auprc_retained_vs_fp32": k} for name, k in kept.items()}
+    return {**variants, "sklearn_logistic_regression": {"auprc_retained_vs_fp32": 1.2}}
+
+
+SPEED = {"fp32": 1.0, "int8_dynamic": 0.8, "int8_static": 0.6, "fp16": 3.0}
+
+
+def test_the_fastest_rule_ships_the_fastest_variant_that_keeps_enough_auprc() -> None:
+    rule = SelectConfig(rule="fastest", min_auprc_kept=0.99, batch_size=256)
+    variants = evaluated(fp32=1.0, int8_dynamic=1.0002, int8_static=0.985, fp16=1.0)
+    timed: list[str] = []
+
+    def timing(name: str) -> float:
+        timed.append(name)
+        return SPEED[name]
+
+    chosen = select_variant(rule, variants, set(SPEED), timing)
+    # int8_static is faster but keeps 98.5% < 99%; the baseline is never a candidate
+    assert chosen.variant == "int8_dynamic"
+    assert sorted(timed) == ["fp16", "fp32", "int8_dynamic"]  # only qualifying ones are timed
+    assert "batch 256" in chosen.rule and "99.00%" in chosen.rule
+    assert "int8_static 98.50%" in chosen.reason
+    assert chosen.latency_ms == {"fp16": 3.0, "fp32": 1.0, "int8_dynamic": 0.8}
+    # a stricter floor leaves only the exact models
+    strict = SelectConfig(rule="fastest", min_auprc_kept=1.0)
+    assert select_variant(strict, variants, set(SPEED), SPEED.get).variant == "int8_dynamic"
+    no_int8 = evaluated(fp32=1.0, int8_dynamic=0.9, int8_static=0.9, fp16=1.0)
+    assert select_variant(strict, no_int8, set(SPEED), SPEED.get).variant == "fp32"
+
+
+def test_the_policy_refuses_in_one_line_naming_the_rule_when_nothing_qualifies() -> None:
+    rule = SelectConfig(rule="fastest", min_auprc_kept=0.999, batch_size=64)
+    variants = evaluated(fp32=0.99, int8_dynamic=0.97)
+    with pytest.raises(PipelineError) as err:
+        select_variant(rule, variants, {"fp32", "int8_dynamic"}, SPEED.get)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert "export.select: the fastest ONNX variant at batch 64" in message
+    assert "99.90%" in message and "no variant qualifies" in message and "(fp32)" in message
+    missing = SelectConfig(rule="variant", variant="fp16")
+    with pytest.raises(PipelineError, match="named variant 'fp16': no such ONNX variant"):
+        select_variant(missing, variants, {"fp32", "int8_dynamic"}, SPEED.get)
+
+
+def test_export_applies_the_declared_policy_and_writes_the_reason_in_the_card(
+    layout: Layout, tmp_path: Path
+) -> None:
+    named = read(layout.export_dir / "model_card.json")
+    assert named["variant"] == "fp32" and named["selection"]["reason"] == "named in the config"
+    root = tmp_path / "run"
+    shutil.copytree(layout.root, root, ignore=shutil.ignore_patterns("export", "outputs"))
+    copy = Layout(root)
+    fastest = ["export.select.rule=fastest", "export.select.repeats=3"]
+    cfg = load_params(small_params(tmp_path / "params.yaml", fastest))
+    card = export.run(cfg, copy)
+    kept = read(copy.evaluate_metrics)["variants"]
+    assert kept[f"onnx_{card['variant']}"]["auprc_retained_vs_fp32"] >= 0.99
+    latency = card["selection"]["latency_ms"]
+    assert card["variant"] == min(latency, key=latency.get)
+    assert card["selection"]["reason"].startswith(f"{card['variant']}: ")
+    assert "chosen by export.select: the fastest" in (copy.export_dir / "model_card.md").read_text()
+    # nothing keeps 100%: export fails naming the rule, and publishes nothing new
+    report = read(copy.evaluate_metrics)
+    for metrics in report["variants"].values():
+        metrics["auprc_retained_vs_fp32"] = 0.5
+    copy.evaluate_metrics.write_text(json.dumps(report))
+    strict = load_params(
+        small_params(tmp_path / "strict.yaml", [*fastest, "export.select.min_auprc_kept=1"])
+    )
+    with pytest.raises(PipelineError, match="no variant qualifies"):
+        export.run(strict, copy)
+    assert read(copy.export_dir / "model_card.json") == card

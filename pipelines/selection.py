@@ -1,0 +1,73 @@
+"""Which variant the export stage ships: `export.select`, a named variant or a rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipelines.config import SelectConfig
+from pipelines.errors import PipelineError
+
+# the export ships ONNX graphs: the evaluate report's onnx_* variants (not PyTorch, not the
+# scikit-learn baselines, which are reported for comparison only)
+ONNX_PREFIX = "onnx_"
+
+
+@dataclass(frozen=True)
+class Selection:
+    variant: str  # as quantize names the file: fp32, int8_dynamic, ...
+    rule: str  # the rule in words, as the model card states it
+    reason: str  # why this variant, with the figures the choice rested on
+    latency_ms: dict[str, float] | None = None  # rule=fastest: median latency per candidate
+
+
+def describe(select: SelectConfig) -> str:
+    if select.rule == "variant":
+        return f"export.select: the named variant {select.variant!r}"
+    return (
+        f"export.select: the fastest ONNX variant at batch {select.batch_size} whose test "
+        f"AUPRC is at least {select.min_auprc_kept:.2%} of the FP32 model's"
+    )
+
+
+def select_variant(
+    select: SelectConfig,
+    variants: dict[str, dict],
+    available: set[str],
+    time_variant: Callable[[str], float],
+) -> Selection:
+    """`variants`: the evaluate report's per-variant metrics; `available`: the ONNX files
+    quantize wrote (fp32, int8_dynamic, ...); `time_variant(name)`: median latency in ms at
+    select.batch_size. Raises PipelineError (one line naming the rule) when nothing qualifies."""
+    rule = describe(select)
+    if select.rule == "variant":
+        if select.variant not in available:
+            raise PipelineError(
+                f"{rule}: no such ONNX variant (quantize wrote {', '.join(sorted(available))}); "
+                f"enable it in the quantize config or choose another"
+            )
+        return Selection(select.variant, rule, "named in the config")
+    kept = {
+        name.removeprefix(ONNX_PREFIX): m.get("auprc_retained_vs_fp32")
+        for name, m in variants.items()
+        if name.startswith(ONNX_PREFIX) and name.removeprefix(ONNX_PREFIX) in available
+    }
+    qualifying = sorted(n for n, k in kept.items() if k is not None and k >= select.min_auprc_kept)
+    if not qualifying:
+        best = max(kept, key=lambda n: kept[n] or 0.0, default=None)
+        closest = f"; the best keeps {_pct(kept[best])} ({best})" if best else ""
+        raise PipelineError(f"{rule}: no variant qualifies{closest}")
+    latency = {name: time_variant(name) for name in qualifying}
+    chosen = min(qualifying, key=lambda n: latency[n])
+    others = ", ".join(f"{n} {latency[n]:.3f} ms" for n in qualifying if n != chosen)
+    rejected = ", ".join(f"{n} {_pct(kept[n])}" for n in sorted(set(kept) - set(qualifying)))
+    reason = (
+        f"{chosen}: {latency[chosen]:.3f} ms median at batch {select.batch_size}, AUPRC "
+        f"{_pct(kept[chosen])} of FP32; slower qualifying variants: {others or 'none'}; "
+        f"below the AUPRC floor: {rejected or 'none'}"
+    )
+    return Selection(chosen, rule, reason, latency)
+
+
+def _pct(kept: float | None) -> str:
+    return "n/a" if kept is None else f"{kept:.2%}"
