@@ -440,9 +440,20 @@ LIST_CHOICES: dict[str, tuple[str, ...]] = {"evaluate.baselines": BASELINES}
 MOVED = {"export.variant": "export.select.variant (with export.select.rule=variant)"}
 
 
+# YAML 1.1 (OmegaConf's dotlist parser) reads off/no as false and on/yes as true, so a choice
+# spelled that way on the command line (`export.tensorrt=off`) arrives as a boolean
+_YAML_BOOLEAN_WORDS = {False: ("off", "no"), True: ("on", "yes")}
+
+
 def _check_choices(cfg: DictConfig, source: str) -> None:
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
+        if isinstance(value, bool) or value in ("False", "True"):
+            flag = value if isinstance(value, bool) else value == "True"
+            words = [w for w in _YAML_BOOLEAN_WORDS[flag] if w in allowed]
+            if len(words) == 1:
+                OmegaConf.update(cfg, key, words[0])
+                value = words[0]
         if value is not None and value not in allowed:
             raise PipelineError(
                 f"{source}: config key '{key}' = {value!r}: expected one of {', '.join(allowed)}"

@@ -2,16 +2,14 @@
 edges and the train split's share of rows in each bin, written into the export folder.
 
 Kept free of torch and of the server: the export stage writes the profile and the server reads
-it, so the server's bins are exactly the export's. The PSI formula (`psi`, with its
-smoothing) is shared by the server and the profile stage's train-vs-test drift gate
-(pipelines/profiling.py); the binning is not. Here edges come from the whole train split of
-the model's input features, with one bin per value for a feature of at most `max_bins`
-distinct values. The profile stage bins the raw columns afresh for each train-vs-test
-comparison: quantile bins of train, fewer of them on small splits (at least
+it, so the server's bins are exactly the export's. The profile stage's train-vs-test drift
+gate (pipelines/profiling.py) uses the same formula (`psi`, with its smoothing) and the same
+binning rule (`bin_edges`: quantile bins, one bin per value for a feature of at most `max_bins`
+distinct values, so a 0/1 flag's shift is seen). What differs is the data and the bin count:
+here the edges come from the whole train split of the model's input features; the profile
+bins the raw columns afresh for each comparison, with fewer bins on small splits (at least
 MIN_ROWS_PER_BIN rows per bin of the smaller split), and categoricals by level with rare
-levels merged. So the two are the same statistic on different bins and need not agree value
-for value; and a low-cardinality numeric column (a 0/1 flag), whose quantile edges collapse
-into one bin, reads 0 in the profile report whatever its shift, while the server measures it."""
+levels merged. The two need not agree value for value."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from scipy.stats import ks_2samp
 
 from pipelines.config import GatesConfig, SchemaConfig
 from pipelines.data.schema import LABEL
-from pipelines.drift_reference import psi
+from pipelines.drift_reference import assign_bins, bin_edges, psi
 
 # fewer rows per quantile bin than this makes PSI on a random split read as drift
 MIN_ROWS_PER_BIN = 20
@@ -152,11 +152,15 @@ def population_stability_index(
     if len(expected) == 0 or len(actual) == 0:
         return None
     bins = int(np.clip(min(len(expected), len(actual)) // MIN_ROWS_PER_BIN, 2, max_bins))
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
+    # the serving drift reference's binning: quantile bins, but one bin per value for a column
+    # with few distinct values, whose quantile edges would collapse (a 0/1 flag moving from 30%
+    # to 60% read PSI 0)
+    interior = bin_edges(expected, bins)
+    if not interior:
         return 0.0
-    edges[0], edges[-1] = -np.inf, np.inf
-    return psi(np.histogram(expected, edges)[0], np.histogram(actual, edges)[0])
+    counts = [np.bincount(assign_bins(v, np.asarray(interior)), minlength=len(interior) + 1)
+              for v in (expected, actual)]  # fmt: skip
+    return psi(counts[0], counts[1])
 
 
 def _categorical_psi(expected: pd.Series, actual: pd.Series) -> float | None:

@@ -292,3 +292,8 @@ def test_params_compose_the_same_without_dvc_installed(tmp_path: Path, overrides
     compose_params(tmp_path / "dvc.yaml", overrides)
     _compose_like_dvc(tmp_path / "plain.yaml", overrides)
     assert (tmp_path / "plain.yaml").read_text() == (tmp_path / "dvc.yaml").read_text()
+
+
+def test_a_choice_that_yaml_reads_as_a_boolean_keeps_its_word() -> None:
+    """`export.tensorrt=off` on the command line: YAML 1.1 reads "off" as false."""
+    assert load_params(REPO / "params.yaml", ["export.tensorrt=off"]).export.tensorrt == "off"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.small import committed_clone, copy_project, env, small_params
+from tests.small import REPO, committed_clone, copy_project, env, small_params
 
 STAGES = ["ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export"]
 
@@ -104,3 +104,67 @@ def test_outputs_round_trip_through_the_default_remote(project: Path) -> None:
     dvc(project, "pull")
     assert (project / "export" / "model.onnx").read_bytes() == before
     assert (project / "data" / "ingested" / "train.parquet").is_file()
+
+
+# Shared by every stage and holding none of a stage's computation: config parsing, paths,
+# errors, atomic writes, progress bars, the CLI wrapper. Listing them would rerun all eight
+# stages for a change in, say, a progress bar.
+INFRASTRUCTURE = {
+    "pipelines/__init__.py",
+    "pipelines/config.py",
+    "pipelines/errors.py",
+    "pipelines/io.py",
+    "pipelines/layout.py",
+    "pipelines/progress.py",
+    "stages/_cli.py",
+}
+# how a training run is launched and logged, reached by the later stages only through
+# pipelines/training.py's imports (they load a checkpoint; they never train)
+TRAINING_RUN = {
+    "pipelines/strategy.py",
+    "pipelines/tracking.py",
+    "pipelines/sweeps/pruning.py",
+    "pipelines/lightning_options.py",
+}
+
+
+def project_imports(module: str) -> set[str]:
+    """Files of the project's own modules that `module` imports, transitively."""
+    import ast
+
+    def path_of(name: str) -> Path | None:
+        for candidate in (REPO / f"{name.replace('.', '/')}.py",
+                          REPO / name.replace(".", "/") / "__init__.py"):  # fmt: skip
+            if candidate.is_file():
+                return candidate
+        return None
+
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or (path := path_of(name)) is None:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] in ("pipelines", "stages"):
+                    todo.append(node.module)
+                    todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                todo.extend(a.name for a in node.names if a.name.split(".")[0] == "pipelines")
+    return {str(p.relative_to(REPO)) for name in seen if (p := path_of(name))}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_module_a_stage_runs_is_one_of_its_dvc_dependencies(stage: str) -> None:
+    """Otherwise a code change reaches the stage's outputs without DVC rerunning it (a model
+    change that only alters the exported graph, say, when the checkpoint comes out the same)."""
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    exempt = INFRASTRUCTURE | (set() if stage == "train" else TRAINING_RUN)
+    undeclared = sorted(
+        f
+        for f in project_imports(f"stages.{stage}") - exempt
+        if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)
+    )
+    assert not undeclared, f"dvc.yaml stage {stage!r} runs but does not depend on {undeclared}"

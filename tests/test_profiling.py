@@ -128,3 +128,13 @@ def test_a_split_with_one_class_is_named() -> None:
     splits["test"] = splits["test"].assign(label=0.0)
     failures = check_gates(profile_splits(splits, SCHEMA), GatesConfig())
     assert "one class in the test split" in failures[0]
+
+
+def test_a_shift_in_a_zero_one_flag_reads_as_drift() -> None:
+    """A 0/1 flag's quantile edges collapse into one bin; it is binned by value instead."""
+    rng = np.random.default_rng(0)
+    train = pd.Series((rng.random(5000) < 0.3).astype(float))
+    shifted = pd.Series((rng.random(5000) < 0.6).astype(float))
+    same = pd.Series((rng.random(5000) < 0.3).astype(float))
+    assert population_stability_index(train, shifted) > 0.25
+    assert population_stability_index(train, same) < 0.01
