@@ -71,6 +71,7 @@ RUNS: list[tuple[str, str, str]] = [
     ("deepspeed_zero3_offload", "dense_mlp", "bf16-mixed"),
 ]
 
+
 class StepTimer(Callback):
     """Wall time of each optimizer step with the GPU synchronised at its end, and peak memory."""
 
@@ -139,8 +140,9 @@ def model_overrides(model: str, smoke: bool) -> list[str]:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from pipelines.datamodule import TabularDataModule, model_inputs
-    from pipelines.io import read_json
+    # benchmarks/training.py builds the data module the train stage builds; reused as is
+    from training import datamodule
+
     from pipelines.layout import Layout
     from pipelines.training import fit_classifier
 
@@ -160,17 +162,7 @@ def worker(args: argparse.Namespace) -> None:
         ],
         args.smoke,
     )
-    layout = Layout(root)
-    features = read_json(layout.features_file)["features"]
-    data = model_inputs(cfg, layout, features, ("train", "val"))
-    dm = TabularDataModule(
-        data["train"],
-        data["val"],
-        features,
-        cfg.train.batch_size,
-        cfg.train.eval_batch_size,
-        seed=cfg.seed,
-    )
+    dm = datamodule(cfg, Layout(root))
     work = Path(tempfile.mkdtemp(dir=root))
     start = time.perf_counter()
     result = fit_classifier(cfg, dm, work)
