@@ -49,6 +49,7 @@ def print_summary(layout: Layout) -> None:
         f"{evaluation['test_positive_fraction']:.2%} positive{unreliable}; threshold by "
         f"{evaluation.get('threshold_rule', 'fixed')} on val"
     )
+    serving = _serving_batch(timings)
     for column in (
         "variant",
         "AUROC",
@@ -57,12 +58,16 @@ def print_summary(layout: Layout) -> None:
         "recall@1%FPR",
         "threshold",
         "F1",
+        "params",
         "KiB",
-        "speed-up",
+        f"ms @{serving or '?'}",
+        "vs ORT FP32",
+        "vs PyTorch",
     ):
         table.add_column(column, justify="right" if column != "variant" else "left")
     for name, m in evaluation["variants"].items():
         recall = next((v for k, v in m.items() if k.startswith("recall_at_")), float("nan"))
+        timing = timings.get(name, {})
         table.add_row(
             name,
             f"{m['auroc']:.4f}",
@@ -71,10 +76,30 @@ def print_summary(layout: Layout) -> None:
             f"{recall:.4f}",
             f"{m.get('threshold', 0.5):.3f}",
             f"{m['f1']:.4f}",
+            f"{m['parameters']:,}" if "parameters" in m else "",
             f"{m['size_bytes'] / 1024:.0f}",
-            f"{timings[name]['speedup_vs_pytorch_fp32']:.2f}x" if name in timings else "n/a",
+            f"{timing[f'batch{serving}']['p50_ms']:.3f}" if serving and timing else "n/a",
+            _ratio(timing, "speedup_vs_onnx_fp32", serving),
+            _ratio(timing, "speedup_vs_pytorch_fp32", serving),
         )
-    Console(width=110).print(table)
+    Console(width=150).print(table)
+    if serving:
+        print(
+            f"speed-ups: p50 latency at batch {serving} against ONNX Runtime FP32 of the trained "
+            "model, and against PyTorch eager (most of that gain is ONNX Runtime's)"
+        )
+
+
+def _serving_batch(timings: dict) -> int | None:
+    sizes = [
+        int(k.removeprefix("batch")) for t in timings.values() for k in t if k.startswith("batch")
+    ]
+    return max(sizes) if sizes else None
+
+
+def _ratio(timing: dict, key: str, serving: int | None) -> str:
+    value = timing.get(key, {}).get(f"batch{serving}") if serving else None
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 if __name__ == "__main__":

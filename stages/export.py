@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipelines.compression import variants as variants_of
 from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import model_inputs
 from pipelines.drift_reference import write_reference_profile
@@ -35,8 +36,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     variant = selection.variant
     print(f"export: {variant} ({selection.reason})")
     source = layout.onnx_dir / f"model_{variant}.onnx"
-    module = load_checkpoint(layout.checkpoint)
-    atol = ex.parity_atol if variant == "fp32" else ex.quantized_atol
+    # against the PyTorch model the variant was made from (a pruned or distilled model's own)
+    source_checkpoint = variants_of.checkpoint(layout.onnx_dir, layout.checkpoint, variant)
+    module = load_checkpoint(source_checkpoint)
+    atol = ex.parity_atol if variants_of.is_exact_export(variant) else ex.quantized_atol
     parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
     test_metrics = evaluation["variants"].get(f"onnx_{variant}", {})
     config = model_config(cfg)
@@ -99,8 +102,17 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "tensorrt": tensorrt,
             "sha256": {
                 p.name: _sha256(p)
-                for p in [model_path, layout.checkpoint, *sorted(folder.glob("*.plan"))]
+                for p in dict.fromkeys(
+                    [
+                        model_path,
+                        layout.checkpoint,
+                        source_checkpoint,
+                        *sorted(folder.glob("*.plan")),
+                    ]
+                )
             },
+            # the checkpoint the shipped graph was exported from (a compressed model's own)
+            "source_checkpoint": str(source_checkpoint),
             "config": config,
             "config_sha256": config_hash,
             "seed": cfg.seed,

@@ -20,6 +20,7 @@ SMALL_OVERRIDES = [
     "logger.wandb.enabled=false",
     "evaluate.latency_repeats=3",
     "quantize.static.calibration_rows=256",
+    "quantize.distill.epochs=2",
 ]
 
 

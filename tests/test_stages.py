@@ -36,6 +36,7 @@ from pipelines.plots import pareto_front
 from pipelines.runtime import session
 from pipelines.selection import select_variant
 from pipelines.thresholds import choose_threshold
+from pipelines.training import load_checkpoint
 from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
 from tests.small import REPO, small_params
 
@@ -137,11 +138,48 @@ def test_train_writes_a_weights_only_checkpoint_and_curves(layout: Layout) -> No
     assert len(history) == metrics["epochs_run"] and "val_auprc" in history
 
 
+VARIANTS = {
+    "fp32",
+    "int8_dynamic",
+    "int8_static",
+    "fp16",
+    "pruned",
+    "pruned_int8_dynamic",
+    "student",
+    "student_int8_dynamic",
+    "qat_int8",
+}
+
+
 def test_quantize_writes_smaller_int8_models(layout: Layout) -> None:
     sizes = read(layout.quantize_metrics)["size_bytes"]
-    assert set(sizes) == {"fp32", "int8_dynamic", "int8_static", "fp16"}
+    assert set(sizes) == VARIANTS
     assert sizes["int8_dynamic"] < 0.5 * sizes["fp32"]
     assert sizes["fp16"] < 0.75 * sizes["fp32"]
+
+
+def test_quantize_builds_each_declared_compressed_model_with_its_own_checkpoint(
+    cfg: PipelineConfig, layout: Layout
+) -> None:
+    trained = load_checkpoint(layout.checkpoint)
+    pruned = load_checkpoint(layout.onnx_dir / "pruned.ckpt")
+    student = load_checkpoint(layout.onnx_dir / "student.ckpt")
+    assert pruned.model_cfg.ffn_dim < trained.model_cfg.ffn_dim
+    assert pruned.model_cfg.num_experts == trained.model_cfg.num_experts
+    assert not student.model_cfg.is_moe
+    assert student.model_cfg.hidden_dim == cfg.quantize.distill.student.hidden_dim
+    compression = read(layout.quantize_metrics)["compression"]
+    assert (
+        compression["student"]["student_parameters"]["total"]
+        < compression["pruned"]["parameters"]["total"]
+        < compression["trained_parameters"]["total"]
+    )
+    steps = compression["pruned"]["steps"]
+    assert [round(s["removed_share"], 6) for s in steps] == [0.2, 0.4, 0.6]
+    qat_ops = {
+        n.op_type for n in onnx.load(str(layout.onnx_dir / "model_qat_int8.onnx")).graph.node
+    }
+    assert {"QuantizeLinear", "DequantizeLinear"} <= qat_ops
 
 
 def test_the_fp16_graph_holds_float16_weights_and_scores_like_fp32(
@@ -172,10 +210,7 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
     variants = report["variants"]
     assert set(variants) == {
         "pytorch_fp32",
-        "onnx_fp32",
-        "onnx_int8_dynamic",
-        "onnx_int8_static",
-        "onnx_fp16",
+        *(f"onnx_{name}" for name in VARIANTS),
         "sklearn_logistic_regression",
         "sklearn_hist_gradient_boosting",
     }
@@ -193,6 +228,15 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
         } <= set(metrics)
     latency = read(layout.latency_report / "latency.json")["variants"]
     assert latency["onnx_fp32"]["batch256"]["p50_ms"] > 0
+    # speed-ups against ONNX Runtime FP32 at each batch size, PyTorch eager as a second column
+    assert latency["onnx_fp32"]["speedup_vs_onnx_fp32"] == {"batch1": 1.0, "batch256": 1.0}
+    for name, timing in latency.items():
+        assert set(timing["speedup_vs_pytorch_fp32"]) == {"batch1", "batch256"}
+        assert timing["batch1"]["p99_ms"] >= timing["batch1"]["p50_ms"] > 0
+        if name.startswith("onnx_"):
+            assert timing["session_peak_bytes"] > 0
+    assert variants["onnx_pruned"]["parameters"] < variants["onnx_fp32"]["parameters"]
+    assert variants["onnx_fp32"]["parameters"] == variants["pytorch_fp32"]["parameters"]
     for variant in report["variants"]:
         roc = pd.read_csv(layout.roc_curves / f"{variant}.csv")
         assert roc.columns.tolist() == ["fpr", "tpr"]
@@ -255,6 +299,38 @@ def test_export_verifies_parity_and_hashes_its_artifacts(layout: Layout) -> None
     if not torch.cuda.is_available():
         assert card["tensorrt"].startswith("skipped:")
     assert "# Model card" in (layout.export_dir / "model_card.md").read_text()
+
+
+def test_a_model_without_feed_forward_blocks_skips_pruning_and_builds_the_rest(
+    layout: Layout, tmp_path: Path
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(layout.root / "data", root / "data")
+    copy = Layout(root)
+    overrides = ["trainer.max_epochs=1", "quantize.distill.epochs=1", "data.source.rows=6000"]
+    cfg = load_params(small_params(tmp_path / "params.yaml", overrides, ["model=bilstm_attention"]))
+    train.run(cfg, copy)
+    metrics = quantize.run(cfg, copy)
+    assert metrics["compression"]["pruned"] == {
+        "skipped": "skipped: bilstm_attention has no feed-forward blocks to prune"
+    }
+    assert set(metrics["size_bytes"]) == VARIANTS - {"pruned", "pruned_int8_dynamic"}
+    assert load_checkpoint(copy.onnx_dir / "student.ckpt").model_cfg.name == "bilstm_attention"
+
+
+def test_a_shipped_compressed_variant_is_checked_against_its_own_pytorch_model(
+    layout: Layout, tmp_path: Path
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(layout.root, root, ignore=shutil.ignore_patterns("export", "outputs"))
+    copy = Layout(root)
+    cfg = load_params(small_params(tmp_path / "params.yaml", ["export.select.variant=pruned"]))
+    card = export.run(cfg, copy)
+    assert card["variant"] == "pruned"
+    assert card["source_checkpoint"] == str(copy.onnx_dir / "pruned.ckpt")
+    # an exact export of the pruned model, so the FP32 tolerance holds
+    assert max(card["parity_max_abs_diff"].values()) <= cfg.export.parity_atol
+    assert "pruned.ckpt" in card["sha256"]
 
 
 def test_export_ships_the_validation_threshold_in_the_card_and_the_onnx_metadata(
@@ -370,7 +446,8 @@ def test_a_stage_that_fails_midway_publishes_nothing(
     cfg: PipelineConfig, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = Layout(tmp_path)
-    for path in (layout.checkpoint, layout.features_file, layout.split(layout.cleaned, "val")):
+    inputs = (layout.checkpoint, layout.features_file, layout.augmented_train)
+    for path in (*inputs, layout.split(layout.cleaned, "val")):
         dest = tmp_path / path.relative_to(layout.root)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(path.read_bytes())

@@ -1,0 +1,88 @@
+"""Peak memory of an ONNX Runtime session: what loading a model and scoring one batch adds to
+a process, measured in a fresh child process so one variant's arenas never count for another.
+
+ONNX Runtime has no API for a CPU session's memory (its arena allocates natively, out of
+Python's and tracemalloc's sight), so the child reads the kernel's own figures: it resets the
+peak resident set (VmHWM, by writing 5 to /proc/self/clear_refs) after its imports, builds the
+session, runs the batch, and reports the new peak minus the resident set before the session.
+Where /proc is absent (macOS), the peak since process start (ru_maxrss) stands in, an upper
+bound that includes the imports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import PipelineError
+from pipelines.onnx_export import INPUT
+from pipelines.runtime import cuda_present
+
+_CHILD = r"""
+import json, resource, sys
+import numpy as np
+from pipelines.runtime import session
+
+path, batch_file, threads, cpu_only, repeats, input_name = sys.argv[1:7]
+batch = np.load(batch_file)
+
+def status(key):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+try:
+    before = status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    method = "VmHWM after reset"
+except OSError:
+    before, method = 0, "ru_maxrss since start"
+sess = session(path, threads=int(threads), cpu_only=cpu_only == "1")
+for _ in range(int(repeats)):
+    sess.run(None, {input_name: batch})
+if method.startswith("VmHWM"):
+    peak = status("VmHWM")
+else:
+    scale = 1 if sys.platform == "darwin" else 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+print(json.dumps({"peak_bytes": peak - before, "method": method}))
+"""
+
+
+def session_peak_bytes(path: Path, batch: np.ndarray, threads: int, repeats: int = 3) -> int:
+    """Bytes a fresh process's peak resident set grows by while it builds the session of
+    `path` and scores `batch` `repeats` times with `threads` threads."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        batch_file = Path(tmp) / "batch.npy"
+        np.save(batch_file, np.ascontiguousarray(batch))
+        cpu_only = "0" if cuda_present() else "1"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(path),
+                str(batch_file),
+                str(threads),
+                cpu_only,
+                str(repeats),
+                INPUT,
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PipelineError(f"{path}: measuring the ONNX Runtime session's memory failed: {tail}")
+    return int(json.loads(result.stdout.strip().splitlines()[-1])["peak_bytes"])

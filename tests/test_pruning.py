@@ -1,0 +1,287 @@
+"""Structured L1 pruning of the feed-forward widths: the pruned model is physically narrower
+(its ONNX graph and parameter count say so), each feed-forward keeps its own largest-L1 units,
+everything else is copied exactly, checkpoints round-trip, and the iterative schedule with its
+fine-tunes ends at the target width."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipelines.compression.pruning import (
+    iterative_prune,
+    prune_ffn,
+    prune_schedule,
+    pruned_width,
+)
+from pipelines.config import ModelConfig, PruneConfig, TrainConfig, to_container
+from pipelines.datamodule import TabularDataModule
+from pipelines.errors import PipelineError
+from pipelines.lightning_module import RiskClassifier
+from pipelines.models.moe import DenseBlock, MoEBlock, count_parameters
+from pipelines.onnx_export import export_onnx
+
+N_FEATURES, HIDDEN, FFN, SEQ_LEN = 5, 16, 20, 6
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+
+
+def classifier(name: str, *, ffn_dim: int = FFN, num_experts: int = 3) -> RiskClassifier:
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        name=name,
+        hidden_dim=HIDDEN,
+        ffn_dim=ffn_dim,
+        num_blocks=2,
+        num_experts=num_experts,
+        top_k=2,
+        dropout=0.0,
+        seq_len=SEQ_LEN,
+        num_heads=2,
+    )
+    return RiskClassifier(
+        n_features=N_FEATURES,
+        feature_names=FEATURES,
+        feature_mean=[0.0] * N_FEATURES,
+        feature_std=[1.0] * N_FEATURES,
+        model=to_container(cfg),
+        train=to_container(TrainConfig(batch_size=64, eval_batch_size=128)),
+    ).eval()
+
+
+def inputs(name: str, rows: int = 32) -> torch.Tensor:
+    """Raw rows, or customer histories (as tests/test_sequence_models.py builds them)."""
+    rng = np.random.default_rng(1)
+    if not ModelConfig(name=name).is_sequence:
+        return torch.from_numpy(rng.normal(size=(rows, N_FEATURES)).astype(np.float32))
+    x = rng.normal(size=(rows, SEQ_LEN, N_FEATURES + 1)).astype(np.float32)
+    lengths = rng.integers(1, SEQ_LEN + 1, size=rows)
+    present = (np.arange(SEQ_LEN)[None, :] >= SEQ_LEN - lengths[:, None]).astype(np.float32)
+    x[..., -1] = present
+    x[..., :-1] *= present[..., None]
+    return torch.from_numpy(x)
+
+
+def feed_forwards(module: RiskClassifier) -> list[nn.Sequential]:
+    """Each expert of each MoE block and each dense block's feed-forward, in model order."""
+    out: list[nn.Sequential] = []
+    for block in module.model.modules():
+        if isinstance(block, MoEBlock):
+            out.extend(block.experts)
+        elif isinstance(block, DenseBlock):
+            out.append(block.ffn)
+    return out
+
+
+def outputs(module: RiskClassifier, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return module(x)
+
+
+# --- the schedule ---------------------------------------------------------------------------
+
+
+def test_each_step_removes_a_further_share_of_the_original_width_ending_at_the_target() -> None:
+    steps = prune_schedule(128, step=0.2, target=0.6)
+    assert [width for _, width in steps] == [102, 77, 51]
+    assert [share for share, _ in steps] == pytest.approx([0.2, 0.4, 0.6])
+    # a step that does not divide the target: the last step is shorter, still the target
+    steps = prune_schedule(20, step=0.25, target=0.6)
+    assert steps == [(0.25, 15), (0.5, 10), (0.6, 8)]
+
+
+def test_widths_round_to_the_nearest_unit_half_up_and_never_reach_zero() -> None:
+    assert pruned_width(10, 0.25) == 8  # 7.5 keeps the unit
+    assert pruned_width(128, 0.6) == 51  # 51.2
+    assert pruned_width(3, 0.99) == 1
+
+
+def test_a_step_that_would_not_shrink_a_narrow_layer_merges_into_the_one_before() -> None:
+    # 4 units: 3.2 -> 3, 2.4 -> 2, 1.6 -> 2 again; every step prunes, the last is the target's
+    assert prune_schedule(4, step=0.2, target=0.6) == [(0.2, 3), (0.6, 2)]
+    assert prune_schedule(1, step=0.2, target=0.6) == []
+
+
+# --- one pruning step -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["moe_mlp", "moe_transformer"])
+def test_the_pruned_graph_is_narrower_not_masked(name: str, tmp_path: Path) -> None:
+    import onnx
+
+    module = classifier(name)
+    width = 12
+    pruned = prune_ffn(module, width)
+    shape = (N_FEATURES,) if name == "moe_mlp" else (SEQ_LEN, N_FEATURES + 1)
+    dims: dict[str, list[tuple[int, ...]]] = {}
+    for label, m in (("original", module), ("pruned", pruned)):
+        path = tmp_path / f"{label}.onnx"
+        export_onnx(m.model, shape, path, opset=17)
+        dims[label] = [tuple(t.dims) for t in onnx.load(str(path)).graph.initializer]
+
+    assert not any(FFN in d for d in dims["pruned"])
+    # every weight and bias that had the original width has `width` now, one for one: each
+    # expert's two Linears and first bias (3 experts x 2 blocks)
+    with_ffn = sorted(tuple(width if n == FFN else n for n in d) for d in dims["original"])
+    assert len([d for d in dims["original"] if FFN in d]) == 3 * 2 * 3
+    assert sorted(dims["pruned"]) == with_ffn
+
+    # each feed-forward loses (row + bias + column) per removed unit; nothing else changes
+    removed = (FFN - width) * (2 * HIDDEN + 1) * len(feed_forwards(module))
+    before, after = count_parameters(module.model), count_parameters(pruned.model)
+    assert before["total"] - after["total"] == removed
+    assert after["active_per_row"] < before["active_per_row"]
+    assert pruned.hparams["model"]["ffn_dim"] == width
+    assert module.hparams["model"]["ffn_dim"] == FFN  # the input module is untouched
+
+
+@pytest.mark.parametrize("name", ["moe_mlp", "dense_mlp", "moe_transformer", "dense_transformer"])
+def test_units_that_contribute_nothing_are_the_ones_removed_and_the_rest_copied_exactly(
+    name: str,
+) -> None:
+    module = classifier(name)
+    dead_per_ffn = 7
+    rng = np.random.default_rng(2)
+    live: list[torch.Tensor] = []
+    with torch.no_grad():
+        for ffn in feed_forwards(module):
+            # different dead units in every feed-forward, so no shared index list can pass
+            order = torch.from_numpy(rng.permutation(FFN))
+            dead, keep = order[:dead_per_ffn], order[dead_per_ffn:].sort().values
+            ffn[0].weight[dead] = 0.0
+            ffn[0].bias[dead] = 0.0
+            ffn[3].weight[:, dead] = 0.0
+            live.append(keep)
+    x = inputs(name)
+    expected = outputs(module, x)
+
+    pruned = prune_ffn(module, FFN - dead_per_ffn)
+
+    assert not pruned.training
+    torch.testing.assert_close(outputs(pruned, x), expected, atol=1e-6, rtol=0)
+    for ffn, small, keep in zip(feed_forwards(module), feed_forwards(pruned), live, strict=True):
+        assert torch.equal(small[0].weight, ffn[0].weight[keep])
+        assert torch.equal(small[0].bias, ffn[0].bias[keep])
+        assert torch.equal(small[3].weight, ffn[3].weight[:, keep])
+        assert torch.equal(small[3].bias, ffn[3].bias)
+    # every tensor outside the feed-forwards' hidden units: same name, shape and values
+    narrowed = {".0.weight", ".0.bias", ".3.weight"}
+    ffn_names = {
+        n for n, m in module.model.named_modules() if any(m is f for f in feed_forwards(module))
+    }
+    original = module.model.state_dict()
+    for key, value in pruned.model.state_dict().items():
+        if any(key == prefix + suffix for prefix in ffn_names for suffix in narrowed):
+            continue
+        assert torch.equal(value, original[key]), key
+
+
+def test_each_expert_keeps_its_own_largest_l1_units_in_their_original_order() -> None:
+    module = classifier("moe_mlp", num_experts=3)
+    width = 8
+    rng = np.random.default_rng(3)
+    wanted: list[torch.Tensor] = []
+    with torch.no_grad():
+        for ffn in feed_forwards(module):
+            keep = torch.from_numpy(rng.choice(FFN, size=width, replace=False)).sort().values
+            # 10x the incoming row: its L1 norm outranks every unscaled row of the layer
+            ffn[0].weight[keep] *= 10.0
+            wanted.append(keep)
+    assert len({tuple(k.tolist()) for k in wanted}) == len(wanted)  # the experts disagree
+
+    pruned = prune_ffn(module, width)
+
+    for ffn, small, keep in zip(feed_forwards(module), feed_forwards(pruned), wanted, strict=True):
+        assert torch.equal(small[0].weight, ffn[0].weight[keep])
+        assert torch.equal(small[3].weight, ffn[3].weight[:, keep])
+
+
+def test_a_model_without_feed_forward_blocks_is_refused_naming_the_model() -> None:
+    with pytest.raises(PipelineError, match=r"model\.name=bilstm_attention: .*feed-forward"):
+        prune_ffn(classifier("bilstm_attention"), 10)
+
+
+@pytest.mark.parametrize("width", [FFN, FFN + 5, 0])
+def test_a_width_that_does_not_shrink_the_layer_is_refused_naming_the_key(width: int) -> None:
+    with pytest.raises(PipelineError, match=rf"model\.ffn_dim={FFN}: .*got {width}$"):
+        prune_ffn(classifier("dense_mlp"), width)
+
+
+def test_a_pruned_checkpoint_loads_with_its_width_and_gives_identical_outputs(
+    tmp_path: Path,
+) -> None:
+    from pipelines.training import load_checkpoint, save_checkpoint
+
+    pruned = prune_ffn(classifier("moe_mlp"), 11)
+    path = tmp_path / "pruned.ckpt"
+    save_checkpoint(pruned, path, {})
+    loaded = load_checkpoint(path)
+    assert loaded.hparams["model"]["ffn_dim"] == 11
+    x = inputs("moe_mlp")
+    assert torch.equal(outputs(loaded, x), outputs(pruned, x))
+
+
+# --- iterative pruning with fine-tuning -----------------------------------------------------
+
+
+def tiny_data(rows: int = 256, seed: int = 0) -> TabularDataModule:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows + 128, N_FEATURES)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=len(x)) > 0.8).astype(np.float32)
+    return TabularDataModule(
+        (x[:rows], y[:rows]), (x[rows:], y[rows:]), FEATURES, 64, 128, seed=seed
+    )
+
+
+def test_iterative_pruning_fine_tunes_after_each_step_and_ends_at_the_target_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipelines.compression.pruning as pruning
+
+    calls: list[dict[str, Any]] = []
+    real_fine_tune = pruning.fine_tune
+
+    def recording_fine_tune(module: RiskClassifier, dm: TabularDataModule, **kw: Any) -> Any:
+        calls.append(
+            {
+                "width": module.hparams["model"]["ffn_dim"],
+                "all_training": all(m.training for m in module.modules()),
+                **kw,
+            }
+        )
+        tuned, info = real_fine_tune(module, dm, **kw)
+        calls[-1]["info"] = info
+        return tuned, info
+
+    monkeypatch.setattr(pruning, "fine_tune", recording_fine_tune)
+    module = classifier("moe_mlp", num_experts=2)
+    cfg = PruneConfig(step=0.2, target=0.6, finetune_epochs=1, lr_factor=0.1)
+
+    final, history = iterative_prune(module, tiny_data(), cfg, lr=3e-3, seed=0)
+
+    assert [h["width"] for h in history] == [16, 12, 8]
+    assert [h["removed_share"] for h in history] == pytest.approx([0.2, 0.4, 0.6])
+    # each step: the pruned model fine-tuned in train mode (dropout, training-time routing)
+    assert [c["width"] for c in calls] == [16, 12, 8]
+    assert all(c["all_training"] for c in calls)
+    assert [(c["epochs"], c["lr"], c["seed"]) for c in calls] == [(1, pytest.approx(3e-4), 0)] * 3
+    assert [h["best_val_auprc"] for h in history] == [c["info"]["best_val_auprc"] for c in calls]
+    params = [h["parameters"] for h in history]
+    assert params == sorted(params, reverse=True) and len(set(params)) == 3
+    assert params[-1] == count_parameters(final.model)["total"]
+    assert final.hparams["model"]["ffn_dim"] == 8 and not final.training
+    assert {tuple(f[0].weight.shape) for f in feed_forwards(final)} == {(8, HIDDEN)}
+    assert module.hparams["model"]["ffn_dim"] == FFN  # the caller's module is untouched
+
+
+def test_iterative_pruning_refuses_before_any_fine_tune() -> None:
+    with pytest.raises(PipelineError, match=r"model\.name=bilstm_attention"):
+        iterative_prune(classifier("bilstm_attention"), tiny_data(), PruneConfig(), 1e-3, 0)
+    # two units, 20% off: the width rounds back to 2, so no step would prune anything
+    narrow = classifier("dense_mlp", ffn_dim=2)
+    with pytest.raises(PipelineError, match=r"quantize\.prune\.target=0\.2: removes no unit"):
+        iterative_prune(narrow, tiny_data(), PruneConfig(step=0.1, target=0.2), 1e-3, 0)

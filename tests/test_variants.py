@@ -1,0 +1,76 @@
+"""Which PyTorch model each ONNX variant comes from, and the memory an ONNX Runtime session of
+it takes: what evaluate reports per variant beside the metrics and latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pipelines.compression import variants
+from pipelines.errors import PipelineError
+from pipelines.onnx_export import INPUT, OUTPUT
+from pipelines.session_memory import session_peak_bytes
+
+
+@pytest.mark.parametrize(
+    ("variant", "source", "exact"),
+    [
+        ("fp32", None, True),
+        ("int8_dynamic", None, False),
+        ("int8_static", None, False),
+        ("fp16", None, False),
+        ("pruned", "pruned", True),
+        ("pruned_int8_dynamic", "pruned", False),
+        ("student", "student", True),
+        ("student_int8_dynamic", "student", False),
+        ("qat_int8", "qat", False),
+    ],
+)
+def test_each_variant_names_the_model_it_was_made_from(
+    variant: str, source: str | None, exact: bool
+) -> None:
+    assert variants.source(variant) == source
+    assert variants.is_exact_export(variant) is exact
+    trained, onnx_dir = Path("models/model.ckpt"), Path("models/onnx")
+    expected = trained if source is None else onnx_dir / f"{source}.ckpt"
+    assert variants.checkpoint(onnx_dir, trained, variant) == expected
+
+
+def _matmul_model(path: Path, width: int) -> Path:
+    """features [batch, 16] @ W [16, width] -> sum: a graph whose size is its weight."""
+    weight = numpy_helper.from_array(
+        np.random.default_rng(0).normal(size=(16, width)).astype(np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", [INPUT, "w"], ["h"]),
+            helper.make_node("ReduceSum", ["h"], [OUTPUT], keepdims=0),
+        ],
+        "probe",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, None)],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_sessions_peak_memory_grows_with_the_weights_it_holds(tmp_path: Path) -> None:
+    batch = np.ones((8, 16), dtype=np.float32)
+    small = session_peak_bytes(_matmul_model(tmp_path / "small.onnx", 16), batch, threads=1)
+    # 16 x 1M float32 weights: 64 MiB that the session must hold
+    large = session_peak_bytes(_matmul_model(tmp_path / "large.onnx", 1 << 20), batch, threads=1)
+    assert 0 < small < 64 * 2**20
+    assert large - small > 60 * 2**20
+
+
+def test_a_model_onnx_runtime_cannot_load_fails_naming_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(PipelineError, match="broken.onnx: measuring the ONNX Runtime session"):
+        session_peak_bytes(broken, np.ones((1, 16), dtype=np.float32), threads=1)
