@@ -1,4 +1,4 @@
-"""Compression goals (GOALS.md / README "Compression"), measured on a model as wide as a real
+"""Compression goals (README "Compression"), measured on a model as wide as a real
 deployment would use, ratios in one run:
 
     python benchmarks/compression.py [--hidden 512 --ffn 2048 --rows 100000 --lr 1e-3]
@@ -157,6 +157,8 @@ def fine_tune_control(layout: Layout, overrides: list[str]) -> dict[str, float]:
         epochs=cfg.quantize.qat.finetune_epochs,
         lr=cfg.train.lr * cfg.quantize.qat.lr_factor,
         seed=cfg.seed,
+        accelerator=cfg.trainer.accelerator,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
         keep_start_if_best=False,
     )
     after = ranking_metrics(y_test, torch_probabilities(tuned.model, x_test))["auprc"]
@@ -275,14 +277,21 @@ def main() -> None:
         files = {p.stem.removeprefix("model_"): p for p in sorted(layout.onnx_dir.glob("*.onnx"))}
         latency = interleaved_latency(files, x, batch_sizes, args.threads, args.repeats)
         sizes = {name: path.stat().st_size for name, path in files.items()}
+        # evaluate's session memory per variant (a fresh process each, at the serving batch)
+        evaluated = read_json(layout.latency_report / "latency.json")["variants"]
+        memory = {
+            name: evaluated[f"onnx_{name}"]["session_memory"]["peak_bytes"]
+            for name in files
+            if "session_memory" in evaluated.get(f"onnx_{name}", {})
+        }
         serving = f"batch{max(batch_sizes)}"
-        fastest_int8 = min(
-            (n for n in INT8 if n in latency), key=lambda n: latency[n][serving]["p50_ms"]
-        )
+        int8 = [n for n in INT8 if n in latency]
+        fastest_int8 = min(int8, key=lambda n: latency[n][serving]["p50_ms"]) if int8 else None
         control = fine_tune_control(layout, overrides)
         profiles = {
             name: operator_profile(files[name], x, max(batch_sizes), args.threads)
             for name in ("fp32", fastest_int8)
+            if name
         }
     speed_batches = [f"batch{b}" for b in batch_sizes if b >= 32] or [serving]
     table = {
@@ -292,6 +301,7 @@ def main() -> None:
             "parameters": evaluation["variants"][f"onnx_{name}"].get("parameters"),
             "size_bytes": sizes[name],
             "size_vs_fp32": sizes[name] / sizes["fp32"],
+            "session_peak_mib": memory[name] / 2**20 if name in memory else None,
             **{f"{b}_p50_ms": latency[name][b]["p50_ms"] for b in latency[name]},
             **{
                 f"speedup_vs_onnx_fp32_{b}": latency["fp32"][b]["p50_ms"]

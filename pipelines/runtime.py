@@ -25,7 +25,11 @@ def providers() -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
-def session(path: Path, threads: int = 0, cpu_only: bool = False) -> ort.InferenceSession:
+def session(
+    path: Path, threads: int = 0, cpu_only: bool = False, fp16_weights: bool | None = None
+) -> ort.InferenceSession:
+    """`fp16_weights`: whether the graph holds FP16 weights, when the caller knows (None: read
+    the file to find out)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -33,7 +37,7 @@ def session(path: Path, threads: int = 0, cpu_only: bool = False) -> ort.Inferen
     # idle ORT threads spin-wait by default and steal the cores from whatever runs next
     # (PyTorch, another session), which skews any side-by-side measurement
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if has_fp16_weights(path):
+    if has_fp16_weights(path) if fp16_weights is None else fp16_weights:
         # measured (onnxruntime 1.31, CPU): the "all" level's layout transformations crash the
         # process (segfault) while building the session of an FP16 Transformer graph; they
         # only re-lay out convolutions, which these models have none of

@@ -26,10 +26,15 @@ from pipelines.runtime import cuda_present
 _CHILD = r"""
 import json, resource, sys
 import numpy as np
-from pipelines.runtime import session
+from pipelines.runtime import has_fp16_weights, providers, session
 
 path, batch_file, threads, cpu_only, repeats, input_name = sys.argv[1:7]
 batch = np.load(batch_file)
+# before the reset, so the figure is the session's: onnx's import and its read of the file
+# (has_fp16_weights), and torch's import (providers() asks it about CUDA) do not count
+fp16 = has_fp16_weights(path)
+if cpu_only != "1":
+    providers()
 
 def status(key):
     with open("/proc/self/status") as handle:
@@ -45,7 +50,7 @@ try:
     method = "VmHWM after reset"
 except OSError:
     before, method = 0, "ru_maxrss since start"
-sess = session(path, threads=int(threads), cpu_only=cpu_only == "1")
+sess = session(path, threads=int(threads), cpu_only=cpu_only == "1", fp16_weights=fp16)
 for _ in range(int(repeats)):
     sess.run(None, {input_name: batch})
 if method.startswith("VmHWM"):
@@ -57,32 +62,40 @@ print(json.dumps({"peak_bytes": peak - before, "method": method}))
 """
 
 
-def session_peak_bytes(path: Path, batch: np.ndarray, threads: int, repeats: int = 3) -> int:
-    """Bytes a fresh process's peak resident set grows by while it builds the session of
-    `path` and scores `batch` `repeats` times with `threads` threads."""
+def session_peak(
+    path: Path, batch: np.ndarray, threads: int, repeats: int = 3
+) -> dict[str, int | str]:
+    """{"peak_bytes": what a fresh process's peak resident set grows by while it builds the
+    session of `path` and scores `batch` `repeats` times with `threads` threads, "method": how
+    the peak was read}."""
     repo = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         batch_file = Path(tmp) / "batch.npy"
         np.save(batch_file, np.ascontiguousarray(batch))
         cpu_only = "0" if cuda_present() else "1"
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _CHILD,
-                str(path),
-                str(batch_file),
-                str(threads),
-                cpu_only,
-                str(repeats),
-                INPUT,
-            ],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        try:
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    str(path.resolve()),
+                    str(batch_file),
+                    str(threads),
+                    cpu_only,
+                    str(repeats),
+                    INPUT,
+                ],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.TimeoutExpired:
+            raise PipelineError(
+                f"{path}: measuring the ONNX Runtime session's memory took over 300 s"
+            ) from None
     if result.returncode != 0:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise PipelineError(f"{path}: measuring the ONNX Runtime session's memory failed: {tail}")
-    return int(json.loads(result.stdout.strip().splitlines()[-1])["peak_bytes"])
+    return json.loads(result.stdout.strip().splitlines()[-1])

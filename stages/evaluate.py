@@ -23,7 +23,7 @@ from pipelines.plots import curves_png, pareto_png, variants_png
 from pipelines.progress import stage_steps
 from pipelines.runtime import session
 from pipelines.selection import ONNX_PREFIX
-from pipelines.session_memory import session_peak_bytes
+from pipelines.session_memory import session_peak
 from pipelines.thresholds import choose_threshold
 from pipelines.training import load_checkpoint
 from stages._cli import main
@@ -84,7 +84,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             }
             timings[name] = latency(predict, x, list(ev.latency_batch_sizes), ev.latency_repeats)
             if name in onnx_files:
-                timings[name]["session_peak_bytes"] = session_peak_bytes(
+                # peak memory of a fresh process's session of it at the serving batch
+                timings[name]["session_memory"] = session_peak(
                     onnx_files[name], serving_batch, ev.threads
                 )
             roc[name], pr[name] = curves(y, probs)

@@ -141,6 +141,14 @@ def choose(cfg: PipelineConfig, layout: Layout, evaluation: dict[str, Any], x) -
         )
         return timing[f"batch{select.batch_size}"]["p50_ms"]
 
+    skipped = read_json(layout.quantize_metrics).get("compression", {})
+    source = variants_of.source(select.variant)
+    if select.rule == "variant" and select.variant not in available and source in skipped:
+        reason = skipped[source].get("skipped")
+        if reason:
+            raise PipelineError(
+                f"export.select.variant = {select.variant!r}: quantize did not build it ({reason})"
+            )
     return select_variant(select, evaluation["variants"], available, time_variant)
 
 

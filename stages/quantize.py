@@ -51,7 +51,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     # each method starts from the trained weights, on the trainer's device, at a share of the
     # training learning rate
-    tuning = {"seed": cfg.seed, "accelerator": cfg.trainer.accelerator}
+    tuning = {
+        "seed": cfg.seed,
+        "accelerator": cfg.trainer.accelerator,
+        "gradient_clip_val": cfg.trainer.gradient_clip_val,
+    }
     compression: dict[str, Any] = {"trained_parameters": count_parameters(module.model)}
     with staged_outputs(layout.staging, layout.onnx_dir, layout.quantize_metrics) as (
         folder,

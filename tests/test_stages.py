@@ -230,11 +230,17 @@ def test_evaluate_compares_every_variant_on_the_test_split(layout: Layout) -> No
     assert latency["onnx_fp32"]["batch256"]["p50_ms"] > 0
     # speed-ups against ONNX Runtime FP32 at each batch size, PyTorch eager as a second column
     assert latency["onnx_fp32"]["speedup_vs_onnx_fp32"] == {"batch1": 1.0, "batch256": 1.0}
+    pruned, fp32, eager = latency["onnx_pruned"], latency["onnx_fp32"], latency["pytorch_fp32"]
+    for batch in ("batch1", "batch256"):
+        ratio = fp32[batch]["p50_ms"] / pruned[batch]["p50_ms"]
+        assert pruned["speedup_vs_onnx_fp32"][batch] == pytest.approx(ratio)
+        ratio = eager[batch]["p50_ms"] / pruned[batch]["p50_ms"]
+        assert pruned["speedup_vs_pytorch_fp32"][batch] == pytest.approx(ratio)
     for name, timing in latency.items():
         assert set(timing["speedup_vs_pytorch_fp32"]) == {"batch1", "batch256"}
         assert timing["batch1"]["p99_ms"] >= timing["batch1"]["p50_ms"] > 0
         if name.startswith("onnx_"):
-            assert timing["session_peak_bytes"] > 0
+            assert timing["session_memory"]["peak_bytes"] > 0
     assert variants["onnx_pruned"]["parameters"] < variants["onnx_fp32"]["parameters"]
     assert variants["onnx_fp32"]["parameters"] == variants["pytorch_fp32"]["parameters"]
     for variant in report["variants"]:
@@ -316,6 +322,13 @@ def test_a_model_without_feed_forward_blocks_skips_pruning_and_builds_the_rest(
     }
     assert set(metrics["size_bytes"]) == VARIANTS - {"pruned", "pruned_int8_dynamic"}
     assert load_checkpoint(copy.onnx_dir / "student.ckpt").model_cfg.name == "bilstm_attention"
+    ship_pruned = load_params(
+        small_params(
+            tmp_path / "ship.yaml", ["export.select.variant=pruned"], ["model=bilstm_attention"]
+        )
+    )
+    with pytest.raises(PipelineError, match=r"'pruned': quantize did not build it \(skipped: bil"):
+        export.choose(ship_pruned, copy, {"variants": {}}, None)
 
 
 def test_a_shipped_compressed_variant_is_checked_against_its_own_pytorch_model(

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pipelines.compression import variants
 from pipelines.errors import PipelineError
 from pipelines.onnx_export import INPUT, OUTPUT
-from pipelines.session_memory import session_peak_bytes
+from pipelines.session_memory import session_peak
 
 
 @pytest.mark.parametrize(
@@ -60,17 +60,23 @@ def _matmul_model(path: Path, width: int) -> Path:
     return path
 
 
+# ONNX Runtime's own session overhead (arena, thread pool, kernel registry), measured at
+# about 9 MiB here; the onnx import and the model file read before the reset stay out of it
+SMALL_LIMIT = 16 * 2**20
+
+
 def test_a_sessions_peak_memory_grows_with_the_weights_it_holds(tmp_path: Path) -> None:
     batch = np.ones((8, 16), dtype=np.float32)
-    small = session_peak_bytes(_matmul_model(tmp_path / "small.onnx", 16), batch, threads=1)
+    small = session_peak(_matmul_model(tmp_path / "small.onnx", 16), batch, threads=1)
     # 16 x 1M float32 weights: 64 MiB that the session must hold
-    large = session_peak_bytes(_matmul_model(tmp_path / "large.onnx", 1 << 20), batch, threads=1)
-    assert 0 < small < 64 * 2**20
-    assert large - small > 60 * 2**20
+    large = session_peak(_matmul_model(tmp_path / "large.onnx", 1 << 20), batch, threads=1)
+    assert small["method"] == "VmHWM after reset"  # Linux: the session's own peak
+    assert 0 < small["peak_bytes"] < SMALL_LIMIT
+    assert 64 * 2**20 < large["peak_bytes"] - small["peak_bytes"] < 3 * 64 * 2**20
 
 
 def test_a_model_onnx_runtime_cannot_load_fails_naming_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(PipelineError, match="broken.onnx: measuring the ONNX Runtime session"):
-        session_peak_bytes(broken, np.ones((1, 16), dtype=np.float32), threads=1)
+        session_peak(broken, np.ones((1, 16), dtype=np.float32), threads=1)

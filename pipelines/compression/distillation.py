@@ -196,6 +196,7 @@ def distill(
     lr: float,
     seed: int,
     accelerator: str = "cpu",
+    gradient_clip_val: float | None = 1.0,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
     """Trains a dense student from scratch on the teacher's soft targets and the labels for
     `cfg.epochs` at `lr * cfg.lr_factor` (fine_tune: constant lr, best val/auprc epoch kept).
@@ -209,7 +210,13 @@ def distill(
             teacher, student_model, temperature=cfg.temperature, alpha=cfg.alpha
         )
     module, fit = fine_tune(
-        module, dm, epochs=cfg.epochs, lr=lr * cfg.lr_factor, seed=seed, accelerator=accelerator
+        module,
+        dm,
+        epochs=cfg.epochs,
+        lr=lr * cfg.lr_factor,
+        seed=seed,
+        accelerator=accelerator,
+        gradient_clip_val=gradient_clip_val,
     )
     # a plain RiskClassifier from the same hparams: what load_checkpoint would rebuild, with
     # the teacher's train settings (fine_tune's constant-lr copy lives on `module` only)

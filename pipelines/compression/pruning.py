@@ -154,6 +154,7 @@ def iterative_prune(
     lr: float,
     seed: int,
     accelerator: str = "cpu",
+    gradient_clip_val: float | None = 1.0,
 ) -> tuple[RiskClassifier, list[dict[str, Any]]]:
     """Prunes `module` along `prune_schedule`, fine-tuning for `cfg.finetune_epochs` at
     `lr * cfg.lr_factor` after each step (importance is re-ranked on the fine-tuned weights).
@@ -179,6 +180,7 @@ def iterative_prune(
             lr=lr * cfg.lr_factor,
             seed=seed,
             accelerator=accelerator,
+            gradient_clip_val=gradient_clip_val,
         )
         history.append(
             {

@@ -225,6 +225,7 @@ def qat_fine_tune(
     lr: float,
     seed: int,
     accelerator: str = "cpu",
+    gradient_clip_val: float | None = 1.0,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
     """Prepares `module` in place, fine-tunes it for cfg.finetune_epochs at lr x
     cfg.lr_factor (best validation epoch kept, validation run on the fake-quantized model, so
@@ -238,6 +239,7 @@ def qat_fine_tune(
         lr=lr * cfg.lr_factor,
         seed=seed,
         accelerator=accelerator,
+        gradient_clip_val=gradient_clip_val,
         # the start has no calibrated ranges: only fake-quant-trained weights may come back
         keep_start_if_best=False,
     )
