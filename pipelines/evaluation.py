@@ -90,3 +90,39 @@ def latency(
     largest = max(batch_sizes)
     report["throughput_rows_per_s"] = largest / (report[f"batch{largest}"]["p50_ms"] / 1000)
     return report
+
+
+def interleaved_latency(
+    predictors: dict[str, Predict], x: np.ndarray, batch_sizes: list[int], repeats: int
+) -> dict[str, dict[str, Any]]:
+    """`latency` for several variants at once, timed round-robin (one call of each in turn,
+    `repeats` rounds per batch size): a burst of machine noise then slows every variant alike
+    instead of whichever was being timed, so the ratios between them hold on a busy machine."""
+    times: dict[str, dict[int, list[float]]] = {name: {} for name in predictors}
+    for size in batch_sizes:
+        batch = np.ascontiguousarray(x[np.arange(size) % len(x)])
+        for _ in range(3):
+            for predict in predictors.values():
+                predict(batch)
+        for name in predictors:
+            times[name][size] = []
+        for _ in range(repeats):
+            for name, predict in predictors.items():
+                start = time.perf_counter()
+                predict(batch)
+                times[name][size].append((time.perf_counter() - start) * 1000)
+    largest = max(batch_sizes)
+    report: dict[str, dict[str, Any]] = {}
+    for name, by_size in times.items():
+        report[name] = {}
+        for size, values in by_size.items():
+            p50, p95, p99 = np.percentile(values, [50, 95, 99])
+            report[name][f"batch{size}"] = {
+                "p50_ms": float(p50),
+                "p95_ms": float(p95),
+                "p99_ms": float(p99),
+            }
+        report[name]["throughput_rows_per_s"] = largest / (
+            report[name][f"batch{largest}"]["p50_ms"] / 1000
+        )
+    return report

@@ -14,7 +14,13 @@ from pipelines import baselines
 from pipelines.compression import variants as variants_of
 from pipelines.config import PipelineConfig
 from pipelines.datamodule import model_inputs
-from pipelines.evaluation import classification_metrics, curves, latency, predict_all
+from pipelines.evaluation import (
+    classification_metrics,
+    curves,
+    interleaved_latency,
+    latency,
+    predict_all,
+)
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.models.moe import ProbabilityHead, count_parameters
@@ -60,12 +66,20 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         sizes[baselines.PREFIX + kind] = baselines.size_bytes(model)
 
     variants: dict[str, Any] = {}
-    timings: dict[str, Any] = {}
     size = max(ev.latency_batch_sizes)
     serving_batch = np.ascontiguousarray(x[np.arange(size) % len(x)])
     roc, pr = {}, {}
     # scikit-learn's OpenMP/BLAS pools get the thread count ONNX Runtime and torch have
-    with stage_steps("evaluate", len(predictors)) as step, threadpool_limits(ev.threads):
+    with stage_steps("evaluate", len(predictors) + 1) as step, threadpool_limits(ev.threads):
+        # the model's variants timed round-robin, so machine noise cannot favour one of them;
+        # the scikit-learn baselines one at a time after them: their OpenMP threads spin-wait
+        # after each call and would take the cores from whichever variant came next
+        batch_sizes = list(ev.latency_batch_sizes)
+        ours = {k: v for k, v in predictors.items() if not k.startswith(baselines.PREFIX)}
+        timings = interleaved_latency(ours, x, batch_sizes, ev.latency_repeats)
+        for name in [k for k in predictors if k not in ours]:
+            timings[name] = latency(predictors[name], x, batch_sizes, ev.latency_repeats)
+        step("latency, the model's variants interleaved")
         for name, predict in predictors.items():
             # each variant's own threshold: quantization shifts scores a little
             threshold = choose_threshold(y_val, predict_all(predict, x_val), ev.threshold)
@@ -82,7 +96,6 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                     else {}
                 ),
             }
-            timings[name] = latency(predict, x, list(ev.latency_batch_sizes), ev.latency_repeats)
             if name in onnx_files:
                 # peak memory of a fresh process's session of it at the serving batch
                 timings[name]["session_memory"] = session_peak(

@@ -3,6 +3,7 @@ it takes: what evaluate reports per variant beside the metrics and latency."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,31 @@ def test_a_model_onnx_runtime_cannot_load_fails_naming_the_file(tmp_path: Path) 
     broken.write_bytes(b"not a model")
     with pytest.raises(PipelineError, match="broken.onnx: measuring the ONNX Runtime session"):
         session_peak(broken, np.ones((1, 16), dtype=np.float32), threads=1)
+
+
+def test_variants_are_timed_round_robin_with_the_same_report_as_one_at_a_time() -> None:
+    from pipelines.evaluation import interleaved_latency
+
+    calls: list[str] = []
+
+    def variant(name: str, pause: float):
+        def predict(batch: np.ndarray) -> np.ndarray:
+            calls.append(name)
+            time.sleep(pause)
+            return batch[:, 0]
+
+        return predict
+
+    x = np.ones((10, 3), dtype=np.float32)
+    report = interleaved_latency(
+        {"slow": variant("slow", 0.004), "fast": variant("fast", 0.0)}, x, [1, 4], repeats=5
+    )
+    # 3 warm-up rounds and 5 timed rounds per batch size, the two variants alternating
+    assert calls == ["slow", "fast"] * 16
+    for name in ("slow", "fast"):
+        assert set(report[name]) == {"batch1", "batch4", "throughput_rows_per_s"}
+        assert set(report[name]["batch4"]) == {"p50_ms", "p95_ms", "p99_ms"}
+    assert report["slow"]["batch1"]["p50_ms"] > report["fast"]["batch1"]["p50_ms"]
+    assert report["fast"]["throughput_rows_per_s"] == pytest.approx(
+        4 / (report["fast"]["batch4"]["p50_ms"] / 1000)
+    )
