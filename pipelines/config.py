@@ -182,6 +182,13 @@ class ModelConfig:
     # one example holds, and the attention heads of the Transformer encoder
     seq_len: int = bounded(16, **AT_LEAST_ONE)
     num_heads: int = bounded(4, **AT_LEAST_ONE)
+    # the width of one attention head; None: hidden_dim / num_heads (the usual layout). Set
+    # when heads are pruned: the remaining heads keep their width
+    head_dim: int | None = bounded(None, **AT_LEAST_ONE)
+
+    @property
+    def attention_head_dim(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.hidden_dim // self.num_heads
 
     @property
     def is_moe(self) -> bool:
@@ -318,14 +325,17 @@ class Fp16Config:
 @dataclass
 class PruneConfig:
     # structured L1 pruning of every feed-forward block (each expert's and each dense block's
-    # hidden width): the narrowest units by L1 norm go, the layers are rebuilt narrower (not
-    # masked), and the model is fine-tuned after each step
+    # hidden width) and of the attention heads: the weakest units by L1 norm go, the layers
+    # are rebuilt narrower (not masked), and the model is fine-tuned after each step
     enabled: bool = True
     step: float = bounded(0.2, gt=0.0, lt=1.0)  # share of the original width removed per step
     target: float = bounded(0.6, gt=0.0, lt=1.0)  # share removed in all (steps: target / step)
     finetune_epochs: int = bounded(1, **AT_LEAST_ONE)  # after each step
     lr_factor: float = bounded(0.1, gt=0.0, le=1.0)  # fine-tuning lr = train.lr * lr_factor
     int8: bool = True  # also a dynamic INT8 copy of the pruned model (quantize.dynamic's keys)
+    # Transformers: each step also removes the same share of the attention heads (by the L1
+    # norm of their query/key/value rows); heads keep their width
+    heads: bool = True
 
 
 @dataclass
@@ -561,13 +571,16 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{cfg.model.name!r} reads each entity's history, so both must name columns"
         )
     model = cfg.model
-    if model.name in ("moe_transformer", "dense_transformer") and (
-        model.hidden_dim % model.num_heads
+    if (
+        model.name in ("moe_transformer", "dense_transformer")
+        and model.head_dim is None
+        and model.hidden_dim % model.num_heads
     ):
-        # nn.MultiheadAttention splits hidden_dim into num_heads equal parts
+        # without an explicit head_dim, hidden_dim is split into num_heads equal parts
         raise PipelineError(
             f"{source}: config keys 'model.hidden_dim' = {model.hidden_dim}, 'model.num_heads' "
-            f"= {model.num_heads}: {model.name} expects hidden_dim divisible by num_heads"
+            f"= {model.num_heads}: {model.name} expects hidden_dim divisible by num_heads "
+            "(or model.head_dim set)"
         )
     if model.name == "bilstm_attention" and model.hidden_dim % 2:
         # hidden_dim is both directions together, half each

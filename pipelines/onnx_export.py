@@ -23,9 +23,6 @@ def export_onnx(model: nn.Module, sample_shape: tuple[int, ...], path: Path, ops
     example = torch.zeros(8, *sample_shape)
     if len(sample_shape) == 2:
         example[..., -1] = 1.0  # sequences: mark the rows real, so attention sees keys
-    # the fused attention kernel PyTorch picks at inference has no ONNX symbolic
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
     with warnings.catch_warnings(), exportable(model), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -38,7 +35,6 @@ def export_onnx(model: nn.Module, sample_shape: tuple[int, ...], path: Path, ops
             dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
             opset_version=opset,
         )
-    torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def embed_metadata(path: Path, properties: dict[str, str]) -> None:

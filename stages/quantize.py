@@ -106,6 +106,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                 compression["pruned"] = {
                     "parameters": count_parameters(pruned.model),
                     "ffn_dim": pruned.model_cfg.ffn_dim,
+                    **(
+                        {"num_heads": pruned.model_cfg.num_heads}
+                        if pruned.model_cfg.is_sequence
+                        else {}
+                    ),
                     "steps": history,
                 }
                 step(f"pruned to ffn_dim {pruned.model_cfg.ffn_dim} in {len(history)} steps")

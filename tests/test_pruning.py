@@ -1,7 +1,8 @@
-"""Structured L1 pruning of the feed-forward widths: the pruned model is physically narrower
-(its ONNX graph and parameter count say so), each feed-forward keeps its own largest-L1 units,
+"""Structured L1 pruning of the feed-forward widths and the attention heads: the pruned model is
+physically narrower (its ONNX graph and parameter count say so), each feed-forward keeps its own
+largest-L1 units and each attention layer its own largest-L1 heads at their old width,
 everything else is copied exactly, checkpoints round-trip, and the iterative schedule with its
-fine-tunes ends at the target width."""
+fine-tunes ends at the target width and head count."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from torch import nn
 from pipelines.compression.pruning import (
     iterative_prune,
     prune_ffn,
+    prune_model,
     prune_schedule,
     pruned_width,
 )
@@ -24,13 +26,16 @@ from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import DenseBlock, MoEBlock, count_parameters
+from pipelines.models.sequence import SelfAttention
 from pipelines.onnx_export import export_onnx
 
 N_FEATURES, HIDDEN, FFN, SEQ_LEN = 5, 16, 20, 6
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 
 
-def classifier(name: str, *, ffn_dim: int = FFN, num_experts: int = 3) -> RiskClassifier:
+def classifier(
+    name: str, *, ffn_dim: int = FFN, num_experts: int = 3, num_heads: int = 2
+) -> RiskClassifier:
     torch.manual_seed(0)
     cfg = ModelConfig(
         name=name,
@@ -41,7 +46,7 @@ def classifier(name: str, *, ffn_dim: int = FFN, num_experts: int = 3) -> RiskCl
         top_k=2,
         dropout=0.0,
         seq_len=SEQ_LEN,
-        num_heads=2,
+        num_heads=num_heads,
     )
     return RiskClassifier(
         n_features=N_FEATURES,
@@ -285,3 +290,120 @@ def test_iterative_pruning_refuses_before_any_fine_tune() -> None:
     narrow = classifier("dense_mlp", ffn_dim=2)
     with pytest.raises(PipelineError, match=r"quantize\.prune\.target=0\.2: removes no unit"):
         iterative_prune(narrow, tiny_data(), PruneConfig(step=0.1, target=0.2), 1e-3, 0)
+
+
+# --- attention heads --------------------------------------------------------------------------
+
+
+def attentions(module: RiskClassifier) -> list[SelfAttention]:
+    return [m for m in module.model.modules() if isinstance(m, SelfAttention)]
+
+
+def head_rows(heads: list[int], head_dim: int) -> torch.Tensor:
+    return torch.tensor([h * head_dim + i for h in heads for i in range(head_dim)])
+
+
+@pytest.mark.parametrize("name", ["moe_transformer", "dense_transformer"])
+def test_each_attention_layer_keeps_its_own_largest_l1_heads_at_their_old_width(
+    name: str, tmp_path: Path
+) -> None:
+    module = classifier(name, num_heads=4)  # 4 heads of 16 / 4 = 4
+    wanted = [[0, 2], [1, 3]]  # per layer: different heads win
+    with torch.no_grad():
+        for attention, heads in zip(attentions(module), wanted, strict=True):
+            rows = head_rows(heads, 4)
+            for projection in (attention.query, attention.key, attention.value):
+                projection.weight[rows] *= 10.0
+
+    pruned = prune_model(module, heads=2)
+
+    assert pruned.hparams["model"]["num_heads"] == 2
+    assert pruned.hparams["model"]["head_dim"] == 4  # no longer hidden_dim / num_heads
+    assert pruned.hparams["model"]["ffn_dim"] == FFN  # widths untouched when not asked
+    for big, small, heads in zip(attentions(module), attentions(pruned), wanted, strict=True):
+        rows = head_rows(heads, 4)
+        assert (small.num_heads, small.head_dim) == (2, 4)
+        for projection in ("query", "key", "value"):
+            assert torch.equal(
+                getattr(small, projection).weight, getattr(big, projection).weight[rows]
+            )
+            assert torch.equal(getattr(small, projection).bias, getattr(big, projection).bias[rows])
+        assert torch.equal(small.out.weight, big.out.weight[:, rows])
+        assert torch.equal(small.out.bias, big.out.bias)
+    assert count_parameters(pruned.model)["total"] < count_parameters(module.model)["total"]
+
+    # the exported graph carries the narrower projections
+    path = tmp_path / "pruned.onnx"
+    export_onnx(pruned.model, (SEQ_LEN, N_FEATURES + 1), path, opset=17)
+    import onnx
+
+    shapes = {tuple(t.dims) for t in onnx.load(str(path)).graph.initializer}
+    assert (HIDDEN, 8) in shapes and (HIDDEN, 16) not in shapes  # query/key/value: 2 x 4 wide
+    assert (8, HIDDEN) in shapes  # the output projection reads 2 heads of 4
+
+
+def test_removing_heads_that_contribute_nothing_changes_no_output() -> None:
+    module = classifier("moe_transformer", num_heads=4)
+    with torch.no_grad():
+        for attention in attentions(module):
+            dead = head_rows([1, 2], 4)
+            # a head whose values and output columns are zero adds nothing to the residual
+            attention.value.weight[dead] = 0.0
+            attention.value.bias[dead] = 0.0
+            attention.out.weight[:, dead] = 0.0
+            # and its query/key rows are small, so the L1 ranking drops it
+            attention.query.weight[dead] *= 1e-3
+            attention.key.weight[dead] *= 1e-3
+    x = inputs("moe_transformer")
+
+    pruned = prune_model(module, heads=2)
+
+    assert torch.allclose(outputs(pruned, x), outputs(module, x), atol=1e-6)
+
+
+def test_pruning_heads_and_widths_together_round_trips_through_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    from pipelines.training import load_checkpoint, save_checkpoint
+
+    pruned = prune_model(classifier("moe_transformer", num_heads=4), width=11, heads=3)
+    path = tmp_path / "pruned.ckpt"
+    save_checkpoint(pruned, path, {})
+    loaded = load_checkpoint(path)
+    assert {k: loaded.hparams["model"][k] for k in ("ffn_dim", "num_heads", "head_dim")} == {
+        "ffn_dim": 11,
+        "num_heads": 3,
+        "head_dim": 4,
+    }
+    x = inputs("moe_transformer")
+    assert torch.equal(outputs(loaded, x), outputs(pruned, x))
+
+
+def test_heads_are_refused_where_there_are_none_or_the_count_would_not_shrink() -> None:
+    with pytest.raises(PipelineError, match=r"model\.name=moe_mlp: has no attention heads"):
+        prune_model(classifier("moe_mlp"), heads=1)
+    for heads in (4, 5, 0):
+        with pytest.raises(PipelineError, match=rf"model\.num_heads=4: .*got {heads}$"):
+            prune_model(classifier("dense_transformer", num_heads=4), heads=heads)
+
+
+def fine_tune_unchanged(module: RiskClassifier, dm: TabularDataModule, **kw: Any) -> Any:
+    return module.eval(), {"best_val_auprc": 0.5}
+
+
+@pytest.mark.parametrize(("prune_heads", "expected_heads"), [(True, [3, 2, 2]), (False, [4, 4, 4])])
+def test_iterative_pruning_removes_the_same_share_of_heads_at_each_step(
+    monkeypatch: pytest.MonkeyPatch, prune_heads: bool, expected_heads: list[int]
+) -> None:
+    import pipelines.compression.pruning as pruning
+
+    monkeypatch.setattr(pruning, "fine_tune", fine_tune_unchanged)
+    module = classifier("dense_transformer", num_heads=4)
+    cfg = PruneConfig(step=0.2, target=0.6, heads=prune_heads)
+
+    final, history = iterative_prune(module, tiny_data(), cfg, lr=1e-3, seed=0)
+
+    # 4 heads: 20% off keeps 3 (3.2), 40% keeps 2 (2.4), 60% keeps 2 (1.6 rounds up)
+    assert [h["heads"] for h in history] == expected_heads
+    assert [h["width"] for h in history] == [16, 12, 8]
+    assert [a.num_heads for a in attentions(final)] == [expected_heads[-1]] * 2

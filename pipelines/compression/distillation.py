@@ -41,8 +41,8 @@ def student_model_config(teacher: ModelConfig, student: StudentConfig) -> dict[s
     that must learn a different inductive bias in a few epochs, and bring num_heads
     constraints the bilstm config never had to meet.
 
-    Everything else (seq_len, num_heads, dropout) is the teacher's: seq_len fixes the shape of
-    the inputs both models read, so the student must keep it.
+    Everything else (seq_len, num_heads, head_dim, dropout) is the teacher's: seq_len fixes the
+    shape of the inputs both models read, so the student must keep it.
     """
     for key in ("hidden_dim", "num_blocks", "ffn_dim"):
         value = getattr(student, key)
@@ -53,8 +53,12 @@ def student_model_config(teacher: ModelConfig, student: StudentConfig) -> dict[s
                 f"config key '{STUDENT_KEY}.{key}' = {value!r}: expected an integer >= 1"
             )
     name = DENSE_COUNTERPART.get(teacher.name, teacher.name)
-    if name == "dense_transformer" and student.hidden_dim % teacher.num_heads:
-        # nn.MultiheadAttention splits hidden_dim into num_heads equal parts
+    if (
+        name == "dense_transformer"
+        and teacher.head_dim is None
+        and student.hidden_dim % teacher.num_heads
+    ):
+        # without an explicit head_dim, hidden_dim is split into num_heads equal parts
         raise PipelineError(
             f"config key '{STUDENT_KEY}.hidden_dim' = {student.hidden_dim}: a {name} student "
             f"keeps the teacher's model.num_heads = {teacher.num_heads}, so expects hidden_dim "

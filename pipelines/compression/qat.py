@@ -14,9 +14,9 @@ capacity is a Python int computed from the batch (pipelines/models/moe.py); not 
 
 Same layer policy as the post-training INT8 (pipelines/quantization.py): MoE routers stay FP32
 (INT8 gate logits flip expert choice), and so does the input projection with keep_input_fp32
-(standardised raw features have outliers). nn.MultiheadAttention's out_proj also stays FP32:
-attention reads its weight directly rather than calling it, so a fake-quant module there would
-never run.
+(standardised raw features have outliers). The attention projections (query, key, value, out
+of pipelines/models/sequence.SelfAttention) are Linear layers called as modules, so they are
+fake-quantized like the feed-forwards.
 
 What the TorchScript exporter emits (torch 2.13, opset 17): each `fake_quantize_per_tensor_
 affine` becomes QuantizeLinear -> DequantizeLinear with a [1]-shaped scale and a UINT8 zero
@@ -159,8 +159,6 @@ def float_linears(model: nn.Module, keep_input_fp32: bool) -> dict[str, str]:
     for module in net.modules():
         if isinstance(module, MoEBlock):
             kept[names[id(module.gate.wg)]] = "MoE router"
-        if isinstance(module, nn.MultiheadAttention):
-            kept[names[id(module.out_proj)]] = "attention projection (not called as a module)"
     projection = input_projection(net)
     if keep_input_fp32 and projection is not None:
         kept[names[id(projection)]] = "input projection (keep_input_fp32)"

@@ -34,20 +34,60 @@ class _Standardise(nn.Module):
         return features, present.squeeze(-1)
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with `num_heads` heads of `head_dim` each, padding keys
+    masked out.
+
+    Written out rather than nn.MultiheadAttention, which ties the head width to
+    embed_dim / num_heads and packs query, key and value into one in_proj matrix: structured
+    pruning (pipelines/compression/pruning.py) removes whole heads, which needs fewer heads
+    of the SAME width and a head's rows findable in each projection. nn.MultiheadAttention
+    also reads out_proj's weight directly instead of calling the layer, so quantization-aware
+    training could not fake-quantize it. Here every projection is a plain Linear called as a
+    module. The arithmetic is the one of "Attention Is All You Need" (scaled dot product,
+    softmax over keys), and the ONNX export is plain MatMul/Softmax, as before.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int, head_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, head_dim
+        inner = num_heads * head_dim
+        self.query = nn.Linear(hidden_dim, inner)
+        self.key = nn.Linear(hidden_dim, inner)
+        self.value = nn.Linear(hidden_dim, inner)
+        self.out = nn.Linear(inner, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split_heads(self, projected: Tensor) -> Tensor:
+        """(batch, positions, heads * head_dim) -> (batch, heads, positions, head_dim)."""
+        return projected.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def forward(self, h: Tensor, padding: Tensor) -> Tensor:
+        q = self._split_heads(self.query(h))
+        k = self._split_heads(self.key(h))
+        v = self._split_heads(self.value(h))
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.head_dim**-0.5
+        # the dtype's own minimum, not -inf or -1e9: a row of -inf would give NaN, and -1e9
+        # overflows float16 under mixed precision. The last position is never padding, so
+        # every row keeps at least one key
+        scores = scores.masked_fill(padding[:, None, None, :], torch.finfo(scores.dtype).min)
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        context = torch.matmul(weights, v).transpose(1, 2).flatten(2)
+        return self.out(context)
+
+
 class AttentionBlock(nn.Module):
     """Pre-norm self-attention over the customer's transactions, padding masked out."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(cfg.hidden_dim)
-        self.attention = nn.MultiheadAttention(
-            cfg.hidden_dim, cfg.num_heads, dropout=cfg.dropout, batch_first=True
+        self.attention = SelfAttention(
+            cfg.hidden_dim, cfg.num_heads, cfg.attention_head_dim, cfg.dropout
         )
 
     def forward(self, h: Tensor, padding: Tensor) -> Tensor:
-        q = self.norm(h)
-        out, _ = self.attention(q, q, q, key_padding_mask=padding, need_weights=False)
-        return h + out
+        return h + self.attention(self.norm(h), padding)
 
 
 class TransformerClassifier(nn.Module):
