@@ -1,0 +1,1 @@
+"""Text modality: the customer-service ticket simulator and the text cleaning rules."""
