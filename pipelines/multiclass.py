@@ -1,0 +1,95 @@
+"""Metrics of a multi-class model (text intents, image defect classes) from its class
+probabilities: accuracy, macro-F1, per-class precision and recall, the confusion matrix, and
+a confusion-matrix PNG. torchmetrics computes them, as it does the binary metrics
+(pipelines/evaluation.py), so training-time and evaluate-time figures agree by construction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from pipelines.errors import PipelineError
+
+
+def multiclass_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    """`y_true`: class indices (n,); `probabilities`: (n, len(class_names)).
+
+    Accuracy is micro (the share of rows right); macro-F1 averages the classes alike, so a
+    rare intent counts as much as a common one. A class absent from `y_true` and never
+    predicted gets precision and recall 0 from torchmetrics, which would pull the macro
+    average down for a class that cannot be judged; such classes are listed under
+    `absent_classes` and left out of the macro average."""
+    n_classes = len(class_names)
+    if probabilities.ndim != 2 or probabilities.shape != (len(y_true), n_classes):
+        raise PipelineError(
+            f"multiclass metrics: probabilities of shape {probabilities.shape}; expected "
+            f"({len(y_true)}, {n_classes}), one column per class of {class_names}"
+        )
+    preds = torch.from_numpy(np.asarray(probabilities, dtype=np.float32))
+    target = torch.from_numpy(np.asarray(y_true, dtype=np.int64))
+    per_class = {"num_classes": n_classes, "average": "none"}
+    precision = multiclass_precision(preds, target, **per_class)
+    recall = multiclass_recall(preds, target, **per_class)
+    f1 = multiclass_f1_score(preds, target, **per_class)
+    confusion = multiclass_confusion_matrix(preds, target, num_classes=n_classes)
+    present = (confusion.sum(dim=1) + confusion.sum(dim=0)) > 0
+    return {
+        "accuracy": float(
+            multiclass_accuracy(preds, target, num_classes=n_classes, average="micro")
+        ),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(confusion[i].sum()),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "absent_classes": [name for i, name in enumerate(class_names) if not present[i]],
+        "confusion_matrix": confusion.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def confusion_png(metrics: dict[str, Any], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (each true class sums to 1, so a rare class is as
+    readable as a common one), with the counts written in each cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.array(metrics["confusion_matrix"], dtype=float)
+    names = metrics["class_names"]
+    shares = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None)
+    size = 1.0 + 0.6 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (row, col), count in np.ndenumerate(counts):
+        colour = "white" if shares[row, col] > 0.5 else "black"
+        ax.text(col, row, f"{int(count)}", ha="center", va="center", color=colour, fontsize=8)
+    ax.set_title(f"{title}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
