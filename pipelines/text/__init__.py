@@ -1,1 +1,2 @@
-"""Text modality: the customer-service ticket simulator and the text cleaning rules."""
+"""Text modality (customer-service tickets): the simulator, the cleaning rules and the parts of
+the text model."""
