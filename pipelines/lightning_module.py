@@ -1,5 +1,9 @@
-"""The LightningModule: task loss + DeepSpeed's load-balancing loss, torchmetrics for
-validation, AdamW with linear warmup and cosine decay."""
+"""The LightningModules: task loss + DeepSpeed's load-balancing loss, torchmetrics for
+validation, AdamW with linear warmup and cosine decay.
+
+MoEClassifierBase holds what every modality's classifier shares (the optimizer and its
+expert parameter groups, the schedule, the MoE routing logs); RiskClassifier is the tabular
+and transaction-history one (binary, AUROC/AUPRC), pipelines/text/lightning.py the text one."""
 
 from __future__ import annotations
 
@@ -16,48 +20,22 @@ from pipelines.config import ModelConfig, TrainConfig
 from pipelines.models.moe import build_model
 
 
-class RiskClassifier(L.LightningModule):
-    def __init__(
-        self,
-        n_features: int,
-        feature_names: list[str],
-        feature_mean: list[float],
-        feature_std: list[float],
-        model: dict[str, Any],
-        train: dict[str, Any],
-        pos_weight: float | None = None,
-    ) -> None:
+class MoEClassifierBase(L.LightningModule):
+    """Subclasses set `self.model_cfg` and `self.train_cfg` in __init__; the trainer builder
+    sets `total_steps` (the schedule's length, from the data) and `offload_optimizer` (whether
+    ZeRO-Offload steps the optimizer on the CPU)."""
+
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+
+    def __init__(self) -> None:
         super().__init__()
-        # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters()
-        self.model_cfg = ModelConfig(**model)
-        self.train_cfg = TrainConfig(**train)
-        self.model = build_model(n_features, self.model_cfg, feature_mean, feature_std)
-        # set by the trainer builder: schedule length from the data, and whether ZeRO-Offload
-        # moves the optimizer to the CPU
         self.total_steps: int | None = None
         self.offload_optimizer = False
-        self.val_auroc = BinaryAUROC()
-        self.val_auprc = BinaryAveragePrecision()
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
-
-    def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        weight = None
-        if self.hparams.pos_weight is not None:
-            weight = torch.tensor(float(self.hparams.pos_weight), device=logits.device)
-        if self.train_cfg.loss == "focal":
-            bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=weight)
-            p_true = torch.exp(-bce)
-            return ((1 - p_true) ** self.train_cfg.focal_gamma * bce).mean()
-        return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        logits, aux_loss, expert_counts = self.model.forward_with_aux(x)
-        task_loss = self._task_loss(logits, y)
-        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
+    def log_training(
+        self, loss: Tensor, task_loss: Tensor, aux_loss: Tensor, expert_counts: list[Tensor]
+    ) -> None:
         # sync_dist: under DDP the epoch means cover every rank (Lightning ignores it when
         # training is not distributed)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
@@ -68,24 +46,6 @@ class RiskClassifier(L.LightningModule):
                 share = counts.float() / counts.sum().clamp_min(1)
                 for expert, value in enumerate(share):
                     self.log(f"moe/block{block}_expert{expert}_share", value, on_step=True)
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self.model(x)
-        self.log(
-            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
-        )
-        probs = torch.sigmoid(logits)
-        self.val_auroc.update(probs, y.long())
-        self.val_auprc.update(probs, y.long())
-
-    def on_validation_epoch_end(self) -> None:
-        # compute() already gathers every rank's state, so syncing averages equal values
-        self.log("val/auroc", self.val_auroc.compute(), prog_bar=True, sync_dist=True)
-        self.log("val/auprc", self.val_auprc.compute(), prog_bar=True, sync_dist=True)
-        self.val_auroc.reset()
-        self.val_auprc.reset()
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.train_cfg
@@ -129,6 +89,65 @@ class RiskClassifier(L.LightningModule):
 
             groups = list(split_params_into_different_moe_groups_for_optimizer(groups[0]))
         return groups
+
+
+class RiskClassifier(MoEClassifierBase):
+    def __init__(
+        self,
+        n_features: int,
+        feature_names: list[str],
+        feature_mean: list[float],
+        feature_std: list[float],
+        model: dict[str, Any],
+        train: dict[str, Any],
+        pos_weight: float | None = None,
+    ) -> None:
+        super().__init__()
+        # plain types only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters()
+        self.model_cfg = ModelConfig(**model)
+        self.train_cfg = TrainConfig(**train)
+        self.model = build_model(n_features, self.model_cfg, feature_mean, feature_std)
+        self.val_auroc = BinaryAUROC()
+        self.val_auprc = BinaryAveragePrecision()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        weight = None
+        if self.hparams.pos_weight is not None:
+            weight = torch.tensor(float(self.hparams.pos_weight), device=logits.device)
+        if self.train_cfg.loss == "focal":
+            bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=weight)
+            p_true = torch.exp(-bce)
+            return ((1 - p_true) ** self.train_cfg.focal_gamma * bce).mean()
+        return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits, aux_loss, expert_counts = self.model.forward_with_aux(x)
+        task_loss = self._task_loss(logits, y)
+        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
+        self.log_training(loss, task_loss, aux_loss, expert_counts)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self.model(x)
+        self.log(
+            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
+        )
+        probs = torch.sigmoid(logits)
+        self.val_auroc.update(probs, y.long())
+        self.val_auprc.update(probs, y.long())
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() already gathers every rank's state, so syncing averages equal values
+        self.log("val/auroc", self.val_auroc.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/auprc", self.val_auprc.compute(), prog_bar=True, sync_dist=True)
+        self.val_auroc.reset()
+        self.val_auprc.reset()
 
 
 def warmup_cosine(warmup: int, total: int):

@@ -10,11 +10,11 @@ import math
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import numpy as np
@@ -30,17 +30,19 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 
 from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import TabularDataModule, feature_statistics
-from pipelines.lightning_module import RiskClassifier
+from pipelines.lightning_module import MoEClassifierBase, RiskClassifier
 from pipelines.lightning_options import build_callbacks
 from pipelines.strategy import build_strategy
 from pipelines.tracking import init_run
+
+ModuleT = TypeVar("ModuleT", bound=MoEClassifierBase)
 
 CHECKPOINT_FORMAT = "moe-pipelines/checkpoint-v1"
 
 
 @dataclass
 class FitResult:
-    module: RiskClassifier
+    module: MoEClassifierBase  # RiskClassifier, or what build_module made
     best_score: float
     epochs_run: int
     history: list[dict[str, float]]
@@ -65,7 +67,10 @@ class EpochHistory(Callback):
         # runs after the epoch's validation loop, so val metrics are this epoch's
         metrics = trainer.callback_metrics
         row = {"epoch": float(trainer.current_epoch), "step": float(trainer.global_step)}
-        for key in ("train/loss_epoch", "val/loss", "val/auroc", "val/auprc"):
+        # every validation metric the module logs (AUROC/AUPRC for tables, accuracy and
+        # macro-F1 for text), the loss first
+        others = sorted(k for k in metrics if k.startswith("val/") and k != "val/loss")
+        for key in ("train/loss_epoch", "val/loss", *others):
             if key in metrics:
                 row[key.replace("/", "_")] = float(metrics[key])
         self.rows.append(row)
@@ -162,22 +167,32 @@ def run_fingerprint(cfg: PipelineConfig, inputs: list[Path]) -> str:
 
 
 def fit_classifier(
-    cfg: PipelineConfig, dm: TabularDataModule, work_dir: Path, run_name: str = "train"
+    cfg: PipelineConfig,
+    dm: TabularDataModule,
+    work_dir: Path,
+    run_name: str = "train",
+    build_module: Callable[[], MoEClassifierBase] | None = None,
 ) -> FitResult:
-    """Fit in `work_dir`; if it holds a last.ckpt of an interrupted run, continue from it."""
+    """Fit in `work_dir`; if it holds a last.ckpt of an interrupted run, continue from it.
+
+    `build_module`: makes the modality's LightningModule (pipelines/text/lightning.py for
+    text); None builds the tabular RiskClassifier from `dm`'s features. It is called after
+    the seed is set, so the initial weights follow cfg.seed either way."""
     L.seed_everything(cfg.seed, workers=True)
     x_train, y_train = dm.train_xy
-    pos_weight = _pos_weight(cfg.train.pos_weight, y_train)
-    mean, std = feature_statistics(x_train)
-    module = RiskClassifier(
-        n_features=len(dm.features),
-        feature_names=list(dm.features),
-        feature_mean=mean,
-        feature_std=std,
-        model=to_container(cfg.model),
-        train=to_container(cfg.train),
-        pos_weight=pos_weight,
-    )
+    if build_module is not None:
+        module = build_module()
+    else:
+        mean, std = feature_statistics(x_train)
+        module = RiskClassifier(
+            n_features=len(dm.features),
+            feature_names=list(dm.features),
+            feature_mean=mean,
+            feature_std=std,
+            model=to_container(cfg.model),
+            train=to_container(cfg.train),
+            pos_weight=_pos_weight(cfg.train.pos_weight, y_train),
+        )
     # the schedule's length from the data, not trainer.estimated_stepping_batches: reading
     # that in configure_optimizers makes Lightning set up the data before it restores a
     # checkpoint (Lightning issue #20550)
@@ -319,7 +334,7 @@ def _best_state_dict(path: Path, work_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def with_weights(module: RiskClassifier, state: dict[str, torch.Tensor]) -> RiskClassifier:
+def with_weights(module: ModuleT, state: dict[str, torch.Tensor]) -> ModuleT:
     """The module holding `state`. ZeRO-3 leaves the trained module's partitioned parameters
     empty on every rank (shape [0], the shards live in DeepSpeed's buffers; seen on an H200 for
     every parameter above stage3_param_persistence_threshold), so the weights go into a fresh

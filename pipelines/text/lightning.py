@@ -1,0 +1,103 @@
+"""The text classifier's LightningModule: cross-entropy over the intents + DeepSpeed's
+load-balancing loss, accuracy and macro-F1 (torchmetrics) on validation; the optimizer,
+schedule and MoE logs are the shared ones (pipelines.lightning_module.MoEClassifierBase), and
+it trains through the same fit (pipelines.training.fit_classifier: strategies, precision,
+accumulation, resumable checkpoints, loggers) as the tabular models.
+
+Batches are token ids alone, (batch, max_length) int64 as the tokenizer pads them; the
+attention mask is `ids != pad_id` ([PAD] never spells real text in byte-level BPE), so the
+tabular data module and its resumable sampler carry text unchanged. Each batch is cut to its
+longest text before the forward (pipelines.models.text.trim_to_longest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from pipelines.config import ModelConfig, TrainConfig
+from pipelines.lightning_module import MoEClassifierBase
+from pipelines.models.text import TextClassifier, trim_to_longest
+
+
+class TextIntentClassifier(MoEClassifierBase):
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        class_names: list[str],
+        model: dict[str, Any],
+        train: dict[str, Any],
+        class_weights: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        # plain types only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters()
+        self.model_cfg = ModelConfig(**model)
+        self.train_cfg = TrainConfig(**train)
+        self.model = TextClassifier(vocab_size, len(class_names), pad_id, self.model_cfg)
+        n = len(class_names)
+        self.val_accuracy = MulticlassAccuracy(num_classes=n, average="micro")
+        self.val_macro_f1 = MulticlassF1Score(num_classes=n, average="macro")
+
+    def inputs(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Token ids and their attention mask, cut to the batch's longest text."""
+        return trim_to_longest(ids, (ids != self.hparams.pad_id).long())
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.model(*self.inputs(ids))
+
+    def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        weight = None
+        if self.hparams.class_weights is not None:
+            weight = torch.tensor(self.hparams.class_weights, device=logits.device)
+        return F.cross_entropy(logits, y, weight=weight)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        ids, y = batch
+        logits, aux_loss, expert_counts = self.model.forward_with_aux(*self.inputs(ids))
+        task_loss = self._task_loss(logits, y)
+        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
+        self.log_training(loss, task_loss, aux_loss, expert_counts)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        ids, y = batch
+        logits = self(ids)
+        self.log(
+            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
+        )
+        self.val_accuracy.update(logits, y)
+        self.val_macro_f1.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/accuracy", self.val_accuracy.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/macro_f1", self.val_macro_f1.compute(), prog_bar=True, sync_dist=True)
+        self.val_accuracy.reset()
+        self.val_macro_f1.reset()
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
+    """n / (k * count) per class, scikit-learn's "balanced" rule, so a rare intent weighs as
+    much in the loss as a common one; a class absent from train gets weight 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    weights = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return [float(w) for w in weights]
+
+
+def text_probabilities(
+    module: TextIntentClassifier, ids: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """Class probabilities (n, classes) of the PyTorch model, in eval mode, batch by batch."""
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(ids), batch_size):
+            batch = torch.from_numpy(ids[start : start + batch_size])
+            out.append(torch.softmax(module(batch), dim=-1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(module.hparams.class_names)))
