@@ -156,10 +156,11 @@ def label_classes(
 def _as_label(series: pd.Series, schema: SchemaConfig, origin: str) -> pd.Series:
     """1.0 / 0.0 / NaN; the classes are checked on the whole table (conform, conform_dataset)."""
     observed = series.dropna()
-    as_text = observed.map(_canonical_text)
     positive = _canonical_text(schema.positive_class)
+    # canonicalise the distinct values only: a Python call per row costs ~2 us, 20 s at 10M
+    positives = [v for v in observed.drop_duplicates().tolist() if _canonical_text(v) == positive]
     label = pd.Series(float("nan"), index=series.index, dtype="float64")
-    label.loc[observed.index] = (as_text == positive).astype("float64")
+    label.loc[observed.index] = observed.isin(positives).astype("float64")
     return label
 
 
