@@ -160,7 +160,8 @@ class DataConfig:
     clean: CleanConfig = field(default_factory=CleanConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
-    # imputation, feature encoding); None: in process. The output is the same either way
+    # imputation, feature encoding); None: in process. The output files are the same bytes
+    # either way, so dvc.yaml does not declare it: changing it reruns nothing
     num_proc: int | None = bounded(None, **AT_LEAST_ONE)
 
 
