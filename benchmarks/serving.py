@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 import psutil
-import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from results_file import add_record_flag, write_results  # noqa: E402
 
+from pipelines.io import read_columns  # noqa: E402
 from pipelines.runtime import session  # noqa: E402
 
 CLIENTS = (1, 8, 64)
@@ -267,7 +267,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", default="export", help="export folder to serve")
     parser.add_argument(
-        "--rows", default="data/clean/test.parquet", help="request rows (the test split)"
+        "--rows", default="data/clean/test.arrow", help="request rows (the test split)"
     )
     parser.add_argument("--seconds", type=float, default=2.5, help="measured seconds per turn")
     parser.add_argument("--rounds", type=int, default=3, help="turns per mode and client count")
@@ -277,7 +277,7 @@ def main() -> None:
     export = Path(args.export).resolve()
     card = json.loads((export / "model_card.json").read_text())
     features = card["inputs"]["features"]
-    table = pq.read_table(args.rows, columns=features)
+    table = read_columns(Path(args.rows), features)
     x = np.column_stack([table.column(f).to_numpy() for f in features]).astype(np.float32)
 
     # every mode's server runs at once (idle ones cost nothing) and the modes take turns, a

@@ -68,6 +68,8 @@ class SourceConfig:
     kind: str = "simulator"
     rows: int | None = bounded(100_000, **AT_LEAST_ONE)
     n_days: int = bounded(90, **AT_LEAST_ONE)
+    # kind=file: the file (read by the `datasets` builder for `format`, else its suffix);
+    # kind=hub: the Hugging Face hub dataset id (owner/name), all its splits concatenated
     path: str | None = None
     format: str | None = None
 
@@ -157,6 +159,10 @@ class DataConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
+    # imputation, feature encoding); None: in process. The output files are the same bytes
+    # either way, so dvc.yaml does not declare it: changing it reruns nothing
+    num_proc: int | None = bounded(None, **AT_LEAST_ONE)
 
 
 MOE_MODELS = ("moe_mlp", "moe_transformer")
@@ -472,8 +478,8 @@ VARIANTS = (
 )
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source.kind": ("simulator", "file", "german_credit"),
-    "data.source.format": ("csv", "parquet", "json"),
+    "data.source.kind": ("simulator", "file", "german_credit", "hub"),
+    "data.source.format": ("csv", "parquet", "json", "text"),
     "data.split.method": ("time", "stratified"),
     "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
     "data.clean.missing.categorical": ("most_frequent", "constant", "quarantine"),

@@ -6,23 +6,21 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
 
 from pipelines.config import PipelineConfig
 from pipelines.data.schema import LABEL
-from pipelines.errors import PipelineError
+from pipelines.io import read_columns
 from pipelines.layout import SPLITS, Layout
 
 
 def load_xy(path: Path, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Features as one float32 matrix and the label as float32, read column-wise from Parquet
-    (no pandas round trip: the Arrow columns go straight to NumPy)."""
-    if not path.is_file():
-        raise PipelineError(f"{path}: missing input (run the earlier stage first)")
-    table = pq.read_table(path, columns=[*features, LABEL])
+    """Features as one float32 matrix and the label as float32, read column-wise from the
+    split's memory-mapped Arrow file (no pandas round trip: the columns go straight to
+    NumPy)."""
+    table = read_columns(path, [*features, LABEL])
     x = np.column_stack([table.column(f).to_numpy().astype(np.float32) for f in features])
     y = table.column(LABEL).to_numpy().astype(np.float32)
     return x, y

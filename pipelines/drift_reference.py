@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from pipelines.errors import PipelineError
+from pipelines.io import read_columns
 
 REFERENCE_FILE = "reference_profile.json"
 FORMAT = 1
@@ -83,9 +83,7 @@ def write_reference_profile(
 ) -> Path:
     """Profile the train split (the clean one: resampled rows are not what traffic looks
     like) and write it as `folder/reference_profile.json`."""
-    if not train_split.is_file():
-        raise PipelineError(f"{train_split}: missing input (run the earlier stage first)")
-    table = pq.read_table(train_split, columns=features)
+    table = read_columns(train_split, features)
     x = np.column_stack([table.column(f).to_numpy().astype(np.float64) for f in features])
     profile = {"source": str(train_split.name), **reference_profile(x, features, max_bins)}
     path = folder / REFERENCE_FILE

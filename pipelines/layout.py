@@ -46,7 +46,7 @@ class Layout:
     # augment
     @property
     def augmented_train(self) -> Path:
-        return self._p("data", "augmented", "train.parquet")
+        return self._p("data", "augmented", "train.arrow")
 
     @property
     def augment_metrics(self) -> Path:
@@ -132,7 +132,8 @@ class Layout:
         return self._p(".staging")
 
     def split(self, directory: Path, name: str) -> Path:
-        return directory / f"{name}.parquet"
+        """One memory-mapped Arrow file per split (see pipelines/io.py for why)."""
+        return directory / f"{name}.arrow"
 
     @property
     def schema_file(self) -> Path:

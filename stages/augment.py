@@ -7,14 +7,15 @@ from typing import Any
 from pipelines.augment import resample
 from pipelines.config import PipelineConfig
 from pipelines.data.schema import LABEL
-from pipelines.io import read_json, read_parquet, staged_outputs, write_json, write_parquet
+from pipelines.io import read_json, read_split, staged_outputs, write_frame, write_json
 from pipelines.layout import Layout
 from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     features = read_json(layout.features_file)["features"]
-    train = read_parquet(layout.split(layout.cleaned, "train"))
+    # imbalanced-learn's samplers work on in-memory arrays: the train split is loaded
+    train = read_split(layout.split(layout.cleaned, "train")).to_pandas()
     resampled = resample(train, features, cfg.data.augment, cfg.seed)
     metrics = {
         "method": cfg.data.augment.method,
@@ -24,7 +25,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "positive_fraction_after": float(resampled[LABEL].mean()),
     }
     with staged_outputs(layout.staging, layout.augmented_train, layout.augment_metrics) as (out, m):
-        write_parquet(out, resampled)
+        write_frame(out, resampled)
         write_json(m, metrics)
     return metrics
 

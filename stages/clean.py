@@ -1,36 +1,48 @@
-"""clean: declarative rules; removed rows go to quarantine with the rule that removed them."""
+"""clean: declarative rules; removed rows go to quarantine with the rule that removed them.
+The splits stay memory-mapped `datasets` throughout (see pipelines/cleaning.py)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from pipelines.cleaning import clean_splits, encode_features
+from pipelines.cleaning import clean_splits, write_quarantine
 from pipelines.config import PipelineConfig
-from pipelines.io import read_parquet, staged_outputs, write_json, write_parquet
+from pipelines.io import read_split, scratch_dir, staged_outputs, write_json
 from pipelines.layout import SPLITS, Layout
 from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    schema = cfg.data.schema
-    splits = {name: read_parquet(layout.split(layout.ingested, name)) for name in SPLITS}
-    result = clean_splits(splits, schema, cfg.data.clean, cfg.seed)
-    encoded, features = encode_features(result.splits, schema)
-    metrics = {
-        "rows_in": {name: len(part) for name, part in splits.items()},
-        "rows_out": {name: len(part) for name, part in encoded.items()},
-        "quarantined": len(result.quarantine),
-        "removed_by_rule": result.counts,
-        "imputed_values": result.imputed,
-        "n_features": len(features),
-    }
+    # each split is opened when its turn comes, and dropped after, so at most one split's
+    # pages are mapped at a time
+    splits = {name: partial(read_split, layout.split(layout.ingested, name)) for name in SPLITS}
+    rows_in = {name: len(open_split()) for name, open_split in splits.items()}
     outputs = (layout.cleaned, layout.quarantine, layout.clean_metrics)
-    with staged_outputs(layout.staging, *outputs) as (folder, quarantine, metrics_file):
+    with (
+        scratch_dir(layout.staging) as work,
+        staged_outputs(layout.staging, *outputs) as (folder, quarantine, metrics_file),
+    ):
         folder.mkdir()
-        for name, part in encoded.items():
-            write_parquet(layout.split(folder, name), part)
-        write_json(folder / "features.json", {"features": features})
-        write_parquet(quarantine, result.quarantine)
+        result = clean_splits(
+            splits,
+            cfg.data.schema,
+            cfg.data.clean,
+            cfg.seed,
+            work,
+            partial(layout.split, folder),
+            cfg.data.num_proc,
+        )
+        metrics = {
+            "rows_in": rows_in,
+            "rows_out": result.rows_out,
+            "quarantined": result.quarantined,
+            "removed_by_rule": result.counts,
+            "imputed_values": result.imputed,
+            "n_features": len(result.features),
+        }
+        write_json(folder / "features.json", {"features": result.features})
+        write_quarantine(quarantine, result.removed, splits)
         write_json(metrics_file, metrics)
     return metrics
 

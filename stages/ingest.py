@@ -1,12 +1,13 @@
-"""ingest: source (simulator, file or packaged dataset) -> validated train/val/test Parquet."""
+"""ingest: source (simulator, file, packaged or hub dataset) -> validated train/val/test
+splits, one memory-mapped Arrow file each (Hugging Face `datasets`; see pipelines/io.py)."""
 
 from __future__ import annotations
 
 from pipelines.config import PipelineConfig, to_container
-from pipelines.data.schema import conform, label_classes
+from pipelines.data.schema import conform_dataset
 from pipelines.data.sources import load_source
-from pipelines.data.split import split_frame
-from pipelines.io import staged_outputs, write_json, write_parquet
+from pipelines.data.split import split_dataset
+from pipelines.io import scratch_dir, staged_outputs, write_json, write_split
 from pipelines.layout import Layout
 from pipelines.progress import stage_steps
 from stages._cli import main
@@ -14,28 +15,31 @@ from stages._cli import main
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
     data = cfg.data
-    with stage_steps("ingest", 3) as step:
-        raw, origin = load_source(data.source, cfg.seed)
+    # the scratch folder holds the raw and conformed Arrow files the splits are cut from;
+    # it goes when the stage ends, after the splits were written (or nothing was published)
+    with scratch_dir(layout.staging) as work, stage_steps("ingest", 4) as step:
+        raw, origin = load_source(data.source, cfg.seed, work)
         step(f"read {len(raw)} rows from {origin}")
-        table = conform(raw, data.schema, origin)
-        classes = label_classes(raw[data.schema.label], data.schema, origin)
+        table, classes = conform_dataset(raw, data.schema, origin, work, data.num_proc)
+        del raw  # unmaps the raw file: its pages no longer count against this process
         step("schema checked")
-        splits = split_frame(table, data.split, data.schema, cfg.seed)
+        splits = split_dataset(table, data.split, data.schema, cfg.seed)
         step(f"split by {data.split.method}")
-    rows = {name: len(part) for name, part in splits.items()}
-    with staged_outputs(layout.staging, layout.ingested) as (out,):
-        for name, part in splits.items():
-            write_parquet(layout.split(out, name), part)
-        write_json(
-            out / "schema.json",
-            {
-                "origin": origin,
-                "rows": rows,
-                "schema": to_container(data.schema),
-                # the label's values as the source has them (the label column is 1/0 after)
-                "label_classes": classes,
-            },
-        )
+        rows = {name: len(indices) for name, indices in splits.items()}
+        with staged_outputs(layout.staging, layout.ingested) as (out,):
+            for name, indices in splits.items():
+                write_split(layout.split(out, name), table, indices)
+            write_json(
+                out / "schema.json",
+                {
+                    "origin": origin,
+                    "rows": rows,
+                    "schema": to_container(data.schema),
+                    # the label's values as the source has them (the label column is 1/0 after)
+                    "label_classes": classes,
+                },
+            )
+        step("splits written")
     return rows
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
-from pipelines.io import read_parquet, staged_outputs, write_json
+from pipelines.io import read_split, staged_outputs, write_json
 from pipelines.layout import SPLITS, Layout
 from pipelines.plots import profile_html, profile_png
 from pipelines.profiling import check_gates, profile_splits
@@ -15,7 +15,9 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    splits = {name: read_parquet(layout.split(layout.ingested, name)) for name in SPLITS}
+    # the report needs whole columns (quantiles, drift, correlations): the splits are read
+    # into pandas here, the one data stage that still holds a table in memory
+    splits = {name: read_split(layout.split(layout.ingested, name)).to_pandas() for name in SPLITS}
     report = profile_splits(splits, cfg.data.schema)
     failures = check_gates(report, cfg.data.profile.gates)
     if failures:

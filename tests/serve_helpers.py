@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from pipelines.io import read_columns
 from pipelines.serve.app import ServerState
 from pipelines.serve.config import load_serve_config
 from pipelines.serve.runner import build_server
@@ -54,7 +54,7 @@ def build_export(root: Path) -> Export:
     features = card["inputs"]["features"]
 
     def rows(split: str) -> np.ndarray:
-        table = pq.read_table(layout.split(layout.cleaned, split), columns=features)
+        table = read_columns(layout.split(layout.cleaned, split), features)
         return np.column_stack([table.column(f).to_numpy() for f in features]).astype(np.float32)
 
     return Export(layout.export_dir, other, features, rows("train"), rows("test"))

@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from pipelines.layout import Layout
-from tests.small import REPO, run_python, run_stage
+from tests.small import REPO, env, run_python, run_stage, stage_command
 
 HANDLED = 2  # stages/_cli.py and train.py exit with 2 on a PipelineError
 
@@ -168,6 +168,30 @@ def test_ingest_names_a_label_with_a_single_class(params: Path, tmp_path: Path) 
     csv.write_text("amount,label\n" + "".join(f"{i}.5,1\n" for i in range(40)))
     done = run_stage("ingest", params, tmp_path / "root", *file_source(csv))
     assert_one_clear_line(done, "error: ingest:", "'label'", "one class", "two are needed")
+    assert_no_ingest_outputs(tmp_path / "root")
+
+
+def test_ingest_of_a_hub_dataset_offline_fails_in_one_line_naming_the_id(
+    params: Path, tmp_path: Path
+) -> None:
+    """`datasets` reads the offline switches when imported, so this runs in a process of its
+    own with them set (as on a machine with no route to the hub)."""
+    hub_id = "acme/no-such-loans"
+    done = subprocess.run(
+        stage_command(
+            "ingest",
+            params,
+            tmp_path / "root",
+            "data.source.kind=hub",
+            f"data.source.path={hub_id}",
+        ),
+        cwd=REPO,
+        env={**env(), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_clear_line(done, "error: ingest:", f"'{hub_id}'", "data.source.path", "offline")
     assert_no_ingest_outputs(tmp_path / "root")
 
 

@@ -104,7 +104,7 @@ def test_outputs_round_trip_through_the_default_remote(project: Path) -> None:
         subprocess.run(["rm", "-rf", str(project / name)], check=True)
     dvc(project, "pull")
     assert (project / "export" / "model.onnx").read_bytes() == before
-    assert (project / "data" / "ingested" / "train.parquet").is_file()
+    assert (project / "data" / "ingested" / "train.arrow").is_file()
 
 
 # Shared by every stage and holding none of a stage's computation: config parsing, paths,

@@ -16,6 +16,7 @@ from pipelines.config import ModelConfig, validate
 from pipelines.data.schema import LABEL
 from pipelines.data.sequences import customer_sequences
 from pipelines.errors import PipelineError
+from pipelines.io import write_frame
 from pipelines.models.moe import build_model, count_parameters, matched_dense
 from pipelines.onnx_export import export_onnx, parity_check
 
@@ -27,23 +28,23 @@ def write_split(path: Path, rows: list[tuple[str, str, float]]) -> Path:
     frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"])
     frame["hour"] = frame["tx_datetime"].dt.hour.astype(float)
     frame[LABEL] = 0.0
-    frame.to_parquet(path)
+    write_frame(path, frame)
     return path
 
 
 def test_a_history_holds_the_customers_earlier_transactions_from_any_split(tmp_path) -> None:
     splits = {
         "train": write_split(
-            tmp_path / "train.parquet",
+            tmp_path / "train.arrow",
             [
                 ("a", "2026-01-01 10:00", 1.0),
                 ("b", "2026-01-01 11:00", 50.0),
                 ("a", "2026-01-02 10:00", 2.0),
             ],
         ),
-        "val": write_split(tmp_path / "val.parquet", [("a", "2026-01-03 09:00", 3.0)]),
+        "val": write_split(tmp_path / "val.arrow", [("a", "2026-01-03 09:00", 3.0)]),
         "test": write_split(
-            tmp_path / "test.parquet",
+            tmp_path / "test.arrow",
             [("b", "2026-01-04 12:00", 60.0), ("a", "2026-01-04 13:00", 4.0)],
         ),
     }

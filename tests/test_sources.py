@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from datasets import Dataset
 
 from pipelines.config import SchemaConfig, SplitConfig
-from pipelines.data.schema import LABEL, conform, label_classes
+from pipelines.data.schema import LABEL, conform, conform_dataset, label_classes
 from pipelines.data.sources import german_credit_csv, read_table
-from pipelines.data.split import split_frame
+from pipelines.data.split import split_dataset, split_frame
 from pipelines.errors import PipelineError
+from pipelines.io import read_split, scratch_dir, write_frame
 
 ORIGIN = "loans.csv"
 
@@ -148,7 +150,7 @@ def test_conform_keeps_a_missing_label_as_nan_for_clean_to_quarantine() -> None:
     assert out[LABEL].dropna().tolist() == [1.0, 0.0, 1.0]
 
 
-# --- read_table: csv, parquet, json records and JSON lines ----------------------------------
+# --- read_table: csv, parquet, json records and JSON lines, through `datasets` builders ------
 
 TABLE = pd.DataFrame({"income": [1200.5, 3400.25, 560.75], "region": ["north", "south", "east"]})
 
@@ -185,20 +187,26 @@ def test_read_table_reads_each_supported_format_from_its_suffix(
 ) -> None:
     path = tmp_path / name
     write(path)
-    pd.testing.assert_frame_equal(read_table(path, None), TABLE)
+    loaded = read_table(path, None, tmp_path / "work")
+    assert isinstance(loaded, Dataset)
+    assert loaded.cache_files, "memory-mapped from an Arrow file, not held in memory"
+    pd.testing.assert_frame_equal(loaded.to_pandas(), TABLE, check_dtype=False)
+    assert loaded.to_pandas()["income"].dtype == np.float64
 
 
 def test_read_table_uses_the_declared_format_over_the_suffix(tmp_path: Path) -> None:
     path = tmp_path / "export.txt"
     _csv(path)
-    pd.testing.assert_frame_equal(read_table(path, "csv"), TABLE)
+    pd.testing.assert_frame_equal(
+        read_table(path, "csv", tmp_path / "work").to_pandas(), TABLE, check_dtype=False
+    )
 
 
 def test_read_table_rejects_an_unknown_suffix_and_says_which_key_to_set(tmp_path: Path) -> None:
     path = tmp_path / "table.xlsx"
     path.write_bytes(b"PK\x03\x04")
     with pytest.raises(PipelineError) as caught:
-        read_table(path, None)
+        read_table(path, None, tmp_path / "work")
     message = str(caught.value)
     assert str(path) in message
     assert "data.source.format" in message
@@ -207,7 +215,7 @@ def test_read_table_rejects_an_unknown_suffix_and_says_which_key_to_set(tmp_path
 def test_read_table_names_the_path_of_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "table.csv"
     with pytest.raises(PipelineError) as caught:
-        read_table(path, None)
+        read_table(path, None, tmp_path / "work")
     message = str(caught.value)
     assert str(path) in message
     assert "not found" in message
@@ -218,7 +226,7 @@ def test_read_table_names_the_path_and_format_of_a_file_it_cannot_parse(tmp_path
     path = tmp_path / "table.parquet"
     _csv(path)  # CSV text behind a .parquet suffix
     with pytest.raises(PipelineError) as caught:
-        read_table(path, None)
+        read_table(path, None, tmp_path / "work")
     message = str(caught.value)
     assert str(path) in message
     assert "could not read as parquet" in message
@@ -288,3 +296,65 @@ def test_stratified_split_rejects_a_class_too_rare_to_stratify_naming_the_split_
     with pytest.raises(PipelineError) as caught:
         split_frame(frame, SplitConfig(method="stratified"), SchemaConfig(numeric=["income"]), 0)
     assert "data.split" in str(caught.value)
+
+
+# --- the same on `datasets`: what ingest runs -------------------------------------------------
+
+
+def as_dataset(frame: pd.DataFrame, path: Path) -> Dataset:
+    write_frame(path, frame)
+    return read_split(path)
+
+
+@pytest.mark.parametrize("method", ["time", "stratified"])
+def test_split_dataset_gives_the_rows_split_frame_gives_in_the_same_order(
+    tmp_path: Path, method: str
+) -> None:
+    frame = labelled(2000, 0.1)
+    schema = SchemaConfig(time_column="ts", numeric=["income"])
+    split = SplitConfig(method=method)
+    expected = split_frame(frame, split, schema, 3)
+    indices = split_dataset(as_dataset(frame, tmp_path / "t.arrow"), split, schema, 3)
+    for name, part in expected.items():
+        assert frame["row"].to_numpy()[indices[name]].tolist() == part["row"].tolist(), name
+
+
+def test_conform_dataset_matches_conform_across_batches_and_checks_classes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 3 rows: several hold one class only, which is fine; the table has two."""
+    import pipelines.data.schema
+
+    monkeypatch.setattr(pipelines.data.schema, "MAP_BATCH", 3)
+    table = pd.concat([loans(["good", "good", "good", "bad"])] * 3, ignore_index=True)
+    raw = as_dataset(table, tmp_path / "raw.arrow")
+    with scratch_dir(tmp_path / ".staging") as work:
+        out, classes = conform_dataset(raw, schema(positive_class="bad"), ORIGIN, work, None)
+        got = out.to_pandas()
+    want = conform(table, schema(positive_class="bad"), ORIGIN)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert classes == {"positive": "bad", "negative": "good"}
+
+
+def test_conform_dataset_names_the_table_row_of_a_bad_value_in_a_later_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.data.schema
+
+    monkeypatch.setattr(pipelines.data.schema, "MAP_BATCH", 3)
+    table = pd.concat([loans()] * 3, ignore_index=True)
+    table["income"] = table["income"].astype(str)
+    table.loc[10, "income"] = "about 500"
+    raw = as_dataset(table, tmp_path / "raw.arrow")
+    with scratch_dir(tmp_path / ".staging") as work, pytest.raises(PipelineError) as caught:
+        conform_dataset(raw, schema(), ORIGIN, work, None)
+    assert "'about 500' at row 10" in str(caught.value)
+
+
+def test_conform_dataset_names_a_one_class_label_with_its_labelled_row_count(
+    tmp_path: Path,
+) -> None:
+    raw = as_dataset(loans([1, 1, None, 1]), tmp_path / "raw.arrow")
+    with scratch_dir(tmp_path / ".staging") as work, pytest.raises(PipelineError) as caught:
+        conform_dataset(raw, schema(), ORIGIN, work, None)
+    assert "in 3 labelled rows" in str(caught.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ import torch
 import yaml
 
 from pipelines import baselines, tensorrt_engine
-from pipelines.cleaning import clean_splits
+from pipelines.cleaning import CleanResult, clean_splits, write_quarantine
 from pipelines.config import (
     CleanConfig,
+    MissingConfig,
     OutlierConfig,
     PipelineConfig,
     RangeRule,
@@ -30,6 +32,7 @@ from pipelines.data.schema import LABEL
 from pipelines.datamodule import model_inputs
 from pipelines.errors import PipelineError
 from pipelines.evaluation import classification_metrics, predict_all
+from pipelines.io import read_split, scratch_dir, write_frame
 from pipelines.layout import SPLITS, Layout
 from pipelines.onnx_export import INPUT
 from pipelines.plots import pareto_front
@@ -61,7 +64,7 @@ def read(path: Path) -> dict:
 
 
 def test_ingest_writes_time_ordered_splits_with_the_canonical_label(layout: Layout) -> None:
-    parts = {name: pd.read_parquet(layout.split(layout.ingested, name)) for name in SPLITS}
+    parts = {name: read_split(layout.split(layout.ingested, name)).to_pandas() for name in SPLITS}
     assert parts["train"]["tx_datetime"].max() <= parts["val"]["tx_datetime"].min()
     assert parts["val"]["tx_datetime"].max() <= parts["test"]["tx_datetime"].min()
     assert set(parts["train"][LABEL].unique()) <= {0.0, 1.0}
@@ -84,6 +87,8 @@ def test_clean_accounts_for_every_row_it_removes(layout: Layout) -> None:
     quarantine = pd.read_parquet(layout.quarantine)
     removed = sum(metrics["rows_in"][s] - metrics["rows_out"][s] for s in SPLITS)
     assert removed == len(quarantine) == metrics["quarantined"]
+    by_rule = sum(n for counts in metrics["removed_by_rule"].values() for n in counts.values())
+    assert by_rule == metrics["quarantined"], "a removed row counts for one rule only"
     assert set(quarantine["_rule"]) <= {"isolation_forest_outlier", "duplicate"}
     assert (quarantine.loc[quarantine["_rule"] == "isolation_forest_outlier", LABEL] == 0).all()
     assert (
@@ -91,7 +96,27 @@ def test_clean_accounts_for_every_row_it_removes(layout: Layout) -> None:
     )  # evaluation data is never thinned
 
 
-def test_clean_rules_quarantine_with_the_rule_that_removed_each_row() -> None:
+def clean_frames(
+    splits: dict[str, pd.DataFrame],
+    schema: SchemaConfig,
+    rules: CleanConfig,
+    root: Path,
+    num_proc: int | None = None,
+) -> tuple[CleanResult, dict[str, pd.DataFrame], pd.DataFrame]:
+    """clean_splits on small frames: (result, cleaned splits, quarantine) as DataFrames."""
+    for name, frame in splits.items():
+        write_frame(root / "in" / f"{name}.arrow", frame.reset_index(drop=True))
+    opened = {name: partial(read_split, root / "in" / f"{name}.arrow") for name in splits}
+    with scratch_dir(root / ".staging") as work:
+        result = clean_splits(
+            opened, schema, rules, 0, work, lambda name: root / "out" / f"{name}.arrow", num_proc
+        )
+    write_quarantine(root / "quarantine.parquet", result.removed, opened)
+    cleaned = {name: read_split(root / "out" / f"{name}.arrow").to_pandas() for name in splits}
+    return result, cleaned, pd.read_parquet(root / "quarantine.parquet")
+
+
+def test_clean_rules_quarantine_with_the_rule_that_removed_each_row(tmp_path: Path) -> None:
     schema = SchemaConfig(label="y", numeric=["amount"], categorical=["kind"])
     frame = pd.DataFrame(
         {
@@ -106,19 +131,92 @@ def test_clean_rules_quarantine_with_the_rule_that_removed_each_row() -> None:
         outliers=OutlierConfig(enabled=False),
     )
     splits = {"train": frame, "val": frame.iloc[[0, 2]], "test": frame.iloc[[0, 2]]}
-    result = clean_splits(splits, schema, rules, seed=0)
-    train_rules = result.quarantine.query("_split == 'train'")["_rule"].tolist()
+    result, cleaned, quarantine = clean_frames(splits, schema, rules, tmp_path)
+    train_rules = quarantine.query("_split == 'train'")["_rule"].tolist()
     assert train_rules == ["missing_label", "range:amount", "duplicate"]
-    assert result.splits["train"]["amount"].tolist() == [1.0, 2.0, 1.5]  # NaN -> train median
+    assert cleaned["train"]["amount"].tolist() == [1.0, 2.0, 1.5]  # NaN -> train median
     assert result.imputed == {"amount": 1}
+    # a row breaking two rules counts once, for the first: row 5 (no label, kind 'zzz')
+    assert result.counts["train"]["allowed_values:kind"] == 0
 
 
-def test_clean_rejects_a_rule_on_an_undeclared_column() -> None:
+def dirty_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Every rule has work: missing labels and values, out-of-range and unknown values,
+    duplicates (also far apart, in different batches), outliers."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "amount": rng.lognormal(3.0, 1.0, rows),
+            "age": rng.integers(18, 90, rows).astype(float),
+            "kind": rng.choice(["a", "b", "c"], rows),
+            LABEL: (rng.random(rows) < 0.2).astype(float),
+        }
+    )
+    frame.loc[rng.choice(rows, rows // 20, replace=False), "amount"] = np.nan
+    frame.loc[rng.choice(rows, rows // 20, replace=False), "kind"] = None
+    frame.loc[rng.choice(rows, rows // 50, replace=False), "age"] = 150.0
+    frame.loc[rng.choice(rows, rows // 50, replace=False), "kind"] = "zzz"
+    frame.loc[rng.choice(rows, rows // 50, replace=False), LABEL] = np.nan
+    copies = rng.choice(rows, rows // 10, replace=False)
+    return pd.concat([frame, frame.iloc[copies]], ignore_index=True)
+
+
+def test_clean_with_two_processes_gives_the_same_data_as_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """num_proc=2 splits every batched map between two processes: same rows, same order, same
+    quarantine, same counts as num_proc=None. Small batches, so duplicates cross batches."""
+    import pipelines.cleaning
+
+    monkeypatch.setattr(pipelines.cleaning, "MAP_BATCH", 97)
+    schema = SchemaConfig(label="y", numeric=["amount", "age"], categorical=["kind"])
+    rules = CleanConfig(
+        ranges={"age": RangeRule(min=18.0, max=120.0)},
+        allowed_values={"kind": ["a", "b", "c"]},
+        outliers=OutlierConfig(enabled=True, contamination=0.02),
+    )
+    splits = {name: dirty_frame(1200, seed) for seed, name in enumerate(SPLITS)}
+    single = clean_frames(splits, schema, rules, tmp_path / "single")
+    double = clean_frames(splits, schema, rules, tmp_path / "double", num_proc=2)
+    assert single[0].counts == double[0].counts
+    assert single[0].imputed == double[0].imputed
+    assert all(single[0].counts[name]["duplicate"] > 0 for name in SPLITS)
+    for name in SPLITS:
+        pd.testing.assert_frame_equal(single[1][name], double[1][name])
+    pd.testing.assert_frame_equal(single[2], double[2])
+    assert len(single[2]) == single[0].quarantined
+
+
+def test_clean_matches_pandas_duplicated_and_survives_a_hash_collision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Duplicates are found by a 64-bit hash of the key, then the rows sharing a hash are
+    compared exactly: with every hash equal, only true repeats are removed."""
+    import pipelines.cleaning
+
+    frame = dirty_frame(300, 7)
+    schema = SchemaConfig(label="y", numeric=["amount", "age"], categorical=["kind"])
+    rules = CleanConfig(missing=MissingConfig(numeric="median", categorical="most_frequent"))
+    splits = {"train": frame, "val": frame.iloc[:50], "test": frame.iloc[:50]}
+    honest, *_ = clean_frames(splits, schema, rules, tmp_path / "honest")
+    real_hash = pd.util.hash_pandas_object
+    monkeypatch.setattr(
+        pipelines.cleaning.pd.util,
+        "hash_pandas_object",
+        lambda frame, index: real_hash(frame, index=index) * 0,
+    )
+    colliding, *_ = clean_frames(splits, schema, rules, tmp_path / "colliding")
+    expected = frame[frame[LABEL].notna()].duplicated(keep="first").sum()
+    assert honest.counts["train"]["duplicate"] == colliding.counts["train"]["duplicate"]
+    assert honest.counts["train"]["duplicate"] == expected
+
+
+def test_clean_rejects_a_rule_on_an_undeclared_column(tmp_path: Path) -> None:
     schema = SchemaConfig(label="y", numeric=["amount"])
     frame = pd.DataFrame({"amount": [1.0], LABEL: [0.0]})
     rules = CleanConfig(ranges={"amout": RangeRule(min=0.0)})
     with pytest.raises(PipelineError, match="data.clean.ranges.amout"):
-        clean_splits({"train": frame, "val": frame, "test": frame}, schema, rules, seed=0)
+        clean_frames({"train": frame, "val": frame, "test": frame}, schema, rules, tmp_path)
 
 
 def test_augment_oversamples_only_the_train_split(cfg: PipelineConfig, layout: Layout) -> None:
@@ -126,7 +224,7 @@ def test_augment_oversamples_only_the_train_split(cfg: PipelineConfig, layout: L
     target = cfg.data.augment.sampling_strategy
     assert metrics["positive_fraction_after"] == pytest.approx(target / (1 + target), rel=0.02)
     assert metrics["rows_after"] > metrics["rows_before"]
-    assert not (layout.augmented_train.parent / "val.parquet").exists()
+    assert not (layout.augmented_train.parent / "val.arrow").exists()
 
 
 def test_train_writes_a_weights_only_checkpoint_and_curves(layout: Layout) -> None:

@@ -487,7 +487,7 @@ def test_pipeline_sweep_prunes_fails_caches_data_and_tracks_without_the_key(
     # trial 1 took the data stages' outputs from trial 0's cache entry
     (entry,) = [p for p in (sweep_dir / "cache").iterdir() if not p.name.startswith(".")]
     assert (entry / "COMPLETE").is_file()
-    first, second = (sweep_dir / str(n) / "data" / "augmented" / "train.parquet" for n in (0, 1))
+    first, second = (sweep_dir / str(n) / "data" / "augmented" / "train.arrow" for n in (0, 1))
     assert first.read_bytes() == second.read_bytes()
     assert (sweep_dir / "0" / "export" / "model.onnx").is_file()
 

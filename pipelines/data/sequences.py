@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
+from pipelines.io import read_columns
 
 
 def customer_sequences(
@@ -28,9 +28,7 @@ def customer_sequences(
     split's own order."""
     parts = []
     for order, (name, path) in enumerate(split_paths.items()):
-        if not path.is_file():
-            raise PipelineError(f"{path}: missing input (run the earlier stage first)")
-        table = pq.read_table(path)
+        table = read_columns(path)
         for column in (customer_column, time_column):
             if column not in table.column_names:
                 raise PipelineError(

@@ -1,39 +1,63 @@
-"""Where raw tables come from: the project's simulator, a user's file, or a dataset that an
-installed package ships. Each returns a raw DataFrame; `schema.conform` validates it."""
+"""Where raw tables come from: the project's simulator, a user's file, a dataset that an
+installed package ships, or a Hugging Face hub dataset. Each is read into a memory-mapped
+`datasets.Dataset` in the stage's scratch folder; `schema.conform_dataset` validates it.
+
+Files go through the `datasets` builders (`load_dataset("csv" | "json" | "parquet" | "text",
+data_files=...)`), which read in chunks and write Arrow, so a file larger than memory loads.
+The simulator writes its rows shard by shard into one Arrow file for the same reason."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipelines.config import SourceConfig
 from pipelines.errors import PipelineError
 
-READERS = {
-    "csv": pd.read_csv,
-    "parquet": pd.read_parquet,
-    "json": None,  # records or JSON lines: decided from the first character
-}
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+BUILDERS = ("csv", "parquet", "json", "text")  # `datasets` packaged builders by format
+# simulated rows per shard: about the handbook's reference population (5,000 customers,
+# 10,000 terminals) per shard, and what one shard's numpy work holds stays under ~1 GB
+SIMULATOR_SHARD_ROWS = 1_000_000
 
 
-def load_source(source: SourceConfig, seed: int) -> tuple[pd.DataFrame, str]:
-    """Return the raw table and a name for it that error messages can cite."""
+def load_source(source: SourceConfig, seed: int, work: Path) -> tuple[Dataset, str]:
+    """Return the raw table and a name for it that error messages can cite. `work`: a scratch
+    folder for the Arrow files (the stage removes it)."""
     if source.kind == "simulator":
-        return _simulated(source, seed), "simulator"
+        return _simulated(source, seed, work), "simulator"
     if source.kind == "german_credit":
         path = german_credit_csv()
-        return pd.read_csv(path), str(path)
+        return read_table(path, "csv", work), str(path)
     if source.kind == "file":
         if not source.path:
             raise PipelineError("config key 'data.source.path': expected a file path for kind=file")
         path = Path(source.path)
-        return read_table(path, source.format), str(path)
+        return read_table(path, source.format, work), str(path)
+    if source.kind == "hub":
+        if not source.path:
+            raise PipelineError(
+                "config key 'data.source.path': expected a hub dataset id (owner/name) for kind=hub"
+            )
+        return read_hub(source.path, work), source.path
     raise PipelineError(f"config key 'data.source.kind' = {source.kind!r}: unknown source")
 
 
-def _simulated(source: SourceConfig, seed: int) -> pd.DataFrame:
+def _simulated(source: SourceConfig, seed: int, work: Path) -> Dataset:
+    """Simulated transactions, written a shard at a time so 10M rows never sit in memory at
+    once. A shard is an independent region of the handbook's design (its own customers and
+    terminals, seeded by (seed, shard)); ids are offset so they stay unique. Up to
+    SIMULATOR_SHARD_ROWS rows there is one shard, seeded by `seed` alone: the same rows as
+    before sharding. The shards overlap in time; ingest's time split orders the rows."""
+    import pyarrow as pa
+    from datasets import Dataset
+    from datasets.arrow_writer import ArrowWriter
+
     from pipelines.data.simulator import SimulatorSettings, add_features, simulate_transactions
 
     if not source.rows or source.rows < 1000:
@@ -45,30 +69,91 @@ def _simulated(source: SourceConfig, seed: int) -> pd.DataFrame:
     # burn-in period and drop it, or early rows would drift from later ones by construction
     burn_in = 37
     days = int(source.n_days) + burn_in
-    settings = SimulatorSettings(
-        n_transactions=int(source.rows) * days // int(source.n_days), n_days=days
-    )
-    frame = add_features(simulate_transactions(settings, seed=seed))
-    cutoff = pd.Timestamp(settings.start_date) + pd.Timedelta(days=burn_in)
-    return frame[frame["tx_datetime"] >= cutoff].reset_index(drop=True)
+    rows = int(source.rows)
+    n_shards = -(-rows // SIMULATOR_SHARD_ROWS)
+    path = work / "simulated.arrow"
+    writer = ArrowWriter(path=str(path))
+    offsets = {"transaction_id": 0, "customer_id": 0, "terminal_id": 0}
+    try:
+        for shard in range(n_shards):
+            shard_rows = rows // n_shards + (shard < rows % n_shards)
+            settings = SimulatorSettings(
+                n_transactions=shard_rows * days // int(source.n_days), n_days=days
+            )
+            frame = simulate_transactions(settings, seed=seed if shard == 0 else [seed, shard])
+            sizes = {
+                "transaction_id": len(frame),
+                "customer_id": settings.n_customers(),
+                "terminal_id": settings.resolved_n_terminals(),
+            }
+            frame = add_features(frame)
+            cutoff = pd.Timestamp(settings.start_date) + pd.Timedelta(days=burn_in)
+            frame = frame[frame["tx_datetime"] >= cutoff].reset_index(drop=True)
+            for column, offset in offsets.items():
+                frame[column] += offset
+                offsets[column] += sizes[column]
+            writer.write_table(pa.Table.from_pandas(frame, preserve_index=False))
+            del frame
+        writer.finalize()
+    finally:
+        writer.close()
+    return Dataset.from_file(str(path))
 
 
-def read_table(path: Path, fmt: str | None) -> pd.DataFrame:
+def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
+    """A csv, parquet, json (records or JSON lines) or text file through its `datasets`
+    builder; the Arrow copy lands in `work`, memory-mapped."""
     if not path.is_file():
         raise PipelineError(f"{path}: data file not found (config key 'data.source.path')")
-    fmt = fmt or path.suffix.lstrip(".").lower().replace("jsonl", "json")
-    if fmt not in READERS:
+    fmt = fmt or path.suffix.lstrip(".").lower().replace("jsonl", "json").replace("txt", "text")
+    if fmt not in BUILDERS:
         raise PipelineError(
-            f"{path}: cannot tell the format; set 'data.source.format' to csv, parquet or json"
+            f"{path}: cannot tell the format; set 'data.source.format' to "
+            "csv, parquet, json or text"
         )
+    # json: JSON lines, or an array of records (the builder falls back to reading it whole)
+    from datasets import load_dataset
+
+    from pipelines.io import quiet_datasets
+
+    quiet_datasets()
     try:
-        if fmt == "json":
-            lines = path.read_text().lstrip()[:1] != "["
-            return pd.read_json(path, lines=lines)
-        return READERS[fmt](path)  # type: ignore[misc]
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return load_dataset(
+            fmt,
+            data_files=str(path.resolve()),
+            split="train",
+            cache_dir=str(work / "hf"),
+        )
+    except Exception as err:  # the builders raise whatever their parser raises
+        message = _first_line(err)
+        if "corresponds to no data" in message:  # a header and no rows: the builder made none
+            raise PipelineError(f"{path}: the table is empty (expected at least one row)") from None
         raise PipelineError(f"{path}: could not read as {fmt}: {message}") from None
+
+
+def read_hub(dataset_id: str, work: Path) -> Dataset:
+    """A hub dataset, all its splits in one table. Offline (no network, or HF_HUB_OFFLINE /
+    HF_DATASETS_OFFLINE set) this ends in one line naming the id."""
+    from datasets import DatasetDict, concatenate_datasets, load_dataset
+
+    from pipelines.io import quiet_datasets
+
+    quiet_datasets()
+    try:
+        loaded = load_dataset(dataset_id, cache_dir=str(work / "hf"))
+    except Exception as err:  # connection, offline mode, unknown id, gated: all end here
+        raise PipelineError(
+            f"config key 'data.source.path': cannot load hub dataset {dataset_id!r} "
+            f"(offline, or no such dataset): {_first_line(err)}"
+        ) from None
+    if isinstance(loaded, DatasetDict):
+        return concatenate_datasets([loaded[name] for name in loaded])
+    return loaded
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def german_credit_csv() -> Path:
