@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.compose import compose_params
 from pipelines.config import load_params, to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.multiclass import multiclass_metrics
@@ -47,10 +48,10 @@ def test_the_moe_text_model_learns_the_intents_through_the_shared_fit(
     tokenizer = train_tokenizer(train_texts, TokenizerConfig(vocab_size=800, max_length=MAX_LEN))
     ids_train, _ = encode(tokenizer, train_texts)
     ids_val, _ = encode(tokenizer, val_texts)
+    compose_params(tmp_path / "params.yaml", ["model=moe_transformer"])
     cfg = load_params(
-        REPO / "params.yaml",
+        tmp_path / "params.yaml",
         [
-            "model=moe_transformer",
             "model.hidden_dim=32",
             "model.ffn_dim=64",
             "model.num_blocks=1",

@@ -34,17 +34,19 @@ def synthetic_tickets(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_moe_text_model_trains_with_deepspeed_zero2_in_bf16(tmp_path: Path) -> None:
+    from pipelines.compose import compose_params
     from pipelines.config import load_params, to_container
     from pipelines.datamodule import TabularDataModule
     from pipelines.text.lightning import TextIntentClassifier
     from pipelines.training import fit_classifier
 
+    compose_params(
+        tmp_path / "params.yaml",
+        ["strategy=deepspeed_zero2", "trainer=gpu", "model=moe_transformer"],
+    )
     cfg = load_params(
-        REPO / "params.yaml",
+        tmp_path / "params.yaml",
         [
-            "strategy=deepspeed_zero2",
-            "trainer=gpu",
-            "model=moe_transformer",
             f"model.seq_len={MAX_LEN}",
             "train.batch_size=64",
             "train.lr=0.003",
@@ -55,6 +57,7 @@ def test_the_moe_text_model_trains_with_deepspeed_zero2_in_bf16(tmp_path: Path) 
         ],
     )
     assert cfg.trainer.precision == "bf16-mixed" and cfg.strategy.zero_stage == 2
+    assert cfg.model.name == "moe_transformer"
     train, val = synthetic_tickets(3000, seed=0), synthetic_tickets(600, seed=1)
     dm = TabularDataModule(train, val, ["input_ids"], 64, 256, seed=cfg.seed)
 
