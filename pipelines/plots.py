@@ -37,6 +37,14 @@ def profile_png(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def gates_html(failures: list[str]) -> str:
+    """The profile pages' verdict: each failed quality gate, or that all passed."""
+    if failures:
+        listed = "<br>".join(map(html.escape, failures))
+        return f"<p style='color:#b00'>Failed gates:<br>{listed}</p>"
+    return "<p style='color:#070'>All quality gates passed.</p>"
+
+
 def profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[str]) -> None:
     rows = "".join(
         "<tr><td>{}</td>{}</tr>".format(
@@ -57,11 +65,7 @@ def profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[s
         )
         for name, stats in report["columns"].items()
     )
-    gates = (
-        "<p style='color:#b00'>Failed gates:<br>" + "<br>".join(map(html.escape, failures)) + "</p>"
-        if failures
-        else "<p style='color:#070'>All quality gates passed.</p>"
-    )
+    gates = gates_html(failures)
     image = base64.b64encode(png.read_bytes()).decode()
     path.write_text(
         "<html><head><meta charset='utf-8'><title>Data profile</title></head><body>"

@@ -52,7 +52,7 @@ def profile_splits(splits: dict[str, pd.DataFrame], schema: SchemaConfig) -> dic
             "missing_fraction": float(values.isna().mean()),
             "n_unique": int(values.nunique()),
             "top_values": {str(k): int(v) for k, v in top.items()},
-            "drift_psi": _categorical_psi(train[column], test[column]),
+            "drift_psi": categorical_psi(train[column], test[column]),
         }
     label_balance = {
         name: {
@@ -163,7 +163,7 @@ def population_stability_index(
     return psi(counts[0], counts[1])
 
 
-def _categorical_psi(expected: pd.Series, actual: pd.Series) -> float | None:
+def categorical_psi(expected: pd.Series, actual: pd.Series) -> float | None:
     """PSI over the column's levels, rare levels merged into one "other" bucket.
 
     A level is rare when its share of both samples together would put fewer than

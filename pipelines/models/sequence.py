@@ -90,6 +90,22 @@ class AttentionBlock(nn.Module):
         return h + self.attention(self.norm(h), padding)
 
 
+def run_encoder(
+    attention: nn.ModuleList, ffn: nn.ModuleList, h: Tensor, padding: Tensor
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """The encoder layers, each self-attention then its feed-forward (MoE or dense): the
+    hidden states, the summed load-balancing loss, and the tokens per expert of each MoE
+    block. Shared by the transaction-history and the text Transformers."""
+    aux_total = h.new_zeros(())
+    counts: list[Tensor] = []
+    for attend, feed_forward in zip(attention, ffn, strict=True):
+        h, aux, expert_counts = feed_forward(attend(h, padding))
+        aux_total = aux_total + aux
+        if expert_counts is not None:
+            counts.append(expert_counts)
+    return h, aux_total, counts
+
+
 class TransformerClassifier(nn.Module):
     def __init__(
         self, n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
@@ -109,13 +125,7 @@ class TransformerClassifier(nn.Module):
         inputs = torch.cat([features, present.unsqueeze(-1)], dim=-1)
         h = self.inp(as_layer_input(inputs, self.inp[0])) + self.position
         padding = present < 0.5
-        aux_total = h.new_zeros(())
-        counts: list[Tensor] = []
-        for attention, ffn in zip(self.attention, self.ffn, strict=True):
-            h, aux, expert_counts = ffn(attention(h, padding))
-            aux_total = aux_total + aux
-            if expert_counts is not None:
-                counts.append(expert_counts)
+        h, aux_total, counts = run_encoder(self.attention, self.ffn, h, padding)
         # the scored transaction is the last position, never padding
         return as_float32(self.head(h[:, -1]).squeeze(-1)), aux_total, counts
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from pipelines.config import ModelConfig
 from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, exportable
-from pipelines.models.sequence import AttentionBlock
+from pipelines.models.sequence import AttentionBlock, run_encoder
 
 INPUT_IDS, ATTENTION_MASK, PROBABILITIES = "input_ids", "attention_mask", "probabilities"
 
@@ -52,13 +52,7 @@ class TextClassifier(nn.Module):
         length = input_ids.shape[1]
         h = self.dropout(self.embed(input_ids) + self.position[:length])
         padding = attention_mask < 1
-        aux_total = h.new_zeros(())
-        counts: list[Tensor] = []
-        for attention, ffn in zip(self.attention, self.ffn, strict=True):
-            h, aux, expert_counts = ffn(attention(h, padding))
-            aux_total = aux_total + aux
-            if expert_counts is not None:
-                counts.append(expert_counts)
+        h, aux_total, counts = run_encoder(self.attention, self.ffn, h, padding)
         # position 0 is [CLS], the one token every text has
         return as_float32(self.head(h[:, 0])), aux_total, counts
 

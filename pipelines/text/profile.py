@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset
 
-from pipelines.profiling import _categorical_psi, population_stability_index
+from pipelines.errors import PipelineError
+from pipelines.plots import gates_html
+from pipelines.profiling import categorical_psi, population_stability_index
 from pipelines.text.dedup import exact_key, exact_pass, minhash_template, near_pass, signature
 from pipelines.text.rules import detect_language, is_abusive, language_ok
 from pipelines.text.rules_config import TextCleanConfig, check_fraction, check_int
@@ -63,13 +65,7 @@ class TextGatesConfig:
         for name in ("max_length_psi", "max_label_psi"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise_key(name, value, "a number >= 0")
-
-
-def raise_key(name: str, value: object, expected: str) -> None:
-    from pipelines.errors import PipelineError
-
-    raise PipelineError(f"{KEY}.{name} = {value!r}: expected {expected}")
+                raise PipelineError(f"{KEY}.{name} = {value!r}: expected a number >= 0")
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
@@ -155,7 +151,7 @@ def profile_text_splits(
         "length_psi": population_stability_index(
             pd.Series([len(t) for t in texts[train]]), pd.Series([len(t) for t in texts[test]])
         ),
-        "label_psi": _categorical_psi(pd.Series(labels[train]), pd.Series(labels[test])),
+        "label_psi": categorical_psi(pd.Series(labels[train]), pd.Series(labels[test])),
         "between": [train, test],
     }
     return report
@@ -263,11 +259,7 @@ def text_profile_html(report: dict[str, Any], png: Path, path: Path, failures: l
         + "</tr>"
         for name, stats in report["splits"].items()
     )
-    gates = (
-        "<p style='color:#b00'>Failed gates:<br>" + "<br>".join(map(html.escape, failures)) + "</p>"
-        if failures
-        else "<p style='color:#070'>All quality gates passed.</p>"
-    )
+    gates = gates_html(failures)
     image = base64.b64encode(png.read_bytes()).decode()
     header = "".join(f"<th>{key.replace('_', ' ')}</th>" for key in figures)
     path.write_text(
