@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -173,7 +174,11 @@ def test_killed_sweep_continues_without_losing_or_repeating_trials(tmp_path: Pat
             if (tmp_path / "study.db").exists():
                 try:
                     trials = study(tmp_path).trials
-                except (KeyError, optuna.exceptions.StorageInternalError):
+                except (
+                    KeyError,
+                    optuna.exceptions.StorageInternalError,
+                    sqlalchemy.exc.OperationalError,  # both processes creating the tables
+                ):
                     continue  # the study is being created
                 if states(trials)[TrialState.COMPLETE] >= 2 and any(
                     t.state == TrialState.RUNNING for t in trials
