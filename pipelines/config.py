@@ -18,6 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.errors import PipelineError
+from pipelines.text.rules_config import (
+    TextAugmentConfig,
+    TextCleanConfig,
+    TextGatesConfig,
+    TokenizerConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class SchemaConfig:
     sequence_key: str | None = None
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
+    # data.modality=text: the column holding the text (renamed `text` after ingest)
+    text: str | None = None
 
     @property
     def features(self) -> list[str]:
@@ -151,14 +159,38 @@ class AugmentConfig:
 
 
 @dataclass
+class TextProfileConfig:
+    gates: TextGatesConfig = field(default_factory=TextGatesConfig)
+    # langdetect takes about 6 ms a text: the language mix is estimated on a seeded sample
+    # of this many rows per split (the report says how many it read)
+    language_sample: int = bounded(2000, **AT_LEAST_ONE)
+
+
+@dataclass
+class TextDataConfig:
+    """The text modality's settings (data.modality=text, conf/data/customer_service.yaml): the
+    same stages run them in place of the tabular sections data.profile/clean/augment."""
+
+    profile: TextProfileConfig = field(default_factory=TextProfileConfig)
+    clean: TextCleanConfig = field(default_factory=TextCleanConfig)
+    augment: TextAugmentConfig = field(default_factory=TextAugmentConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+
+@dataclass
 class DataConfig:
     name: str = "data"
+    # which plug-ins the stages run: tabular (pipelines/cleaning.py, ...) or text
+    # (pipelines/text/); every data config declares both `text` and the tabular sections,
+    # since dvc.yaml tracks the same keys whatever the modality
+    modality: str = "tabular"
     source: SourceConfig = field(default_factory=SourceConfig)
     schema: SchemaConfig = field(default_factory=SchemaConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    text: TextDataConfig = field(default_factory=TextDataConfig)
     # processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
     # imputation, feature encoding); None: in process. The output files are the same bytes
     # either way, so dvc.yaml does not declare it: changing it reruns nothing
@@ -478,7 +510,8 @@ VARIANTS = (
 )
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source.kind": ("simulator", "file", "german_credit", "hub"),
+    "data.modality": ("tabular", "text"),
+    "data.source.kind": ("simulator", "file", "german_credit", "rotten_tomatoes", "hub"),
     "data.source.format": ("csv", "parquet", "json", "text"),
     "data.split.method": ("time", "stratified"),
     "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
@@ -570,7 +603,11 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{cfg.model.name!r}: DeepSpeed's MoE layer supports ZeRO stage 1 or 2 only; "
             "expected strategy=deepspeed_zero1|deepspeed_zero2 or a dense model"
         )
-    if cfg.model.is_sequence and not (cfg.data.schema.sequence_key and cfg.data.schema.time_column):
+    if cfg.data.modality == "text":
+        _check_text(cfg, source)
+    elif cfg.model.is_sequence and not (
+        cfg.data.schema.sequence_key and cfg.data.schema.time_column
+    ):
         raise PipelineError(
             f"{source}: config key 'data.schema.sequence_key' = {cfg.data.schema.sequence_key!r}, "
             f"'data.schema.time_column' = {cfg.data.schema.time_column!r}: model "
@@ -618,6 +655,30 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
                 f"{source}: config key 'data.clean.ranges.{column}': min = {rule.min} > "
                 f"max = {rule.max}; expected min <= max"
             )
+
+
+TEXT_MODELS = ("moe_transformer", "dense_transformer")
+
+
+def _check_text(cfg: PipelineConfig, source: str) -> None:
+    if cfg.model.name not in TEXT_MODELS:
+        raise PipelineError(
+            f"{source}: config key 'model.name' = {cfg.model.name!r} with data.modality = text: "
+            f"expected one of {', '.join(TEXT_MODELS)} (the text encoders)"
+        )
+    max_length = cfg.data.text.tokenizer.max_length
+    if cfg.model.seq_len != max_length:
+        # the position table is model.seq_len long and must cover every token the tokenizer
+        # keeps; conf/experiment/customer_service.yaml ties the two by interpolation
+        raise PipelineError(
+            f"{source}: config key 'model.seq_len' = {cfg.model.seq_len}: expected "
+            f"data.text.tokenizer.max_length = {max_length} for a text model"
+        )
+    if not cfg.data.schema.text:
+        raise PipelineError(
+            f"{source}: config key 'data.schema.text' is not set: expected the name of the "
+            "column holding the text"
+        )
 
 
 def _check_bounds(node: Any, prefix: str, source: str) -> None:
@@ -704,7 +765,11 @@ def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
         reason = str(err).splitlines()[0]
         raise PipelineError(f"{source}: config key '{key}': {reason}") from None
     _check_choices(merged, source)
-    typed: PipelineConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    try:
+        typed: PipelineConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except PipelineError as err:
+        # a section's own __post_init__ check (the text settings) names the key, not the file
+        raise PipelineError(f"{source}: {err}") from None
     _check_bounds(typed, "", source)
     _check_ranges(typed, source)
     return typed

@@ -43,6 +43,9 @@ def print_summary(layout: Layout) -> None:
     latency = layout.latency_report / "latency.json"
     # absent when the outputs came from `dvc pull` rather than a run on this machine
     timings = json.loads(latency.read_text())["variants"] if latency.is_file() else {}
+    if evaluation.get("modality") == "text":
+        _print_text_summary(evaluation, timings)
+        return
     unreliable = "" if evaluation.get("reliable", True) else " (too few positives: unreliable)"
     table = Table(
         title=f"test split: {evaluation['test_rows']} rows, "
@@ -88,6 +91,33 @@ def print_summary(layout: Layout) -> None:
             f"speed-ups: p50 latency at batch {serving} against ONNX Runtime FP32 of the trained "
             "model, and against PyTorch eager (most of that gain is ONNX Runtime's)"
         )
+
+
+def _print_text_summary(evaluation: dict, timings: dict) -> None:
+    serving = _serving_batch(timings)
+    table = Table(
+        title=f"test split: {evaluation['test_rows']} texts, {len(evaluation['classes'])} classes"
+    )
+    columns = ("variant", "accuracy", "macro-F1", "macro-F1 kept", "KiB", f"ms @{serving or '?'}")
+    for column in (*columns, "vs ORT FP32"):
+        table.add_column(column, justify="right" if column != "variant" else "left")
+    reference = timings.get("onnx_fp32", {}).get(f"batch{serving}", {}).get("p50_ms")
+    for name, m in evaluation["variants"].items():
+        ms = timings.get(name, {}).get(f"batch{serving}", {}).get("p50_ms")
+        table.add_row(
+            name,
+            f"{m['accuracy']:.4f}",
+            f"{m['macro_f1']:.4f}",
+            f"{m['macro_f1_retained_vs_fp32']:.2%}",
+            f"{m['size_bytes'] / 1024:.0f}" if "size_bytes" in m else "",
+            f"{ms:.3f}" if ms is not None else "n/a",
+            f"{reference / ms:.2f}x" if ms and reference else "n/a",
+        )
+    Console(width=150).print(table)
+    print(
+        f"latency: p50 at batch {serving}, token ids in (tokenising is timed as tokenize_only in "
+        "outputs/latency/latency.json); TF-IDF's includes its vectorizer"
+    )
 
 
 def _serving_batch(timings: dict) -> int | None:

@@ -3,6 +3,7 @@ weights-only checkpoint."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -426,7 +427,23 @@ def _finish_wandb() -> None:
             wandb.finish()
 
 
-def save_checkpoint(module: RiskClassifier, path: Path, extra: dict[str, Any]) -> None:
+def drop_other_runs(train_work: Path, keep: str) -> None:
+    """Checkpoints of runs with another config or other inputs can never be resumed."""
+    if train_work.is_dir():
+        for child in train_work.iterdir():
+            if child.is_dir() and child.name != keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def write_history(rows: list[dict[str, float]], path: Path) -> None:
+    columns = sorted({key for row in rows for key in row}, key=lambda k: (k != "epoch", k))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns or ["epoch"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def save_checkpoint(module: MoEClassifierBase, path: Path, extra: dict[str, Any]) -> None:
     """Weights and plain hyperparameters only: loadable with torch.load(weights_only=True),
     and the standard Lightning way, `RiskClassifier.load_from_checkpoint(path,
     weights_only=True)`, which needs the Lightning version key (it picks checkpoint migrations
@@ -451,6 +468,11 @@ def load_checkpoint(path: Path) -> RiskClassifier:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise PipelineError(f"{path}: not a checkpoint written by the train stage")
+    if payload.get("modality", "tabular") != "tabular":
+        raise PipelineError(
+            f"{path}: a {payload['modality']} model's checkpoint; expected a tabular one "
+            "(pipelines.text.lightning.load_text_checkpoint reads text checkpoints)"
+        )
     module = RiskClassifier(**payload["hyper_parameters"])
     module.load_state_dict(payload["state_dict"])
     return module.eval()

@@ -13,6 +13,10 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import augment as text
+
+        return text.run(cfg, layout)
     features = read_json(layout.features_file)["features"]
     # imbalanced-learn's samplers work on in-memory arrays: the train split is loaded
     train = read_split(layout.split(layout.cleaned, "train")).to_pandas()

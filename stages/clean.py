@@ -14,6 +14,10 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import clean as text
+
+        return text.run(cfg, layout)
     # each split is opened when its turn comes, and dropped after, so at most one split's
     # pages are mapped at a time
     splits = {name: partial(read_split, layout.split(layout.ingested, name)) for name in SPLITS}

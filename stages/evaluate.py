@@ -40,6 +40,10 @@ SPEED_BASELINE = ONNX_PREFIX + "fp32"
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import evaluate as text
+
+        return text.run(cfg, layout)
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     features = read_json(layout.features_file)["features"]

@@ -28,6 +28,10 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import export as text
+
+        return text.run(cfg, layout)
     ex = cfg.export
     features = read_json(layout.features_file)["features"]
     x, _ = model_inputs(cfg, layout, features, ("test",))["test"]

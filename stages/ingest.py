@@ -14,6 +14,10 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import ingest as text
+
+        return text.run(cfg, layout)
     data = cfg.data
     # the scratch folder holds the raw and conformed Arrow files the splits are cut from;
     # it goes when the stage ends, after the splits were written (or nothing was published)

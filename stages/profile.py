@@ -15,6 +15,10 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import profile as text
+
+        return text.run(cfg, layout)
     # the report needs whole columns (quantiles, drift, correlations): the splits are read
     # into pandas here, the one data stage that still holds a table in memory
     splits = {name: read_split(layout.split(layout.ingested, name)).to_pandas() for name in SPLITS}

@@ -28,6 +28,10 @@ from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import quantize as text
+
+        return text.run(cfg, layout)
     q = cfg.quantize
     module = load_checkpoint(layout.checkpoint)
     features = read_json(layout.features_file)["features"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import shutil
 from typing import Any
 
 from pipelines.config import PipelineConfig
@@ -14,11 +12,22 @@ from pipelines.layout import Layout
 from pipelines.models.moe import count_parameters
 from pipelines.onnx_export import torch_probabilities
 from pipelines.strategy import check_hardware
-from pipelines.training import finish_run, fit_classifier, run_fingerprint, save_checkpoint
+from pipelines.training import (
+    drop_other_runs,
+    finish_run,
+    fit_classifier,
+    run_fingerprint,
+    save_checkpoint,
+    write_history,
+)
 from stages._cli import main
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    if cfg.data.modality == "text":
+        from pipelines.text.plugins import train as text
+
+        return text.run(cfg, layout)
     check_hardware(cfg)
     features = read_json(layout.features_file)["features"]
     data = model_inputs(cfg, layout, features, ("train", "val"))
@@ -34,7 +43,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     # one work dir per (config, inputs): rerunning the same thing after a kill resumes it
     inputs = [layout.augmented_train, layout.cleaned]
     work_dir = layout.train_work / run_fingerprint(cfg, inputs)
-    _drop_other_runs(layout.train_work, keep=work_dir.name)
+    drop_other_runs(layout.train_work, keep=work_dir.name)
     result = fit_classifier(cfg, dm, work_dir, run_name=f"{cfg.data.name}-{cfg.model.name}")
     x_val, y_val = dm.val_xy
     val = ranking_metrics(y_val, torch_probabilities(result.module.model, x_val))
@@ -51,25 +60,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     with staged_outputs(layout.staging, *outputs) as (ckpt, metrics_file, history):
         save_checkpoint(result.module, ckpt, {"val_metrics": val})
         write_json(metrics_file, metrics)
-        _write_history(result.history, history)
+        write_history(result.history, history)
     finish_run(work_dir)
     return metrics
-
-
-def _drop_other_runs(train_work, keep: str) -> None:
-    """Checkpoints of runs with another config or other inputs can never be resumed."""
-    if train_work.is_dir():
-        for child in train_work.iterdir():
-            if child.is_dir() and child.name != keep:
-                shutil.rmtree(child, ignore_errors=True)
-
-
-def _write_history(rows: list[dict[str, float]], path) -> None:
-    columns = sorted({key for row in rows for key in row}, key=lambda k: (k != "epoch", k))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns or ["epoch"])
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 if __name__ == "__main__":

@@ -237,10 +237,28 @@ def test_keys_with_an_upper_bound_are_also_tested_above_it() -> None:
 UNBOUNDED_BY_DESIGN = {"train.pos_weight"}
 
 
+# the text settings check their ranges in their dataclasses' __post_init__
+# (pipelines/text/rules_config.py), so the text library refuses them too when used without
+# the config; the test below holds every one of them to it
+TEXT_SECTION = "data.text."
+
+
 def test_every_numeric_key_of_the_schema_declares_its_range() -> None:
     declared = {key for key, _ in bounded_fields()}
-    missing = set(numeric_fields()) - declared - UNBOUNDED_BY_DESIGN
+    numeric = {key for key in numeric_fields() if not key.startswith(TEXT_SECTION)}
+    missing = numeric - declared - UNBOUNDED_BY_DESIGN
     assert not missing, f"numeric keys without a range: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("key", [k for k in numeric_fields() if k.startswith(TEXT_SECTION)])
+def test_every_numeric_text_key_refuses_a_negative_value_naming_the_key(key: str) -> None:
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "params.yaml"), {})
+    OmegaConf.update(cfg, key, -1, force_add=True)
+    # the text library's own checks name the key without the "config key '...'" quotes
+    refusal = rf"'?{re.escape(key)}'? = -1(\.0)?: expected"
+    with pytest.raises(PipelineError, match=refusal) as err:
+        validate(cfg)
+    assert len(str(err.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize(("key", "bad"), OUT_OF_RANGE)

@@ -117,6 +117,11 @@ INFRASTRUCTURE = {
     "pipelines/io.py",
     "pipelines/layout.py",
     "pipelines/progress.py",
+    # the text settings' dataclasses, part of the config schema (pipelines/config.py imports them)
+    "pipelines/text/rules_config.py",
+    # package markers (a docstring)
+    "pipelines/text/__init__.py",
+    "pipelines/text/plugins/__init__.py",
     "stages/_cli.py",
 }
 # how a training run is launched and logged, reached by the later stages only through

@@ -86,6 +86,31 @@ def test_the_readme_german_credit_experiment_runs_through_dvc(tmp_path: Path) ->
     assert (clone / "export" / "model_card.json").is_file()
 
 
+@pytest.mark.slow
+def test_the_readme_text_experiment_runs_through_dvc(tmp_path: Path) -> None:
+    """`dvc exp run -S '+experiment=customer_service'`: DVC composes the text experiment into
+    params.yaml and `dvc repro` runs the same eight stages with the text plug-ins (1,500
+    tickets and one epoch here, the `-S` settings added)."""
+    clone = committed_clone(tmp_path / "clone")
+    command = next(c for c in readme_block("## Text experiments") if "dvc exp run" in c)
+    small = [
+        "data.source.rows=1500",
+        "data.text.profile.language_sample=150",
+        "data.text.profile.gates.min_rows=100",
+        "data.text.profile.gates.min_class_rows=5",
+        "data.text.tokenizer.vocab_size=500",
+        "trainer.max_epochs=1",
+        "evaluate.latency_repeats=2",
+    ]
+    sh(command + "".join(f" -S {o}" for o in small), clone)
+    card = json.loads((clone / "export" / "model_card.json").read_text())
+    assert card["task"] == "text classification" and card["variant"] == "int8_dynamic"
+    headline = json.loads((clone / "metrics" / "headline.json").read_text())["test"]
+    assert {"onnx_fp32", "onnx_int8_dynamic", "tfidf_logistic_regression"} <= set(headline)
+    lock = (clone / "dvc.lock").read_text()
+    assert "modality: text" in lock
+
+
 def readme_commands() -> list[str]:
     """Every command line of every ```bash block in the README (comments stripped)."""
     text = (REPO / "README.md").read_text()
@@ -118,6 +143,15 @@ EXERCISED_BY: dict[str, str] = {
     "make run": "the fresh-clone check before each landing; its `dvc repro` on small data: "
     "tests/test_dvc_pipeline.py::test_repro_runs_eight_stages_then_nothing_then_exactly_the_changed_ones",
     "make test": ".ci/run (CI)",
+    "python train.py +experiment=customer_service": "on 1,500 tickets through train, with a "
+    "model override: tests/test_text_pipeline.py::test_train_py_runs_the_text_experiment_with_hydra_overrides; "
+    "all eight stages: tests/test_text_pipeline.py::test_every_stage_writes_what_dvc_yaml_declares",
+    "python train.py +experiment=customer_service model=dense_transformer": "tests/test_text_pipeline.py::test_train_py_runs_the_text_experiment_with_hydra_overrides",
+    "python train.py +experiment=customer_service data=rotten_tomatoes": "its ingest of the real corpus: "
+    "tests/test_text_pipeline.py::test_the_real_rotten_tomatoes_corpus_ingests_through_the_same_stage",
+    "python train.py -m hparams_search=customer_service_optuna": "two trials on small data: "
+    "tests/test_text_pipeline.py::test_the_text_search_space_runs_as_an_optuna_sweep",
+    "dvc exp run -S '+experiment=customer_service'": "tests/test_readme.py::test_the_readme_text_experiment_runs_through_dvc",
     "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, README 'On a GPU'); its "
     "whole code path at toy size on CPU: "
     "tests/test_gpu_benchmark.py::test_the_gpu_benchmark_runs_its_code_path_on_a_cpu_at_toy_size",

@@ -122,5 +122,5 @@ def test_a_bad_lexicon_or_rate_names_the_file_or_key(tmp_path: Path) -> None:
     bad.write_text("synonyms:\n  - [alone]\n")
     with pytest.raises(PipelineError, match=rf"{bad}: synonym set \['alone'\]"):
         load_lexicon(str(bad))
-    with pytest.raises(PipelineError, match=r"text_augment\.swap_rate = 1\.5: expected"):
+    with pytest.raises(PipelineError, match=r"data\.text\.augment\.swap_rate = 1\.5: expected"):
         TextAugmentConfig(swap_rate=1.5)

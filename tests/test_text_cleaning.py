@@ -417,8 +417,8 @@ def test_a_split_emptied_by_the_rules_fails_naming_the_split_and_rule() -> None:
     with pytest.raises(PipelineError) as err:
         clean_text_splits({"train": train}, _cfg(length=LengthConfig(min_chars=200)))
     assert str(err.value) == (
-        "text_clean: every row of split 'train' was removed (length removed 3 of 3); "
-        "loosen text_clean.length"
+        "data.text.clean: every row of split 'train' was removed (length removed 3 of 3); "
+        "loosen data.text.clean.length"
     )
 
 
@@ -472,39 +472,42 @@ def test_clean_validates_each_split_and_names_it() -> None:
     [
         (
             lambda: LengthConfig(min_chars=-1),
-            "text_clean.length.min_chars = -1: expected an integer >= 0",
+            "data.text.clean.length.min_chars = -1: expected an integer >= 0",
         ),
         (
             lambda: LengthConfig(min_chars=600),
-            "text_clean.length.min_chars = 600 > text_clean.length.max_chars = 512",
+            "data.text.clean.length.min_chars = 600 > data.text.clean.length.max_chars = 512",
         ),
         (
             lambda: DedupConfig(threshold=1.5),
-            "text_clean.dedup.threshold = 1.5: expected a number in (0, 1]",
+            "data.text.clean.dedup.threshold = 1.5: expected a number in (0, 1]",
         ),
         (
             lambda: DedupConfig(shingle_size=0),
-            "text_clean.dedup.shingle_size = 0: expected an integer >= 1",
+            "data.text.clean.dedup.shingle_size = 0: expected an integer >= 1",
         ),
         (
             lambda: LanguageConfig(allowed=[]),
-            "text_clean.language.allowed = []: expected a non-empty list",
+            "data.text.clean.language.allowed = []: expected a non-empty list",
         ),
         (
             lambda: LanguageConfig(min_confidence=0),
-            "text_clean.language.min_confidence = 0: expected a number in (0, 1]",
+            "data.text.clean.language.min_confidence = 0: expected a number in (0, 1]",
         ),
         (
             lambda: AbuseConfig(min_count=0),
-            "text_clean.abuse.min_count = 0: expected an integer >= 1",
+            "data.text.clean.abuse.min_count = 0: expected an integer >= 1",
         ),
-        (lambda: PiiConfig(kinds=["email", "iban"]), "text_clean.pii.kinds = ['email', 'iban']"),
+        (
+            lambda: PiiConfig(kinds=["email", "iban"]),
+            "data.text.clean.pii.kinds = ['email', 'iban']",
+        ),
         (
             lambda: TextCleanConfig(length={"min_char": 5}),
-            "text_clean.length.min_char: unknown key; expected one of enabled, min_chars, "
+            "data.text.clean.length.min_char: unknown key; expected one of enabled, min_chars, "
             "max_chars",
         ),
-        (lambda: TextCleanConfig(dedup={"num_perm": 1}), "text_clean.dedup.num_perm = 1"),
+        (lambda: TextCleanConfig(dedup={"num_perm": 1}), "data.text.clean.dedup.num_perm = 1"),
     ],
 )
 def test_bad_config_names_the_key_and_what_was_expected(build, message) -> None:

@@ -94,11 +94,16 @@ def test_label_drift_shows_when_test_holds_one_class_only() -> None:
 def test_gates_name_the_split_the_figure_and_the_key(tmp_path: Path) -> None:
     report = profile_text_splits(hand_made(), RULES)
     failures = check_text_gates(report, TextGatesConfig(min_rows=3, min_class_rows=2))
-    assert "val: 2 rows < text_profile.gates.min_rows = 3" in failures
-    leak = "leak rate (duplicates of train rows) 0.5000 > text_profile.gates.max_leak_rate = 0.05"
+    assert "val: 2 rows < data.text.profile.gates.min_rows = 3" in failures
+    leak = (
+        "leak rate (duplicates of train rows) 0.5000 > data.text.profile.gates.max_leak_rate = 0.05"
+    )
     assert f"test: {leak}" in failures
-    assert "test: abusive rate 0.5000 > text_profile.gates.max_abusive_rate = 0.1" in failures
-    assert "train: label 'card_lost' has 1 rows < text_profile.gates.min_class_rows = 2" in failures
+    assert "test: abusive rate 0.5000 > data.text.profile.gates.max_abusive_rate = 0.1" in failures
+    assert (
+        "train: label 'card_lost' has 1 rows < data.text.profile.gates.min_class_rows = 2"
+        in failures
+    )
     loose = TextGatesConfig(
         min_rows=0, min_class_rows=0, max_duplicate_rate=1, max_leak_rate=1,
         max_abusive_rate=1, max_oov_rate=1, max_length_psi=100, max_label_psi=100,
@@ -113,5 +118,7 @@ def test_gates_name_the_split_the_figure_and_the_key(tmp_path: Path) -> None:
 
 
 def test_a_gate_of_the_wrong_type_names_its_key() -> None:
-    with pytest.raises(PipelineError, match=r"text_profile\.gates\.max_leak_rate = 2: expected"):
+    with pytest.raises(
+        PipelineError, match=r"data.text.profile.gates\.max_leak_rate = 2: expected"
+    ):
         TextGatesConfig(max_leak_rate=2)

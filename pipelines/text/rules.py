@@ -63,14 +63,14 @@ RULE_ORDER = (
 )
 # What can appear in the quarantine's `rule` column, in order, with the config key to loosen.
 REMOVAL_RULES = {
-    "empty": "text_clean.empty",
-    "length": "text_clean.length",
-    "language": "text_clean.language",
-    "abuse": "text_clean.abuse",
-    "exact_duplicate": "text_clean.dedup.exact",
-    "exact_leak": "text_clean.dedup.exact",
-    "near_duplicate": "text_clean.dedup",
-    "near_leak": "text_clean.dedup",
+    "empty": "data.text.clean.empty",
+    "length": "data.text.clean.length",
+    "language": "data.text.clean.language",
+    "abuse": "data.text.clean.abuse",
+    "exact_duplicate": "data.text.clean.dedup.exact",
+    "exact_leak": "data.text.clean.dedup.exact",
+    "near_duplicate": "data.text.clean.dedup",
+    "near_leak": "data.text.clean.dedup",
 }
 RULE_COLUMN, SPLIT_COLUMN = "rule", "split"
 
@@ -117,7 +117,7 @@ def clean_text_splits(
     normalize rule changed), removed (per rule of REMOVAL_RULES) and masked (per PII kind).
     """
     if not splits:
-        raise PipelineError("text_clean: no splits given; expected at least a 'train' split")
+        raise PipelineError("data.text.clean: no splits given; expected at least a 'train' split")
     ordered = _train_first(splits)
     for name, ds in ordered.items():
         _check_reserved(ds, name)
@@ -212,7 +212,7 @@ def _check_reserved(ds: datasets.Dataset, name: str) -> None:
         if column in ds.column_names:
             raise PipelineError(
                 f"split '{name}': column '{column}' is reserved for the quarantine; rename it "
-                "before text_clean"
+                "before data.text.clean"
             )
 
 
@@ -433,8 +433,8 @@ def _fail_if_emptied(report: dict[str, Any]) -> None:
         if split["rows_out"] == 0:
             rule, count = max(split["removed"].items(), key=lambda item: item[1])
             raise PipelineError(
-                f"text_clean: every row of split '{name}' was removed ({rule} removed {count} of "
-                f"{split['rows_in']}); loosen {REMOVAL_RULES[rule]}"
+                f"data.text.clean: every row of split '{name}' was removed ({rule} removed "
+                f"{count} of {split['rows_in']}); loosen {REMOVAL_RULES[rule]}"
             )
 
 

@@ -1,6 +1,6 @@
 """Config of the text cleaning rules (pipelines/text/rules.py): one dataclass per rule under
 `text_clean`, each validated on construction so a bad value fails before any row is read,
-with the key, the value and what was expected (e.g. "text_clean.length.min_chars = -1:
+with the key, the value and what was expected (e.g. "data.text.clean.length.min_chars = -1:
 expected an integer >= 0")."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class NormalizeConfig:
     collapse_whitespace: bool = True
 
     def __post_init__(self) -> None:
-        key = "text_clean.normalize"
+        key = "data.text.clean.normalize"
         check_bool(f"{key}.enabled", self.enabled)
         if self.form not in UNICODE_FORMS:
             _fail(f"{key}.form", self.form, f"one of {', '.join(UNICODE_FORMS)}")
@@ -84,7 +84,7 @@ class PiiConfig:
     card_token: str = "<CARD>"
 
     def __post_init__(self) -> None:
-        key = "text_clean.pii"
+        key = "data.text.clean.pii"
         check_bool(f"{key}.enabled", self.enabled)
         check_str_list(f"{key}.kinds", self.kinds, PII_KINDS)
         for kind in PII_KINDS:
@@ -101,7 +101,7 @@ class EmptyConfig:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        check_bool("text_clean.empty.enabled", self.enabled)
+        check_bool("data.text.clean.empty.enabled", self.enabled)
 
 
 @dataclass
@@ -114,7 +114,7 @@ class LengthConfig:
     max_chars: int = 512
 
     def __post_init__(self) -> None:
-        key = "text_clean.length"
+        key = "data.text.clean.length"
         check_bool(f"{key}.enabled", self.enabled)
         check_int(f"{key}.min_chars", self.min_chars, 0)
         check_int(f"{key}.max_chars", self.max_chars, 1)
@@ -142,7 +142,7 @@ class LanguageConfig:
     seed: int = 0  # langdetect samples n-grams at random; a fixed seed makes it deterministic
 
     def __post_init__(self) -> None:
-        key = "text_clean.language"
+        key = "data.text.clean.language"
         check_bool(f"{key}.enabled", self.enabled)
         check_str_list(f"{key}.allowed", self.allowed)
         if not self.allowed:
@@ -164,7 +164,7 @@ class AbuseConfig:
     extra_words: list[str] = field(default_factory=list)  # added to the built-in list
 
     def __post_init__(self) -> None:
-        key = "text_clean.abuse"
+        key = "data.text.clean.abuse"
         check_bool(f"{key}.enabled", self.enabled)
         check_int(f"{key}.min_count", self.min_count, 1)
         check_fraction(f"{key}.min_share", self.min_share, open_low=True)
@@ -184,7 +184,7 @@ class DedupConfig:
     seed: int = 1
 
     def __post_init__(self) -> None:
-        key = "text_clean.dedup"
+        key = "data.text.clean.dedup"
         check_bool(f"{key}.exact", self.exact)
         check_bool(f"{key}.near", self.near)
         check_fraction(f"{key}.threshold", self.threshold, open_low=True)
@@ -208,9 +208,9 @@ class TextCleanConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
 
     def __post_init__(self) -> None:
-        check_str("text_clean.text_column", self.text_column)
+        check_str("data.text.clean.text_column", self.text_column)
         if self.label_column is not None:
-            check_str("text_clean.label_column", self.label_column)
+            check_str("data.text.clean.label_column", self.label_column)
         sections = {
             "normalize": NormalizeConfig,
             "pii": PiiConfig,
@@ -223,9 +223,9 @@ class TextCleanConfig:
         for name, cls in sections.items():
             value = getattr(self, name)
             if isinstance(value, dict):  # a plain mapping (YAML): validated by the section
-                setattr(self, name, _from_mapping(f"text_clean.{name}", cls, value))
+                setattr(self, name, _from_mapping(f"data.text.clean.{name}", cls, value))
             elif not isinstance(value, cls):
-                _fail(f"text_clean.{name}", value, f"a {cls.__name__} or a mapping")
+                _fail(f"data.text.clean.{name}", value, f"a {cls.__name__} or a mapping")
 
 
 def _from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
@@ -234,3 +234,98 @@ def _from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
         if name not in known:
             raise PipelineError(f"{key}.{name}: unknown key; expected one of {', '.join(known)}")
     return cls(**mapping)
+
+
+# --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
+# declare them in the structured config without importing datasets or tokenizers
+
+AUGMENT_KEY = "data.text.augment"
+GATES_KEY = "data.text.profile.gates"
+TOKENIZER_KEY = "data.text.tokenizer"
+
+
+@dataclass
+class BackTranslationConfig:
+    enabled: bool = False
+    # a Hugging Face translation model id (or local path) and the one translating back
+    model: str = "Helsinki-NLP/opus-mt-en-de"
+    reverse_model: str = "Helsinki-NLP/opus-mt-de-en"
+
+    def __post_init__(self) -> None:
+        check_bool(f"{AUGMENT_KEY}.back_translation.enabled", self.enabled)
+        check_str(f"{AUGMENT_KEY}.back_translation.model", self.model)
+        check_str(f"{AUGMENT_KEY}.back_translation.reverse_model", self.reverse_model)
+
+
+@dataclass
+class TextAugmentConfig:
+    enabled: bool = True
+    # every class is topped up to at least this share of the largest class's train rows
+    min_class_share: float = 0.5
+    # per generated ticket, the EDA rates: share of words replaced / inserted / swapped / deleted
+    synonym_rate: float = 0.1
+    insert_rate: float = 0.1
+    swap_rate: float = 0.1
+    delete_rate: float = 0.1
+    lexicon: str | None = None  # None: pipelines/text/data/lexicon.yaml
+    back_translation: BackTranslationConfig = field(default_factory=BackTranslationConfig)
+
+    def __post_init__(self) -> None:
+        check_bool(f"{AUGMENT_KEY}.enabled", self.enabled)
+        for name in ("min_class_share", "synonym_rate", "insert_rate", "swap_rate", "delete_rate"):
+            check_fraction(f"{AUGMENT_KEY}.{name}", getattr(self, name))
+        if self.lexicon is not None:
+            check_str(f"{AUGMENT_KEY}.lexicon", self.lexicon)
+        if isinstance(self.back_translation, dict):
+            self.back_translation = BackTranslationConfig(**self.back_translation)
+
+
+@dataclass
+class TextGatesConfig:
+    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
+
+    min_rows: int = 100  # per split
+    min_class_rows: int = 5  # of the rarest label, in train
+    max_duplicate_rate: float = 0.2  # exact + near duplicates within a split
+    max_leak_rate: float = 0.05  # val/test rows duplicating train rows
+    max_abusive_rate: float = 0.1
+    max_foreign_rate: float = 0.2  # rows in no allowed language
+    max_oov_rate: float = 0.2  # val/test words never seen in train
+    max_length_psi: float = 0.25  # train vs test, character length
+    max_label_psi: float = 0.25  # train vs test, label shares
+
+    def __post_init__(self) -> None:
+        for name in ("min_rows", "min_class_rows"):
+            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
+        for name in (
+            "max_duplicate_rate",
+            "max_leak_rate",
+            "max_abusive_rate",
+            "max_foreign_rate",
+            "max_oov_rate",
+        ):
+            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
+        for name in ("max_length_psi", "max_label_psi"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise PipelineError(f"{GATES_KEY}.{name} = {value!r}: expected a number >= 0")
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 8000
+    min_frequency: int = 2  # a word piece seen fewer times in train is not learned
+    max_length: int = 128  # tokens per text, [CLS] included; longer texts are truncated
+    lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        for key, low in (
+            ("vocab_size", 1),
+            ("min_frequency", 1),
+            ("max_length", 2),
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise PipelineError(
+                    f"config key '{TOKENIZER_KEY}.{key}' = {value!r}: expected an integer >= {low}"
+                )

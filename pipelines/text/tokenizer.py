@@ -17,7 +17,6 @@ learned on the train split alone is what keeps validation and test honest.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,30 +24,11 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from tokenizers.processors import TemplateProcessing
 
 from pipelines.errors import PipelineError
+from pipelines.text.rules_config import TOKENIZER_KEY as KEY
+from pipelines.text.rules_config import TokenizerConfig
 
 PAD, CLS = "[PAD]", "[CLS]"
 SPECIAL_TOKENS = [PAD, CLS]
-KEY = "text.tokenizer"
-
-
-@dataclass
-class TokenizerConfig:
-    vocab_size: int = 8000
-    min_frequency: int = 2  # a word piece seen fewer times in train is not learned
-    max_length: int = 128  # tokens per text, [CLS] included; longer texts are truncated
-    lowercase: bool = True
-
-    def __post_init__(self) -> None:
-        for key, low in (
-            ("vocab_size", 1),
-            ("min_frequency", 1),
-            ("max_length", 2),
-        ):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise PipelineError(
-                    f"config key '{KEY}.{key}' = {value!r}: expected an integer >= {low}"
-                )
 
 
 def _normalizer(lowercase: bool) -> normalizers.Normalizer:
