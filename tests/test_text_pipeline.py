@@ -164,9 +164,27 @@ def test_the_export_folder_scores_raw_text_alone(pipeline: tuple[Path, dict]) ->
     assert labels == results["evaluate"]["classes"]
     card = json.loads((folder / "model_card.json").read_text())
     assert card["variant"] == "int8_dynamic" and card["max_length"] == 48
+    # export scored test texts from the finished folder and compared them with the model
+    assert card["folder_vs_pytorch_max_abs_diff"] <= 0.05
+    assert set(card["sha256"]) == {"model.onnx", "tokenizer.json"}
     scored = score_texts(folder, ["my card was stolen yesterday", "I want my money back"])
     assert [s["label"] in labels for s in scored] == [True, True]
     assert all(abs(sum(s["probabilities"].values()) - 1) < 1e-4 for s in scored)
+
+
+def test_the_fastest_rule_ships_a_variant_that_keeps_the_declared_macro_f1(
+    pipeline: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import shutil
+
+    root, results = pipeline
+    for folder in ("data", "models", "metrics", "outputs"):
+        shutil.copytree(root / folder, tmp_path / folder)
+    cfg = text_config(tmp_path, "export.select.rule=fastest", "export.select.min_auprc_kept=0.9")
+    summary = run("export", cfg, tmp_path)
+    kept = results["evaluate"]["variants"][f"onnx_{summary['variant']}"]
+    assert kept["macro_f1_retained_vs_fp32"] >= 0.9
+    assert summary["reason"].startswith("fastest at batch")
 
 
 def test_the_same_config_and_seed_give_the_same_data_and_metrics(

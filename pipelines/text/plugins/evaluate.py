@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pipelines.config import PipelineConfig
 from pipelines.io import read_split, staged_outputs, write_json
@@ -28,6 +29,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.text.baseline import class_probabilities, tfidf_logistic_regression
     from pipelines.text.lightning import load_text_checkpoint, text_probabilities
 
+    # PyTorch on as many threads as the ONNX Runtime sessions, so the latency columns compare
+    # the runtimes, not the thread counts
+    torch.set_num_threads(cfg.evaluate.threads)
     module, tokenizer = load_text_checkpoint(layout.checkpoint)
     classes, pad_id = list(module.hparams.class_names), int(module.hparams.pad_id)
     ids_test, y_test, texts_test = encoded_split(

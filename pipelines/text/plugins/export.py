@@ -4,11 +4,14 @@ card, enough to score raw text from that folder alone (README: the scoring snipp
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pipelines.config import PipelineConfig, to_container
 from pipelines.errors import PipelineError
-from pipelines.io import read_json, read_split, staged_outputs
+from pipelines.io import read_json, read_split, staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.text.plugins.common import (
     ONNX_VARIANTS,
@@ -16,10 +19,14 @@ from pipelines.text.plugins.common import (
     variant_file,
 )
 
+# test texts scored from the finished folder and compared with the trained model
+PARITY_TEXTS = 64
+
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.text.export_folder import score_texts, write_text_export
-    from pipelines.text.lightning import load_text_checkpoint
+    from pipelines.text.lightning import load_text_checkpoint, text_probabilities
+    from pipelines.text.tokenizer import encode
 
     module, tokenizer = load_text_checkpoint(layout.checkpoint)
     classes = list(module.hparams.class_names)
@@ -45,28 +52,43 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "seed": cfg.seed,
         },
     }
+    model_file = variant_file(layout.onnx_dir, variant)
+    tokenizer_file = layout.onnx_dir / "tokenizer.json"
+    card["sha256"] = {"model.onnx": _sha256(model_file), "tokenizer.json": _sha256(tokenizer_file)}
     with staged_outputs(layout.staging, layout.export_dir) as (folder,):
-        write_text_export(
-            folder,
-            variant_file(layout.onnx_dir, variant),
-            layout.onnx_dir / "tokenizer.json",
-            classes,
-            card,
-        )
-        # the folder scores raw text alone, as the README's snippet does: checked here against
-        # the evaluate stage's figures for the same variant on a few test texts
+        write_text_export(folder, model_file, tokenizer_file, classes, card)
+        # the folder alone (its tokenizer, label order and graph, as the README's snippet uses
+        # them) must give the trained model's probabilities on real test texts
         test = read_split(layout.split(layout.cleaned, "test"))
-        sample = [t or "" for t in test[TEXT][:64]]
+        sample = [t or "" for t in test[TEXT][:PARITY_TEXTS]]
         scored = score_texts(folder, sample)
-        if len(scored) != len(sample) or any(s["label"] not in classes for s in scored):
-            raise PipelineError(f"{folder}: the exported folder did not score {len(sample)} texts")
+        from_folder = np.array([[s["probabilities"][c] for c in classes] for s in scored])
+        ids, _ = encode(tokenizer, sample)
+        expected = text_probabilities(module, ids)
+        diff = float(np.abs(from_folder - expected).max())
+        atol = cfg.export.parity_atol if variant == "fp32" else cfg.export.quantized_atol
+        if diff > atol:
+            raise PipelineError(
+                f"{folder}: scoring {len(sample)} test texts from the export folder ({variant}) "
+                f"differs from the trained model by {diff:.2e}; expected at most {atol} "
+                f"(config key 'export.{'parity_atol' if variant == 'fp32' else 'quantized_atol'}')"
+            )
+        card_file = folder / "model_card.json"
+        write_json(card_file, {**read_json(card_file), "folder_vs_pytorch_max_abs_diff": diff})
     summary = {
         "variant": variant,
         "reason": reason,
+        "folder_vs_pytorch_max_abs_diff": diff,
         "files": sorted(p.name for p in layout.export_dir.iterdir()),
     }
     print(f"export: {variant} ({reason}) -> {layout.export_dir}")
     return summary
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def select_text_variant(

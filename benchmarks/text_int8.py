@@ -1,0 +1,169 @@
+"""INT8 speed and size of the text Transformer against ONNX Runtime FP32 of the same model,
+and where the time goes.
+
+    python benchmarks/text_int8.py [--hidden 64 256] [--batches 32 128] [--repeats 30] [--record]
+
+For each width: the customer_service MoE Transformer (2 blocks, 4 heads, 4 experts, top-2,
+FFN 2x the width) over a BPE tokenizer trained on simulated tickets, exported and quantized
+exactly as the quantize stage does (pipelines.text.onnx_variants.export_text_variants). Its
+weights are untrained: latency depends on shapes, not on values (MoE routing of random gates
+spreads tokens about evenly, as a trained load-balanced gate does). Inputs are real ticket
+lengths: 512 simulated tickets, each batch cut to its longest text.
+
+Latency: every variant in the same process, timed round-robin (pipelines.evaluation.
+interleaved_latency), same threads. Where the time goes: ONNX Runtime's profiler, total node
+time per operator type, for FP32 and INT8 dynamic at the first batch size. Goal (GOALS.md):
+INT8 >= 2.0x ONNX Runtime FP32 at batch 32-256, size <= 30%, quality >= 99.5% (quality is the
+evaluate stage's figure: README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from results_file import add_record_flag, write_results
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipelines.config import ModelConfig, QuantizeConfig  # noqa: E402
+from pipelines.evaluation import interleaved_latency  # noqa: E402
+from pipelines.io import quiet_datasets  # noqa: E402
+from pipelines.models.text import (  # noqa: E402
+    ATTENTION_MASK,
+    INPUT_IDS,
+    PROBABILITIES,
+    TextClassifier,
+)
+from pipelines.runtime import session  # noqa: E402
+from pipelines.text.onnx_variants import export_text_variants, trimmed  # noqa: E402
+from pipelines.text.simulator import NO_DIRT, simulate_tickets  # noqa: E402
+from pipelines.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer  # noqa: E402
+
+MAX_LENGTH = 96
+GOAL_SPEEDUP, GOAL_SIZE = 2.0, 0.30
+
+
+def build_model(hidden: int, vocab_size: int, n_classes: int, pad_id: int) -> TextClassifier:
+    cfg = ModelConfig(
+        name="moe_transformer",
+        hidden_dim=hidden,
+        num_blocks=2,
+        num_heads=4,
+        ffn_dim=2 * hidden,
+        num_experts=4,
+        top_k=2,
+        seq_len=MAX_LENGTH,
+        dropout=0.0,
+    )
+    torch.manual_seed(0)
+    return TextClassifier(vocab_size, n_classes, pad_id, cfg).eval()
+
+
+def op_profile(path: Path, ids: np.ndarray, pad_id: int, threads: int, runs: int) -> dict:
+    """Share of total node time per operator type (ONNX Runtime's profiler)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        batch_ids, mask = trimmed(ids, pad_id)
+        for _ in range(runs):
+            sess.run([PROBABILITIES], {INPUT_IDS: batch_ids, ATTENTION_MASK: mask})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per_op: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"]
+    total = sum(per_op.values()) or 1.0
+    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "total_ms_per_run": total / 1000 / runs,
+        "share_by_op": {op: round(us / total, 4) for op, us in top},
+    }
+
+
+def measure(hidden: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    quiet_datasets()
+    tickets = simulate_tickets(4000, seed=0, dirt=NO_DIRT)
+    texts, labels = tickets["text"][:], tickets["label"][:]
+    settings = TokenizerConfig(vocab_size=4000, max_length=MAX_LENGTH)
+    tokenizer = train_tokenizer(texts[:3000], settings)
+    pad_id = tokenizer.token_to_id(PAD)
+    ids, _ = encode(tokenizer, texts[3000:3512])
+    model = build_model(hidden, tokenizer.get_vocab_size(), len(set(labels)), pad_id)
+    folder = work / f"hidden{hidden}"
+    paths = export_text_variants(model, folder, ids, pad_id, QuantizeConfig())
+    sessions = {name: session(path, args.threads, cpu_only=True) for name, path in paths.items()}
+
+    def predictor(sess: ort.InferenceSession):
+        def predict(batch: np.ndarray) -> np.ndarray:
+            batch_ids, mask = trimmed(batch, pad_id)
+            return sess.run([PROBABILITIES], {INPUT_IDS: batch_ids, ATTENTION_MASK: mask})[0]
+
+        return predict
+
+    timings = interleaved_latency(
+        {name: predictor(s) for name, s in sessions.items()}, ids, args.batches, args.repeats
+    )
+    fp32_size = paths["fp32"].stat().st_size
+    result: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
+    for name, path in paths.items():
+        result[name] = {
+            "size_bytes": path.stat().st_size,
+            "size_vs_fp32": path.stat().st_size / fp32_size,
+            "p50_ms": {b: timings[name][f"batch{b}"]["p50_ms"] for b in args.batches},
+            "speedup_vs_onnx_fp32": {
+                b: timings["fp32"][f"batch{b}"]["p50_ms"] / timings[name][f"batch{b}"]["p50_ms"]
+                for b in args.batches
+            },
+        }
+    first = ids[: args.batches[0]]
+    result["profile"] = {
+        name: op_profile(paths[name], first, pad_id, args.threads, args.repeats)
+        for name in ("fp32", "int8_dynamic")
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    add_record_flag(parser)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        widths = {str(h): measure(h, args, Path(tmp)) for h in args.hidden}
+    results = {
+        "command": "python benchmarks/text_int8.py " + " ".join(argv or sys.argv[1:]),
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads},
+        "goal": {"speedup_vs_onnx_fp32": GOAL_SPEEDUP, "size_vs_fp32": GOAL_SIZE},
+        "widths": widths,
+    }
+    for hidden, r in widths.items():
+        for name in ("int8_dynamic", "int8_static"):
+            speed = ", ".join(
+                f"b{b} {r[name]['speedup_vs_onnx_fp32'][b]:.2f}x" for b in args.batches
+            )
+            print(f"hidden {hidden}: {name} size {r[name]['size_vs_fp32']:.1%} of FP32; {speed}")
+    write_results("text_int8", results, args.record)
+    return results
+
+
+if __name__ == "__main__":
+    main()
