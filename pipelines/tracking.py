@@ -166,7 +166,8 @@ def pipeline_run(cfg: PipelineConfig, default_name: str) -> Iterator[Any | None]
 
 
 def log_model_artifact(run: Any, layout: Layout, name: str) -> None:
-    """The exported ONNX model and its model card as a W&B artifact of type `model`."""
+    """The exported ONNX model, its model card and (text) tokenizer and label map as a W&B
+    artifact of type `model`."""
     import wandb
 
     onnx = layout.export_dir / "model.onnx"
@@ -175,7 +176,9 @@ def log_model_artifact(run: Any, layout: Layout, name: str) -> None:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
     artifact = wandb.Artifact(f"model-{safe}", type="model", description="exported ONNX model")
     artifact.add_file(str(onnx))
-    for card in ("model_card.json", "model_card.md"):
-        if (layout.export_dir / card).is_file():
-            artifact.add_file(str(layout.export_dir / card))
+    # the card, and for a text model what scoring raw text needs besides the graph, so the
+    # artifact alone scores what the export folder scores
+    for name in ("model_card.json", "model_card.md", "tokenizer.json", "labels.json"):
+        if (layout.export_dir / name).is_file():
+            artifact.add_file(str(layout.export_dir / name))
     run.log_artifact(artifact)

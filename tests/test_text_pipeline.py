@@ -353,3 +353,26 @@ def test_the_real_rotten_tomatoes_corpus_ingests_through_the_same_stage(tmp_path
     schema = json.loads(Layout(tmp_path).schema_file.read_text())
     assert schema["classes"] == ["fresh", "plot", "rotten"]
     assert schema["origin"].endswith("rotten_tomatoes_corpus_full.csv.bz2")
+
+
+def test_the_wandb_model_artifact_carries_what_scoring_text_needs(
+    pipeline: tuple[Path, dict],
+) -> None:
+    from pipelines.tracking import log_model_artifact
+
+    root, _ = pipeline
+    logged = []
+
+    class Run:
+        def log_artifact(self, artifact) -> None:
+            logged.append(artifact)
+
+    log_model_artifact(Run(), Layout(root), "customer_service-moe_transformer")
+    (artifact,) = logged
+    assert artifact.type == "model"
+    assert set(artifact.manifest.entries) == {
+        "model.onnx",
+        "model_card.json",
+        "tokenizer.json",
+        "labels.json",
+    }
