@@ -223,3 +223,24 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
     from datasets import Dataset
 
     write_split(path, Dataset.from_pandas(frame, preserve_index=False))
+
+
+def gates_failed(source: Path, failures: list[str], diagnosis: Path) -> PipelineError:
+    """The one line a failed quality gate ends a profile with, whatever the modality."""
+    more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+    return PipelineError(
+        f"{source}: quality gate failed: {failures[0]}{more}; report in {diagnosis}"
+    )
+
+
+def publish_splits(
+    staging: Path, ingested: Path, dataset: Dataset, splits: dict[str, np.ndarray], about: dict
+) -> dict[str, int]:
+    """ingest's outputs, whatever the modality: one Arrow file per split and schema.json
+    (`about` plus the rows per split), published together or not at all."""
+    rows = {name: len(indices) for name, indices in splits.items()}
+    with staged_outputs(staging, ingested) as (out,):
+        for name, indices in splits.items():
+            write_split(out / f"{name}.arrow", dataset, indices)
+        write_json(out / "schema.json", {**about, "rows": rows})
+    return rows

@@ -30,6 +30,12 @@ class Layout:
     def profile_metrics(self) -> Path:
         return self._p("metrics", "profile.json")
 
+    @property
+    def profile_diagnosis(self) -> Path:
+        """A failed gate's report: kept for diagnosis outside DVC's outputs, so nothing is
+        cached for a failed gate."""
+        return self._p("outputs", "profile-failed")
+
     # clean
     @property
     def cleaned(self) -> Path:

@@ -7,7 +7,7 @@ from pipelines.config import PipelineConfig, to_container
 from pipelines.data.schema import conform_dataset
 from pipelines.data.sources import load_source
 from pipelines.data.split import split_dataset
-from pipelines.io import scratch_dir, staged_outputs, write_json, write_split
+from pipelines.io import publish_splits, scratch_dir
 from pipelines.layout import Layout
 from pipelines.progress import stage_steps
 from stages._cli import main
@@ -29,20 +29,18 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         step("schema checked")
         splits = split_dataset(table, data.split, data.schema, cfg.seed)
         step(f"split by {data.split.method}")
-        rows = {name: len(indices) for name, indices in splits.items()}
-        with staged_outputs(layout.staging, layout.ingested) as (out,):
-            for name, indices in splits.items():
-                write_split(layout.split(out, name), table, indices)
-            write_json(
-                out / "schema.json",
-                {
-                    "origin": origin,
-                    "rows": rows,
-                    "schema": to_container(data.schema),
-                    # the label's values as the source has them (the label column is 1/0 after)
-                    "label_classes": classes,
-                },
-            )
+        rows = publish_splits(
+            layout.staging,
+            layout.ingested,
+            table,
+            splits,
+            {
+                "origin": origin,
+                "schema": to_container(data.schema),
+                # the label's values as the source has them (the label column is 1/0 after)
+                "label_classes": classes,
+            },
+        )
         step("splits written")
     return rows
 

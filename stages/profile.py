@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import PipelineError
-from pipelines.io import read_split, staged_outputs, write_json
+from pipelines.io import gates_failed, read_split, staged_outputs, write_json
 from pipelines.layout import SPLITS, Layout
 from pipelines.plots import profile_html, profile_png
 from pipelines.profiling import check_gates, profile_splits
@@ -25,14 +24,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     report = profile_splits(splits, cfg.data.schema)
     failures = check_gates(report, cfg.data.profile.gates)
     if failures:
-        # kept for diagnosis outside DVC's outputs, so nothing is cached for a failed gate
-        diagnosis = layout.root / "outputs" / "profile-failed"
-        _write_report(report, failures, diagnosis)
-        raise PipelineError(
-            f"{layout.ingested}: quality gate failed: {failures[0]}"
-            + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
-            + f"; report in {diagnosis}"
-        )
+        _write_report(report, failures, layout.profile_diagnosis)
+        raise gates_failed(layout.ingested, failures, layout.profile_diagnosis)
     if report["missing_label"]:
         print(
             f"profile: label column {report['label_column']!r} is missing in "

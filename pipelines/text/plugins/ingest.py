@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.config import PipelineConfig, to_container
 from pipelines.errors import PipelineError
-from pipelines.io import scratch_dir, staged_outputs, write_json, write_split
+from pipelines.io import publish_splits, scratch_dir
 from pipelines.layout import Layout
 from pipelines.progress import stage_steps
 from pipelines.text.plugins.common import (
@@ -34,22 +34,20 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         step(f"{len(classes)} intents; {dropped} rows without a label dropped")
         splits = split_dataset(table, data.split, data.schema, cfg.seed)
         step(f"split by {data.split.method}")
-        rows = {name: len(indices) for name, indices in splits.items()}
-        with staged_outputs(layout.staging, layout.ingested) as (out,):
-            for name, indices in splits.items():
-                write_split(layout.split(out, name), table, indices)
-            write_json(
-                out / "schema.json",
-                {
-                    "origin": origin,
-                    "modality": "text",
-                    "rows": rows,
-                    "unlabelled_rows_dropped": dropped,
-                    "schema": to_container(data.schema),
-                    # the label map: model output i is classes[i]
-                    "classes": classes,
-                },
-            )
+        rows = publish_splits(
+            layout.staging,
+            layout.ingested,
+            table,
+            splits,
+            {
+                "origin": origin,
+                "modality": "text",
+                "unlabelled_rows_dropped": dropped,
+                "schema": to_container(data.schema),
+                # the label map: model output i is classes[i]
+                "classes": classes,
+            },
+        )
         step("splits written")
     return rows
 

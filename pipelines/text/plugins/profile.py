@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import PipelineError
-from pipelines.io import read_split, staged_outputs, write_json
+from pipelines.io import gates_failed, read_split, staged_outputs, write_json
 from pipelines.layout import SPLITS, Layout
 from pipelines.text.plugins.common import (
     clean_rules,
@@ -23,13 +22,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     report = profile_text_splits(splits, clean_rules(cfg), settings.language_sample)
     failures = check_text_gates(report, settings.gates)
     if failures:
-        diagnosis = layout.root / "outputs" / "profile-failed"
-        _write_profile(report, failures, diagnosis)
-        raise PipelineError(
-            f"{layout.ingested}: quality gate failed: {failures[0]}"
-            + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
-            + f"; report in {diagnosis}"
-        )
+        _write_profile(report, failures, layout.profile_diagnosis)
+        raise gates_failed(layout.ingested, failures, layout.profile_diagnosis)
     per_split = report["splits"]
     summary = {
         "rows": {name: s["rows"] for name, s in per_split.items()},
