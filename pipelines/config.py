@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.errors import PipelineError
+from pipelines.image.config import ImageDataConfig
 from pipelines.text.rules_config import (
     TextAugmentConfig,
     TextCleanConfig,
@@ -92,6 +93,8 @@ class SchemaConfig:
     categorical: list[str] = field(default_factory=list)
     # data.modality=text: the column holding the text (renamed `text` after ingest)
     text: str | None = None
+    # data.modality=image: the column holding the images (renamed `image` after ingest)
+    image: str | None = None
 
     @property
     def features(self) -> list[str]:
@@ -180,9 +183,10 @@ class TextDataConfig:
 @dataclass
 class DataConfig:
     name: str = "data"
-    # which plug-ins the stages run: tabular (pipelines/cleaning.py, ...) or text
-    # (pipelines/text/); every data config declares both `text` and the tabular sections,
-    # since dvc.yaml tracks the same keys whatever the modality
+    # which plug-ins the stages run: tabular (pipelines/cleaning.py, ...), text
+    # (pipelines/text/) or image (pipelines/image/); every data config declares `text`,
+    # `image` and the tabular sections, since dvc.yaml tracks the same keys whatever the
+    # modality
     modality: str = "tabular"
     source: SourceConfig = field(default_factory=SourceConfig)
     schema: SchemaConfig = field(default_factory=SchemaConfig)
@@ -191,13 +195,16 @@ class DataConfig:
     clean: CleanConfig = field(default_factory=CleanConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     text: TextDataConfig = field(default_factory=TextDataConfig)
+    image: ImageDataConfig = field(default_factory=ImageDataConfig)
     # processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
     # imputation, feature encoding); None: in process. The output files are the same bytes
     # either way, so dvc.yaml does not declare it: changing it reruns nothing
     num_proc: int | None = bounded(None, **AT_LEAST_ONE)
 
 
-MOE_MODELS = ("moe_mlp", "moe_transformer")
+# the image models (pipelines/models/image.py) share ModelConfig; their dense twins are
+# image_cnn_dense and image_patch_dense
+MOE_MODELS = ("moe_mlp", "moe_transformer", "image_cnn_moe", "image_patch_moe")
 SEQUENCE_MODELS = ("moe_transformer", "dense_transformer", "bilstm_attention")
 
 
@@ -446,6 +453,9 @@ class EvaluateConfig:
     latency_batch_sizes: list[int] = bounded(factory=lambda: [1, 256], **AT_LEAST_ONE)
     latency_repeats: int = bounded(30, **AT_LEAST_ONE)
     threads: int = bounded(2, **AT_LEAST_ONE)
+    # images: the precision of each variant's defect score (1 - p(data.image.good_class)) at
+    # the threshold that finds this share of the defective test images
+    defect_recall: float = bounded(0.95, gt=0.0, le=1.0)
     # classical models trained on the model's train split, reported beside its variants (never
     # shipped): each of BASELINES, or [] for none
     baselines: list[str] = field(
@@ -510,8 +520,15 @@ VARIANTS = (
 )
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.modality": ("tabular", "text"),
-    "data.source.kind": ("simulator", "file", "german_credit", "rotten_tomatoes", "hub"),
+    "data.modality": ("tabular", "text", "image"),
+    "data.source.kind": (
+        "simulator",
+        "file",
+        "german_credit",
+        "rotten_tomatoes",
+        "hub",
+        "imagefolder",
+    ),
     "data.source.format": ("csv", "parquet", "json", "text"),
     "data.split.method": ("time", "stratified"),
     "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
@@ -523,6 +540,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
         "moe_transformer",
         "dense_transformer",
         "bilstm_attention",
+        "image_cnn_moe",
+        "image_cnn_dense",
+        "image_patch_moe",
+        "image_patch_dense",
     ),
     "model.noisy_gate_policy": ("RSample", "Jitter"),
     "strategy.name": ("auto", "ddp", "deepspeed"),
@@ -605,6 +626,14 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
         )
     if cfg.data.modality == "text":
         _check_text(cfg, source)
+    elif cfg.data.modality == "image":
+        _check_image(cfg, source)
+    elif cfg.model.name in IMAGE_MODELS:
+        raise PipelineError(
+            f"{source}: config key 'model.name' = {cfg.model.name!r} with data.modality = "
+            f"{cfg.data.modality}: an image classifier; expected data.modality = image (e.g. "
+            "+experiment=visual_inspection)"
+        )
     elif cfg.model.is_sequence and not (
         cfg.data.schema.sequence_key and cfg.data.schema.time_column
     ):
@@ -679,6 +708,40 @@ def _check_text(cfg: PipelineConfig, source: str) -> None:
             f"{source}: config key 'data.schema.text' is not set: expected the name of the "
             "column holding the text"
         )
+
+
+IMAGE_MODELS = ("image_cnn_moe", "image_cnn_dense", "image_patch_moe", "image_patch_dense")
+
+
+def _check_image(cfg: PipelineConfig, source: str) -> None:
+    model, size = cfg.model, cfg.data.image.clean.size
+    if model.name not in IMAGE_MODELS:
+        raise PipelineError(
+            f"{source}: config key 'model.name' = {model.name!r} with data.modality = image: "
+            f"expected one of {', '.join(IMAGE_MODELS)} (the image classifiers)"
+        )
+    if not size.enabled or size.height != size.width:
+        # the model and its export take one square size: clean is where every image gets it
+        raise PipelineError(
+            f"{source}: config keys 'data.image.clean.size.enabled' = {size.enabled}, "
+            f"'data.image.clean.size.height' = {size.height}, 'data.image.clean.size.width' = "
+            f"{size.width}: expected the size rule on with height = width (the image models "
+            "take square images)"
+        )
+    if model.name.startswith("image_patch"):
+        grid = math.isqrt(model.seq_len)
+        if grid * grid != model.seq_len or size.height % grid:
+            raise PipelineError(
+                f"{source}: config key 'model.seq_len' = {model.seq_len}: {model.name} expects a "
+                f"square number of patches whose side divides the image side "
+                f"(data.image.clean.size.height = {size.height}), e.g. 16 for a 4 x 4 grid"
+            )
+        if model.head_dim is None and model.hidden_dim % model.num_heads:
+            raise PipelineError(
+                f"{source}: config keys 'model.hidden_dim' = {model.hidden_dim}, "
+                f"'model.num_heads' = {model.num_heads}: expected hidden_dim divisible by "
+                "num_heads (or model.head_dim set)"
+            )
 
 
 def _check_bounds(node: Any, prefix: str, source: str) -> None:

@@ -244,3 +244,19 @@ def publish_splits(
             write_split(out / f"{name}.arrow", dataset, indices)
         write_json(out / "schema.json", {**about, "rows": rows})
     return rows
+
+
+@contextmanager
+def no_cache_files() -> Iterator[None]:
+    """The text and image rules' maps would otherwise write cache-*.arrow files beside their source:
+    inside data/ingested, a DVC output. Without caching, `datasets` keeps them in a temporary
+    folder it removes at exit."""
+    import datasets
+
+    was_enabled = datasets.is_caching_enabled()
+    datasets.disable_caching()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_caching()

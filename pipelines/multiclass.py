@@ -93,3 +93,46 @@ def confusion_png(metrics: dict[str, Any], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def micro_curves(y: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[list, list]:
+    """Micro-averaged one-vs-rest ROC and PR (every (row, class) pair a binary decision), so
+    DVC's ROC/PR plots compare text variants as they compare tabular ones."""
+    from pipelines.evaluation import curves
+
+    onehot = np.eye(n_classes, dtype=np.int64)[y]
+    return curves(onehot.ravel(), p.ravel())
+
+
+def write_curve_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def comparison_png(report: dict[str, Any], latency: dict[str, Any], path: Path) -> None:
+    """Macro-F1 per variant beside its latency at the largest batch: the trade-off at a
+    glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["variants"])
+    f1 = [report["variants"][n]["macro_f1"] for n in names]
+    sizes = sorted(int(k.removeprefix("batch")) for k in latency[names[0]] if k.startswith("batch"))
+    largest = f"batch{sizes[-1]}"
+    ms = [latency[n][largest]["p50_ms"] for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    left.barh(names, f1, color="tab:blue")
+    left.set_xlabel("test macro-F1")
+    left.set_xlim(0, 1)
+    right.barh(names, ms, color="tab:orange")
+    right.set_xlabel(f"p50 latency at batch {sizes[-1]} (ms)")
+    right.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

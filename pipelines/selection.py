@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from pipelines.config import SelectConfig
+from pipelines.config import PipelineConfig, SelectConfig
 from pipelines.errors import PipelineError
 
 # the export ships ONNX graphs: the evaluate report's onnx_* variants (not PyTorch, not the
@@ -71,3 +74,46 @@ def select_variant(
 
 def _pct(kept: float | None) -> str:
     return "n/a" if kept is None else f"{kept:.2%}"
+
+
+def select_multiclass_variant(
+    cfg: PipelineConfig,
+    evaluation: dict[str, Any],
+    available: list[str],
+    latency_file: Path,
+    modality: str,
+) -> tuple[str, str]:
+    """export.select for a multi-class model (text, images): the named variant, or the
+    fastest (evaluate's p50 latency at its largest batch size) of those whose test macro-F1 is
+    at least select.min_auprc_kept of the FP32 model's (the tabular rule's floor, read as
+    macro-F1 here). Returns (variant, reason)."""
+    select = cfg.export.select
+    if select.rule == "variant":
+        if select.variant not in available:
+            raise PipelineError(
+                f"config key 'export.select.variant' = {select.variant!r}: quantize wrote "
+                f"{', '.join(available)} for this {modality} model; expected one of those"
+            )
+        return select.variant, "named in the config (export.select.variant)"
+    timings = json.loads(latency_file.read_text())["variants"] if latency_file.is_file() else {}
+    kept = {
+        v: evaluation["variants"][f"onnx_{v}"]["macro_f1_retained_vs_fp32"] or 0.0
+        for v in available
+    }
+    qualifying = [v for v in available if kept[v] >= select.min_auprc_kept]
+    if not qualifying:
+        raise PipelineError(
+            f"config key 'export.select.min_auprc_kept' = {select.min_auprc_kept}: no "
+            f"{modality} variant keeps that share of FP32 macro-F1 (best: "
+            f"{max(kept.values()):.2%})"
+        )
+    largest = max(cfg.evaluate.latency_batch_sizes)
+
+    def speed(v: str) -> float:
+        return timings.get(f"onnx_{v}", {}).get(f"batch{largest}", {}).get("p50_ms", float("inf"))
+
+    chosen = min(qualifying, key=speed)
+    return chosen, (
+        f"fastest at batch {largest} ({speed(chosen):.3f} ms p50) of the variants keeping "
+        f">= {select.min_auprc_kept:.0%} of FP32 macro-F1 ({kept[chosen]:.2%})"
+    )

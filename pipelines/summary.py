@@ -43,8 +43,8 @@ def print_summary(layout: Layout) -> None:
     latency = layout.latency_report / "latency.json"
     # absent when the outputs came from `dvc pull` rather than a run on this machine
     timings = json.loads(latency.read_text())["variants"] if latency.is_file() else {}
-    if evaluation.get("modality") == "text":
-        _print_text_summary(evaluation, timings)
+    if evaluation.get("modality") in ("text", "image"):
+        _print_multiclass_summary(evaluation, timings)
         return
     unreliable = "" if evaluation.get("reliable", True) else " (too few positives: unreliable)"
     table = Table(
@@ -93,31 +93,53 @@ def print_summary(layout: Layout) -> None:
         )
 
 
-def _print_text_summary(evaluation: dict, timings: dict) -> None:
+def _print_multiclass_summary(evaluation: dict, timings: dict) -> None:
+    """Text and image runs: accuracy and macro-F1 per variant; for images also the defect
+    view (recall of the defect classes, precision at evaluate.defect_recall)."""
+    image = evaluation["modality"] == "image"
     serving = _serving_batch(timings)
+    unit = "images" if image else "texts"
     table = Table(
-        title=f"test split: {evaluation['test_rows']} texts, {len(evaluation['classes'])} classes"
+        title=f"test split: {evaluation['test_rows']} {unit}, {len(evaluation['classes'])} classes"
     )
-    columns = ("variant", "accuracy", "macro-F1", "macro-F1 kept", "KiB", f"ms @{serving or '?'}")
-    for column in (*columns, "vs ORT FP32"):
+    columns = ["variant", "accuracy", "macro-F1", "macro-F1 kept"]
+    if image:
+        columns += ["defect recall", "precision@recall"]
+    columns += ["KiB", f"ms @{serving or '?'}", "vs ORT FP32"]
+    for column in columns:
         table.add_column(column, justify="right" if column != "variant" else "left")
     reference = timings.get("onnx_fp32", {}).get(f"batch{serving}", {}).get("p50_ms")
     for name, m in evaluation["variants"].items():
         ms = timings.get(name, {}).get(f"batch{serving}", {}).get("p50_ms")
-        table.add_row(
+        row = [
             name,
             f"{m['accuracy']:.4f}",
             f"{m['macro_f1']:.4f}",
             f"{m['macro_f1_retained_vs_fp32']:.2%}",
+        ]
+        if image:
+            at = m.get("precision_at_defect_recall")
+            row += [
+                f"{m['defect_recall']:.4f}" if "defect_recall" in m else "n/a",
+                f"{at['precision']:.4f} @{at['recall_target']:.0%}" if at else "n/a",
+            ]
+        row += [
             f"{m['size_bytes'] / 1024:.0f}" if "size_bytes" in m else "",
             f"{ms:.3f}" if ms is not None else "n/a",
             f"{reference / ms:.2f}x" if ms and reference else "n/a",
-        )
+        ]
+        table.add_row(*row)
     Console(width=150).print(table)
-    print(
-        f"latency: p50 at batch {serving}, token ids in (tokenising is timed as tokenize_only in "
-        "outputs/latency/latency.json); TF-IDF's includes its vectorizer"
-    )
+    if image:
+        print(
+            f"latency: p50 at batch {serving}, preprocessed images in (the baselines' "
+            "featurising is timed as texture_features_only in outputs/latency/latency.json)"
+        )
+    else:
+        print(
+            f"latency: p50 at batch {serving}, token ids in (tokenising is timed as "
+            "tokenize_only in outputs/latency/latency.json); TF-IDF's includes its vectorizer"
+        )
 
 
 def _serving_batch(timings: dict) -> int | None:

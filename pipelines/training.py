@@ -471,7 +471,8 @@ def load_checkpoint(path: Path) -> RiskClassifier:
     if payload.get("modality", "tabular") != "tabular":
         raise PipelineError(
             f"{path}: a {payload['modality']} model's checkpoint; expected a tabular one "
-            "(pipelines.text.lightning.load_text_checkpoint reads text checkpoints)"
+            "(load_text_checkpoint in pipelines.text.lightning and load_image_checkpoint in "
+            "pipelines.image.lightning read the others)"
         )
     module = RiskClassifier(**payload["hyper_parameters"])
     module.load_state_dict(payload["state_dict"])

@@ -17,6 +17,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import augment as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import augment as image
+
+        return image.run(cfg, layout)
     features = read_json(layout.features_file)["features"]
     # imbalanced-learn's samplers work on in-memory arrays: the train split is loaded
     train = read_split(layout.split(layout.cleaned, "train")).to_pandas()

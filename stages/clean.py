@@ -18,6 +18,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import clean as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import clean as image
+
+        return image.run(cfg, layout)
     # each split is opened when its turn comes, and dropped after, so at most one split's
     # pages are mapped at a time
     splits = {name: partial(read_split, layout.split(layout.ingested, name)) for name in SPLITS}

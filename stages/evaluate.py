@@ -44,6 +44,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import evaluate as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import evaluate as image
+
+        return image.run(cfg, layout)
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     features = read_json(layout.features_file)["features"]

@@ -32,6 +32,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import export as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import export as image
+
+        return image.run(cfg, layout)
     ex = cfg.export
     features = read_json(layout.features_file)["features"]
     x, _ = model_inputs(cfg, layout, features, ("test",))["test"]

@@ -18,6 +18,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         from pipelines.text.plugins import ingest as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import ingest as image
+
+        return image.run(cfg, layout)
     data = cfg.data
     # the scratch folder holds the raw and conformed Arrow files the splits are cut from;
     # it goes when the stage ends, after the splits were written (or nothing was published)

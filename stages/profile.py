@@ -18,6 +18,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import profile as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import profile as image
+
+        return image.run(cfg, layout)
     # the report needs whole columns (quantiles, drift, correlations): the splits are read
     # into pandas here, the one data stage that still holds a table in memory
     splits = {name: read_split(layout.split(layout.ingested, name)).to_pandas() for name in SPLITS}

@@ -32,6 +32,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import quantize as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import quantize as image
+
+        return image.run(cfg, layout)
     q = cfg.quantize
     module = load_checkpoint(layout.checkpoint)
     features = read_json(layout.features_file)["features"]

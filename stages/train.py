@@ -28,6 +28,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from pipelines.text.plugins import train as text
 
         return text.run(cfg, layout)
+    if cfg.data.modality == "image":
+        from pipelines.image.plugins import train as image
+
+        return image.run(cfg, layout)
     check_hardware(cfg)
     features = read_json(layout.features_file)["features"]
     data = model_inputs(cfg, layout, features, ("train", "val"))

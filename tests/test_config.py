@@ -50,6 +50,23 @@ def test_every_experiment_and_model_composes_and_validates(experiment: str, mode
     assert cfg.model.name == model
 
 
+@pytest.mark.parametrize(
+    "model", ["image_cnn_moe", "image_cnn_dense", "image_patch_moe", "image_patch_dense"]
+)
+def test_the_image_experiment_composes_with_every_image_model(model: str) -> None:
+    cfg = validate(composed(["+experiment=visual_inspection", f"model={model}"]))
+    assert cfg.data.modality == "image" and cfg.model.name == model
+    if model.endswith("_dense"):  # the dense twin: the MoE model's active width, one expert
+        moe = validate(composed(["+experiment=visual_inspection", f"model={model[:-6]}_moe"]))
+        assert cfg.model.ffn_dim == moe.model.ffn_dim * moe.model.top_k
+        assert cfg.model.num_experts == 1
+
+
+def test_an_image_model_on_a_table_fails_naming_the_modality() -> None:
+    with pytest.raises(PipelineError, match=r"'model\.name' = 'image_cnn_moe' with data\.modality"):
+        validate(composed(["model=image_cnn_moe"]))
+
+
 def test_dense_baseline_has_the_moe_models_active_feed_forward_width() -> None:
     moe = validate(composed(["model=moe_mlp"])).model
     dense = validate(composed(["model=dense_mlp"])).model
@@ -237,25 +254,33 @@ def test_keys_with_an_upper_bound_are_also_tested_above_it() -> None:
 UNBOUNDED_BY_DESIGN = {"train.pos_weight"}
 
 
-# the text settings check their ranges in their dataclasses' __post_init__
-# (pipelines/text/rules_config.py), so the text library refuses them too when used without
-# the config; the test below holds every one of them to it
-TEXT_SECTION = "data.text."
+# the text and image settings check their ranges in their dataclasses' __post_init__
+# (pipelines/text/rules_config.py, pipelines/image/config.py), so the libraries refuse them too
+# when used without the config; the test below holds every one of them to it
+SELF_CHECKED = ("data.text.", "data.image.")
 
 
 def test_every_numeric_key_of_the_schema_declares_its_range() -> None:
     declared = {key for key, _ in bounded_fields()}
-    numeric = {key for key in numeric_fields() if not key.startswith(TEXT_SECTION)}
+    numeric = {key for key in numeric_fields() if not key.startswith(SELF_CHECKED)}
     missing = numeric - declared - UNBOUNDED_BY_DESIGN
     assert not missing, f"numeric keys without a range: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("key", [k for k in numeric_fields() if k.startswith(TEXT_SECTION)])
-def test_every_numeric_text_key_refuses_a_negative_value_naming_the_key(key: str) -> None:
+@pytest.mark.parametrize("key", [k for k in numeric_fields() if k.startswith(SELF_CHECKED)])
+def test_every_numeric_text_and_image_key_refuses_a_negative_value_naming_the_key(
+    key: str,
+) -> None:
     cfg = OmegaConf.merge(OmegaConf.load(REPO / "params.yaml"), {})
-    OmegaConf.update(cfg, key, -1, force_add=True)
-    # the text library's own checks name the key without the "config key '...'" quotes
-    refusal = rf"'?{re.escape(key)}'? = -1(\.0)?: expected"
+    default = OmegaConf.select(OmegaConf.structured(PipelineConfig), key)
+    if OmegaConf.is_dict(default):  # a mapping of numbers (class shares): one entry at -1
+        OmegaConf.update(cfg, f"{key}.crack", -1, force_add=True)
+    elif OmegaConf.is_list(default):  # a [low, high] range
+        OmegaConf.update(cfg, key, [-1, 1], force_add=True)
+    else:
+        OmegaConf.update(cfg, key, -1, force_add=True)
+    # the libraries' own checks name the key without the "config key '...'" quotes
+    refusal = rf"'?{re.escape(key)}(\.crack)?'? = \[?-1(\.0)?(, 1(\.0)?)?\]?: expected"
     with pytest.raises(PipelineError, match=refusal) as err:
         validate(cfg)
     assert len(str(err.value).splitlines()) == 1

@@ -119,9 +119,13 @@ INFRASTRUCTURE = {
     "pipelines/progress.py",
     # the text settings' dataclasses, part of the config schema (pipelines/config.py imports them)
     "pipelines/text/rules_config.py",
+    # the image settings' dataclasses, likewise
+    "pipelines/image/config.py",
     # package markers (a docstring)
     "pipelines/text/__init__.py",
     "pipelines/text/plugins/__init__.py",
+    "pipelines/image/__init__.py",
+    "pipelines/image/plugins/__init__.py",
     "stages/_cli.py",
 }
 # how a training run is launched and logged, reached by the later stages only through

@@ -111,6 +111,37 @@ def test_the_readme_text_experiment_runs_through_dvc(tmp_path: Path) -> None:
     assert "modality: text" in lock
 
 
+def test_the_readme_image_experiment_runs_through_dvc(tmp_path: Path) -> None:
+    """`dvc exp run -S '+experiment=visual_inspection'`: DVC composes the image experiment into
+    params.yaml and `dvc repro` runs the same eight stages with the image plug-ins (600 images
+    at 32x32 and one epoch here, the `-S` settings added)."""
+    clone = committed_clone(tmp_path / "clone")
+    command = next(c for c in readme_block("## Image experiments") if "dvc exp run" in c)
+    small = [
+        "data.source.rows=600",
+        "data.image.simulator.height=32",
+        "data.image.simulator.width=32",
+        "data.image.clean.size.height=32",
+        "data.image.clean.size.width=32",
+        "data.image.profile.gates.min_rows=50",
+        "data.image.profile.gates.min_class_rows=5",
+        "data.image.profile.gates.max_leak_rate=0.3",
+        "model.hidden_dim=16",
+        "model.ffn_dim=16",
+        "trainer.max_epochs=1",
+        "evaluate.latency_repeats=2",
+        "quantize.static.calibration_rows=32",
+    ]
+    sh(command + "".join(f" -S {o}" for o in small), clone)
+    card = json.loads((clone / "export" / "model_card.json").read_text())
+    assert card["task"] == "image classification" and card["variant"] == "int8_static"
+    assert card["preprocessing"]["height"] == 32
+    headline = json.loads((clone / "metrics" / "headline.json").read_text())["test"]
+    assert {"onnx_fp32", "onnx_int8_static", "hog_gradient_boosting"} <= set(headline)
+    assert "defect_recall" in headline["onnx_int8_static"]
+    assert "modality: image" in (clone / "dvc.lock").read_text()
+
+
 def readme_commands() -> list[str]:
     """Every command line of every ```bash block in the README (comments stripped)."""
     text = (REPO / "README.md").read_text()
@@ -152,6 +183,19 @@ EXERCISED_BY: dict[str, str] = {
     "python train.py -m hparams_search=customer_service_optuna": "two trials on small data: "
     "tests/test_text_pipeline.py::test_the_text_search_space_runs_as_an_optuna_sweep",
     "dvc exp run -S '+experiment=customer_service'": "tests/test_readme.py::test_the_readme_text_experiment_runs_through_dvc",
+    "python train.py +experiment=visual_inspection": "on 600 images through train, with a "
+    "model override: tests/test_image_pipeline.py::test_train_py_runs_the_image_experiment_with_the_patch_transformer; "
+    "all eight stages: tests/test_image_pipeline.py::test_every_stage_writes_what_dvc_yaml_declares",
+    "python train.py +experiment=visual_inspection model=image_cnn_dense": "composition: "
+    "tests/test_config.py::test_the_image_experiment_composes_with_every_image_model; trained "
+    "for the README's figures",
+    "python train.py +experiment=visual_inspection model=image_patch_moe": "composition: "
+    "tests/test_config.py::test_the_image_experiment_composes_with_every_image_model; its dense "
+    "twin through train.py: tests/test_image_pipeline.py::test_train_py_runs_the_image_experiment_with_the_patch_transformer",
+    "python train.py +experiment=visual_inspection data.source.kind=imagefolder data.source.path=my_images": "the "
+    "same keys at the stages, on a folder with bad files: "
+    "tests/test_image_pipeline.py::test_an_image_folder_with_bad_files_is_read_and_the_bad_files_quarantined",
+    "dvc exp run -S '+experiment=visual_inspection'": "tests/test_readme.py::test_the_readme_image_experiment_runs_through_dvc",
     "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, README 'On a GPU'); its "
     "whole code path at toy size on CPU: "
     "tests/test_gpu_benchmark.py::test_the_gpu_benchmark_runs_its_code_path_on_a_cpu_at_toy_size",

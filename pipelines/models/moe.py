@@ -239,5 +239,10 @@ def matched_dense(cfg: ModelConfig) -> ModelConfig:
 
     if not cfg.is_moe:
         raise ValueError(f"{cfg.name} is not an MoE model")
-    dense_name = {"moe_mlp": "dense_mlp", "moe_transformer": "dense_transformer"}[cfg.name]
+    dense_name = {
+        "moe_mlp": "dense_mlp",
+        "moe_transformer": "dense_transformer",
+        "image_cnn_moe": "image_cnn_dense",
+        "image_patch_moe": "image_patch_dense",
+    }[cfg.name]
     return dataclasses.replace(cfg, name=dense_name, ffn_dim=cfg.ffn_dim * cfg.top_k)

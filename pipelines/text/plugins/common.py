@@ -4,8 +4,6 @@ the cleaning rules as configured, token ids of a split file, the ONNX files' nam
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +11,12 @@ import numpy as np
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
-from pipelines.io import read_json, read_split
+from pipelines.io import no_cache_files, read_json, read_split
 from pipelines.layout import Layout
 from pipelines.text.rules_config import TextCleanConfig
 
 TEXT, LABEL = "text", "label"
-
-
-@contextmanager
-def no_cache_files() -> Iterator[None]:
-    """The text rules' maps would otherwise write cache-*.arrow files beside their source:
-    inside data/ingested, a DVC output. Without caching, `datasets` keeps them in a temporary
-    folder it removes at exit."""
-    import datasets
-
-    was_enabled = datasets.is_caching_enabled()
-    datasets.disable_caching()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.enable_caching()
+__all__ = ["no_cache_files"]  # re-exported: the text plug-ins import it from here
 
 
 def clean_rules(cfg: PipelineConfig) -> TextCleanConfig:

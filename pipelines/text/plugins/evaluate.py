@@ -25,7 +25,13 @@ from pipelines.text.plugins.common import (
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.evaluation import interleaved_latency
     from pipelines.models.moe import count_parameters
-    from pipelines.multiclass import confusion_png, multiclass_metrics
+    from pipelines.multiclass import (
+        comparison_png,
+        confusion_png,
+        micro_curves,
+        multiclass_metrics,
+        write_curve_csv,
+    )
     from pipelines.text.baseline import class_probabilities, tfidf_logistic_regression
     from pipelines.text.lightning import load_text_checkpoint, text_probabilities
 
@@ -112,16 +118,16 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         latency_dir.mkdir()
         for name, m in report["variants"].items():
             confusion_png(m, folder / f"confusion_{name}.png", name)
-            roc, pr = _micro_curves(y_test, probabilities[name], len(classes))
-            _write_csv(roc_dir / f"{name}.csv", roc)
-            _write_csv(pr_dir / f"{name}.csv", pr)
+            roc, pr = micro_curves(y_test, probabilities[name], len(classes))
+            write_curve_csv(roc_dir / f"{name}.csv", roc)
+            write_curve_csv(pr_dir / f"{name}.csv", pr)
         write_json(folder / "evaluate.json", report)
         write_json(metrics_file, report)
         write_json(headline_file, headline(report))
         write_json(
             latency_dir / "latency.json", {"variants": latency, "threads": cfg.evaluate.threads}
         )
-        _comparison_png(report, latency, folder / "comparison.png")
+        comparison_png(report, latency, folder / "comparison.png")
     return report
 
 
@@ -154,46 +160,3 @@ def _onnx_scorer(path: Path, pad_id: int, cfg: PipelineConfig):
         return np.concatenate(out)
 
     return score
-
-
-def _micro_curves(y: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[list, list]:
-    """Micro-averaged one-vs-rest ROC and PR (every (row, class) pair a binary decision), so
-    DVC's ROC/PR plots compare text variants as they compare tabular ones."""
-    from pipelines.evaluation import curves
-
-    onehot = np.eye(n_classes, dtype=np.int64)[y]
-    return curves(onehot.ravel(), p.ravel())
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    import csv
-
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _comparison_png(report: dict[str, Any], latency: dict[str, Any], path: Path) -> None:
-    """Macro-F1 per variant beside its latency at the largest batch: the trade-off at a
-    glance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(report["variants"])
-    f1 = [report["variants"][n]["macro_f1"] for n in names]
-    sizes = sorted(int(k.removeprefix("batch")) for k in latency[names[0]] if k.startswith("batch"))
-    largest = f"batch{sizes[-1]}"
-    ms = [latency[n][largest]["p50_ms"] for n in names]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    left.barh(names, f1, color="tab:blue")
-    left.set_xlabel("test macro-F1")
-    left.set_xlim(0, 1)
-    right.barh(names, ms, color="tab:orange")
-    right.set_xlabel(f"p50 latency at batch {sizes[-1]} (ms)")
-    right.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -3,7 +3,6 @@ card, enough to score raw text from that folder alone (README: the scoring snipp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -94,37 +93,9 @@ def _sha256(path: Path) -> str:
 def select_text_variant(
     cfg: PipelineConfig, evaluation: dict[str, Any], layout: Layout
 ) -> tuple[str, str]:
-    """export.select for text: the named variant, or the fastest (evaluate's p50 latency at
-    its largest batch size) of those whose test macro-F1 is at least select.min_auprc_kept of
-    the FP32 model's (the tabular rule's floor, read as macro-F1 here)."""
-    select = cfg.export.select
+    """export.select for text (pipelines.selection.select_multiclass_variant)."""
+    from pipelines.selection import select_multiclass_variant
+
     available = [v for v in ONNX_VARIANTS if variant_file(layout.onnx_dir, v).is_file()]
-    if select.rule == "variant":
-        if select.variant not in available:
-            raise PipelineError(
-                f"config key 'export.select.variant' = {select.variant!r}: quantize wrote "
-                f"{', '.join(available)} for this text model; expected one of those"
-            )
-        return select.variant, "named in the config (export.select.variant)"
     latency_file = layout.latency_report / "latency.json"
-    timings = json.loads(latency_file.read_text())["variants"] if latency_file.is_file() else {}
-    kept = {
-        v: evaluation["variants"][f"onnx_{v}"]["macro_f1_retained_vs_fp32"] or 0.0
-        for v in available
-    }
-    qualifying = [v for v in available if kept[v] >= select.min_auprc_kept]
-    if not qualifying:
-        raise PipelineError(
-            f"config key 'export.select.min_auprc_kept' = {select.min_auprc_kept}: no text "
-            f"variant keeps that share of FP32 macro-F1 (best: {max(kept.values()):.2%})"
-        )
-    largest = max(cfg.evaluate.latency_batch_sizes)
-
-    def speed(v: str) -> float:
-        return timings.get(f"onnx_{v}", {}).get(f"batch{largest}", {}).get("p50_ms", float("inf"))
-
-    chosen = min(qualifying, key=speed)
-    return chosen, (
-        f"fastest at batch {largest} ({speed(chosen):.3f} ms p50) of the variants keeping "
-        f">= {select.min_auprc_kept:.0%} of FP32 macro-F1 ({kept[chosen]:.2%})"
-    )
+    return select_multiclass_variant(cfg, evaluation, available, latency_file, "text")

@@ -1,0 +1,220 @@
+"""The image classifier as ONNX files: FP32, dynamic INT8 and static INT8, and the parity check
+that decides whether a variant may ship.
+
+Quantization reuses the tabular and text models' ONNX Runtime settings (pipelines.quantization:
+QDQ static format, UINT8 activations, INT8 weights, the same calibration methods), with these
+differences, each explained where it is made:
+
+- Conv is quantized as well as MatMul/Gemm: the conv backbone holds the bulk of the CNN's
+  weights and arithmetic, and the patchify conv is the patch model's first projection.
+- Static INT8 always quantizes weights per output channel (see STATIC_PER_CHANNEL).
+- The first projection is quantized (QuantizeConfig.keep_input_fp32 is a tabular rule): a
+  normalised image's range is set by (0 - mean) / std and (1 - mean) / std, a few units wide
+  per channel, with none of the rare one-hot outliers that made the tabular input layer lose
+  precision in INT8.
+- Only the MoE router MatMuls stay FP32 (image_router_nodes): both image graphs end in the
+  exported softmax, so the tabular rule "a MatMul feeding a Softmax" would also keep the class
+  head FP32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from torch import nn
+
+from pipelines.config import QuantizeConfig
+from pipelines.models.image import IMAGES, PROBABILITIES, export_image_onnx
+from pipelines.quantization import METHODS, QUANTIZED_OPS, ArrayReader, _quiet_root_logger
+from pipelines.runtime import session
+
+FP32, INT8_DYNAMIC, INT8_STATIC = "fp32", "int8_dynamic", "int8_static"
+IMAGE_QUANTIZED_OPS = [*QUANTIZED_OPS, "Conv"]
+# Dynamic INT8 leaves Conv in FP32. ONNX Runtime 1.31.1 can run it (DynamicQuantizeLinear +
+# ConvInteger), but its CPU ConvInteger is a slow reference kernel: measured on the default
+# visual_inspection model (64x64, widths 16-64), dynamic INT8 with Conv took 331 ms at batch
+# 32 against ONNX FP32's 31 ms. Static INT8 (QDQ, fused into QLinearConv) quantizes Conv.
+DYNAMIC_QUANTIZED_OPS = list(QUANTIZED_OPS)
+# BatchNorm is folded into each conv at export, which scales every output channel's filter by
+# its own gamma / sqrt(var): one per-tensor INT8 scale, set by the largest filter, would leave
+# the small filters a handful of levels. Per-channel scales cost 4 bytes per output channel.
+STATIC_PER_CHANNEL = True
+# images per calibration run: histogram calibrators (entropy, percentile) keep every batch's
+# activations, which for a conv backbone are image-sized, so batches stay modest
+CALIBRATION_BATCH = 64
+
+
+class ImageCalibrationReader(ArrayReader):
+    """ArrayReader's equal-sized batches (the last topped up with the first images, which the
+    histogram calibrators need and min/max ignores), fed to the image graph's input."""
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {IMAGES: batch}
+
+
+def preprocess_image(fp32: Path, out: Path) -> None:
+    """ORT's pre-processing (shape inference, graph optimisation) before quantization. ORT's
+    symbolic shape inference follows the CNN graph but not the patch model's routing (the
+    expert capacity comes from the patch count at run time), where it raises AssertionError
+    (measured, onnxruntime 1.31.1); ONNX's own shape inference still runs then, as ORT
+    documents for such models."""
+    try:
+        quant_pre_process(str(fp32), str(out), skip_symbolic_shape=False)
+    except Exception:  # any symbolic failure has the same fallback
+        quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+
+
+def image_router_nodes(path: Path) -> list[str]:
+    """The MoE gates: MatMuls with a weight (an initializer) read by a Softmax whose output
+    stays inside the graph. The class head also feeds a Softmax, but that one is the graph's
+    output; the patch model's attention softmax reads a masked score (Where), not a MatMul.
+    The gates stay FP32: INT8 gate logits can flip which experts an image or patch goes to."""
+    graph = onnx.load(str(path)).graph
+    outputs = {o.name for o in graph.output}
+    weights = {t.name for t in graph.initializer}
+    gate_inputs = {
+        name
+        for node in graph.node
+        if node.op_type == "Softmax" and not set(node.output) & outputs
+        for name in node.input
+    }
+    gates = [
+        node.name
+        for node in graph.node
+        if node.op_type in QUANTIZED_OPS
+        and node.output[0] in gate_inputs
+        and any(name in weights for name in node.input[1:])
+    ]
+    # ORT's dynamic quantizer first rewrites a Gemm as '<name>_MatMul' + Add
+    return [*gates, *(f"{name}_MatMul" for name in gates)]
+
+
+def route_in_fp32(path: Path, routers: list[str]) -> None:
+    """Point each router back at the FP32 tensor its quantized input was made from. In QDQ
+    format ORT inserts one QuantizeLinear/DequantizeLinear pair per quantized tensor and
+    rewires every reader to the dequantized copy, excluded nodes included, so a router left
+    out of quantization would still route on INT8-rounded features; the experts beside it
+    keep reading the rounded copy, as their integer kernels need."""
+    model = onnx.load(str(path))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    for node in model.graph.node:
+        if node.name not in routers:
+            continue
+        dq = producer.get(node.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            node.input[0] = q.input[0]
+    onnx.save(model, str(path))
+
+
+def export_image_variants(
+    model: nn.Module,
+    folder: Path,
+    calibration_images: np.ndarray,
+    image_size: int,
+    cfg: QuantizeConfig,
+    opset: int,
+) -> dict[str, Path]:
+    """fp32.onnx always (export_image_onnx: dynamic batch axis, checked against PyTorch);
+    int8_dynamic.onnx and int8_static.onnx as `cfg` enables them, both from the pre-processed
+    FP32 graph. The static one is calibrated on the first `cfg.static.calibration_rows` of
+    `calibration_images` (normalised float32 (n, 3, H, W), held out from training) with
+    `cfg.static.calibration_method`, and is per-channel whatever cfg.static.per_channel says
+    (STATIC_PER_CHANNEL). Export, pre-processing and calibration draw no random numbers."""
+    rows = np.ascontiguousarray(calibration_images[: cfg.static.calibration_rows], np.float32)
+    # checked before any file is written: ORT would only fail after export and pre-processing,
+    # with "No data is collected" or a shape error deep in its calibration session
+    if cfg.static.enabled and (
+        rows.ndim != 4 or rows.shape[1:] != (3, image_size, image_size) or not len(rows)
+    ):
+        raise ValueError(
+            f"calibration images of shape {rows.shape}: expected (n >= 1, 3, {image_size}, "
+            f"{image_size}) normalised float32 images"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {FP32: folder / "fp32.onnx"}
+    export_image_onnx(model, paths[FP32], opset, image_size)
+    if not (cfg.dynamic.enabled or cfg.static.enabled):
+        return paths
+    prepared = folder / "fp32_prepared.onnx"
+    preprocess_image(paths[FP32], prepared)
+    excluded = image_router_nodes(prepared)
+    try:
+        with _quiet_root_logger():
+            if cfg.dynamic.enabled:
+                paths[INT8_DYNAMIC] = folder / "int8_dynamic.onnx"
+                quantize_dynamic(
+                    str(prepared),
+                    str(paths[INT8_DYNAMIC]),
+                    per_channel=cfg.dynamic.per_channel,
+                    weight_type=(
+                        QuantType.QInt8 if cfg.dynamic.weight_type == "qint8" else QuantType.QUInt8
+                    ),
+                    op_types_to_quantize=DYNAMIC_QUANTIZED_OPS,
+                    nodes_to_exclude=excluded,
+                )
+            if cfg.static.enabled:
+                paths[INT8_STATIC] = folder / "int8_static.onnx"
+                quantize_static(
+                    str(prepared),
+                    str(paths[INT8_STATIC]),
+                    ImageCalibrationReader(rows, CALIBRATION_BATCH),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=STATIC_PER_CHANNEL,
+                    calibrate_method=METHODS[cfg.static.calibration_method],
+                    op_types_to_quantize=IMAGE_QUANTIZED_OPS,
+                    nodes_to_exclude=excluded,
+                )
+                route_in_fp32(paths[INT8_STATIC], excluded)
+    finally:
+        prepared.unlink(missing_ok=True)
+    return paths
+
+
+def onnx_image_probabilities(
+    path: Path, images: np.ndarray, threads: int | None = None, batch_size: int = 256
+) -> np.ndarray:
+    """Class probabilities (n, classes) of an exported image model over normalised float32
+    images (n, 3, H, W), batch by batch. `threads`: ORT's intra-op threads (None: its
+    default, one per core)."""
+    sess = session(path, threads or 0)
+    out = [
+        sess.run([PROBABILITIES], {IMAGES: np.ascontiguousarray(batch, np.float32)})[0]
+        for batch in (images[i : i + batch_size] for i in range(0, len(images), batch_size))
+    ]
+    if out:
+        return np.concatenate(out)
+    return np.zeros((0, sess.get_outputs()[0].shape[1]), dtype=np.float32)
+
+
+def image_parity(
+    model: nn.Module,
+    path: Path,
+    image_size: int,
+    batches: tuple[int, ...] = (1, 3, 32),
+    seed: int = 0,
+) -> float:
+    """Largest absolute difference of any class probability between the PyTorch model (eval
+    mode) and the ONNX file, over seeded standard-normal images (the normalised scale) at each
+    batch size: 0 up to float noise for the FP32 graph, the INT8 error for a quantized one."""
+    model = model.eval()
+    rng = np.random.default_rng(seed)
+    sess = session(path, threads=2)
+    worst = 0.0
+    for rows in batches:
+        images = rng.standard_normal((rows, 3, image_size, image_size), dtype=np.float32)
+        with torch.no_grad():
+            expected = torch.softmax(model(torch.from_numpy(images)), dim=-1).numpy()
+        (actual,) = sess.run([PROBABILITIES], {IMAGES: images})
+        worst = max(worst, float(np.abs(actual - expected).max()))
+    return worst

@@ -1,0 +1,268 @@
+"""The image export folder: three files that score image files without this repository. The
+reference scorer (score_image_files) makes exactly the input training made (decode_images,
+then normalise) from the card alone, grey, RGBA and wrong-sized files included, and agrees
+with the PyTorch model; labels.json names the output columns in order; a missing file or a
+mismatched graph is named; the scorer imports nothing from the project; and the README's
+snippet, run as written, gives the labels score_image_files gives."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pipelines.image.export_folder as export_folder
+from pipelines.config import ModelConfig
+from pipelines.errors import PipelineError
+from pipelines.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
+from pipelines.image.export_folder import (
+    image_preprocessing,
+    load_image_inputs,
+    score_image_files,
+    write_image_export,
+)
+from pipelines.image.preprocess import channel_statistics, decode_images, normalise
+from pipelines.image.simulator import simulate_images, write_image_folder
+from pipelines.models.image import build_image_model, export_image_onnx
+
+SIZE = 32
+REPO = Path(__file__).resolve().parent.parent
+MARKER = "<!-- image-scoring-snippet -->"
+# deliberately not sorted, so a folder that sorted them would be caught
+NAMES = ["spot", "clean", "crack", "scratch"]
+# the snippet README.md shows; its first line names the folder, its paths are image files
+README_SNIPPET = """\
+folder = "export"
+import json, numpy as np, onnxruntime as ort, PIL.Image, PIL.ImageOps
+paths = ["scratch.png", "spot.png"]
+labels = json.load(open(f"{folder}/labels.json"))["labels"]
+p = json.load(open(f"{folder}/model_card.json"))["preprocessing"]
+size, mean, std = (p["width"], p["height"]), np.float32(p["mean"]), np.float32(p["std"])
+rgb = [PIL.ImageOps.fit(PIL.Image.open(f).convert("RGB"), size, PIL.Image.BILINEAR) for f in paths]
+x = ((np.stack(rgb) / np.float32(p["scale"]) - mean) / std).transpose(0, 3, 1, 2).copy()
+model = ort.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
+print([labels[i] for i in model.run(None, {"images": x})[0].argmax(axis=1)])
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny untrained CNN MoE at 32 x 32, exported; 10 simulated surfaces written as PNG
+    files at 40 x 48 (so scoring resizes, to a non-square source), plus a grey and an RGBA
+    copy of the first (so scoring converts)."""
+    work = tmp_path_factory.mktemp("work")
+    sim = ImageSimulatorConfig(height=40, width=48, dirt=NO_IMAGE_DIRT)
+    write_image_folder(simulate_images(10, seed=0, cfg=sim), work / "images")
+    files = sorted((work / "images").rglob("*.png"))
+    with Image.open(files[0]) as image:
+        image.convert("L").save(work / "grey.png")
+        image.convert("RGBA").save(work / "rgba.png")
+    files += [work / "grey.png", work / "rgba.png"]
+    pixels = _as_cleaned(files)
+    mean, std = channel_statistics(pixels)
+    cfg = ModelConfig(
+        name="image_cnn_moe", hidden_dim=16, ffn_dim=16, num_blocks=1, num_experts=4, dropout=0.0
+    )
+    torch.manual_seed(0)
+    model = build_image_model(len(NAMES), SIZE, cfg).eval()
+    export_image_onnx(model, work / "model.onnx", opset=17, size=SIZE)
+    preprocessing = image_preprocessing(SIZE, mean, std)
+    folder = work / "export"
+    write_image_export(
+        folder, work / "model.onnx", NAMES, preprocessing, {"model": "image_cnn_moe"}
+    )
+    return {
+        "folder": folder,
+        "model": model,
+        "files": files,
+        "expected_input": normalise(pixels, mean, std),
+        "preprocessing": preprocessing,
+    }
+
+
+def _as_cleaned(files: list[Path]) -> np.ndarray:
+    """uint8 (n, 3, SIZE, SIZE): what the pipeline makes of each file, clean's mode and size
+    rules (the defaults: RGB, centre crop) and then decode_images."""
+    from pipelines.image.analysis import to_mode, to_size
+    from pipelines.image.config import ModeConfig, SizeConfig
+
+    cleaned = []
+    for path in files:
+        with Image.open(path) as image:
+            rgb, _ = to_mode(image, ModeConfig())
+            fitted, _ = to_size(rgb, SizeConfig(height=SIZE, width=SIZE))
+            buffer = io.BytesIO()
+            fitted.save(buffer, format="PNG")
+            cleaned.append({"bytes": buffer.getvalue(), "path": None})
+    ds = datasets.Dataset.from_dict({"image": cleaned}).cast_column("image", datasets.Image())
+    return decode_images(ds, SIZE)
+
+
+def _dataset(files: list[Path]) -> datasets.Dataset:
+    """Files read as the pipeline reads an image folder: a datasets Image column."""
+    ds = datasets.Dataset.from_dict({"image": [str(f) for f in files]})
+    return ds.cast_column("image", datasets.Image())
+
+
+def test_the_folder_holds_the_graph_the_labels_and_the_card(exported) -> None:
+    folder = exported["folder"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "labels.json",
+        "model.onnx",
+        "model_card.json",
+    ]
+    assert json.loads((folder / "labels.json").read_text()) == {"labels": NAMES}
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["model"] == "image_cnn_moe"
+    assert card["preprocessing"] == exported["preprocessing"]
+    assert card["inputs"]["images"]["shape"] == ["batch", 3, SIZE, SIZE]
+    assert card["outputs"]["probabilities"]["shape"] == ["batch", len(NAMES)]
+    pre = card["preprocessing"]
+    assert (pre["height"], pre["width"], pre["resize"], pre["fit"], pre["crop"]) == (
+        SIZE,
+        SIZE,
+        "bilinear",
+        "crop",
+        "centre",
+    )
+    assert (pre["color_mode"], pre["channel_order"], pre["layout"]) == ("RGB", "RGB", "NCHW")
+    assert (pre["dtype"], pre["scale"]) == ("float32", 255.0)
+    assert len(pre["mean"]) == len(pre["std"]) == 3
+
+
+def test_the_scorer_makes_exactly_the_input_training_made(exported) -> None:
+    """clean's mode and size rules, decode_images and normalise, bit for bit, from the card
+    alone: resized, grey and RGBA files included."""
+    got = load_image_inputs(exported["files"], exported["preprocessing"])
+    assert got.dtype == np.float32 and got.shape == (12, 3, SIZE, SIZE)
+    np.testing.assert_array_equal(got, exported["expected_input"])
+
+
+def test_scores_are_the_pytorch_models_in_labels_json_order(exported) -> None:
+    results = score_image_files(exported["folder"], [str(f) for f in exported["files"]])
+    with torch.no_grad():
+        logits = exported["model"](torch.from_numpy(exported["expected_input"]))
+    expected = torch.softmax(logits, dim=-1).numpy()
+    assert [r["label"] for r in results] == [NAMES[i] for i in expected.argmax(axis=1)]
+    for result, row in zip(results, expected, strict=True):
+        assert list(result["probabilities"]) == NAMES
+        np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-4)
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert score_image_files(exported["folder"], []) == []
+
+
+@pytest.mark.parametrize("missing", ["model.onnx", "labels.json", "model_card.json"])
+def test_a_folder_missing_a_file_fails_naming_it(exported, missing: str, tmp_path: Path) -> None:
+    """FileNotFoundError, not the repo's PipelineError: scoring must not need the repo."""
+    folder = tmp_path / "export"
+    shutil.copytree(exported["folder"], folder)
+    (folder / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(folder / missing))):
+        score_image_files(folder, exported["files"][:1])
+
+
+def test_a_card_asking_for_other_preprocessing_is_refused(exported) -> None:
+    other = {**exported["preprocessing"], "resize": "bicubic"}
+    with pytest.raises(ValueError, match="resize = 'bicubic': this scorer implements 'bilinear'"):
+        load_image_inputs(exported["files"][:1], other)
+
+
+def test_writing_fails_naming_the_file_when_the_labels_do_not_match_the_outputs(
+    exported, tmp_path: Path
+) -> None:
+    model = exported["folder"] / "model.onnx"
+    pattern = re.escape(str(model)) + ".*4 probabilities per image but 2 class names"
+    with pytest.raises(PipelineError, match=pattern):
+        write_image_export(tmp_path / "out", model, ["a", "b"], exported["preprocessing"], {})
+    assert not (tmp_path / "out").exists()
+
+
+def test_writing_fails_when_the_preprocessing_makes_another_size(exported, tmp_path: Path) -> None:
+    model = exported["folder"] / "model.onnx"
+    wrong = image_preprocessing(64, [0.5] * 3, [0.2] * 3)
+    with pytest.raises(PipelineError, match=r"takes images of \[3, 32, 32\].*makes \[3, 64, 64\]"):
+        write_image_export(tmp_path / "out", model, NAMES, wrong, {})
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_scorer_imports_only_onnxruntime_numpy_pillow_and_the_standard_library() -> None:
+    """A user copies score_image_files without this project: the module's imports (its
+    writer's lazy onnx and pipelines imports aside) are these, and nothing else."""
+    tree = ast.parse(Path(export_folder.__file__).read_text(encoding="utf-8"))
+    allowed = {"__future__", "ctypes", "json", "shutil", "pathlib", "typing"}
+    allowed |= {"numpy", "onnxruntime", "PIL"}
+    top = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert top <= allowed, top - allowed
+    for func in ("score_image_files", "load_image_inputs", "_providers", "_cuda_devices"):
+        (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func]
+        assert not [n for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def run_snippet(snippet: str, folder: Path) -> dict:
+    """Execute the snippet with its folder pointed at `folder`; its namespace and output."""
+    first, rest = snippet.split("\n", 1)
+    assert first == 'folder = "export"', f"the snippet's first line names the folder: {first!r}"
+    assert len(snippet.strip().splitlines()) <= 10
+    assert "pipelines" not in snippet and "torch" not in snippet
+    namespace: dict = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(f"folder = {str(folder)!r}\n{rest}", namespace)  # noqa: S102 - the README's code
+    namespace["stdout"] = out.getvalue()
+    return namespace
+
+
+def check_snippet(snippet: str, exported: dict, where: Path) -> None:
+    # the snippet's two files, relative to where it runs: a resized RGB surface, a grey one
+    shutil.copyfile(exported["files"][1], where / "scratch.png")
+    shutil.copyfile(exported["files"][-2], where / "spot.png")
+    ns = run_snippet(snippet, exported["folder"])
+    files = [where / name for name in ns["paths"]]
+    expected = score_image_files(exported["folder"], files)
+    assert ns["stdout"].strip() == str([r["label"] for r in expected])
+    # the same input to the bit, and so the same probabilities
+    np.testing.assert_array_equal(ns["x"], load_image_inputs(files, exported["preprocessing"]))
+    (probabilities,) = ns["model"].run(None, {"images": ns["x"]})
+    for row, result in zip(probabilities, expected, strict=True):
+        np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-6)
+
+
+def readme_snippet() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    if MARKER not in text:
+        pytest.fail(
+            f"README.md has no {MARKER} line; paste the image-scoring snippet (this file's "
+            "README_SNIPPET) under it in a ```python block"
+        )
+    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER) :], re.S)
+    assert block, f"README.md: no ```python block after {MARKER}"
+    return block.group(1)
+
+
+def test_the_snippet_scores_image_files_as_score_image_files_does(
+    exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    check_snippet(README_SNIPPET, exported, tmp_path)
+
+
+def test_the_readme_snippet_is_this_one_and_runs_as_written(
+    exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    check_snippet(readme_snippet(), exported, tmp_path)

@@ -1,0 +1,381 @@
+"""`+experiment=visual_inspection` through the same eight stages as tables and text, on small
+data: the stage code picks the image plug-ins from data.modality, every stage writes the
+outputs dvc.yaml declares, every removed image reaches quarantine with its rule (and the counts
+agree), evaluate reports the defect view beside the classical baseline, the export folder
+scores raw image files alone, and bad input is quarantined with its reason or stops the stage
+that meets it with one line naming the file, folder or key, leaving no output behind."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipelines.compose import compose_params
+from pipelines.config import PipelineConfig, load_params
+from pipelines.errors import PipelineError
+from pipelines.layout import SPLITS, Layout
+from tests.small import REPO, env
+
+STAGES = ("ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export")
+SMALL_IMAGES = [
+    "data.source.rows=600",
+    "data.image.simulator.height=32",
+    "data.image.simulator.width=32",
+    "data.image.clean.size.height=32",
+    "data.image.clean.size.width=32",
+    "data.image.profile.gates.min_rows=50",
+    "data.image.profile.gates.min_class_rows=5",
+    # 90 val/test images: a handful of split duplicates is a large share
+    "data.image.profile.gates.max_leak_rate=0.3",
+    "data.image.profile.samples_per_class=4",
+    "model.hidden_dim=16",
+    "model.ffn_dim=16",
+    "trainer.max_epochs=1",
+    "logger.wandb.enabled=false",
+    "evaluate.latency_repeats=2",
+    "quantize.static.calibration_rows=32",
+]
+
+
+def image_config(tmp: Path, *extra: str) -> PipelineConfig:
+    params = tmp / "params.yaml"
+    if not params.exists():
+        compose_params(params, ["+experiment=visual_inspection"])
+    return load_params(params, [*SMALL_IMAGES, *extra])
+
+
+def run(stage: str, cfg: PipelineConfig, root: Path):
+    return importlib.import_module(f"stages.{stage}").run(cfg, Layout(root))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("images")
+    cfg = image_config(root)
+    results = {stage: run(stage, cfg, root) for stage in STAGES}
+    return root, results
+
+
+def test_the_visual_inspection_experiment_selects_the_image_modality(tmp_path: Path) -> None:
+    cfg = image_config(tmp_path)
+    assert cfg.data.modality == "image" and cfg.data.name == "visual_inspection"
+    assert cfg.model.name == "image_cnn_moe" and cfg.optimized_metric == "val/macro_f1"
+    assert cfg.data.image.good_class == "clean"
+
+
+def test_every_stage_writes_what_dvc_yaml_declares(pipeline: tuple[Path, dict]) -> None:
+    root, _ = pipeline
+    layout = Layout(root)
+    for path in (
+        *(layout.split(layout.ingested, s) for s in SPLITS),
+        layout.schema_file,
+        layout.profile_report / "profile.html",
+        layout.profile_report / "profile.png",
+        layout.profile_report / "samples.png",
+        layout.profile_metrics,
+        *(layout.split(layout.cleaned, s) for s in SPLITS),
+        layout.quarantine,
+        layout.clean_metrics,
+        layout.augmented_train,
+        layout.augment_metrics,
+        layout.checkpoint,
+        layout.train_metrics,
+        layout.train_history,
+        layout.quantize_metrics,
+        layout.evaluate_metrics,
+        layout.headline_metrics,
+        layout.evaluate_report / "confusion_onnx_int8_static.png",
+        layout.evaluate_report / "misclassified.png",
+        layout.evaluate_report / "comparison.png",
+        layout.roc_curves / "onnx_int8_static.csv",
+        layout.pr_curves / "hog_logistic_regression.csv",
+    ):
+        assert path.exists(), path
+    assert not layout.staging.exists()
+    # the maps leave no cache files inside DVC outputs
+    assert sorted(p.name for p in layout.ingested.iterdir()) == [
+        "schema.json",
+        "test.arrow",
+        "train.arrow",
+        "val.arrow",
+    ]
+    assert json.loads(layout.schema_file.read_text())["classes"] == [
+        "clean",
+        "crack",
+        "scratch",
+        "spot",
+    ]
+
+
+def test_every_removed_image_is_in_quarantine_with_its_rule(pipeline: tuple[Path, dict]) -> None:
+    root, results = pipeline
+    clean = results["clean"]
+    quarantine = pd.read_parquet(Layout(root).quarantine)
+    assert len(quarantine) == clean["quarantined"] > 0
+    by_rule = quarantine["rule"].value_counts().to_dict()
+    assert by_rule == {rule: n for rule, n in clean["removed_by_rule"].items() if n}
+    # the simulator's dirt reaches the rules: unreadable files, duplicates, bad exposure
+    for rule in ("unreadable", "exposure", "exact_duplicate"):
+        assert clean["removed_by_rule"][rule] > 0, rule
+    # grey and RGBA images are converted, other sizes resized, not removed
+    assert clean["converted"] > 0 and clean["resized"] > 0
+    for split in SPLITS:
+        removed = sum(clean["splits"][split]["removed"].values())
+        assert clean["rows_out"][split] + removed == clean["rows_in"][split]
+    # every kept image is RGB at the declared size
+    from pipelines.io import read_split
+
+    kept = read_split(Layout(root).split(Layout(root).cleaned, "test"))
+    assert {(im.mode, im.size) for im in kept["image"][:]} == {("RGB", (32, 32))}
+
+
+def test_augment_tops_up_the_rare_defect_with_new_images(pipeline: tuple[Path, dict]) -> None:
+    _, results = pipeline
+    augment = results["augment"]
+    assert augment["rows_after"] == augment["rows_before"] + sum(augment["added"].values())
+    assert augment["added"]["crack"] > 0 and "clean" not in augment["added"]
+
+
+def test_evaluate_reports_the_defect_view_beside_the_int8_copies_and_the_baseline(
+    pipeline: tuple[Path, dict],
+) -> None:
+    root, results = pipeline
+    report = results["evaluate"]
+    assert set(report["variants"]) == {
+        "pytorch_fp32",
+        "onnx_fp32",
+        "onnx_int8_dynamic",
+        "onnx_int8_static",
+        "hog_logistic_regression",
+        "hog_gradient_boosting",
+    }
+    classes = report["classes"]
+    for m in report["variants"].values():
+        assert set(m["per_class"]) == set(classes)
+        assert set(m["defect_class_recall"]) == {"crack", "scratch", "spot"}
+        assert 0.0 <= m["defect_recall"] <= 1.0
+        at = m["precision_at_defect_recall"]
+        assert at["recall"] >= at["recall_target"] == 0.95
+    # ONNX FP32 is the PyTorch model: the same decisions on every test image
+    torch_m, onnx_m = report["variants"]["pytorch_fp32"], report["variants"]["onnx_fp32"]
+    assert onnx_m["confusion_matrix"] == torch_m["confusion_matrix"]
+    # the texture features tell the simulator's defects apart: real baselines
+    assert report["variants"]["hog_logistic_regression"]["macro_f1"] > 0.5
+    assert report["variants"]["hog_gradient_boosting"]["macro_f1"] > 0.5
+    latency = json.loads((Layout(root).latency_report / "latency.json").read_text())["variants"]
+    timed = {"onnx_fp32", "onnx_int8_static", "pytorch_fp32", "texture_features_only"}
+    assert timed <= set(latency)
+    assert set(latency["onnx_fp32"]) >= {"batch1", "batch32"}
+    quantize = results["quantize"]
+    assert quantize["variants"]["fp32"]["max_abs_diff_vs_pytorch"] < 1e-4
+    assert quantize["parity_batches"] == [1, 3, 32]
+
+
+def test_the_same_config_and_seed_give_the_same_data_and_metrics(
+    pipeline: tuple[Path, dict], tmp_path: Path
+) -> None:
+    root, results = pipeline
+    cfg = image_config(tmp_path)
+    for stage in ("ingest", "profile", "clean", "augment", "train"):
+        again = run(stage, cfg, tmp_path)
+        if stage == "train":
+            assert again["val"] == results["train"]["val"]
+    for name in ("train.arrow", "val.arrow", "test.arrow"):
+        assert (tmp_path / "data" / "clean" / name).read_bytes() == (
+            root / "data" / "clean" / name
+        ).read_bytes()
+    assert (tmp_path / "data" / "augmented" / "train.arrow").read_bytes() == (
+        root / "data" / "augmented" / "train.arrow"
+    ).read_bytes()
+
+
+# --- an image folder, and bad input ---------------------------------------------------------
+
+
+def _fails(stage: str, cfg: PipelineConfig, root: Path, match: str, output: Path) -> None:
+    with pytest.raises(PipelineError, match=match):
+        run(stage, cfg, root)
+    assert not output.exists()
+    assert not (root / ".staging").exists() or not any((root / ".staging").iterdir())
+
+
+def _png(seed: int, mode: str = "RGB", size: tuple[int, int] = (40, 40)) -> bytes:
+    """A PNG of seeded noise in `mode` (RGB, L or RGBA) at `size` (width, height)."""
+    import numpy as np
+
+    channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    assert image.mode == mode
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_folder(root: Path, per_class: int = 80) -> Path:
+    """Two classes of noise images in class sub-folders: 40x40 RGB, with grey 40x40 and RGBA
+    64x48 ones among them."""
+    folder = root / "images"
+    shapes = [("RGB", (40, 40)), ("L", (40, 40)), ("RGBA", (64, 48))]
+    for offset, label in enumerate(("good", "dent")):
+        (folder / label).mkdir(parents=True)
+        for i in range(per_class):
+            mode, size = shapes[i % 3]
+            (folder / label / f"{i:03d}.png").write_bytes(_png(1000 * offset + i, mode, size))
+    return folder
+
+
+def folder_config(tmp: Path, folder: Path, *extra: str) -> PipelineConfig:
+    return image_config(
+        tmp,
+        "data.source.kind=imagefolder",
+        f"data.source.path={folder}",
+        "data.image.good_class=good",
+        "data.image.clean.blur.enabled=false",
+        "data.image.clean.exposure.enabled=false",
+        # 160 images: 24 in val and test, two of them bad files
+        "data.image.profile.gates.min_rows=10",
+        "data.image.profile.gates.max_unreadable_rate=0.2",
+        *extra,
+    )
+
+
+def test_an_image_folder_with_bad_files_is_read_and_the_bad_files_quarantined(
+    tmp_path: Path,
+) -> None:
+    """Truncated PNG bytes, a text file and mixed modes and sizes among the images: ingest
+    keeps every file as a row (nothing vanishes), clean quarantines the unreadable ones with
+    their rule and converts and resizes the rest."""
+    folder = image_folder(tmp_path)
+    whole = (folder / "good" / "000.png").read_bytes()
+    (folder / "good" / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (folder / "dent" / "notes.txt").write_text("not an image", encoding="utf-8")
+    cfg = folder_config(tmp_path, folder)
+    rows = run("ingest", cfg, tmp_path)
+    assert sum(rows.values()) == 2 * 80 + 2
+    run("profile", cfg, tmp_path)
+    clean = run("clean", cfg, tmp_path)
+    quarantine = pd.read_parquet(Layout(tmp_path).quarantine)
+    unreadable = quarantine[quarantine["rule"] == "unreadable"]
+    paths = sorted(Path(cell["path"]).name for cell in unreadable["image"])
+    assert paths == ["notes.txt", "truncated.png"]
+    assert clean["converted"] > 0 and clean["resized"] > 0
+
+
+def test_a_folder_with_one_class_or_an_empty_class_is_named(tmp_path: Path) -> None:
+    out = Layout(tmp_path).ingested
+    folder = tmp_path / "one"
+    (folder / "good").mkdir(parents=True)
+    (folder / "good" / "a.png").write_bytes(_png(1))
+    cfg = folder_config(tmp_path, folder)
+    _fails("ingest", cfg, tmp_path, r"one: 1 class folder\(s\) \(good\); expected at least 2", out)
+
+    (folder / "dent").mkdir()
+    _fails("ingest", cfg, tmp_path, r"one/dent: empty class folder; expected at least one", out)
+
+    cfg = folder_config(tmp_path, tmp_path / "missing")
+    _fails("ingest", cfg, tmp_path, r"'data\.source\.path' = '.*missing': expected a folder", out)
+
+
+def test_rules_that_remove_every_image_name_the_rule_that_removed_most(tmp_path: Path) -> None:
+    cfg = image_config(tmp_path, "data.image.clean.size.min_side=100")
+    run("ingest", cfg, tmp_path)
+    layout = Layout(tmp_path)
+    _fails("clean", cfg, tmp_path, r"split 'train'.*size", layout.cleaned)
+    assert not layout.quarantine.exists() and not layout.clean_metrics.exists()
+
+
+def test_image_settings_are_checked_before_any_image_is_read(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"'model\.name' = 'moe_mlp' with data\.modality"):
+        image_config(tmp_path, "model.name=moe_mlp")
+    with pytest.raises(
+        PipelineError, match=r"size\.height' = 32, 'data\.image\.clean\.size\.width' = 48: expected"
+    ):
+        image_config(tmp_path, "data.image.clean.size.width=48")
+    with pytest.raises(PipelineError, match=r"'model\.seq_len' = 10: image_patch_moe expects"):
+        image_config(tmp_path, "model.name=image_patch_moe", "model.seq_len=10")
+    with pytest.raises(PipelineError, match=r"data\.image\.clean\.dedup\.max_distance = 64"):
+        image_config(tmp_path, "data.image.clean.dedup.max_distance=64")
+    with pytest.raises(PipelineError, match=r"data\.image\.augment\.crop_scale"):
+        image_config(tmp_path, "data.image.augment.crop_scale=[0.9,0.5]")
+
+
+def test_train_py_runs_the_image_experiment_with_the_patch_transformer(tmp_path: Path) -> None:
+    """The user's command with Hydra overrides, the patch Transformer's dense twin; stopped
+    after train (the later stages are covered above) to keep the suite short."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "+experiment=visual_inspection",
+            "model=image_patch_dense",
+            *SMALL_IMAGES,
+            "+pipeline.stages=[ingest,profile,clean,augment,train]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val/macro_f1 = " in result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics" / "train.json").read_text())
+    assert metrics["parameters"]["total"] == metrics["parameters"]["active_per_row"]
+    assert metrics["image_size"] == 32
+
+
+def test_the_run_summary_shows_the_defect_view(
+    pipeline: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.summary import print_summary
+
+    root, _ = pipeline
+    print_summary(Layout(root))
+    out = capsys.readouterr().out
+    assert "images, 4 classes" in out and "defect recall" in out
+    assert "onnx_int8_static" in out and "hog_gradient_boosting" in out
+
+
+def test_the_export_card_states_the_preprocessing_a_deployer_needs(
+    pipeline: tuple[Path, dict],
+) -> None:
+    from pipelines.image.export_folder import score_image_files
+
+    root, results = pipeline
+    folder = Layout(root).export_dir
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "labels.json",
+        "model.onnx",
+        "model_card.json",
+    ]
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["variant"] == "int8_static"
+    pre = card["preprocessing"]
+    assert (pre["height"], pre["width"], pre["fit"]) == (32, 32, "crop")
+    assert (pre["channel_order"], pre["layout"]) == ("RGB", "NCHW")
+    assert pre["mean"] == pytest.approx(results["train"]["channel_mean"])
+    assert pre["std"] == pytest.approx(results["train"]["channel_std"])
+    # export scored 64 test images from PNG files through the folder alone
+    assert card["folder_vs_pytorch_max_abs_diff"] <= 0.05
+    assert set(card["test_metrics"]["baselines_macro_f1"]) == {
+        "hog_logistic_regression",
+        "hog_gradient_boosting",
+    }
+    # a raw file of another size and mode: the card's fit and conversion make it scoreable
+    raw = root / "raw.png"
+    Image.new("L", (80, 50), color=128).save(raw)
+    (scored,) = score_image_files(folder, [raw])
+    labels = json.loads((folder / "labels.json").read_text())["labels"]
+    assert scored["label"] in labels
+    assert sum(scored["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
