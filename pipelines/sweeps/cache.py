@@ -29,6 +29,9 @@ _CODE = (
     "stages/clean.py",
     "stages/augment.py",
     "pipelines/data",
+    # the text and image plug-ins of those stages (data.modality)
+    "pipelines/text",
+    "pipelines/image",
     "pipelines/profiling.py",
     "pipelines/cleaning.py",
     "pipelines/augment.py",

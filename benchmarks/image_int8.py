@@ -1,0 +1,177 @@
+"""INT8 speed and size of the image CNN against ONNX Runtime FP32 of the same model, and where
+the time goes.
+
+    python benchmarks/image_int8.py [--hidden 64 256] [--batches 1 32] [--repeats 30] [--record]
+
+For each width: the visual_inspection MoE CNN (three conv stages of hidden/4, hidden/2 and
+hidden channels, one MoE block of 4 experts, top-2) at 64x64, exported and quantized exactly as
+the quantize stage does (pipelines.image.onnx_variants.export_image_variants: static INT8 is QDQ
+with per-channel weights, calibrated on 128 simulated surfaces; dynamic INT8 quantizes the
+matrix products only). One more variant backs that choice: dynamic INT8 with Conv quantized
+too (ConvInteger). Weights are untrained: latency depends on shapes, not on values.
+
+Latency: every variant in the same process, timed round-robin (pipelines.evaluation.
+interleaved_latency) on the same 512 normalised simulated images, same threads. Where the time
+goes: ONNX Runtime's profiler, total node time per operator type, for FP32 and static INT8 at
+the largest batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from results_file import add_record_flag, write_results
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipelines.config import ModelConfig, QuantizeConfig  # noqa: E402
+from pipelines.evaluation import interleaved_latency  # noqa: E402
+from pipelines.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig  # noqa: E402
+from pipelines.image.onnx_variants import (  # noqa: E402
+    IMAGE_QUANTIZED_OPS,
+    export_image_variants,
+    image_router_nodes,
+    preprocess_image,
+)
+from pipelines.image.preprocess import channel_statistics, decode_images, normalise  # noqa: E402
+from pipelines.image.simulator import simulate_images  # noqa: E402
+from pipelines.io import quiet_datasets  # noqa: E402
+from pipelines.models.image import IMAGES, PROBABILITIES, build_image_model  # noqa: E402
+from pipelines.quantization import _quiet_root_logger  # noqa: E402
+from pipelines.runtime import session  # noqa: E402
+
+SIZE, OPSET = 64, 17
+
+
+def surfaces(n: int) -> np.ndarray:
+    """n simulated surfaces, normalised as training does."""
+    quiet_datasets()
+    cfg = ImageSimulatorConfig(height=SIZE, width=SIZE, dirt=NO_IMAGE_DIRT)
+    pixels = decode_images(simulate_images(n, seed=0, cfg=cfg), SIZE)
+    mean, std = channel_statistics(pixels)
+    return normalise(pixels, mean, std)
+
+
+def op_profile(path: Path, images: np.ndarray, threads: int, runs: int) -> dict:
+    """Share of total node time per operator type (ONNX Runtime's profiler)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            sess.run([PROBABILITIES], {IMAGES: images})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per_op: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"]
+    total = sum(per_op.values()) or 1.0
+    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "total_ms_per_run": total / 1000 / runs,
+        "share_by_op": {op: round(us / total, 4) for op, us in top},
+    }
+
+
+def dynamic_with_conv(fp32: Path, out: Path) -> Path:
+    """Dynamic INT8 with Conv quantized too (ConvInteger): the variant quantize does not make."""
+    prepared = out.with_name("prepared.onnx")
+    preprocess_image(fp32, prepared)
+    with _quiet_root_logger():
+        quantize_dynamic(
+            str(prepared),
+            str(out),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=IMAGE_QUANTIZED_OPS,
+            nodes_to_exclude=image_router_nodes(prepared),
+        )
+    prepared.unlink()
+    return out
+
+
+def measure(hidden: int, images: np.ndarray, args: argparse.Namespace, work: Path) -> dict:
+    cfg = ModelConfig(
+        name="image_cnn_moe",
+        hidden_dim=hidden,
+        ffn_dim=hidden,
+        num_blocks=1,
+        num_experts=4,
+        top_k=2,
+        dropout=0.0,
+    )
+    torch.manual_seed(0)
+    model = build_image_model(4, SIZE, cfg).eval()
+    folder = work / f"hidden{hidden}"
+    paths = export_image_variants(model, folder, images[:128], SIZE, QuantizeConfig(), OPSET)
+    paths["int8_dynamic_conv"] = dynamic_with_conv(paths["fp32"], folder / "dyn_conv.onnx")
+    sessions = {name: session(path, args.threads, cpu_only=True) for name, path in paths.items()}
+    predictors = {
+        name: (lambda batch, s=s: s.run([PROBABILITIES], {IMAGES: batch})[0])
+        for name, s in sessions.items()
+    }
+    timings = interleaved_latency(predictors, images, args.batches, args.repeats)
+    fp32_size = paths["fp32"].stat().st_size
+    result: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
+    for name, path in paths.items():
+        result[name] = {
+            "size_bytes": path.stat().st_size,
+            "size_vs_fp32": path.stat().st_size / fp32_size,
+            "p50_ms": {b: timings[name][f"batch{b}"]["p50_ms"] for b in args.batches},
+            "speedup_vs_onnx_fp32": {
+                b: timings["fp32"][f"batch{b}"]["p50_ms"] / timings[name][f"batch{b}"]["p50_ms"]
+                for b in args.batches
+            },
+        }
+    largest = images[: max(args.batches)]
+    result["profile"] = {
+        name: op_profile(paths[name], largest, args.threads, args.repeats)
+        for name in ("fp32", "int8_static")
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--images", type=int, default=512)
+    add_record_flag(parser)
+    args = parser.parse_args(argv)
+    images = surfaces(args.images)
+    with tempfile.TemporaryDirectory() as tmp:
+        widths = {str(h): measure(h, images, args, Path(tmp)) for h in args.hidden}
+    results = {
+        "command": "python benchmarks/image_int8.py " + " ".join(argv or sys.argv[1:]),
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads},
+        "widths": widths,
+    }
+    for hidden, r in widths.items():
+        for name in ("int8_dynamic", "int8_static", "int8_dynamic_conv"):
+            speed = ", ".join(
+                f"b{b} {r[name]['speedup_vs_onnx_fp32'][b]:.2f}x" for b in args.batches
+            )
+            print(f"hidden {hidden}: {name} size {r[name]['size_vs_fp32']:.1%} of FP32; {speed}")
+    write_results("image_int8", results, args.record)
+    return results
+
+
+if __name__ == "__main__":
+    main()
