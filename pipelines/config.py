@@ -528,6 +528,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
         "rotten_tomatoes",
         "hub",
         "imagefolder",
+        "digits",
     ),
     "data.source.format": ("csv", "parquet", "json", "text"),
     "data.split.method": ("time", "stratified"),

@@ -143,9 +143,21 @@ def test_kept_images_leave_in_the_target_mode_and_size(cleaned) -> None:
         assert split.column_names == ["image_id", "image", "label", "dirt"]
 
 
-def test_quarantine_keeps_the_original_bytes_the_rule_and_the_split(dirty, cleaned) -> None:
+def test_quarantine_keeps_the_original_bytes_the_rule_the_reason_and_the_split(
+    dirty, cleaned
+) -> None:
     _, quarantine, _ = cleaned
-    assert quarantine.column_names == ["image_id", "image", "label", "dirt", "rule", "split"]
+    assert quarantine.column_names == [
+        "image_id", "image", "label", "dirt", "rule", "reason", "split"
+    ]  # fmt: skip
+    # every removal says why, with the figure behind it
+    by_rule: dict[str, set[str]] = {}
+    for rule, reason in zip(quarantine["rule"][:], quarantine["reason"][:], strict=True):
+        by_rule.setdefault(rule, set()).add(reason)
+    assert all(reasons and "" not in reasons for reasons in by_rule.values())
+    assert any("Error" in r or "truncated" in r for r in by_rule["unreadable"])
+    assert all(r.startswith("mean brightness") for r in by_rule.get("exposure", ()))
+    assert by_rule.get("exact_leak", {"x"}) <= {"x", "the same pixels as a train image"}
     assert quarantine.features["image"] == datasets.Image(decode=False)  # some cannot decode
     original = {}
     for ds in dirty.values():

@@ -463,3 +463,17 @@ def test_the_image_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
         assert metrics["val"]["macro_f1"] == pytest.approx(trial.value)
     # one data cache entry: the second trial reused the first one's data stages
     assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 1
+
+
+def test_the_real_digits_ingest_through_the_same_stage(tmp_path: Path) -> None:
+    """data=digits: the 1,797 handwritten digits scikit-learn ships, split by class, the label
+    map in schema.json, and every image readable."""
+    params = tmp_path / "params.yaml"
+    compose_params(params, ["+experiment=visual_inspection", "data=digits"])
+    cfg = load_params(params, ["logger.wandb.enabled=false"])
+    rows = run("ingest", cfg, tmp_path)
+    assert sum(rows.values()) == 1_797 and rows["test"] == round(1_797 * 0.15)
+    schema = json.loads(Layout(tmp_path).schema_file.read_text())
+    assert schema["classes"] == [str(d) for d in range(10)]
+    assert schema["origin"].startswith("scikit-learn load_digits")
+    assert cfg.data.image.good_class is None

@@ -195,6 +195,8 @@ EXERCISED_BY: dict[str, str] = {
     "python train.py +experiment=visual_inspection data.source.kind=imagefolder data.source.path=my_images": "the "
     "same keys at the stages, on a folder with bad files: "
     "tests/test_image_pipeline.py::test_an_image_folder_with_bad_files_is_read_and_the_bad_files_quarantined",
+    "python train.py +experiment=visual_inspection data=digits": "its ingest of the real digits: "
+    "tests/test_image_pipeline.py::test_the_real_digits_ingest_through_the_same_stage",
     "python train.py -m hparams_search=visual_inspection_optuna": "two trials on small data: "
     "tests/test_image_pipeline.py::test_the_image_search_space_runs_as_an_optuna_sweep",
     "dvc exp run -S '+experiment=visual_inspection'": "tests/test_readme.py::test_the_readme_image_experiment_runs_through_dvc",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from PIL import Image, ImageOps
 
 from pipelines.image.config import ImageCleanConfig, ModeConfig, SizeConfig
 
+_ADDRESS = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")
 _HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash}
 
 
@@ -82,7 +84,10 @@ def decode(data: bytes | None, verify: bool, max_pixels: int) -> tuple[Image.Ima
             return None, f"{image.width}x{image.height} pixels > max_pixels {max_pixels}"
         image.load()
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ...
-        return None, f"{type(error).__name__}: {error}"
+        # Pillow names the in-memory file by its address ("<_io.BytesIO object at 0x...>"),
+        # which differs per run: the quarantine must be the same bytes for the same input
+        message = _ADDRESS.sub("", str(error))
+        return None, f"{type(error).__name__}: {message}"
     return image, ""
 
 

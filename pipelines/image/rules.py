@@ -66,14 +66,23 @@ REMOVAL_RULES = {
     "near_duplicate": f"{CLEAN_KEY}.dedup.max_distance",
     "near_leak": f"{CLEAN_KEY}.dedup.max_distance",
 }
-RULE_COLUMN, SPLIT_COLUMN = "rule", "split"
+RULE_COLUMN, SPLIT_COLUMN, REASON_COLUMN = "rule", "split", "reason"
+# the quarantine's reason for a duplicate (the row rules give their own, with the figures)
+DUPLICATE_REASONS = {
+    "exact_duplicate": "the same pixels as an earlier image of its split",
+    "exact_leak": "the same pixels as a train image",
+    "near_duplicate": "perceptual hash within {d} bits of an earlier image of its split",
+    "near_leak": "perceptual hash within {d} bits of a train image",
+}
 
 # Working columns of the row pass, removed before anything is returned.
 _RULE, _PNG, _KEY, _PHASH = "_ic_rule", "_ic_png", "_ic_key", "_ic_phash"
+_REASON = "_ic_reason"
 _CONVERTED, _RESIZED = "_ic_converted", "_ic_resized"
 _WORK_FEATURES = datasets.Features(
     {
         _RULE: datasets.Value("string"),
+        _REASON: datasets.Value("string"),
         _PNG: datasets.Value("binary"),
         _KEY: datasets.Value("string"),
         _PHASH: datasets.Value("binary"),
@@ -222,9 +231,10 @@ def _row_batch(batch: dict[str, list], cfg: ImageCleanConfig) -> dict[str, list]
     out: dict[str, list] = {column: [] for column in _WORK_FEATURES}
     for cell in batch[cfg.image_column]:
         facts = analyse(raw_bytes(cell), cfg)
-        rule = first_removal(facts, cfg)
+        rule, reason = removal(facts, cfg)
         keep_going = rule == ""  # removed rows need neither the new image nor the hashes
         out[_RULE].append(rule)
+        out[_REASON].append(reason)
         out[_PNG].append(encode_png(facts.image) if keep_going and facts.image else b"")
         out[_KEY].append(facts.content_hash if keep_going else "")
         out[_PHASH].append(facts.perceptual_hash if keep_going else b"")
@@ -236,20 +246,33 @@ def _row_batch(batch: dict[str, list], cfg: ImageCleanConfig) -> dict[str, list]
 def first_removal(facts: Facts, cfg: ImageCleanConfig) -> str:
     """The first row rule (unreadable, mode, size, exposure, blur) that removes the image,
     or ""."""
+    return removal(facts, cfg)[0]
+
+
+def removal(facts: Facts, cfg: ImageCleanConfig) -> tuple[str, str]:
+    """(rule, reason) of the first row rule that removes the image, or ("", ""). The reason
+    says what was found against what was expected, for the quarantine's reviewer."""
     if facts.error:
-        return "unreadable"
+        return "unreadable", facts.error
     if facts.converted and cfg.mode.policy == "quarantine":
-        return "mode"
+        return "mode", f"mode {facts.mode}; expected {cfg.mode.target} (policy: quarantine)"
     if facts.too_small:
-        return "size"
+        return "size", (
+            f"{facts.width}x{facts.height}: shorter side below min_side {cfg.size.min_side}"
+        )
     exposure = cfg.exposure
     if exposure.enabled and not (
         exposure.min_brightness <= facts.brightness <= exposure.max_brightness
     ):
-        return "exposure"
+        return "exposure", (
+            f"mean brightness {facts.brightness:.1f}; expected {exposure.min_brightness:g} to "
+            f"{exposure.max_brightness:g}"
+        )
     if cfg.blur.enabled and facts.laplacian_var < cfg.blur.min_laplacian_var:
-        return "blur"
-    return ""
+        return "blur", (
+            f"variance of the Laplacian {facts.laplacian_var:.1f} < {cfg.blur.min_laplacian_var:g}"
+        )
+    return "", ""
 
 
 # --- rules 6-7: duplicates across rows and splits ------------------------------------------------
@@ -321,11 +344,19 @@ def _kept(state: _Split, cfg: ImageCleanConfig) -> datasets.Dataset:
 
 
 def _removed(state: _Split, cfg: ImageCleanConfig) -> datasets.Dataset:
-    """Removed rows as they came (image undecoded: some cannot be), plus rule and split."""
+    """Removed rows as they came (image undecoded: some cannot be), plus rule, reason and
+    split."""
     rows = [i for i, rule in enumerate(state.rules) if rule]
+    row_reasons = arrow_column(state.work, _REASON).to_pylist()
+    distance = cfg.dedup.max_distance
+    reasons = {
+        i: row_reasons[i] or DUPLICATE_REASONS[state.rules[i]].format(d=distance) for i in rows
+    }
     part = state.work.select(rows).remove_columns(list(_WORK_FEATURES))
     string = datasets.Value("string")
-    features = datasets.Features({**part.features, RULE_COLUMN: string, SPLIT_COLUMN: string})
+    features = datasets.Features(
+        {**part.features, RULE_COLUMN: string, REASON_COLUMN: string, SPLIT_COLUMN: string}
+    )
     if not rows:  # add_column on a 0-row column-joined table fails inside datasets
         return datasets.Dataset.from_dict({c: [] for c in features}, features=features)
     part = part.map(
@@ -336,6 +367,7 @@ def _removed(state: _Split, cfg: ImageCleanConfig) -> datasets.Dataset:
         desc=f"quarantine {state.name}",
     )
     part = part.add_column(RULE_COLUMN, [state.rules[i] for i in rows], feature=string)
+    part = part.add_column(REASON_COLUMN, [reasons[i] for i in rows], feature=string)
     return part.add_column(SPLIT_COLUMN, [state.name] * len(rows), feature=string)
 
 
