@@ -36,7 +36,7 @@ from results_file import add_record_flag, write_results
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.config import ModelConfig, QuantizeConfig  # noqa: E402
+from pipelines.config import ModelConfig, QuantizeConfig, StaticQuantConfig  # noqa: E402
 from pipelines.evaluation import interleaved_latency  # noqa: E402
 from pipelines.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig  # noqa: E402
 from pipelines.image.onnx_variants import (  # noqa: E402
@@ -118,7 +118,9 @@ def measure(hidden: int, images: np.ndarray, args: argparse.Namespace, work: Pat
     torch.manual_seed(0)
     model = build_image_model(4, SIZE, cfg).eval()
     folder = work / f"hidden{hidden}"
-    paths = export_image_variants(model, folder, images[:128], SIZE, QuantizeConfig(), OPSET)
+    # as conf/experiment/visual_inspection.yaml quantizes: per-channel static weights
+    quantize = QuantizeConfig(static=StaticQuantConfig(per_channel=True))
+    paths = export_image_variants(model, folder, images[:128], SIZE, quantize, OPSET)
     paths["int8_dynamic_conv"] = dynamic_with_conv(paths["fp32"], folder / "dyn_conv.onnx")
     sessions = {name: session(path, args.threads, cpu_only=True) for name, path in paths.items()}
     predictors = {

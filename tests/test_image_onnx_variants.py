@@ -83,7 +83,8 @@ def fit_head(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def quantize_cfg(rows: int = 64) -> QuantizeConfig:
-    return QuantizeConfig(static=StaticQuantConfig(calibration_rows=rows))
+    # as conf/experiment/visual_inspection.yaml sets it: per-channel static weights
+    return QuantizeConfig(static=StaticQuantConfig(calibration_rows=rows, per_channel=True))
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,8 @@ def test_the_visual_inspection_experiment_selects_the_image_modality(tmp_path: P
     assert cfg.data.modality == "image" and cfg.data.name == "visual_inspection"
     assert cfg.model.name == "image_cnn_moe" and cfg.optimized_metric == "val/macro_f1"
     assert cfg.data.image.good_class == "clean"
+    # BatchNorm-folded convs: one INT8 scale per output channel
+    assert cfg.quantize.static.per_channel is True
 
 
 def test_every_stage_writes_what_dvc_yaml_declares(pipeline: tuple[Path, dict]) -> None:

@@ -7,7 +7,8 @@ differences, each explained where it is made:
 
 - Conv is quantized as well as MatMul/Gemm: the conv backbone holds the bulk of the CNN's
   weights and arithmetic, and the patchify conv is the patch model's first projection.
-- Static INT8 always quantizes weights per output channel (see STATIC_PER_CHANNEL).
+- Static INT8 quantizes weights per output channel as quantize.static.per_channel says, which
+  the image experiments set (why: the comment below DYNAMIC_QUANTIZED_OPS).
 - The first projection is quantized (QuantizeConfig.keep_input_fp32 is a tabular rule): a
   normalised image's range is set by (0 - mean) / std and (1 - mean) / std, a few units wide
   per channel, with none of the rare one-hot outliers that made the tabular input layer lose
@@ -43,7 +44,9 @@ DYNAMIC_QUANTIZED_OPS = list(QUANTIZED_OPS)
 # BatchNorm is folded into each conv at export, which scales every output channel's filter by
 # its own gamma / sqrt(var): one per-tensor INT8 scale, set by the largest filter, would leave
 # the small filters a handful of levels. Per-channel scales cost 4 bytes per output channel.
-STATIC_PER_CHANNEL = True
+# So conf/experiment/visual_inspection.yaml sets quantize.static.per_channel: true (the
+# tabular default is false); a config that turns it off gets per-tensor weights, as it asks.
+
 # images per calibration run: histogram calibrators (entropy, percentile) keep every batch's
 # activations, which for a conv backbone are image-sized, so batches stay modest
 CALIBRATION_BATCH = 64
@@ -127,8 +130,8 @@ def export_image_variants(
     int8_dynamic.onnx and int8_static.onnx as `cfg` enables them, both from the pre-processed
     FP32 graph. The static one is calibrated on the first `cfg.static.calibration_rows` of
     `calibration_images` (normalised float32 (n, 3, H, W), held out from training) with
-    `cfg.static.calibration_method`, and is per-channel whatever cfg.static.per_channel says
-    (STATIC_PER_CHANNEL). Export, pre-processing and calibration draw no random numbers."""
+    `cfg.static.calibration_method`, per channel when cfg.static.per_channel says so
+    (cfg.static.per_channel). Export, pre-processing and calibration draw no random numbers."""
     rows = np.ascontiguousarray(calibration_images[: cfg.static.calibration_rows], np.float32)
     # checked before any file is written: ORT would only fail after export and pre-processing,
     # with "No data is collected" or a shape error deep in its calibration session
@@ -170,7 +173,7 @@ def export_image_variants(
                     quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
-                    per_channel=STATIC_PER_CHANNEL,
+                    per_channel=cfg.static.per_channel,
                     calibrate_method=METHODS[cfg.static.calibration_method],
                     op_types_to_quantize=IMAGE_QUANTIZED_OPS,
                     nodes_to_exclude=excluded,
