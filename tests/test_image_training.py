@@ -48,7 +48,7 @@ def test_the_moe_cnn_learns_the_classes_through_the_shared_fit(tmp_path: Path) -
     raw, y = synthetic_images(600, seed=7)
     mean, std = channel_statistics(raw[:480])  # train split only
     x = normalise(raw, mean, std)
-    compose_params(tmp_path / "params.yaml", ["model=moe_mlp"])
+    compose_params(tmp_path / "params.yaml", ["+experiment=visual_inspection"])
     cfg = load_params(
         tmp_path / "params.yaml",
         [
