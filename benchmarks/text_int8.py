@@ -20,17 +20,16 @@ evaluate stage's figure: README).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from ort_profile import operator_profile
 from results_file import add_record_flag, write_results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,28 +71,9 @@ def build_model(hidden: int, vocab_size: int, n_classes: int, pad_id: int) -> Te
 
 def op_profile(path: Path, ids: np.ndarray, pad_id: int, threads: int, runs: int) -> dict:
     """Share of total node time per operator type (ONNX Runtime's profiler)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.enable_profiling = True
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as tmp:
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        batch_ids, mask = trimmed(ids, pad_id)
-        for _ in range(runs):
-            sess.run([PROBABILITIES], {INPUT_IDS: batch_ids, ATTENTION_MASK: mask})
-        events = json.loads(Path(sess.end_profiling()).read_text())
-    per_op: dict[str, float] = defaultdict(float)
-    for event in events:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
-            per_op[event["args"]["op_name"]] += event["dur"]
-    total = sum(per_op.values()) or 1.0
-    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
-    return {
-        "total_ms_per_run": total / 1000 / runs,
-        "share_by_op": {op: round(us / total, 4) for op, us in top},
-    }
+    batch_ids, mask = trimmed(ids, pad_id)
+    feeds = {INPUT_IDS: batch_ids, ATTENTION_MASK: mask}
+    return operator_profile(path, feeds, PROBABILITIES, threads, runs)
 
 
 def measure(hidden: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
