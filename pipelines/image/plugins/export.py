@@ -18,7 +18,6 @@ from pipelines.image.plugins.common import (
     ONNX_VARIANTS,
     class_names,
     image_size,
-    split_arrays,
     variant_file,
 )
 from pipelines.io import read_json, read_split, staged_outputs, write_json
@@ -36,7 +35,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     )
     from pipelines.image.lightning import image_probabilities, load_image_checkpoint
     from pipelines.image.onnx_variants import onnx_image_probabilities
-    from pipelines.image.preprocess import normalise
+    from pipelines.image.preprocess import decode_images, normalise
     from pipelines.selection import select_multiclass_variant
 
     module = load_image_checkpoint(layout.checkpoint)
@@ -76,9 +75,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         # gives for the shipped graph on the same test images (its preprocessing is faithful);
         # how far that graph is from the trained model is evaluate's figure (macro-F1 kept),
         # recorded here per image for the card
-        from_folder = _folder_scores(folder, layout, classes, score_image_files)
-        raw, _ = split_arrays(layout.split(layout.cleaned, "test"), size, classes)
-        x = normalise(raw[:PARITY_IMAGES], mean, std)
+        # the first PARITY_IMAGES test images, read and decoded once for both sides
+        test = read_split(layout.split(layout.cleaned, "test"))
+        test = test.select(range(min(PARITY_IMAGES, len(test))))
+        from_folder = _folder_scores(folder, test, classes, score_image_files)
+        x = normalise(decode_images(test, size, IMAGE), mean, std)
         # one batch, as the folder's scorer sends them: dynamic INT8 quantizes per batch
         expected = onnx_image_probabilities(model_file, x, batch_size=len(x))
         diff = float(np.abs(from_folder - expected).max())
@@ -116,15 +117,14 @@ _CARD_METRICS = (
 )
 
 
-def _folder_scores(folder: Path, layout: Layout, classes: list[str], score: Any) -> np.ndarray:
-    """The folder's probabilities for the first PARITY_IMAGES test images, written out as PNG
-    files and read back through the export's own scorer."""
+def _folder_scores(folder: Path, test: Any, classes: list[str], score: Any) -> np.ndarray:
+    """The folder's probabilities for the `test` images, written out as PNG files and read
+    back through the export's own scorer."""
     import tempfile
 
-    test = read_split(layout.split(layout.cleaned, "test"))
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for i, image in enumerate(test[IMAGE][:PARITY_IMAGES]):
+        for i, image in enumerate(test[IMAGE][:]):
             path = Path(tmp) / f"{i:03d}.png"
             image.save(path, format="PNG")
             paths.append(path)
