@@ -5,7 +5,8 @@ the time goes.
 
 For each width: the visual_inspection MoE CNN (three conv stages of hidden/4, hidden/2 and
 hidden channels, one MoE block of 4 experts, top-2) at 64x64, exported and quantized exactly as
-the quantize stage does (pipelines.image.onnx_variants.export_image_variants: static INT8 is QDQ
+the quantize stage does (pipelines.modalities.image.onnx_variants.export_image_variants: static
+INT8 is QDQ
 with per-channel weights, calibrated on 128 simulated surfaces; dynamic INT8 quantizes the
 matrix products only). One more variant backs that choice: dynamic INT8 with Conv quantized
 too (ConvInteger). Weights are untrained: latency depends on shapes, not on values.
@@ -36,16 +37,16 @@ sys.path.insert(0, str(REPO))
 
 from pipelines.config import ModelConfig, QuantizeConfig, StaticQuantConfig  # noqa: E402
 from pipelines.evaluation import interleaved_latency  # noqa: E402
-from pipelines.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig  # noqa: E402
-from pipelines.image.onnx_variants import (  # noqa: E402
+from pipelines.io import quiet_datasets  # noqa: E402
+from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig  # noqa: E402
+from pipelines.modalities.image.onnx_variants import (  # noqa: E402
     IMAGE_QUANTIZED_OPS,
     export_image_variants,
     image_router_nodes,
     preprocess_image,
 )
-from pipelines.image.preprocess import channel_statistics, decode_images, normalise  # noqa: E402
-from pipelines.image.simulator import simulate_images  # noqa: E402
-from pipelines.io import quiet_datasets  # noqa: E402
+from pipelines.modalities.image.preprocess import channel_statistics, decode_images, normalise  # noqa: E402
+from pipelines.modalities.image.simulator import simulate_images  # noqa: E402
 from pipelines.models.image import IMAGES, PROBABILITIES, build_image_model  # noqa: E402
 from pipelines.quantization import _quiet_root_logger  # noqa: E402
 from pipelines.runtime import session  # noqa: E402

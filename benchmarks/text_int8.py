@@ -5,7 +5,8 @@ and where the time goes.
 
 For each width: the customer_service MoE Transformer (2 blocks, 4 heads, 4 experts, top-2,
 FFN 2x the width) over a BPE tokenizer trained on simulated tickets, exported and quantized
-exactly as the quantize stage does (pipelines.text.onnx_variants.export_text_variants). Its
+exactly as the quantize stage does (pipelines.modalities.text.onnx_variants.export_text_variants).
+Its
 weights are untrained: latency depends on shapes, not on values (MoE routing of random gates
 spreads tokens about evenly, as a trained load-balanced gate does). Inputs are real ticket
 lengths: 512 simulated tickets, each batch cut to its longest text.
@@ -38,6 +39,9 @@ sys.path.insert(0, str(REPO))
 from pipelines.config import ModelConfig, QuantizeConfig  # noqa: E402
 from pipelines.evaluation import interleaved_latency  # noqa: E402
 from pipelines.io import quiet_datasets  # noqa: E402
+from pipelines.modalities.text.onnx_variants import export_text_variants, trimmed  # noqa: E402
+from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets  # noqa: E402
+from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer  # noqa: E402
 from pipelines.models.text import (  # noqa: E402
     ATTENTION_MASK,
     INPUT_IDS,
@@ -45,9 +49,6 @@ from pipelines.models.text import (  # noqa: E402
     TextClassifier,
 )
 from pipelines.runtime import session  # noqa: E402
-from pipelines.text.onnx_variants import export_text_variants, trimmed  # noqa: E402
-from pipelines.text.simulator import NO_DIRT, simulate_tickets  # noqa: E402
-from pipelines.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer  # noqa: E402
 
 MAX_LENGTH = 96
 GOAL_SPEEDUP, GOAL_SIZE = 2.0, 0.30

@@ -18,8 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.errors import PipelineError
-from pipelines.image.config import ImageDataConfig
-from pipelines.text.rules_config import (
+from pipelines.modalities.image.config import ImageDataConfig
+from pipelines.modalities.registry import modality
+from pipelines.modalities.text.rules_config import (
     TextAugmentConfig,
     TextCleanConfig,
     TextGatesConfig,
@@ -183,8 +184,9 @@ class TextDataConfig:
 @dataclass
 class DataConfig:
     name: str = "data"
-    # which plug-ins the stages run: tabular (pipelines/cleaning.py, ...), text
-    # (pipelines/text/) or image (pipelines/image/); every data config declares `text`,
+    # which plug-ins the stages run: tabular (pipelines/modalities/tabular/cleaning.py, ...), text
+    # (pipelines/modalities/text/) or image (pipelines/modalities/image/); every data config
+    # declares `text`,
     # `image` and the tabular sections, since dvc.yaml tracks the same keys whatever the
     # modality
     modality: str = "tabular"
@@ -520,7 +522,6 @@ VARIANTS = (
 )
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.modality": ("tabular", "text", "image"),
     "data.source.kind": (
         "simulator",
         "file",
@@ -625,24 +626,8 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{cfg.model.name!r}: DeepSpeed's MoE layer supports ZeRO stage 1 or 2 only; "
             "expected strategy=deepspeed_zero1|deepspeed_zero2 or a dense model"
         )
-    if cfg.data.modality == "text":
-        _check_text(cfg, source)
-    elif cfg.data.modality == "image":
-        _check_image(cfg, source)
-    elif cfg.model.name in IMAGE_MODELS:
-        raise PipelineError(
-            f"{source}: config key 'model.name' = {cfg.model.name!r} with data.modality = "
-            f"{cfg.data.modality}: an image classifier; expected data.modality = image (e.g. "
-            "+experiment=visual_inspection)"
-        )
-    elif cfg.model.is_sequence and not (
-        cfg.data.schema.sequence_key and cfg.data.schema.time_column
-    ):
-        raise PipelineError(
-            f"{source}: config key 'data.schema.sequence_key' = {cfg.data.schema.sequence_key!r}, "
-            f"'data.schema.time_column' = {cfg.data.schema.time_column!r}: model "
-            f"{cfg.model.name!r} reads each entity's history, so both must name columns"
-        )
+    # the modality's own rules: which models it takes, its section's invariants
+    modality(cfg.data.modality).check(cfg, source)
     model = cfg.model
     if (
         model.name in ("moe_transformer", "dense_transformer")
@@ -684,64 +669,6 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             raise PipelineError(
                 f"{source}: config key 'data.clean.ranges.{column}': min = {rule.min} > "
                 f"max = {rule.max}; expected min <= max"
-            )
-
-
-TEXT_MODELS = ("moe_transformer", "dense_transformer")
-
-
-def _check_text(cfg: PipelineConfig, source: str) -> None:
-    if cfg.model.name not in TEXT_MODELS:
-        raise PipelineError(
-            f"{source}: config key 'model.name' = {cfg.model.name!r} with data.modality = text: "
-            f"expected one of {', '.join(TEXT_MODELS)} (the text encoders)"
-        )
-    max_length = cfg.data.text.tokenizer.max_length
-    if cfg.model.seq_len != max_length:
-        # the position table is model.seq_len long and must cover every token the tokenizer
-        # keeps; conf/experiment/customer_service.yaml ties the two by interpolation
-        raise PipelineError(
-            f"{source}: config key 'model.seq_len' = {cfg.model.seq_len}: expected "
-            f"data.text.tokenizer.max_length = {max_length} for a text model"
-        )
-    if not cfg.data.schema.text:
-        raise PipelineError(
-            f"{source}: config key 'data.schema.text' is not set: expected the name of the "
-            "column holding the text"
-        )
-
-
-IMAGE_MODELS = ("image_cnn_moe", "image_cnn_dense", "image_patch_moe", "image_patch_dense")
-
-
-def _check_image(cfg: PipelineConfig, source: str) -> None:
-    model, size = cfg.model, cfg.data.image.clean.size
-    if model.name not in IMAGE_MODELS:
-        raise PipelineError(
-            f"{source}: config key 'model.name' = {model.name!r} with data.modality = image: "
-            f"expected one of {', '.join(IMAGE_MODELS)} (the image classifiers)"
-        )
-    if not size.enabled or size.height != size.width:
-        # the model and its export take one square size: clean is where every image gets it
-        raise PipelineError(
-            f"{source}: config keys 'data.image.clean.size.enabled' = {size.enabled}, "
-            f"'data.image.clean.size.height' = {size.height}, 'data.image.clean.size.width' = "
-            f"{size.width}: expected the size rule on with height = width (the image models "
-            "take square images)"
-        )
-    if model.name.startswith("image_patch"):
-        grid = math.isqrt(model.seq_len)
-        if grid * grid != model.seq_len or size.height % grid:
-            raise PipelineError(
-                f"{source}: config key 'model.seq_len' = {model.seq_len}: {model.name} expects a "
-                f"square number of patches whose side divides the image side "
-                f"(data.image.clean.size.height = {size.height}), e.g. 16 for a 4 x 4 grid"
-            )
-        if model.head_dim is None and model.hidden_dim % model.num_heads:
-            raise PipelineError(
-                f"{source}: config keys 'model.hidden_dim' = {model.hidden_dim}, "
-                f"'model.num_heads' = {model.num_heads}: expected hidden_dim divisible by "
-                "num_heads (or model.head_dim set)"
             )
 
 

@@ -3,7 +3,8 @@ validation, AdamW with linear warmup and cosine decay.
 
 MoEClassifierBase holds what every modality's classifier shares (the optimizer and its
 expert parameter groups, the schedule, the MoE routing logs); RiskClassifier is the tabular
-and transaction-history one (binary, AUROC/AUPRC), pipelines/text/lightning.py the text one."""
+and transaction-history one (binary, AUROC/AUPRC), pipelines/modalities/text/lightning.py the text
+one."""
 
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def fit_classifier(
 ) -> FitResult:
     """Fit in `work_dir`; if it holds a last.ckpt of an interrupted run, continue from it.
 
-    `build_module`: makes the modality's LightningModule (pipelines/text/lightning.py for
+    `build_module`: makes the modality's LightningModule (pipelines/modalities/text/lightning.py for
     text); None builds the tabular RiskClassifier from `dm`'s features. It is called after
     the seed is set, so the initial weights follow cfg.seed either way."""
     L.seed_everything(cfg.seed, workers=True)
@@ -471,8 +471,8 @@ def load_checkpoint(path: Path) -> RiskClassifier:
     if payload.get("modality", "tabular") != "tabular":
         raise PipelineError(
             f"{path}: a {payload['modality']} model's checkpoint; expected a tabular one "
-            "(load_text_checkpoint in pipelines.text.lightning and load_image_checkpoint in "
-            "pipelines.image.lightning read the others)"
+            "(each modality's lightning module reads its own, e.g. load_text_checkpoint in "
+            "pipelines.modalities.text.lightning)"
         )
     module = RiskClassifier(**payload["hyper_parameters"])
     module.load_state_dict(payload["state_dict"])

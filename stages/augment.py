@@ -1,41 +1,20 @@
-"""augment: class-imbalance resampling (imbalanced-learn) of the train split only."""
+"""augment: the train split topped up or resampled by the data config's augment policy.
+
+The modality's plug-in does the work (pipelines/modalities/registry.py picks it by
+data.modality); this module is the DVC stage's entry point."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipelines.augment import resample
 from pipelines.config import PipelineConfig
-from pipelines.data.schema import LABEL
-from pipelines.io import read_json, read_split, staged_outputs, write_frame, write_json
 from pipelines.layout import Layout
+from pipelines.modalities.registry import run_stage
 from stages._cli import main
 
 
-def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    if cfg.data.modality == "text":
-        from pipelines.text.plugins import augment as text
-
-        return text.run(cfg, layout)
-    if cfg.data.modality == "image":
-        from pipelines.image.plugins import augment as image
-
-        return image.run(cfg, layout)
-    features = read_json(layout.features_file)["features"]
-    # imbalanced-learn's samplers work on in-memory arrays: the train split is loaded
-    train = read_split(layout.split(layout.cleaned, "train")).to_pandas()
-    resampled = resample(train, features, cfg.data.augment, cfg.seed)
-    metrics = {
-        "method": cfg.data.augment.method,
-        "rows_before": len(train),
-        "rows_after": len(resampled),
-        "positive_fraction_before": float(train[LABEL].mean()),
-        "positive_fraction_after": float(resampled[LABEL].mean()),
-    }
-    with staged_outputs(layout.staging, layout.augmented_train, layout.augment_metrics) as (out, m):
-        write_frame(out, resampled)
-        write_json(m, metrics)
-    return metrics
+def run(cfg: PipelineConfig, layout: Layout) -> Any:
+    return run_stage("augment", cfg, layout)
 
 
 if __name__ == "__main__":

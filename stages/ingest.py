@@ -1,52 +1,21 @@
-"""ingest: source (simulator, file, packaged or hub dataset) -> validated train/val/test
-splits, one memory-mapped Arrow file each (Hugging Face `datasets`; see pipelines/io.py)."""
+"""ingest: source (simulator, files, packaged data) -> validated train/val/test splits, one
+memory-mapped Arrow file each, plus schema.json.
+
+The modality's plug-in does the work (pipelines/modalities/registry.py picks it by
+data.modality); this module is the DVC stage's entry point."""
 
 from __future__ import annotations
 
-from pipelines.config import PipelineConfig, to_container
-from pipelines.data.schema import conform_dataset
-from pipelines.data.sources import load_source
-from pipelines.data.split import split_dataset
-from pipelines.io import publish_splits, scratch_dir
+from typing import Any
+
+from pipelines.config import PipelineConfig
 from pipelines.layout import Layout
-from pipelines.progress import stage_steps
+from pipelines.modalities.registry import run_stage
 from stages._cli import main
 
 
-def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
-    if cfg.data.modality == "text":
-        from pipelines.text.plugins import ingest as text
-
-        return text.run(cfg, layout)
-    if cfg.data.modality == "image":
-        from pipelines.image.plugins import ingest as image
-
-        return image.run(cfg, layout)
-    data = cfg.data
-    # the scratch folder holds the raw and conformed Arrow files the splits are cut from;
-    # it goes when the stage ends, after the splits were written (or nothing was published)
-    with scratch_dir(layout.staging) as work, stage_steps("ingest", 4) as step:
-        raw, origin = load_source(data.source, cfg.seed, work)
-        step(f"read {len(raw)} rows from {origin}")
-        table, classes = conform_dataset(raw, data.schema, origin, work, data.num_proc)
-        del raw  # unmaps the raw file: its pages no longer count against this process
-        step("schema checked")
-        splits = split_dataset(table, data.split, data.schema, cfg.seed)
-        step(f"split by {data.split.method}")
-        rows = publish_splits(
-            layout.staging,
-            layout.ingested,
-            table,
-            splits,
-            {
-                "origin": origin,
-                "schema": to_container(data.schema),
-                # the label's values as the source has them (the label column is 1/0 after)
-                "label_classes": classes,
-            },
-        )
-        step("splits written")
-    return rows
+def run(cfg: PipelineConfig, layout: Layout) -> Any:
+    return run_stage("ingest", cfg, layout)
 
 
 if __name__ == "__main__":

@@ -255,7 +255,8 @@ UNBOUNDED_BY_DESIGN = {"train.pos_weight"}
 
 
 # the text and image settings check their ranges in their dataclasses' __post_init__
-# (pipelines/text/rules_config.py, pipelines/image/config.py), so the libraries refuse them too
+# (pipelines/modalities/text/rules_config.py, pipelines/modalities/image/config.py), so the
+# libraries refuse them too
 # when used without the config; the test below holds every one of them to it
 SELF_CHECKED = ("data.text.", "data.image.")
 

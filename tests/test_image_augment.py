@@ -16,7 +16,7 @@ from datasets import Image as ImageFeature
 from PIL import Image
 
 from pipelines.errors import PipelineError
-from pipelines.image.augment import (
+from pipelines.modalities.image.augment import (
     AUGMENTED,
     SOURCE_ID,
     BatchAugment,

@@ -1,4 +1,4 @@
-"""Specification of the image cleaning rules (pipelines/image/rules.py).
+"""Specification of the image cleaning rules (pipelines/modalities/image/rules.py).
 
 Each rule removes exactly the dirt planted for it and leaves clean images alone; removed rows
 land in the quarantine with their original bytes and the rule; mode and size are normalised as
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from pipelines.errors import PipelineError
-from pipelines.image.config import (
+from pipelines.modalities.image.config import (
     NO_IMAGE_DIRT,
     BlurConfig,
     ExposureConfig,
@@ -29,8 +29,8 @@ from pipelines.image.config import (
     ModeConfig,
     SizeConfig,
 )
-from pipelines.image.rules import REMOVAL_RULES, RULE_ORDER, clean_image_splits
-from pipelines.image.simulator import render_surface, simulate_images, write_image_folder
+from pipelines.modalities.image.rules import REMOVAL_RULES, RULE_ORDER, clean_image_splits
+from pipelines.modalities.image.simulator import render_surface, simulate_images, write_image_folder
 
 ALL_RULES = ImageCleanConfig(blur=BlurConfig(enabled=True), exposure=ExposureConfig(enabled=True))
 DIRTY = ImageSimulatorConfig(dirt=ImageDirt(**dict.fromkeys(NO_IMAGE_DIRT.rates(), 0.04)))

@@ -21,18 +21,18 @@ import pytest
 import torch
 from PIL import Image
 
-import pipelines.image.export_folder as export_folder
+import pipelines.modalities.image.export_folder as export_folder
 from pipelines.config import ModelConfig
 from pipelines.errors import PipelineError
-from pipelines.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
-from pipelines.image.export_folder import (
+from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
+from pipelines.modalities.image.export_folder import (
     image_preprocessing,
     load_image_inputs,
     score_image_files,
     write_image_export,
 )
-from pipelines.image.preprocess import channel_statistics, decode_images, normalise
-from pipelines.image.simulator import simulate_images, write_image_folder
+from pipelines.modalities.image.preprocess import channel_statistics, decode_images, normalise
+from pipelines.modalities.image.simulator import simulate_images, write_image_folder
 from pipelines.models.image import build_image_model, export_image_onnx
 
 SIZE = 32
@@ -93,8 +93,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def _as_cleaned(files: list[Path]) -> np.ndarray:
     """uint8 (n, 3, SIZE, SIZE): what the pipeline makes of each file, clean's mode and size
     rules (the defaults: RGB, centre crop) and then decode_images."""
-    from pipelines.image.analysis import to_mode, to_size
-    from pipelines.image.config import ModeConfig, SizeConfig
+    from pipelines.modalities.image.analysis import to_mode, to_size
+    from pipelines.modalities.image.config import ModeConfig, SizeConfig
 
     cleaned = []
     for path in files:

@@ -17,8 +17,8 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 from pipelines.config import ModelConfig, QuantizeConfig, StaticQuantConfig
-from pipelines.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
-from pipelines.image.onnx_variants import (
+from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
+from pipelines.modalities.image.onnx_variants import (
     FP32,
     INT8_DYNAMIC,
     INT8_STATIC,
@@ -27,8 +27,8 @@ from pipelines.image.onnx_variants import (
     image_router_nodes,
     onnx_image_probabilities,
 )
-from pipelines.image.preprocess import channel_statistics, decode_images, normalise
-from pipelines.image.simulator import simulate_images
+from pipelines.modalities.image.preprocess import channel_statistics, decode_images, normalise
+from pipelines.modalities.image.simulator import simulate_images
 from pipelines.models.image import build_image_model
 
 SIZE, OPSET, TRAIN = 32, 17, 96

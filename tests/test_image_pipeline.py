@@ -352,7 +352,7 @@ def test_the_run_summary_shows_the_defect_view(
 def test_the_export_card_states_the_preprocessing_a_deployer_needs(
     pipeline: tuple[Path, dict],
 ) -> None:
-    from pipelines.image.export_folder import score_image_files
+    from pipelines.modalities.image.export_folder import score_image_files
 
     root, results = pipeline
     folder = Layout(root).export_dir

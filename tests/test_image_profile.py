@@ -13,21 +13,21 @@ import pytest
 from PIL import Image
 
 from pipelines.errors import PipelineError
-from pipelines.image.config import (
+from pipelines.modalities.image.config import (
     NO_IMAGE_DIRT,
     ImageCleanConfig,
     ImageDirt,
     ImageGatesConfig,
     ImageSimulatorConfig,
 )
-from pipelines.image.profile import (
+from pipelines.modalities.image.profile import (
     check_image_gates,
     image_profile_html,
     image_profile_png,
     profile_image_splits,
     sample_grid_png,
 )
-from pipelines.image.simulator import render_surface, simulate_images
+from pipelines.modalities.image.simulator import render_surface, simulate_images
 
 RULES = ImageCleanConfig()
 

@@ -1,4 +1,4 @@
-"""Specification of the surface-defect image simulator (pipelines/image/simulator.py)."""
+"""Specification of the surface-defect image simulator (pipelines/modalities/image/simulator.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from pipelines.errors import PipelineError
-from pipelines.image.analysis import laplacian_variance
-from pipelines.image.config import NO_IMAGE_DIRT, ImageDirt, ImageSimulatorConfig
-from pipelines.image.simulator import WRONG_SIZES, simulate_images, write_image_folder
+from pipelines.modalities.image.analysis import laplacian_variance
+from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageDirt, ImageSimulatorConfig
+from pipelines.modalities.image.simulator import WRONG_SIZES, simulate_images, write_image_folder
 
 N = 1000
 # Ten kinds at 4% each: enough of every kind in 1,000 images to check its rate and its look.

@@ -13,9 +13,13 @@ import pytest
 
 from pipelines.compose import compose_params
 from pipelines.config import load_params, to_container
-from pipelines.image.augment import ImageAugmentConfig
-from pipelines.image.lightning import ImageClassifier, image_datamodule, image_probabilities
-from pipelines.image.preprocess import channel_statistics, normalise
+from pipelines.modalities.image.augment import ImageAugmentConfig
+from pipelines.modalities.image.lightning import (
+    ImageClassifier,
+    image_datamodule,
+    image_probabilities,
+)
+from pipelines.modalities.image.preprocess import channel_statistics, normalise
 from pipelines.multiclass import multiclass_metrics
 from pipelines.training import fit_classifier
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pipelines.errors import PipelineError
+from pipelines.modalities.text.baseline import class_probabilities, tfidf_logistic_regression
 from pipelines.multiclass import confusion_png, multiclass_metrics
-from pipelines.text.baseline import class_probabilities, tfidf_logistic_regression
 
 NAMES = ["billing", "card_lost", "refund"]
 

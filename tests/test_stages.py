@@ -15,8 +15,7 @@ import pytest
 import torch
 import yaml
 
-from pipelines import baselines, tensorrt_engine
-from pipelines.cleaning import CleanResult, clean_splits, write_quarantine
+from pipelines import tensorrt_engine
 from pipelines.config import (
     CleanConfig,
     MissingConfig,
@@ -34,6 +33,9 @@ from pipelines.errors import PipelineError
 from pipelines.evaluation import classification_metrics, predict_all
 from pipelines.io import read_split, scratch_dir, write_frame
 from pipelines.layout import SPLITS, Layout
+from pipelines.modalities.tabular import baselines
+from pipelines.modalities.tabular.cleaning import CleanResult, clean_splits, write_quarantine
+from pipelines.modalities.tabular.plugins import export as tabular_export
 from pipelines.onnx_export import INPUT
 from pipelines.plots import pareto_front
 from pipelines.runtime import session
@@ -166,9 +168,9 @@ def test_clean_with_two_processes_gives_the_same_data_as_in_process(
 ) -> None:
     """num_proc=2 splits every batched map between two processes: same rows, same order, same
     quarantine, same counts as num_proc=None. Small batches, so duplicates cross batches."""
-    import pipelines.cleaning
+    import pipelines.modalities.tabular.cleaning
 
-    monkeypatch.setattr(pipelines.cleaning, "MAP_BATCH", 97)
+    monkeypatch.setattr(pipelines.modalities.tabular.cleaning, "MAP_BATCH", 97)
     schema = SchemaConfig(label="y", numeric=["amount", "age"], categorical=["kind"])
     rules = CleanConfig(
         ranges={"age": RangeRule(min=18.0, max=120.0)},
@@ -192,7 +194,7 @@ def test_clean_matches_pandas_duplicated_and_survives_a_hash_collision(
 ) -> None:
     """Duplicates are found by a 64-bit hash of the key, then the rows sharing a hash are
     compared exactly: with every hash equal, only true repeats are removed."""
-    import pipelines.cleaning
+    import pipelines.modalities.tabular.cleaning
 
     frame = dirty_frame(300, 7)
     schema = SchemaConfig(label="y", numeric=["amount", "age"], categorical=["kind"])
@@ -201,7 +203,7 @@ def test_clean_matches_pandas_duplicated_and_survives_a_hash_collision(
     honest, *_ = clean_frames(splits, schema, rules, tmp_path / "honest")
     real_hash = pd.util.hash_pandas_object
     monkeypatch.setattr(
-        pipelines.cleaning.pd.util,
+        pipelines.modalities.tabular.cleaning.pd.util,
         "hash_pandas_object",
         lambda frame, index: real_hash(frame, index=index) * 0,
     )
@@ -426,7 +428,7 @@ def test_a_model_without_feed_forward_blocks_skips_pruning_and_builds_the_rest(
         )
     )
     with pytest.raises(PipelineError, match=r"'pruned': quantize did not build it \(skipped: bil"):
-        export.choose(ship_pruned, copy, {"variants": {}}, None)
+        tabular_export.choose(ship_pruned, copy, {"variants": {}}, None)
 
 
 def test_a_shipped_compressed_variant_is_checked_against_its_own_pytorch_model(
@@ -478,7 +480,7 @@ def test_export_ships_the_validation_threshold_in_the_card_and_the_onnx_metadata
 def test_the_model_version_changes_with_any_setting_that_shapes_the_model(override: str) -> None:
     base = load_params(REPO / "params.yaml")
     changed = load_params(REPO / "params.yaml", [override])
-    assert export.config_sha256(changed) != export.config_sha256(base)
+    assert tabular_export.config_sha256(changed) != tabular_export.config_sha256(base)
 
 
 @pytest.mark.parametrize(
@@ -487,14 +489,14 @@ def test_the_model_version_changes_with_any_setting_that_shapes_the_model(overri
 )
 def test_the_model_version_ignores_settings_that_do_not_change_the_model(override: str) -> None:
     base = load_params(REPO / "params.yaml")
-    assert export.config_sha256(load_params(REPO / "params.yaml", [override])) == (
-        export.config_sha256(base)
+    assert tabular_export.config_sha256(load_params(REPO / "params.yaml", [override])) == (
+        tabular_export.config_sha256(base)
     )
 
 
 def test_dvc_reruns_export_when_any_setting_its_model_version_digests_changes() -> None:
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["export"]
-    assert {*export.MODEL_CONFIG_GROUPS, "seed"} <= set(stage["params"])
+    assert {*tabular_export.MODEL_CONFIG_GROUPS, "seed"} <= set(stage["params"])
 
 
 def test_the_label_map_names_each_output_class_by_its_value_in_the_source(
@@ -511,7 +513,7 @@ def test_the_label_map_names_each_output_class_by_its_value_in_the_source(
         "positive": "bad",
         "negative": "good",
     }
-    assert export._label_map(credit_layout) == {"1": "bad", "0": "good"}
+    assert tabular_export._label_map(credit_layout) == {"1": "bad", "0": "good"}
 
 
 def test_threshold_rules_pick_the_threshold_their_name_says() -> None:

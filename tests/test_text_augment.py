@@ -12,7 +12,7 @@ import pytest
 from datasets import Dataset
 
 from pipelines.errors import PipelineError
-from pipelines.text.augment import (
+from pipelines.modalities.text.augment import (
     AUGMENTED,
     DEFAULT_LEXICON,
     SOURCE_ID,

@@ -1,4 +1,4 @@
-"""Specification of the text cleaning rules (pipelines/text/rules.py).
+"""Specification of the text cleaning rules (pipelines/modalities/text/rules.py).
 
 Each rule removes or masks what it should and leaves clean tickets alone; removed rows land in
 the quarantine with the rule that removed them; duplicates are judged across splits (train is
@@ -12,14 +12,14 @@ import datasets
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.text.pii import luhn_valid
-from pipelines.text.rules import (
+from pipelines.modalities.text.pii import luhn_valid
+from pipelines.modalities.text.rules import (
     REMOVAL_RULES,
     RULE_ORDER,
     clean_text_splits,
     validate_text_columns,
 )
-from pipelines.text.rules_config import (
+from pipelines.modalities.text.rules_config import (
     AbuseConfig,
     DedupConfig,
     LanguageConfig,
@@ -27,7 +27,7 @@ from pipelines.text.rules_config import (
     PiiConfig,
     TextCleanConfig,
 )
-from pipelines.text.simulator import simulate_tickets
+from pipelines.modalities.text.simulator import simulate_tickets
 
 # langdetect costs ~5 ms a text: tests about other rules switch it off.
 NO_LANGUAGE = LanguageConfig(enabled=False)

@@ -17,10 +17,16 @@ import torch
 
 from pipelines.config import ModelConfig
 from pipelines.errors import PipelineError
+from pipelines.modalities.text.export_folder import score_texts, write_text_export
+from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
+from pipelines.modalities.text.tokenizer import (
+    PAD,
+    TokenizerConfig,
+    encode,
+    save_tokenizer,
+    train_tokenizer,
+)
 from pipelines.models.text import TextClassifier, export_text_onnx
-from pipelines.text.export_folder import score_texts, write_text_export
-from pipelines.text.simulator import NO_DIRT, simulate_tickets
-from pipelines.text.tokenizer import PAD, TokenizerConfig, encode, save_tokenizer, train_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- text-scoring-snippet -->"

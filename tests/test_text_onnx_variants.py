@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from pipelines.config import DynamicQuantConfig, ModelConfig, QuantizeConfig, StaticQuantConfig
-from pipelines.models.text import ATTENTION_MASK, INPUT_IDS, TextClassifier
-from pipelines.text.onnx_variants import (
+from pipelines.modalities.text.onnx_variants import (
     FP32,
     INT8_DYNAMIC,
     INT8_STATIC,
@@ -26,8 +25,9 @@ from pipelines.text.onnx_variants import (
     text_parity,
     text_router_nodes,
 )
-from pipelines.text.simulator import NO_DIRT, simulate_tickets
-from pipelines.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
+from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
+from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
+from pipelines.models.text import ATTENTION_MASK, INPUT_IDS, TextClassifier
 
 MAX_LEN = 48
 SHAPES = [(1, 1), (1, 7), (4, 19), (9, MAX_LEN)]

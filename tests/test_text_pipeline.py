@@ -150,7 +150,7 @@ def test_evaluate_compares_the_model_its_int8_copies_and_the_tfidf_baseline(
 
 
 def test_the_export_folder_scores_raw_text_alone(pipeline: tuple[Path, dict]) -> None:
-    from pipelines.text.export_folder import score_texts
+    from pipelines.modalities.text.export_folder import score_texts
 
     root, results = pipeline
     folder = Layout(root).export_dir

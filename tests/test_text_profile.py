@@ -10,15 +10,15 @@ import pytest
 from datasets import Dataset
 
 from pipelines.errors import PipelineError
-from pipelines.text.profile import (
+from pipelines.modalities.text.profile import (
     TextGatesConfig,
     check_text_gates,
     profile_text_splits,
     text_profile_html,
     text_profile_png,
 )
-from pipelines.text.rules_config import TextCleanConfig
-from pipelines.text.simulator import NO_DIRT, TicketDirt, simulate_tickets
+from pipelines.modalities.text.rules_config import TextCleanConfig
+from pipelines.modalities.text.simulator import NO_DIRT, TicketDirt, simulate_tickets
 
 RULES = TextCleanConfig()
 

@@ -1,4 +1,5 @@
-"""Specification of the customer-service ticket simulator (pipelines/text/simulator.py)."""
+"""Specification of the customer-service ticket simulator
+(pipelines/modalities/text/simulator.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from pipelines.errors import PipelineError
-from pipelines.text.pii import luhn_valid
-from pipelines.text.simulator import NO_DIRT, TicketDirt, simulate_tickets
-from pipelines.text.ticket_phrases import FOREIGN, INTENT_SHARES
+from pipelines.modalities.text.pii import luhn_valid
+from pipelines.modalities.text.simulator import NO_DIRT, TicketDirt, simulate_tickets
+from pipelines.modalities.text.ticket_phrases import FOREIGN, INTENT_SHARES
 
 N = 4000
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.text.tokenizer import (
+from pipelines.modalities.text.tokenizer import (
     CLS,
     PAD,
     TokenizerConfig,
@@ -66,7 +66,7 @@ TRAIN_IN_A_FRESH_PROCESS = """
 import hashlib, sys
 sys.path.insert(0, {root!r})
 from tests.test_text_tokenizer import TRAIN
-from pipelines.text.tokenizer import TokenizerConfig, train_tokenizer
+from pipelines.modalities.text.tokenizer import TokenizerConfig, train_tokenizer
 cfg = TokenizerConfig(vocab_size=300, min_frequency=2)
 print(hashlib.sha256(train_tokenizer(TRAIN, cfg).to_str().encode()).hexdigest())
 """

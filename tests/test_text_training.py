@@ -13,14 +13,14 @@ import pytest
 from pipelines.compose import compose_params
 from pipelines.config import load_params, to_container
 from pipelines.datamodule import TabularDataModule
-from pipelines.multiclass import multiclass_metrics
-from pipelines.text.lightning import (
+from pipelines.modalities.text.lightning import (
     TextIntentClassifier,
     balanced_class_weights,
     text_probabilities,
 )
-from pipelines.text.simulator import NO_DIRT, simulate_tickets
-from pipelines.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
+from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
+from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
+from pipelines.multiclass import multiclass_metrics
 from pipelines.training import fit_classifier
 
 REPO = Path(__file__).resolve().parents[1]

@@ -37,7 +37,7 @@ def test_the_moe_text_model_trains_with_deepspeed_zero2_in_bf16(tmp_path: Path) 
     from pipelines.compose import compose_params
     from pipelines.config import load_params, to_container
     from pipelines.datamodule import TabularDataModule
-    from pipelines.text.lightning import TextIntentClassifier
+    from pipelines.modalities.text.lightning import TextIntentClassifier
     from pipelines.training import fit_classifier
 
     compose_params(

@@ -1,0 +1,310 @@
+"""Image augmentation as a declared policy (`data.image.augment`), in two parts.
+
+- Offline top-up (`augment_train`, the augment stage): every class short of its declared share
+  of the largest class gets new images, each an augmented copy of one of its own train
+  images (flips, rotation, random resized crop, colour jitter), written as PNG bytes. Each
+  generated image draws from its own generator seeded by (seed, source row, copy), so the
+  augmented split is byte-identical whatever `num_proc` the map runs with.
+- On-the-fly (`BatchAugment`, inside the LightningModule's training_step): the same
+  geometric and colour operations plus random erasing on every training batch, then CutMix
+  or MixUp with soft targets. It runs on the batch's own device, so on a GPU the
+  augmentation costs no host work, and it draws from torch's global generator, which
+  pipelines.training.ResumePoint seeds per batch: a resumed run sees the same batches.
+
+The flips, rotation, crop, jitter and erasing are kornia's (differentiable, batched, on any
+device, pure Python over torch: it cannot pull another torch build, which torchvision's
+wheel for this torch would, being a CUDA build). CutMix and MixUp are written here: kornia's
+MixUp draws lambda uniformly from a range rather than from Beta(alpha, alpha) as the MixUp
+paper does, and both of its mixers return labels as (label, label, lambda) triples rather
+than the soft targets the loss takes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipelines.errors import PipelineError
+from pipelines.modalities.image.config import AUGMENT_KEY, ImageAugmentConfig
+
+__all__ = ["ImageAugmentConfig", "AUGMENT_KEY"]
+
+
+def _fail(key: str, value: object, expected: str) -> None:
+    raise PipelineError(f"{key} = {value!r}: expected {expected}")
+
+
+AUGMENTED = "augmented"  # column: True for a generated image
+SOURCE_ID = "source_row"  # column: the train row a generated image was made from (-1: none)
+
+
+# --------------------------------------------------------------------------- shared operations
+
+
+def geometric_operations(cfg: ImageAugmentConfig, size: tuple[int, int]) -> list[nn.Module]:
+    """Flips, rotation and random resized crop to `size` (height, width), those switched on.
+    Pixel values only move, so they apply to normalised images as they are (rotation and
+    crop fill with 0: black in [0, 1], the mean colour once normalised)."""
+    import kornia.augmentation as K
+
+    ops: list[nn.Module] = []
+    if cfg.horizontal_flip > 0:
+        ops.append(K.RandomHorizontalFlip(p=cfg.horizontal_flip))
+    if cfg.vertical_flip > 0:
+        ops.append(K.RandomVerticalFlip(p=cfg.vertical_flip))
+    if cfg.rotation_degrees > 0:
+        ops.append(K.RandomRotation(degrees=cfg.rotation_degrees, p=1.0))
+    if cfg.crop_scale[0] < 1:
+        ops.append(K.RandomResizedCrop(size=size, scale=tuple(cfg.crop_scale), p=1.0))
+    return ops
+
+
+def colour_operations(cfg: ImageAugmentConfig) -> list[nn.Module]:
+    """Colour jitter, if switched on: it reads pixel values, so it runs on images in [0, 1]."""
+    import kornia.augmentation as K
+
+    if max(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) == 0:
+        return []
+    jitter = K.ColorJitter(
+        brightness=cfg.brightness,
+        contrast=cfg.contrast,
+        saturation=cfg.saturation,
+        hue=cfg.hue,
+        p=1.0,
+    )
+    return [jitter]
+
+
+def image_operations(cfg: ImageAugmentConfig, size: tuple[int, int]) -> nn.Module:
+    """The label-preserving operations both parts share, on images in [0, 1]: geometric,
+    then colour. Operations switched off are left out, so the empty policy is the identity."""
+    return nn.Sequential(*geometric_operations(cfg, size), *colour_operations(cfg))
+
+
+# ---------------------------------------------------------------------------- offline top-up
+
+
+def class_targets(
+    labels: list[str], cfg: ImageAugmentConfig, key: str = AUGMENT_KEY
+) -> dict[str, int]:
+    """Images each class should have after the top-up: its share (class_min_share, else
+    min_class_share) of the largest class's count, rounded up."""
+    counts = Counter(str(label) for label in labels)
+    unknown = sorted(set(cfg.class_min_share) - set(counts))
+    if unknown:
+        _fail(f"{key}.class_min_share", unknown, f"classes among {', '.join(sorted(counts))}")
+    largest = max(counts.values(), default=0)
+    return {
+        name: max(have, math.ceil(cfg.class_min_share.get(name, cfg.min_class_share) * largest))
+        for name, have in sorted(counts.items())
+    }
+
+
+def top_up_plan(labels: list[str], targets: dict[str, int], seed: int) -> list[int]:
+    """Train rows to copy (with repeats) so each class reaches its target: rows of a class in
+    a seeded shuffled order, cycling through all of them before any repeats (the rule of
+    pipelines.modalities.text.augment.top_up_plan, with a target per class)."""
+    rng = np.random.default_rng(seed)
+    labels_array = np.asarray([str(label) for label in labels], dtype=object)
+    plan: list[int] = []
+    for name, target in targets.items():
+        rows = np.flatnonzero(labels_array == name)
+        missing = target - len(rows)
+        if missing <= 0:
+            continue
+        order = np.concatenate([rng.permutation(rows) for _ in range(-(-missing // len(rows)))])
+        plan.extend(int(r) for r in order[:missing])
+    return plan
+
+
+def image_seed(seed: int, source_row: int, copy: int) -> int:
+    """The torch seed of one generated image: a function of what it is, not of when or in
+    which process it is made."""
+    return int(np.random.SeedSequence([seed, source_row, copy]).generate_state(1)[0])
+
+
+def augment_image(image: Any, operations: nn.Module, seed: int) -> bytes:
+    """One augmented copy of a PIL image, as PNG bytes in the source's mode (grey stays grey,
+    anything else becomes RGB)."""
+    from PIL import Image
+
+    mode = "L" if image.mode == "L" else "RGB"
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    batch = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        out = operations(batch).clamp(0, 1)
+    array = (out[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array, "RGB").convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def augment_train(
+    train: Any,
+    cfg: ImageAugmentConfig,
+    seed: int,
+    image_column: str = "image",
+    label_column: str = "label",
+    num_proc: int | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The train split (a datasets.Dataset with an Image column and a str label) with
+    generated images appended (columns AUGMENTED and SOURCE_ID say which and from where), and
+    a report: rows added per class, rows before and after, and each class's target."""
+    from datasets import concatenate_datasets
+
+    rows = len(train)
+    original = train.map(
+        lambda batch: {
+            AUGMENTED: [False] * len(batch[label_column]),
+            SOURCE_ID: [-1] * len(batch[label_column]),
+        },
+        batched=True,
+    )
+    report: dict[str, Any] = {"added": {}, "rows_before": rows, "rows_after": rows, "targets": {}}
+    if not cfg.enabled:
+        return original, report
+    # `[:]`: datasets 5 returns a lazy column that reads row by row when iterated
+    labels = [str(label) for label in train[label_column][:]]
+    targets = class_targets(labels, cfg)
+    report["targets"] = targets
+    plan = top_up_plan(labels, targets, seed)
+    if not plan:
+        return original, report
+    # the k-th time a row appears in the plan is its copy k
+    seen: Counter[int] = Counter()
+    copies = []
+    for row in plan:
+        copies.append(seen[row])
+        seen[row] += 1
+
+    def generate(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+        images = batch[image_column]
+        first = images[0]
+        operations = image_operations(cfg, (first.height, first.width))
+        made = []
+        for image, position in zip(images, indices, strict=True):
+            if (image.height, image.width) != (first.height, first.width):
+                operations = image_operations(cfg, (image.height, image.width))
+            png = augment_image(
+                image, operations, image_seed(seed, plan[position], copies[position])
+            )
+            made.append({"bytes": png, "path": None})
+        return {
+            image_column: made,
+            AUGMENTED: [True] * len(made),
+            SOURCE_ID: [plan[i] for i in indices],
+        }
+
+    generated = original.select(plan).map(
+        generate,
+        batched=True,
+        batch_size=64,
+        with_indices=True,
+        num_proc=num_proc,
+        features=original.features,
+        desc="augment",
+    )
+    added = Counter(str(label) for label in generated[label_column][:])
+    combined = concatenate_datasets([original, generated])
+    report.update(added=dict(sorted(added.items())), rows_after=len(combined))
+    return combined, report
+
+
+# ------------------------------------------------------------------------- on-the-fly batches
+
+
+class BatchAugment(nn.Module):
+    """Training-batch augmentation for normalised images (batch, 3, H, W): the shared
+    geometric operations, colour jitter (in [0, 1], so it means what it says), random erasing
+    to the mean colour (0 after normalisation), then CutMix or MixUp. Returns the images and soft
+    targets (batch, num_classes) summing to 1 per row.
+
+    No parameters and no persistent buffers: adding it to a LightningModule leaves the
+    checkpoint's state_dict as it was."""
+
+    def __init__(
+        self,
+        cfg: ImageAugmentConfig,
+        num_classes: int,
+        mean: list[float],
+        std: list[float],
+        size: tuple[int, int],
+    ) -> None:
+        super().__init__()
+        import kornia.augmentation as K
+
+        self.cfg, self.num_classes = cfg, num_classes
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        on = cfg.enabled
+        self.geometric = nn.Sequential(*(geometric_operations(cfg, size) if on else []))
+        self.colour = nn.Sequential(*(colour_operations(cfg) if on else []))
+        self.erasing = (
+            K.RandomErasing(p=cfg.erasing_probability, value=0.0)
+            if cfg.enabled and cfg.erasing_probability > 0
+            else None
+        )
+        # kornia keeps some settings in buffers (RandomRotation's degrees): they follow the
+        # module to the batch's device, but are policy, not weights, and stay out of the
+        # checkpoint, which must load whatever policy (or none) the loader uses
+        for module in self.modules():
+            module._non_persistent_buffers_set.update(module._buffers)
+
+    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        targets = F.one_hot(labels.long(), self.num_classes).to(images.dtype)
+        if len(self.geometric):
+            images = self.geometric(images)
+        if len(self.colour):
+            mean, std = self.mean.to(images.dtype), self.std.to(images.dtype)
+            pixels = self.colour((images * std + mean).clamp(0, 1))
+            images = (pixels - mean) / std
+        if self.erasing is not None:
+            images = self.erasing(images)
+        if not self.cfg.mixes or len(images) < 2:
+            return images, targets
+        draw = float(torch.rand(()))
+        if draw < self.cfg.cutmix_probability:
+            return cutmix(images, targets, self.cfg.cutmix_alpha)
+        if draw < self.cfg.cutmix_probability + self.cfg.mixup_probability:
+            return mixup(images, targets, self.cfg.mixup_alpha)
+        return images, targets
+
+
+def _beta(alpha: float) -> float:
+    return float(torch.distributions.Beta(alpha, alpha).sample())
+
+
+def mixup(images: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """MixUp (Zhang et al. 2018): each image blended with another of the batch, lambda from
+    Beta(alpha, alpha), targets blended alike."""
+    lam = _beta(alpha)
+    other = torch.randperm(len(images), device=images.device)
+    return (
+        lam * images + (1 - lam) * images[other],
+        lam * targets + (1 - lam) * targets[other],
+    )
+
+
+def cutmix(images: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """CutMix (Yun et al. 2019): a box of another image of the batch pasted in, the targets
+    mixed by the box's exact share of the image (after clipping it to the border)."""
+    lam = _beta(alpha)
+    other = torch.randperm(len(images), device=images.device)
+    height, width = images.shape[-2:]
+    cut = math.sqrt(1 - lam)
+    box_h, box_w = int(height * cut), int(width * cut)
+    cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
+    top, bottom = max(cy - box_h // 2, 0), min(cy + box_h // 2, height)
+    left, right = max(cx - box_w // 2, 0), min(cx + box_w // 2, width)
+    mixed = images.clone()
+    mixed[..., top:bottom, left:right] = images[other][..., top:bottom, left:right]
+    kept = 1 - (bottom - top) * (right - left) / (height * width)
+    return mixed, kept * targets + (1 - kept) * targets[other]

@@ -1,0 +1,445 @@
+"""Settings of the image modality's data stages: the simulator, the cleaning rules and the
+profile gates. One dataclass per section, each validated on construction, so a bad value
+fails before any image is read, with the key, the value and what was expected (e.g.
+"data.image.clean.size.height = 0: expected an integer >= 1").
+
+Free of heavy imports (no Pillow, numpy or datasets) so pipelines.config can declare these in
+the structured config cheaply. The check helpers are the text rules' own, so both modalities
+word their errors alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pipelines.errors import PipelineError
+from pipelines.modalities.text.rules_config import check_bool, check_fraction, check_int, check_str
+
+CLEAN_KEY = "data.image.clean"
+GATES_KEY = "data.image.profile.gates"
+SIMULATOR_KEY = "data.image.simulator"
+AUGMENT_KEY = "data.image.augment"
+
+MODES = ("RGB", "L", "RGBA")  # target modes the rules can convert to
+MODE_POLICIES = ("convert", "quarantine")
+FITS = ("crop", "pad")
+HASH_METHODS = ("phash", "dhash", "ahash")
+DEFECT_CLASSES = ("clean", "scratch", "spot", "crack")
+
+
+def _fail(key: str, value: object, expected: str) -> None:
+    raise PipelineError(f"{key} = {value!r}: expected {expected}")
+
+
+def check_number(key: str, value: object, minimum: float, maximum: float | None = None) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    )
+    if not ok:
+        upper = "" if maximum is None else f", {maximum:g}]"
+        _fail(
+            key, value, f"a number in [{minimum:g}{upper}" if upper else f"a number >= {minimum:g}"
+        )
+
+
+def from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
+    """A section given as a plain mapping (YAML), unknown keys named before construction."""
+    known = [f.name for f in fields(cls)]
+    for name in mapping:
+        if name not in known:
+            raise PipelineError(f"{key}.{name}: unknown key; expected one of {', '.join(known)}")
+    return cls(**mapping)
+
+
+def _sections(owner: Any, key: str, sections: dict[str, type]) -> None:
+    for name, cls in sections.items():
+        value = getattr(owner, name)
+        if isinstance(value, dict):
+            setattr(owner, name, from_mapping(f"{key}.{name}", cls, value))
+        elif not isinstance(value, cls):
+            _fail(f"{key}.{name}", value, f"a {cls.__name__} or a mapping")
+
+
+# --- the simulator ---------------------------------------------------------------------------
+
+
+@dataclass
+class ImageDirt:
+    """Share of images that get each kind of dirt (exclusive kinds: the sum must be <= 1).
+    Each kind is made to trip exactly one cleaning rule, so the rules can be scored on it."""
+
+    corrupt: float = 0.01  # PNG bytes cut short or with flipped bytes (readable)
+    not_image: float = 0.005  # a text/HTML file where an image should be (readable)
+    grayscale: float = 0.01  # mode L (mode: converted, or quarantined by policy)
+    rgba: float = 0.01  # mode RGBA (mode)
+    wrong_size: float = 0.01  # rendered at another, larger size (size: resized)
+    exact_duplicate: float = 0.02  # an earlier image's pixels again (dedup.exact)
+    near_duplicate: float = 0.02  # an earlier image re-lit with fresh noise (dedup.perceptual)
+    blurry: float = 0.01  # Gaussian blur (blur)
+    overexposed: float = 0.005  # washed out to near white (exposure)
+    underexposed: float = 0.005  # near black (exposure)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_fraction(f"{SIMULATOR_KEY}.dirt.{f.name}", getattr(self, f.name))
+        total = sum(self.rates().values())
+        if total > 1.0 + 1e-9:
+            raise PipelineError(
+                f"{SIMULATOR_KEY}.dirt: rates sum to {total:g}: expected <= 1 (each image gets at "
+                "most one kind of dirt)"
+            )
+
+    def rates(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+NO_IMAGE_DIRT = ImageDirt(**dict.fromkeys((f.name for f in fields(ImageDirt)), 0.0))
+
+
+def _default_shares() -> dict[str, float]:
+    # crack is the rare class a defect detector exists for: ~5% of images
+    return {"clean": 0.55, "scratch": 0.25, "spot": 0.15, "crack": 0.05}
+
+
+@dataclass
+class ImageSimulatorConfig:
+    """Textured surfaces with defects; classes are a subset of DEFECT_CLASSES."""
+
+    height: int = 64
+    width: int = 64
+    class_shares: dict[str, float] = field(default_factory=_default_shares)
+    dirt: ImageDirt = field(default_factory=ImageDirt)
+
+    def __post_init__(self) -> None:
+        check_int(f"{SIMULATOR_KEY}.height", self.height, 16)
+        check_int(f"{SIMULATOR_KEY}.width", self.width, 16)
+        key = f"{SIMULATOR_KEY}.class_shares"
+        if not isinstance(self.class_shares, dict) or len(self.class_shares) < 2:
+            _fail(key, self.class_shares, f"a mapping of at least 2 of {', '.join(DEFECT_CLASSES)}")
+        for name, share in self.class_shares.items():
+            if name not in DEFECT_CLASSES:
+                _fail(f"{key}.{name}", share, f"a class among {', '.join(DEFECT_CLASSES)}")
+            check_number(f"{key}.{name}", share, 0.0)
+        if sum(self.class_shares.values()) <= 0:
+            _fail(key, self.class_shares, "shares with a positive sum")
+        if isinstance(self.dirt, dict):
+            self.dirt = from_mapping(f"{SIMULATOR_KEY}.dirt", ImageDirt, self.dirt)
+        elif not isinstance(self.dirt, ImageDirt):
+            _fail(f"{SIMULATOR_KEY}.dirt", self.dirt, "an ImageDirt or a mapping")
+
+
+# --- the cleaning rules -----------------------------------------------------------------------
+
+
+@dataclass
+class ReadableConfig:
+    """Always on: an image that cannot be decoded cannot be normalised or learned from.
+    `verify` runs Pillow's structural check (PNG chunk CRCs) before decoding, which catches
+    flipped bytes that a plain decode can read past; `max_pixels` refuses decompression bombs
+    from the header, before any pixel is decoded."""
+
+    verify: bool = True
+    max_pixels: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        check_bool(f"{CLEAN_KEY}.readable.verify", self.verify)
+        check_int(f"{CLEAN_KEY}.readable.max_pixels", self.max_pixels, 1)
+
+
+@dataclass
+class ModeConfig:
+    """Every image leaves in `target` mode: `convert` converts the others (alpha is dropped,
+    grey is replicated to three channels), `quarantine` removes them (when another mode means
+    another camera or pipeline, a reviewer should see them first)."""
+
+    target: str = "RGB"
+    policy: str = "convert"
+
+    def __post_init__(self) -> None:
+        if self.target not in MODES:
+            _fail(f"{CLEAN_KEY}.mode.target", self.target, f"one of {', '.join(MODES)}")
+        if self.policy not in MODE_POLICIES:
+            _fail(f"{CLEAN_KEY}.mode.policy", self.policy, f"one of {', '.join(MODE_POLICIES)}")
+
+
+@dataclass
+class SizeConfig:
+    """Every image leaves at height x width. `crop` scales the shorter side to fit and cuts the
+    centre (no invented pixels), `pad` scales the longer side to fit and pads with pad_value
+    (nothing cut away: for defects near an edge). Images whose shorter side is below min_side
+    are removed: upscaling them invents the detail a model would learn from."""
+
+    enabled: bool = True
+    height: int = 64
+    width: int = 64
+    fit: str = "crop"
+    pad_value: int = 0
+    min_side: int = 16
+
+    def __post_init__(self) -> None:
+        key = f"{CLEAN_KEY}.size"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_int(f"{key}.height", self.height, 1)
+        check_int(f"{key}.width", self.width, 1)
+        if self.fit not in FITS:
+            _fail(f"{key}.fit", self.fit, f"one of {', '.join(FITS)}")
+        check_int(f"{key}.pad_value", self.pad_value, 0)
+        if self.pad_value > 255:
+            _fail(f"{key}.pad_value", self.pad_value, "an integer in [0, 255]")
+        check_int(f"{key}.min_side", self.min_side, 1)
+
+
+@dataclass
+class ImageDedupConfig:
+    """Exact duplicates share a hash of their normalised pixels (so a re-encoded copy counts);
+    perceptual duplicates have perceptual hashes within max_distance bits (Hamming). Judged
+    within and across splits, train first: a val/test image repeating a train image is a leak."""
+
+    exact: bool = True
+    perceptual: bool = True
+    method: str = "phash"  # DCT hash: steady under small shifts and brightness changes
+    hash_size: int = 8  # bits = hash_size ** 2
+    max_distance: int = 8  # near copies: <= 8 bits; unrelated surfaces: >= 12 (simulator)
+
+    def __post_init__(self) -> None:
+        key = f"{CLEAN_KEY}.dedup"
+        check_bool(f"{key}.exact", self.exact)
+        check_bool(f"{key}.perceptual", self.perceptual)
+        if self.method not in HASH_METHODS:
+            _fail(f"{key}.method", self.method, f"one of {', '.join(HASH_METHODS)}")
+        check_int(f"{key}.hash_size", self.hash_size, 4)
+        check_int(f"{key}.max_distance", self.max_distance, 0)
+        if self.max_distance >= self.hash_size**2:
+            _fail(f"{key}.max_distance", self.max_distance, f"an integer < {self.hash_size**2} "
+                  f"(the bits of a hash_size {self.hash_size} hash)")  # fmt: skip
+
+
+@dataclass
+class BlurConfig:
+    """Removes images whose variance of the Laplacian (grey, 0-255, at the target size) is
+    below min_laplacian_var. Off by default: the threshold is a property of the data (a smooth
+    product shot reads as blurry), so declare it after reading the profile's blur quantiles."""
+
+    enabled: bool = False
+    min_laplacian_var: float = 20.0  # simulator: blurred <= 10, sharp >= 50 (downscaled ones)
+
+    def __post_init__(self) -> None:
+        check_bool(f"{CLEAN_KEY}.blur.enabled", self.enabled)
+        check_number(f"{CLEAN_KEY}.blur.min_laplacian_var", self.min_laplacian_var, 0.0)
+
+
+@dataclass
+class ExposureConfig:
+    """Removes images whose mean brightness (grey, 0-255) is outside [min_brightness,
+    max_brightness]: washed-out or black frames. Off by default for the same reason as blur."""
+
+    enabled: bool = False
+    min_brightness: float = 25.0
+    max_brightness: float = 230.0
+
+    def __post_init__(self) -> None:
+        key = f"{CLEAN_KEY}.exposure"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_number(f"{key}.min_brightness", self.min_brightness, 0.0, 255.0)
+        check_number(f"{key}.max_brightness", self.max_brightness, 0.0, 255.0)
+        if self.min_brightness > self.max_brightness:
+            raise PipelineError(
+                f"{key}.min_brightness = {self.min_brightness} > {key}.max_brightness = "
+                f"{self.max_brightness}: expected min_brightness <= max_brightness"
+            )
+
+
+@dataclass
+class ImageCleanConfig:
+    """All image cleaning rules; they run in the order of
+    pipelines.modalities.image.rules.RULE_ORDER."""
+
+    image_column: str = "image"
+    label_column: str | None = "label"
+    readable: ReadableConfig = field(default_factory=ReadableConfig)
+    mode: ModeConfig = field(default_factory=ModeConfig)
+    size: SizeConfig = field(default_factory=SizeConfig)
+    blur: BlurConfig = field(default_factory=BlurConfig)
+    exposure: ExposureConfig = field(default_factory=ExposureConfig)
+    dedup: ImageDedupConfig = field(default_factory=ImageDedupConfig)
+
+    def __post_init__(self) -> None:
+        check_str(f"{CLEAN_KEY}.image_column", self.image_column)
+        if self.label_column is not None:
+            check_str(f"{CLEAN_KEY}.label_column", self.label_column)
+        _sections(
+            self,
+            CLEAN_KEY,
+            {
+                "readable": ReadableConfig,
+                "mode": ModeConfig,
+                "size": SizeConfig,
+                "blur": BlurConfig,
+                "exposure": ExposureConfig,
+                "dedup": ImageDedupConfig,
+            },
+        )
+
+
+# --- the profile gates ------------------------------------------------------------------------
+
+
+@dataclass
+class ImageGatesConfig:
+    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
+
+    min_rows: int = 100  # per split
+    min_class_rows: int = 5  # of the rarest label, in train
+    max_unreadable_rate: float = 0.05
+    max_duplicate_rate: float = 0.2  # exact + perceptual duplicates within a split
+    max_leak_rate: float = 0.05  # val/test images duplicating train images
+    max_blurry_rate: float = 0.1  # judged with data.image.clean.blur's threshold
+    max_exposure_rate: float = 0.1  # judged with data.image.clean.exposure's bounds
+    max_label_psi: float = 0.25  # train vs test, label shares
+    max_brightness_psi: float = 0.25  # train vs test, mean brightness
+
+    def __post_init__(self) -> None:
+        for name in ("min_rows", "min_class_rows"):
+            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
+        for name in (
+            "max_unreadable_rate",
+            "max_duplicate_rate",
+            "max_leak_rate",
+            "max_blurry_rate",
+            "max_exposure_rate",
+        ):
+            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
+        for name in ("max_label_psi", "max_brightness_psi"):
+            check_number(f"{GATES_KEY}.{name}", getattr(self, name), 0.0)
+
+
+# --- the augmentation policy -------------------------------------------------------------------
+
+
+def _check_number(key: str, value: object, low: float, high: float, *, open_low: bool) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value > low if open_low else value >= low)
+        and value <= high
+    )
+    if not ok:
+        _fail(key, value, f"a number in {'(' if open_low else '['}{low:g}, {high:g}]")
+
+
+@dataclass
+class ImageAugmentConfig:
+    """The policy. Probabilities are per image; a probability or a strength of 0 turns that
+    operation off, so a YAML file lists exactly what changes an image."""
+
+    enabled: bool = True
+    # offline top-up: every class reaches at least this share of the largest class's train
+    # images; `class_min_share` overrides it for named classes (the rare defects)
+    min_class_share: float = 0.5
+    class_min_share: dict[str, float] = field(default_factory=dict)
+    # geometric: defects have no preferred orientation, so both flips are label-preserving
+    horizontal_flip: float = 0.5
+    vertical_flip: float = 0.5
+    rotation_degrees: float = 15.0  # uniform in [-d, d]
+    # random resized crop: the kept area's share of the image, resized back to full size.
+    # [1, 1] turns it off. Not too small a share: a crop can cut a small defect out
+    crop_scale: list[float] = field(default_factory=lambda: [0.7, 1.0])
+    # colour jitter: brightness/contrast/saturation factors in [1 - s, 1 + s], hue shift
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.0
+    # on-the-fly only: a random rectangle (2-33% of the image) set to the mean colour
+    erasing_probability: float = 0.0
+    # on-the-fly only, at most one mixer per batch. Off by default: a CutMix box can carry a
+    # small defect into a good image (or out of a defect image) while the target says
+    # "mostly good"; worth trying on large, spread-out defects
+    cutmix_probability: float = 0.0
+    cutmix_alpha: float = 1.0
+    mixup_probability: float = 0.0
+    mixup_alpha: float = 0.2
+
+    def __post_init__(self) -> None:
+        key = AUGMENT_KEY
+        check_bool(f"{key}.enabled", self.enabled)
+        check_fraction(f"{key}.min_class_share", self.min_class_share)
+        if not isinstance(self.class_min_share, dict):
+            _fail(f"{key}.class_min_share", self.class_min_share, "a mapping class -> share")
+        for name, share in self.class_min_share.items():
+            if not isinstance(name, str) or not name:
+                _fail(f"{key}.class_min_share", name, "class names as non-empty strings")
+            check_fraction(f"{key}.class_min_share.{name}", share)
+        for name in (
+            "horizontal_flip",
+            "vertical_flip",
+            "brightness",
+            "contrast",
+            "saturation",
+            "erasing_probability",
+            "cutmix_probability",
+            "mixup_probability",
+        ):
+            check_fraction(f"{key}.{name}", getattr(self, name))
+        _check_number(f"{key}.rotation_degrees", self.rotation_degrees, 0, 180, open_low=False)
+        _check_number(f"{key}.hue", self.hue, 0, 0.5, open_low=False)
+        scale = self.crop_scale
+        if (
+            not isinstance(scale, list | tuple)
+            or len(scale) != 2
+            or not all(
+                not isinstance(s, bool) and isinstance(s, int | float) and 0 < s <= 1 for s in scale
+            )
+            or scale[0] > scale[1]
+        ):
+            _fail(f"{key}.crop_scale", scale, "[low, high] with 0 < low <= high <= 1")
+        self.crop_scale = [float(s) for s in scale]
+        for name in ("cutmix_alpha", "mixup_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                _fail(f"{key}.{name}", value, "a number > 0")
+        if self.cutmix_probability + self.mixup_probability > 1:
+            _fail(
+                f"{key}.cutmix_probability + {key}.mixup_probability",
+                self.cutmix_probability + self.mixup_probability,
+                "at most 1 (one mixer per batch at most)",
+            )
+
+    @property
+    def mixes(self) -> bool:
+        """Whether training batches get soft targets."""
+        return self.enabled and self.cutmix_probability + self.mixup_probability > 0
+
+
+# --- the modality's section of the data config ------------------------------------------------
+
+
+@dataclass
+class ImageProfileConfig:
+    gates: ImageGatesConfig = field(default_factory=ImageGatesConfig)
+    # images per class in the profile's sample grid (profile/samples.png)
+    samples_per_class: int = 8
+
+    def __post_init__(self) -> None:
+        check_int("data.image.profile.samples_per_class", self.samples_per_class, 1)
+
+
+@dataclass
+class ImageDataConfig:
+    """The image modality's settings (data.modality=image, conf/data/visual_inspection.yaml):
+    the same stages run them in place of the tabular sections data.profile/clean/augment.
+    The size the model sees is data.image.clean.size (square: height = width)."""
+
+    simulator: ImageSimulatorConfig = field(default_factory=ImageSimulatorConfig)
+    profile: ImageProfileConfig = field(default_factory=ImageProfileConfig)
+    clean: ImageCleanConfig = field(default_factory=ImageCleanConfig)
+    augment: ImageAugmentConfig = field(default_factory=ImageAugmentConfig)
+    # the class that is not a defect: evaluate reports defect recall and precision at
+    # evaluate.defect_recall for "any other class"; null when no class is the good one
+    good_class: str | None = "clean"

@@ -1,0 +1,163 @@
+"""The image classifier's LightningModule: cross-entropy over the classes (with soft targets
+when CutMix or MixUp mixes a batch) + DeepSpeed's load-balancing loss, accuracy and macro-F1
+(torchmetrics) on validation; the optimizer, schedule and MoE logs are the shared ones
+(pipelines.lightning_module.MoEClassifierBase), and it trains through the same fit
+(pipelines.training.fit_classifier) as the tabular and text models.
+
+Batches are (images float32 (batch, 3, H, W) already normalised, labels int64), so the
+tabular data module and its resumable sampler carry images unchanged (`image_datamodule`).
+The on-the-fly augmentation (pipelines.modalities.image.augment.BatchAugment) runs inside
+training_step,
+on the batch's device; validation sees the images as they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from pipelines.config import ModelConfig, TrainConfig
+from pipelines.datamodule import TabularDataModule
+from pipelines.lightning_module import MoEClassifierBase
+from pipelines.modalities.image.augment import BatchAugment, ImageAugmentConfig
+from pipelines.models.image import build_image_model
+
+
+class ImageClassifier(MoEClassifierBase):
+    def __init__(
+        self,
+        class_names: list[str],
+        image_size: int,
+        mean: list[float],
+        std: list[float],
+        model: dict[str, Any],
+        train: dict[str, Any],
+        class_weights: list[float] | None = None,
+        augment: dict[str, Any] | None = None,
+    ) -> None:
+        """`mean`/`std`: the train split's per-channel statistics the inputs were normalised
+        with (the augmentation undoes them for colour jitter; export ships them). `augment`:
+        an ImageAugmentConfig as a dict, None for no on-the-fly augmentation."""
+        super().__init__()
+        # plain types only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters()
+        self.model_cfg = ModelConfig(**model)
+        self.train_cfg = TrainConfig(**train)
+        n = len(class_names)
+        self.model = build_image_model(n, image_size, self.model_cfg)
+        self.batch_augment = (
+            BatchAugment(ImageAugmentConfig(**augment), n, mean, std, (image_size, image_size))
+            if augment is not None
+            else None
+        )
+        self.val_accuracy = MulticlassAccuracy(num_classes=n, average="micro")
+        self.val_macro_f1 = MulticlassF1Score(num_classes=n, average="macro")
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model(images)
+
+    def _task_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Class-weighted cross-entropy over soft targets (batch, classes), normalised by the
+        targets' total weight: with one-hot targets it is exactly F.cross_entropy(logits, y,
+        weight=w), so the training and validation losses are on one scale."""
+        if targets.ndim == 1:
+            targets = F.one_hot(targets.long(), logits.shape[-1]).to(logits.dtype)
+        weighted = targets.to(logits.dtype)
+        if self.hparams.class_weights is not None:
+            weight = torch.tensor(self.hparams.class_weights, device=logits.device)
+            weighted = weighted * weight.to(logits.dtype)
+        per_row = -(weighted * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+        return per_row.sum() / weighted.sum().clamp_min(torch.finfo(logits.dtype).tiny)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, y = batch
+        targets: Tensor = y
+        if self.batch_augment is not None:
+            with torch.no_grad():
+                images, targets = self.batch_augment(images, y)
+        logits, aux_loss, expert_counts = self.model.forward_with_aux(images)
+        task_loss = self._task_loss(logits, targets)
+        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
+        self.log_training(loss, task_loss, aux_loss, expert_counts)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, y = batch
+        logits = self(images)
+        self.log(
+            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
+        )
+        self.val_accuracy.update(logits, y)
+        self.val_macro_f1.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/accuracy", self.val_accuracy.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/macro_f1", self.val_macro_f1.compute(), prog_bar=True, sync_dist=True)
+        self.val_accuracy.reset()
+        self.val_macro_f1.reset()
+
+
+def image_datamodule(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    batch_size: int,
+    eval_batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+) -> TabularDataModule:
+    """(normalised float32 images (n, 3, H, W), int64 labels) per split as Lightning loaders:
+    the shared data module, whose resumable sampler and batched indexing work on arrays of
+    any shape."""
+    for name, (x, y) in (("train", train), ("val", val)):
+        if x.ndim != 4 or x.shape[1] != 3 or x.dtype != np.float32 or len(x) != len(y):
+            raise ValueError(
+                f"{name}: expected float32 images (n, 3, H, W) and n labels, got "
+                f"{x.dtype} {x.shape} and {len(y)} labels"
+            )
+    return TabularDataModule(
+        (train[0], train[1].astype(np.int64)),
+        (val[0], val[1].astype(np.int64)),
+        ["image"],
+        batch_size,
+        eval_batch_size,
+        num_workers=num_workers,
+        seed=seed,
+    )
+
+
+def image_probabilities(
+    module: ImageClassifier, images: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """Class probabilities (n, classes) of the PyTorch model, in eval mode, batch by batch."""
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+            out.append(torch.softmax(module(batch), dim=-1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(module.hparams.class_names)))
+
+
+def load_image_checkpoint(path: Path) -> ImageClassifier:
+    """The image model (eval mode) from the train stage's checkpoint; its hyper-parameters
+    carry the class names, the image size and the normalisation (mean, std)."""
+    from pipelines.errors import PipelineError
+    from pipelines.training import CHECKPOINT_FORMAT
+
+    if not path.is_file():
+        raise PipelineError(f"{path}: missing model checkpoint (run the train stage first)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("modality") != "image":
+        raise PipelineError(
+            f"{path}: not an image model's checkpoint written by the train stage (rerun train "
+            "with data.modality = image)"
+        )
+    module = ImageClassifier(**payload["hyper_parameters"])
+    module.load_state_dict(payload["state_dict"])
+    return module.eval()

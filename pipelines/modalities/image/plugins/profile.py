@@ -1,0 +1,62 @@
+"""profile for images: readability, sizes and modes, channel statistics, brightness and
+sharpness, label balance, duplicates and cross-split leaks, drift; JSON, PNG, a grid of
+samples per class and HTML, and the quality gates of data.image.profile.gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import PipelineConfig
+from pipelines.io import gates_failed, no_cache_files, read_split, staged_outputs, write_json
+from pipelines.layout import SPLITS, Layout
+from pipelines.modalities.image.plugins.common import IMAGE, LABEL, clean_rules
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    from pipelines.modalities.image.profile import check_image_gates, profile_image_splits
+
+    settings = cfg.data.image.profile
+    with no_cache_files():
+        splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
+        report = profile_image_splits(splits, clean_rules(cfg), cfg.data.num_proc)
+        failures = check_image_gates(report, settings.gates)
+        if failures:
+            _write_profile(report, failures, layout.profile_diagnosis, splits["train"], cfg)
+            raise gates_failed(layout.ingested, failures, layout.profile_diagnosis)
+        per_split = report["splits"]
+        summary = {
+            "rows": {name: s["rows"] for name, s in per_split.items()},
+            "max_unreadable_rate": max(s["unreadable_rate"] for s in per_split.values()),
+            "max_duplicate_rate": max(s["duplicate_rate"] for s in per_split.values()),
+            "max_leak_rate": max(s["leak_rate"] for s in per_split.values()),
+            "max_blurry_rate": max(s["blurry_rate"] for s in per_split.values()),
+            "max_exposure_rate": max(s["exposure_rate"] for s in per_split.values()),
+            "train_channel_mean": per_split["train"]["channel_mean"],
+            "train_channel_std": per_split["train"]["channel_std"],
+            "label_psi": report["drift"]["label_psi"],
+            "brightness_psi": report["drift"]["brightness_psi"],
+        }
+        outputs = (layout.profile_report, layout.profile_metrics)
+        with staged_outputs(layout.staging, *outputs) as (folder, metrics):
+            _write_profile(report, failures, folder, splits["train"], cfg)
+            write_json(metrics, summary)
+    return summary
+
+
+def _write_profile(
+    report: dict[str, Any], failures: list[str], folder: Path, train: Any, cfg: PipelineConfig
+) -> None:
+    from pipelines.modalities.image.profile import (
+        image_profile_html,
+        image_profile_png,
+        sample_grid_png,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "profile.json", report)
+    image_profile_png(report, folder / "profile.png")
+    grid = folder / "samples.png"
+    per_class = cfg.data.image.profile.samples_per_class
+    sample_grid_png(train, grid, per_class, IMAGE, LABEL, seed=cfg.seed)
+    image_profile_html(report, folder / "profile.png", folder / "profile.html", failures, grid)

@@ -1,0 +1,93 @@
+"""train for images: the train split's channel statistics (they travel in the checkpoint, as
+the text tokenizer does), then the image model (CNN or patch Transformer, MoE or dense)
+through the shared Lightning fit with the on-the-fly half of data.image.augment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.config import PipelineConfig, to_container
+from pipelines.io import staged_outputs, write_json
+from pipelines.layout import Layout
+from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    from pipelines.modalities.image.lightning import (
+        ImageClassifier,
+        image_datamodule,
+        image_probabilities,
+    )
+    from pipelines.modalities.image.preprocess import channel_statistics, normalise
+    from pipelines.modalities.text.lightning import balanced_class_weights
+    from pipelines.models.moe import count_parameters
+    from pipelines.multiclass import multiclass_metrics
+    from pipelines.strategy import check_hardware
+    from pipelines.training import (
+        drop_other_runs,
+        finish_run,
+        fit_classifier,
+        run_fingerprint,
+        save_checkpoint,
+        write_history,
+    )
+
+    check_hardware(cfg)
+    classes, size = class_names(layout), image_size(cfg)
+    raw_train, y_train = split_arrays(layout.augmented_train, size, classes)
+    raw_val, y_val = split_arrays(layout.split(layout.cleaned, "val"), size, classes)
+    # train split only: val/test statistics would leak into the model's input
+    mean, std = channel_statistics(raw_train)
+    x_train, x_val = normalise(raw_train, mean, std), normalise(raw_val, mean, std)
+    del raw_train, raw_val
+    dm = image_datamodule(
+        (x_train, y_train),
+        (x_val, y_val),
+        cfg.train.batch_size,
+        cfg.train.eval_batch_size,
+        seed=cfg.seed,
+        num_workers=cfg.train.num_workers,
+    )
+    # train.pos_weight = auto: each class weighs the same in the loss in total
+    auto = cfg.train.pos_weight == "auto"
+    weights = balanced_class_weights(y_train, len(classes)) if auto else None
+    policy = cfg.data.image.augment
+
+    def build() -> ImageClassifier:
+        return ImageClassifier(
+            class_names=classes,
+            image_size=size,
+            mean=mean,
+            std=std,
+            model=to_container(cfg.model),
+            train=to_container(cfg.train),
+            class_weights=weights,
+            augment=to_container(policy) if policy.enabled else None,
+        )
+
+    inputs = [layout.augmented_train, layout.cleaned]
+    work_dir = layout.train_work / run_fingerprint(cfg, inputs)
+    drop_other_runs(layout.train_work, keep=work_dir.name)
+    run_name = f"{cfg.data.name}-{cfg.model.name}"
+    result = fit_classifier(cfg, dm, work_dir, run_name=run_name, build_module=build)
+    module = result.module
+    scores = multiclass_metrics(y_val, image_probabilities(module, x_val), classes)
+    val = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+    write_json(work_dir / "ranks" / f"rank{result.global_rank}.json", val)
+    if result.global_rank != 0:
+        return {"val": val}
+    metrics = {
+        "val": val,
+        "epochs_run": result.epochs_run,
+        "parameters": count_parameters(module.model),
+        "image_size": size,
+        "channel_mean": mean,
+        "channel_std": std,
+    }
+    outputs = (layout.checkpoint, layout.train_metrics, layout.train_history)
+    with staged_outputs(layout.staging, *outputs) as (ckpt, metrics_file, history):
+        save_checkpoint(module, ckpt, {"val_metrics": val, "modality": "image"})
+        write_json(metrics_file, metrics)
+        write_history(result.history, history)
+    finish_run(work_dir)
+    return metrics

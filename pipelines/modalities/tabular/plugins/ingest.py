@@ -1,0 +1,42 @@
+"""The tabular ingest stage: source (simulator, file, packaged or hub dataset) -> validated
+train/val/test
+splits, one memory-mapped Arrow file each (Hugging Face `datasets`; see pipelines/io.py)."""
+
+from __future__ import annotations
+
+from pipelines.config import PipelineConfig, to_container
+from pipelines.data.schema import conform_dataset
+from pipelines.data.sources import load_source
+from pipelines.data.split import split_dataset
+from pipelines.io import publish_splits, scratch_dir
+from pipelines.layout import Layout
+from pipelines.progress import stage_steps
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
+    data = cfg.data
+    # the scratch folder holds the raw and conformed Arrow files the splits are cut from;
+    # it goes when the stage ends, after the splits were written (or nothing was published)
+    with scratch_dir(layout.staging) as work, stage_steps("ingest", 4) as step:
+        raw, origin = load_source(data.source, cfg.seed, work)
+        step(f"read {len(raw)} rows from {origin}")
+        table, classes = conform_dataset(raw, data.schema, origin, work, data.num_proc)
+        del raw  # unmaps the raw file: its pages no longer count against this process
+        step("schema checked")
+        splits = split_dataset(table, data.split, data.schema, cfg.seed)
+        step(f"split by {data.split.method}")
+        rows = publish_splits(
+            layout.staging,
+            layout.ingested,
+            table,
+            splits,
+            {
+                "origin": origin,
+                "schema": to_container(data.schema),
+                # the label's values as the source has them (the label column is 1/0 after)
+                "label_classes": classes,
+            },
+        )
+        step("splits written")
+    return rows
+

@@ -1,0 +1,189 @@
+"""Text augmentation as a declared policy: rare intents are topped up, on the train split
+only, with copies of their own tickets changed by token-level operations (EDA, Wei & Zou
+2019): synonym replacement from an offline lexicon, random insertion of a synonym, random
+swap and random deletion. Back-translation through a `transformers` translation model named
+in config is the other policy; it runs only where that model is available offline.
+
+The four operations are written here rather than taken from nlpaug: nlpaug's synonym source
+is WordNet through NLTK (its corpus is a download, which this machine cannot make), and its
+augmenters draw from Python's global `random`, so results would depend on process and
+worker scheduling under `num_proc`. Here every generated ticket has its own generator seeded
+from (seed, source row, copy), so the augmented split is identical with any `num_proc`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, concatenate_datasets
+from omegaconf import OmegaConf
+
+from pipelines.errors import PipelineError
+from pipelines.modalities.text.rules_config import AUGMENT_KEY as KEY
+from pipelines.modalities.text.rules_config import (
+    BackTranslationConfig,
+    TextAugmentConfig,
+)
+
+DEFAULT_LEXICON = Path(__file__).parent / "data" / "lexicon.yaml"
+AUGMENTED = "augmented"  # column: True for a generated ticket
+SOURCE_ID = "source_row"  # column: the train row a generated ticket was made from (-1: none)
+
+
+@cache
+def load_lexicon(path: str) -> dict[str, tuple[str, ...]]:
+    """word or phrase -> the other members of its synonym set (lower case)."""
+    file = Path(path)
+    try:
+        sets = OmegaConf.to_container(OmegaConf.load(file))["synonyms"]  # type: ignore[index]
+    except Exception as error:  # unreadable, not YAML, or no 'synonyms' key: one message
+        raise PipelineError(
+            f"{file}: config key '{KEY}.lexicon' must name a YAML file with a 'synonyms' list "
+            f"of word lists ({error})"
+        ) from error
+    synonyms: dict[str, set[str]] = {}
+    for members in sets:
+        if not isinstance(members, list) or len(members) < 2:
+            raise PipelineError(
+                f"{file}: synonym set {members!r}: expected a list of two or more words"
+            )
+        lowered = [str(m).lower() for m in members]
+        for word in lowered:
+            synonyms.setdefault(word, set()).update(w for w in lowered if w != word)
+    return {word: tuple(sorted(others)) for word, others in synonyms.items()}
+
+
+_WORD = re.compile(r"\S+")
+
+
+def eda(
+    text: str, rng: np.random.Generator, cfg: TextAugmentConfig, lexicon: dict[str, tuple[str, ...]]
+) -> str:
+    """One EDA variant of `text`: synonym replacement, random insertion of a synonym, random
+    swap and random deletion, each touching max(1, rate x words) words when its rate is above
+    zero. Punctuation stays attached to its word, so "card," is looked up as "card"."""
+    words = _WORD.findall(text)
+    if not words:
+        return text
+
+    def count(rate: float) -> int:
+        return max(1, int(rate * len(words))) if rate > 0 else 0
+
+    def bare(word: str) -> str:
+        return word.strip(".,!?;:").lower()
+
+    replaceable = [i for i, w in enumerate(words) if bare(w) in lexicon]
+    for i in rng.permutation(replaceable)[: count(cfg.synonym_rate)]:
+        options = lexicon[bare(words[i])]
+        trailing = words[i][len(words[i].rstrip(".,!?;:")) :]
+        words[i] = options[rng.integers(len(options))] + trailing
+    # candidates fixed before inserting: an inserted synonym must not seed the next insertion
+    candidates = [bare(w) for w in words if bare(w) in lexicon]
+    for _ in range(count(cfg.insert_rate) if candidates else 0):
+        options = lexicon[candidates[rng.integers(len(candidates))]]
+        words.insert(int(rng.integers(len(words) + 1)), options[rng.integers(len(options))])
+    for _ in range(count(cfg.swap_rate) if len(words) > 1 else 0):
+        a, b = rng.choice(len(words), size=2, replace=False)
+        words[a], words[b] = words[b], words[a]
+    if len(words) > 1 and cfg.delete_rate > 0:
+        keep = rng.random(len(words)) >= cfg.delete_rate
+        keep[rng.integers(len(words))] = True  # never delete every word
+        words = [w for w, k in zip(words, keep, strict=True) if k]
+    return " ".join(words)
+
+
+def top_up_plan(labels: list[Any], min_class_share: float, seed: int) -> list[int]:
+    """Train rows to copy (with repeats) so that every class reaches min_class_share of the
+    largest class: rows of a class are drawn in a seeded shuffled order, cycling through all
+    of them before any repeats."""
+    classes, counts = np.unique(np.asarray(labels, dtype=object), return_counts=True)
+    target = int(np.ceil(min_class_share * counts.max()))
+    rng = np.random.default_rng(seed)
+    plan: list[int] = []
+    by_class = {c: np.flatnonzero(np.asarray(labels, dtype=object) == c) for c in classes}
+    for cls, have in zip(classes, counts, strict=True):
+        missing = target - int(have)
+        if missing <= 0:
+            continue
+        rows = by_class[cls]
+        order = np.concatenate([rng.permutation(rows) for _ in range(-(-missing // len(rows)))])
+        plan.extend(int(r) for r in order[:missing])
+    return plan
+
+
+def augment_train(
+    train: Dataset,
+    cfg: TextAugmentConfig,
+    seed: int,
+    text_column: str = "text",
+    label_column: str = "label",
+    num_proc: int | None = None,
+) -> tuple[Dataset, dict[str, Any]]:
+    """The train split with generated tickets appended (columns AUGMENTED and SOURCE_ID say
+    which and from where), and a report of rows added per class."""
+    if cfg.back_translation.enabled:
+        require_translation_models(cfg.back_translation)
+    original = train.map(
+        lambda batch: {
+            AUGMENTED: [False] * len(batch[text_column]),
+            SOURCE_ID: [-1] * len(batch[text_column]),
+        },
+        batched=True,
+    )
+    if not cfg.enabled:
+        return original, {"added": {}, "rows_before": len(train), "rows_after": len(train)}
+    # `[:]`: datasets 5 returns a lazy column that reads row by row when iterated
+    plan = top_up_plan(train[label_column][:], cfg.min_class_share, seed)
+    if not plan:
+        return original, {"added": {}, "rows_before": len(train), "rows_after": len(train)}
+    lexicon = load_lexicon(cfg.lexicon or str(DEFAULT_LEXICON))
+
+    def generate(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+        texts = []
+        for text, position in zip(batch[text_column], indices, strict=True):
+            # one generator per generated ticket: the same ticket whatever num_proc does
+            rng = np.random.default_rng([seed, plan[position], position])
+            texts.append(eda(text, rng, cfg, lexicon))
+        return {
+            text_column: texts,
+            AUGMENTED: [True] * len(texts),
+            SOURCE_ID: [plan[i] for i in indices],
+        }
+
+    generated = train.select(plan).map(
+        generate, batched=True, with_indices=True, num_proc=num_proc, desc="augment"
+    )
+    added: dict[str, int] = {}
+    for label in generated[label_column][:]:
+        added[str(label)] = added.get(str(label), 0) + 1
+    combined = concatenate_datasets([original, generated.cast(original.features)])
+    return combined, {"added": added, "rows_before": len(train), "rows_after": len(combined)}
+
+
+def require_translation_models(cfg: BackTranslationConfig) -> None:
+    """Back-translation needs `transformers` and both models on this machine; nothing can be
+    downloaded here, so a missing one ends the stage with one line instead of a hub timeout."""
+    try:
+        from transformers.utils import cached_file  # noqa: F401
+    except ImportError as error:
+        raise PipelineError(
+            f"config key '{KEY}.back_translation.enabled' = true: back-translation needs the "
+            f"`transformers` package and the models {cfg.model!r} and {cfg.reverse_model!r}; "
+            "transformers is not installed, so back-translation was not run (set it to false)"
+        ) from error
+    for key, model in (("model", cfg.model), ("reverse_model", cfg.reverse_model)):
+        if Path(model).is_dir():
+            continue
+        from transformers.utils import cached_file
+
+        try:
+            cached_file(model, "config.json", local_files_only=True)
+        except OSError as error:
+            raise PipelineError(
+                f"config key '{KEY}.back_translation.{key}' = {model!r}: no local copy of this "
+                "model (nothing can be downloaded here), so back-translation was not run"
+            ) from error

@@ -1,0 +1,52 @@
+"""profile for text: lengths, language mix, duplicates and leaks, abuse, label balance,
+vocabulary and OOV, drift; PNG/HTML report and the quality gates of data.text.profile.gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import PipelineConfig
+from pipelines.io import gates_failed, read_split, staged_outputs, write_json
+from pipelines.layout import SPLITS, Layout
+from pipelines.modalities.text.plugins.common import (
+    clean_rules,
+)
+
+
+def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    from pipelines.modalities.text.profile import check_text_gates, profile_text_splits
+
+    splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
+    settings = cfg.data.text.profile
+    report = profile_text_splits(splits, clean_rules(cfg), settings.language_sample)
+    failures = check_text_gates(report, settings.gates)
+    if failures:
+        _write_profile(report, failures, layout.profile_diagnosis)
+        raise gates_failed(layout.ingested, failures, layout.profile_diagnosis)
+    per_split = report["splits"]
+    summary = {
+        "rows": {name: s["rows"] for name, s in per_split.items()},
+        "max_duplicate_rate": max(s["duplicate_rate"] for s in per_split.values()),
+        "max_leak_rate": max(s["leak_rate"] for s in per_split.values()),
+        "max_abusive_rate": max(s["abusive_rate"] for s in per_split.values()),
+        "max_foreign_rate": max(s["foreign_rate"] for s in per_split.values()),
+        "max_oov_rate": max(s["oov_rate"] or 0.0 for s in per_split.values()),
+        "train_vocabulary_size": report["train_vocabulary_size"],
+        "length_psi": report["drift"]["length_psi"],
+        "label_psi": report["drift"]["label_psi"],
+    }
+    outputs = (layout.profile_report, layout.profile_metrics)
+    with staged_outputs(layout.staging, *outputs) as (folder, metrics):
+        _write_profile(report, failures, folder)
+        write_json(metrics, summary)
+    return summary
+
+
+def _write_profile(report: dict[str, Any], failures: list[str], folder: Path) -> None:
+    from pipelines.modalities.text.profile import text_profile_html, text_profile_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "profile.json", report)
+    text_profile_png(report, folder / "profile.png")
+    text_profile_html(report, folder / "profile.png", folder / "profile.html", failures)

@@ -1,0 +1,332 @@
+"""Config of the text cleaning rules (pipelines/modalities/text/rules.py): one dataclass per rule
+under
+`text_clean`, each validated on construction so a bad value fails before any row is read,
+with the key, the value and what was expected (e.g. "data.text.clean.length.min_chars = -1:
+expected an integer >= 0")."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pipelines.errors import PipelineError
+
+PII_KINDS = ("email", "phone", "card")
+UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
+
+
+def _fail(key: str, value: object, expected: str) -> None:
+    raise PipelineError(f"{key} = {value!r}: expected {expected}")
+
+
+def check_bool(key: str, value: object) -> None:
+    if not isinstance(value, bool):
+        _fail(key, value, "true or false")
+
+
+def check_int(key: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(key, value, f"an integer >= {minimum}")
+
+
+def check_fraction(key: str, value: object, *, open_low: bool = False) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value > 0.0 if open_low else value >= 0.0)
+        and value <= 1.0
+    )
+    if not ok:
+        _fail(key, value, f"a number in {'(' if open_low else '['}0, 1]")
+
+
+def check_str(key: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        _fail(key, value, "a non-empty string")
+
+
+def check_str_list(key: str, value: object, allowed: tuple[str, ...] | None = None) -> None:
+    items_ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
+    if not items_ok:
+        _fail(key, value, "a list of non-empty strings")
+    for item in value:  # type: ignore[union-attr]
+        if allowed is not None and item not in allowed:
+            _fail(key, list(value), f"items each one of {', '.join(allowed)}")  # type: ignore[arg-type]
+
+
+@dataclass
+class NormalizeConfig:
+    """Unicode normalisation; ftfy repairs mojibake (UTF-8 read as cp1252/latin-1) first."""
+
+    enabled: bool = True
+    form: str = "NFKC"  # folds compatibility characters (ﬁ, full-width letters) for the tokenizer
+    fix_mojibake: bool = True
+    collapse_whitespace: bool = True
+
+    def __post_init__(self) -> None:
+        key = "data.text.clean.normalize"
+        check_bool(f"{key}.enabled", self.enabled)
+        if self.form not in UNICODE_FORMS:
+            _fail(f"{key}.form", self.form, f"one of {', '.join(UNICODE_FORMS)}")
+        check_bool(f"{key}.fix_mojibake", self.fix_mojibake)
+        check_bool(f"{key}.collapse_whitespace", self.collapse_whitespace)
+
+
+@dataclass
+class PiiConfig:
+    """Masks personal data in place (the row stays); counts what it masked per kind."""
+
+    enabled: bool = True
+    kinds: list[str] = field(default_factory=lambda: list(PII_KINDS))
+    email_token: str = "<EMAIL>"
+    phone_token: str = "<PHONE>"
+    card_token: str = "<CARD>"
+
+    def __post_init__(self) -> None:
+        key = "data.text.clean.pii"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_str_list(f"{key}.kinds", self.kinds, PII_KINDS)
+        for kind in PII_KINDS:
+            check_str(f"{key}.{kind}_token", getattr(self, f"{kind}_token"))
+
+    def token(self, kind: str) -> str:
+        return getattr(self, f"{kind}_token")
+
+
+@dataclass
+class EmptyConfig:
+    """Removes texts that are empty, whitespace only or missing (null)."""
+
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        check_bool("data.text.clean.empty.enabled", self.enabled)
+
+
+@dataclass
+class LengthConfig:
+    """Removes texts outside [min_chars, max_chars] characters, counted after normalisation and
+    masking (what the model will see)."""
+
+    enabled: bool = True
+    min_chars: int = 10
+    max_chars: int = 512
+
+    def __post_init__(self) -> None:
+        key = "data.text.clean.length"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_int(f"{key}.min_chars", self.min_chars, 0)
+        check_int(f"{key}.max_chars", self.max_chars, 1)
+        if self.min_chars > self.max_chars:
+            raise PipelineError(
+                f"{key}.min_chars = {self.min_chars} > {key}.max_chars = {self.max_chars}: "
+                "expected min_chars <= max_chars"
+            )
+
+
+@dataclass
+class LanguageConfig:
+    """Removes texts an offline detector (langdetect) is confident are not in `allowed`.
+
+    A text is removed only when the detector gives the languages outside `allowed` a total
+    probability >= min_confidence. langdetect votes over 7 random trials, so probabilities
+    move in steps of 1/7: 0.9 means every trial voted for a language outside the allow-list.
+    Texts with fewer than min_chars letters are kept unjudged: too few n-grams to tell.
+    """
+
+    enabled: bool = True
+    allowed: list[str] = field(default_factory=lambda: ["en"])
+    min_confidence: float = 0.9
+    min_chars: int = 20
+    seed: int = 0  # langdetect samples n-grams at random; a fixed seed makes it deterministic
+
+    def __post_init__(self) -> None:
+        key = "data.text.clean.language"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_str_list(f"{key}.allowed", self.allowed)
+        if not self.allowed:
+            _fail(f"{key}.allowed", self.allowed, "a non-empty list of language codes")
+        check_fraction(f"{key}.min_confidence", self.min_confidence, open_low=True)
+        check_int(f"{key}.min_chars", self.min_chars, 0)
+        check_int(f"{key}.seed", self.seed, 0)
+
+
+@dataclass
+class AbuseConfig:
+    """Removes texts with at least min_count abusive words, or where abusive words are at
+    least min_share of the words (a short all-insult line). One swear word in a long complaint
+    stays: complaints are a class to learn, not noise."""
+
+    enabled: bool = True
+    min_count: int = 2
+    min_share: float = 0.25
+    extra_words: list[str] = field(default_factory=list)  # added to the built-in list
+
+    def __post_init__(self) -> None:
+        key = "data.text.clean.abuse"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_int(f"{key}.min_count", self.min_count, 1)
+        check_fraction(f"{key}.min_share", self.min_share, open_low=True)
+        check_str_list(f"{key}.extra_words", self.extra_words)
+
+
+@dataclass
+class DedupConfig:
+    """Exact (case/whitespace-insensitive) and MinHash near-duplicate removal, within splits
+    and across them (a val/test row that repeats a train row is a leak)."""
+
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.7  # estimated Jaccard similarity of word shingles
+    num_perm: int = 128
+    shingle_size: int = 2  # words per shingle; short tickets need short shingles
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        key = "data.text.clean.dedup"
+        check_bool(f"{key}.exact", self.exact)
+        check_bool(f"{key}.near", self.near)
+        check_fraction(f"{key}.threshold", self.threshold, open_low=True)
+        check_int(f"{key}.num_perm", self.num_perm, 2)
+        check_int(f"{key}.shingle_size", self.shingle_size, 1)
+        check_int(f"{key}.seed", self.seed, 0)
+
+
+@dataclass
+class TextCleanConfig:
+    """All text cleaning rules; they run in the order of rules.RULE_ORDER."""
+
+    text_column: str = "text"
+    label_column: str | None = "label"
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
+    empty: EmptyConfig = field(default_factory=EmptyConfig)
+    length: LengthConfig = field(default_factory=LengthConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    abuse: AbuseConfig = field(default_factory=AbuseConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+
+    def __post_init__(self) -> None:
+        check_str("data.text.clean.text_column", self.text_column)
+        if self.label_column is not None:
+            check_str("data.text.clean.label_column", self.label_column)
+        sections = {
+            "normalize": NormalizeConfig,
+            "pii": PiiConfig,
+            "empty": EmptyConfig,
+            "length": LengthConfig,
+            "language": LanguageConfig,
+            "abuse": AbuseConfig,
+            "dedup": DedupConfig,
+        }
+        for name, cls in sections.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):  # a plain mapping (YAML): validated by the section
+                setattr(self, name, _from_mapping(f"data.text.clean.{name}", cls, value))
+            elif not isinstance(value, cls):
+                _fail(f"data.text.clean.{name}", value, f"a {cls.__name__} or a mapping")
+
+
+def _from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
+    known = [f.name for f in fields(cls)]
+    for name in mapping:
+        if name not in known:
+            raise PipelineError(f"{key}.{name}: unknown key; expected one of {', '.join(known)}")
+    return cls(**mapping)
+
+
+# --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
+# declare them in the structured config without importing datasets or tokenizers
+
+AUGMENT_KEY = "data.text.augment"
+GATES_KEY = "data.text.profile.gates"
+TOKENIZER_KEY = "data.text.tokenizer"
+
+
+@dataclass
+class BackTranslationConfig:
+    enabled: bool = False
+    # a Hugging Face translation model id (or local path) and the one translating back
+    model: str = "Helsinki-NLP/opus-mt-en-de"
+    reverse_model: str = "Helsinki-NLP/opus-mt-de-en"
+
+    def __post_init__(self) -> None:
+        check_bool(f"{AUGMENT_KEY}.back_translation.enabled", self.enabled)
+        check_str(f"{AUGMENT_KEY}.back_translation.model", self.model)
+        check_str(f"{AUGMENT_KEY}.back_translation.reverse_model", self.reverse_model)
+
+
+@dataclass
+class TextAugmentConfig:
+    enabled: bool = True
+    # every class is topped up to at least this share of the largest class's train rows
+    min_class_share: float = 0.5
+    # per generated ticket, the EDA rates: share of words replaced / inserted / swapped / deleted
+    synonym_rate: float = 0.1
+    insert_rate: float = 0.1
+    swap_rate: float = 0.1
+    delete_rate: float = 0.1
+    lexicon: str | None = None  # None: pipelines/modalities/text/data/lexicon.yaml
+    back_translation: BackTranslationConfig = field(default_factory=BackTranslationConfig)
+
+    def __post_init__(self) -> None:
+        check_bool(f"{AUGMENT_KEY}.enabled", self.enabled)
+        for name in ("min_class_share", "synonym_rate", "insert_rate", "swap_rate", "delete_rate"):
+            check_fraction(f"{AUGMENT_KEY}.{name}", getattr(self, name))
+        if self.lexicon is not None:
+            check_str(f"{AUGMENT_KEY}.lexicon", self.lexicon)
+        if isinstance(self.back_translation, dict):
+            self.back_translation = BackTranslationConfig(**self.back_translation)
+
+
+@dataclass
+class TextGatesConfig:
+    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
+
+    min_rows: int = 100  # per split
+    min_class_rows: int = 5  # of the rarest label, in train
+    max_duplicate_rate: float = 0.2  # exact + near duplicates within a split
+    max_leak_rate: float = 0.05  # val/test rows duplicating train rows
+    max_abusive_rate: float = 0.1
+    max_foreign_rate: float = 0.2  # rows in no allowed language
+    max_oov_rate: float = 0.2  # val/test words never seen in train
+    max_length_psi: float = 0.25  # train vs test, character length
+    max_label_psi: float = 0.25  # train vs test, label shares
+
+    def __post_init__(self) -> None:
+        for name in ("min_rows", "min_class_rows"):
+            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
+        for name in (
+            "max_duplicate_rate",
+            "max_leak_rate",
+            "max_abusive_rate",
+            "max_foreign_rate",
+            "max_oov_rate",
+        ):
+            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
+        for name in ("max_length_psi", "max_label_psi"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise PipelineError(f"{GATES_KEY}.{name} = {value!r}: expected a number >= 0")
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 8000
+    min_frequency: int = 2  # a word piece seen fewer times in train is not learned
+    max_length: int = 128  # tokens per text, [CLS] included; longer texts are truncated
+    lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        for key, low in (
+            ("vocab_size", 1),
+            ("min_frequency", 1),
+            ("max_length", 2),
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise PipelineError(
+                    f"config key '{TOKENIZER_KEY}.{key}' = {value!r}: expected an integer >= {low}"
+                )
