@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.errors import PipelineError
+from pipelines.lightning_options import split_extras
 from pipelines.modalities.image.config import ImageDataConfig
 from pipelines.modalities.registry import modality
 from pipelines.modalities.text.rules_config import (
@@ -743,9 +744,7 @@ def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
     """Merge `cfg` onto the schema; unknown keys, wrong types and bad choices fail here."""
     raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     raw = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
-    from pipelines.lightning_options import split_extras  # imports config: no cycle at load
-
-    raw = split_extras(raw, source)
+    raw = split_extras(raw, source, TrainerConfig, CallbacksConfig)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), raw)
     except OmegaConfBaseException as err:

@@ -44,32 +44,29 @@ RESERVED_TRAINER_KEYS = {
 _INSTANTIATE_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
 
 
-def _fields(dataclass_type: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(dataclass_type)]
-
-
 def _trainer_arguments() -> list[str]:
     from lightning.pytorch import Trainer
 
     return [n for n in inspect.signature(Trainer.__init__).parameters if n != "self"]
 
 
-def split_extras(raw: DictConfig, source: str) -> DictConfig:
-    """Move keys under `trainer` / `callbacks` that the schema does not declare into
-    `trainer.extra` / `callbacks.extra`, after checking them; `raw` itself is not changed."""
-    from pipelines.config import CallbacksConfig, TrainerConfig
-
+def split_extras(
+    raw: DictConfig, source: str, trainer_schema: type, callbacks_schema: type
+) -> DictConfig:
+    """Move keys under `trainer` / `callbacks` that the schema dataclasses do not declare into
+    `trainer.extra` / `callbacks.extra`, after checking them; `raw` itself is not changed. The
+    schema comes in as arguments so this module needs nothing from pipelines.config."""
+    trainer_keys = [f.name for f in dataclasses.fields(trainer_schema)]
+    callback_keys = [f.name for f in dataclasses.fields(callbacks_schema)]
     trainer, callbacks = raw.get("trainer"), raw.get("callbacks")
-    extra_trainer = [k for k in (trainer or {}) if k not in _fields(TrainerConfig) and k != EXTRA]
-    extra_callbacks = [
-        k for k in (callbacks or {}) if k not in _fields(CallbacksConfig) and k != EXTRA
-    ]
+    extra_trainer = [k for k in (trainer or {}) if k not in trainer_keys and k != EXTRA]
+    extra_callbacks = [k for k in (callbacks or {}) if k not in callback_keys and k != EXTRA]
     if not extra_trainer and not extra_callbacks:
         return raw
     raw = copy.deepcopy(raw)
     with open_dict(raw):
         if extra_trainer:
-            check_trainer_options(extra_trainer, _fields(TrainerConfig), source)
+            check_trainer_options(extra_trainer, trainer_keys, source)
             moved = {k: raw.trainer.pop(k) for k in extra_trainer}
             raw.trainer[EXTRA] = OmegaConf.merge(raw.trainer.get(EXTRA) or {}, moved)
         if extra_callbacks:

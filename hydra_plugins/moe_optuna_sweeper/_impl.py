@@ -48,17 +48,9 @@ from ._build import SweepConfigError, build
 
 log = logging.getLogger(__name__)
 
-# studies without storage live in this process; a job run in-process by the basic launcher
-# finds its study here to report intermediate values (a joblib worker cannot: no pruning there)
-_IN_PROCESS_STUDIES: dict[str, optuna.Study] = {}
-
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RETRY_ATTR = "retry_of"
 SIGNATURE_ATTR = "sweep_overrides"
-
-
-def in_process_study(name: str) -> optuna.Study | None:
-    return _IN_PROCESS_STUDIES.get(name)
 
 
 def distribution_from_override(override: Override) -> BaseDistribution | str:
@@ -335,7 +327,7 @@ class OptunaSweeperImpl(Sweeper):
         )
         study.set_user_attr(SIGNATURE_ATTR, signature)
         if self.storage is None:
-            _IN_PROCESS_STUDIES[study.study_name] = study
+            trial_contract.IN_PROCESS_STUDIES[study.study_name] = study
         return study
 
     def _check_same_sweep(self, stored: optuna.Study, signature: dict[str, Any]) -> None:

@@ -26,6 +26,11 @@ ENV_TRIAL_NUMBER = "MOE_OPTUNA_TRIAL_NUMBER"
 IN_MEMORY = "in-memory"
 
 _trials: dict[tuple[str, str, int], Any] = {}
+# studies without storage live in the sweeper's process: the sweeper (_impl) registers each
+# here, and a job run in-process by the basic launcher finds it to report intermediate values
+# (a joblib worker cannot: no pruning there). Kept here, not in _impl, so the contract module
+# a job imports depends on nothing of the sweeper's
+IN_PROCESS_STUDIES: dict[str, optuna.Study] = {}
 
 
 # a NamedTuple, not a dataclass: Hydra executes this module before it is in sys.modules, where
@@ -60,9 +65,7 @@ def current_trial() -> optuna.Trial | None:
         import optuna
 
         if ctx.storage == IN_MEMORY:
-            from ._impl import in_process_study
-
-            study = in_process_study(ctx.study_name)
+            study = IN_PROCESS_STUDIES.get(ctx.study_name)
             if study is None:  # a worker process cannot see the sweeper's in-memory study
                 return None
         else:
