@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig, load_params
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
+from pipelines.modalities.registry import run_stage
 
 StageRun = Callable[[PipelineConfig, Layout], Any]
 
@@ -32,3 +34,17 @@ def main(name: str, run: StageRun, argv: list[str] | None = None) -> None:
     except PipelineError as err:
         print(f"error: {name}: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One DVC stage: `run(cfg, layout)` runs the configured modality's plug-in for it, and
+    `run.main()` is its command line. The stages know no modality: the registry picks it."""
+
+    name: str
+
+    def __call__(self, cfg: PipelineConfig, layout: Layout) -> Any:
+        return run_stage(self.name, cfg, layout)
+
+    def main(self, argv: list[str] | None = None) -> None:
+        main(self.name, self, argv)

@@ -1,22 +1,11 @@
 """clean: declarative rules; every removed row goes to quarantine with the rule that removed
 it, and the counts per rule to the metrics.
 
-The modality's plug-in does the work (pipelines/modalities/registry.py picks it by
-data.modality); this module is the DVC stage's entry point."""
+The configured modality's plug-in does the work (pipelines/modalities/registry.py)."""
 
-from __future__ import annotations
+from stages._cli import Stage
 
-from typing import Any
-
-from pipelines.config import PipelineConfig
-from pipelines.layout import Layout
-from pipelines.modalities.registry import run_stage
-from stages._cli import main
-
-
-def run(cfg: PipelineConfig, layout: Layout) -> Any:
-    return run_stage("clean", cfg, layout)
-
+run = Stage("clean")
 
 if __name__ == "__main__":
-    main("clean", run)
+    run.main()

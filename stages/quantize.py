@@ -1,22 +1,11 @@
 """quantize: every compressed variant of the trained model: ONNX FP32 with parity, ONNX
 Runtime INT8 (dynamic, static), and the modality's further variants.
 
-The modality's plug-in does the work (pipelines/modalities/registry.py picks it by
-data.modality); this module is the DVC stage's entry point."""
+The configured modality's plug-in does the work (pipelines/modalities/registry.py)."""
 
-from __future__ import annotations
+from stages._cli import Stage
 
-from typing import Any
-
-from pipelines.config import PipelineConfig
-from pipelines.layout import Layout
-from pipelines.modalities.registry import run_stage
-from stages._cli import main
-
-
-def run(cfg: PipelineConfig, layout: Layout) -> Any:
-    return run_stage("quantize", cfg, layout)
-
+run = Stage("quantize")
 
 if __name__ == "__main__":
-    main("quantize", run)
+    run.main()
