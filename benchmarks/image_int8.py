@@ -35,7 +35,6 @@ from results_file import add_record_flag, write_results
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.config import ModelConfig, QuantizeConfig, StaticQuantConfig  # noqa: E402
 from pipelines.evaluation import interleaved_latency  # noqa: E402
 from pipelines.io import quiet_datasets  # noqa: E402
 from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig  # noqa: E402
@@ -50,6 +49,8 @@ from pipelines.modalities.image.simulator import simulate_images  # noqa: E402
 from pipelines.models.image import IMAGES, PROBABILITIES, build_image_model  # noqa: E402
 from pipelines.quantization import _quiet_root_logger  # noqa: E402
 from pipelines.runtime import session  # noqa: E402
+from pipelines.schema.compression import QuantizeConfig, StaticQuantConfig  # noqa: E402
+from pipelines.schema.model import ModelConfig  # noqa: E402
 
 SIZE, OPSET = 64, 17
 

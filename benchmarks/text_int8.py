@@ -36,7 +36,6 @@ from results_file import add_record_flag, write_results
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.config import ModelConfig, QuantizeConfig  # noqa: E402
 from pipelines.evaluation import interleaved_latency  # noqa: E402
 from pipelines.io import quiet_datasets  # noqa: E402
 from pipelines.modalities.text.onnx_variants import export_text_variants, trimmed  # noqa: E402
@@ -49,6 +48,8 @@ from pipelines.models.text import (  # noqa: E402
     TextClassifier,
 )
 from pipelines.runtime import session  # noqa: E402
+from pipelines.schema.compression import QuantizeConfig  # noqa: E402
+from pipelines.schema.model import ModelConfig  # noqa: E402
 
 MAX_LENGTH = 96
 GOAL_SPEEDUP, GOAL_SIZE = 2.0, 0.30

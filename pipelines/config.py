@@ -19,477 +19,31 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.errors import PipelineError
 from pipelines.lightning_options import split_extras
-from pipelines.modalities.image.config import ImageDataConfig
 from pipelines.modalities.registry import modality
-from pipelines.modalities.text.rules_config import (
-    TextAugmentConfig,
-    TextCleanConfig,
-    TextGatesConfig,
-    TokenizerConfig,
+from pipelines.modalities.tabular import config as tabular
+from pipelines.schema import compression, data, evaluation, model, training
+from pipelines.schema.compression import (
+    QuantizeConfig,
 )
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The valid range of a numeric key; checked with the schema, before any stage works."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-
-    def admits(self, value: float) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return True  # a type error is OmegaConf's to report
-        return (
-            math.isfinite(value)
-            and (self.ge is None or value >= self.ge)
-            and (self.gt is None or value > self.gt)
-            and (self.le is None or value <= self.le)
-            and (self.lt is None or value < self.lt)
-        )
-
-    def describe(self) -> str:
-        parts = [
-            f"{op} {bound:g}"
-            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-            if bound is not None
-        ]
-        return "a number " + " and ".join(parts)
-
-
-def bounded(default: Any = dataclasses.MISSING, *, factory: Any = None, **bounds: float) -> Any:
-    """A dataclass field with a valid range (for a list: of each item)."""
-    metadata = {"bounds": Bounds(**bounds)}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-FRACTION = {"ge": 0.0, "le": 1.0}
-POSITIVE = {"gt": 0.0}
-AT_LEAST_ONE = {"ge": 1}
-NON_NEGATIVE = {"ge": 0}
-
-
-@dataclass
-class SourceConfig:
-    kind: str = "simulator"
-    rows: int | None = bounded(100_000, **AT_LEAST_ONE)
-    n_days: int = bounded(90, **AT_LEAST_ONE)
-    # kind=file: the file (read by the `datasets` builder for `format`, else its suffix);
-    # kind=hub: the Hugging Face hub dataset id (owner/name), all its splits concatenated
-    path: str | None = None
-    format: str | None = None
-
-
-@dataclass
-class SchemaConfig:
-    label: str = "label"
-    positive_class: str = "1"
-    time_column: str | None = None
-    id_columns: list[str] = field(default_factory=list)
-    # the entity whose history the sequence models read (e.g. customer_id)
-    sequence_key: str | None = None
-    numeric: list[str] = field(default_factory=list)
-    categorical: list[str] = field(default_factory=list)
-    # data.modality=text: the column holding the text (renamed `text` after ingest)
-    text: str | None = None
-    # data.modality=image: the column holding the images (renamed `image` after ingest)
-    image: str | None = None
-
-    @property
-    def features(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
-
-
-@dataclass
-class SplitConfig:
-    method: str = "stratified"
-    val_fraction: float = bounded(0.15, gt=0.0, lt=1.0)
-    test_fraction: float = bounded(0.15, gt=0.0, lt=1.0)
-
-
-@dataclass
-class GatesConfig:
-    min_rows: int = bounded(100, **NON_NEGATIVE)
-    max_missing_fraction: float = bounded(0.2, **FRACTION)
-    min_positive_fraction: float = bounded(0.001, **FRACTION)
-    max_positive_fraction: float = bounded(0.9, **FRACTION)
-    # rows without a label are quarantined by clean; more than this many is a broken file
-    max_missing_label_fraction: float = bounded(0.05, **FRACTION)
-    max_drift_psi: float = bounded(1.0, **NON_NEGATIVE)
-
-
-@dataclass
-class ProfileConfig:
-    gates: GatesConfig = field(default_factory=GatesConfig)
-
-
-@dataclass
-class RangeRule:
-    min: float | None = None
-    max: float | None = None
-
-
-@dataclass
-class MissingConfig:
-    numeric: str = "median"
-    categorical: str = "most_frequent"
-
-
-@dataclass
-class OutlierConfig:
-    enabled: bool = False
-    # IsolationForest's own range
-    contamination: float = bounded(0.01, gt=0.0, le=0.5)
-    keep_positive: bool = True
-
-
-@dataclass
-class CleanConfig:
-    ranges: dict[str, RangeRule] = field(default_factory=dict)
-    allowed_values: dict[str, list[str]] = field(default_factory=dict)
-    missing: MissingConfig = field(default_factory=MissingConfig)
-    drop_duplicates: bool = True
-    outliers: OutlierConfig = field(default_factory=OutlierConfig)
-
-
-@dataclass
-class AugmentConfig:
-    method: str = "none"
-    # minority/majority ratio after resampling, as imbalanced-learn reads a float
-    sampling_strategy: float = bounded(1.0, gt=0.0, le=1.0)
-    k_neighbors: int = bounded(5, **AT_LEAST_ONE)
-
-
-@dataclass
-class TextProfileConfig:
-    gates: TextGatesConfig = field(default_factory=TextGatesConfig)
-    # langdetect takes about 6 ms a text: the language mix is estimated on a seeded sample
-    # of this many rows per split (the report says how many it read)
-    language_sample: int = bounded(2000, **AT_LEAST_ONE)
-
-
-@dataclass
-class TextDataConfig:
-    """The text modality's settings (data.modality=text, conf/data/customer_service.yaml): the
-    same stages run them in place of the tabular sections data.profile/clean/augment."""
-
-    profile: TextProfileConfig = field(default_factory=TextProfileConfig)
-    clean: TextCleanConfig = field(default_factory=TextCleanConfig)
-    augment: TextAugmentConfig = field(default_factory=TextAugmentConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-
-
-@dataclass
-class DataConfig:
-    name: str = "data"
-    # which plug-ins the stages run: tabular (pipelines/modalities/tabular/cleaning.py, ...), text
-    # (pipelines/modalities/text/) or image (pipelines/modalities/image/); every data config
-    # declares `text`,
-    # `image` and the tabular sections, since dvc.yaml tracks the same keys whatever the
-    # modality
-    modality: str = "tabular"
-    source: SourceConfig = field(default_factory=SourceConfig)
-    schema: SchemaConfig = field(default_factory=SchemaConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    profile: ProfileConfig = field(default_factory=ProfileConfig)
-    clean: CleanConfig = field(default_factory=CleanConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    text: TextDataConfig = field(default_factory=TextDataConfig)
-    image: ImageDataConfig = field(default_factory=ImageDataConfig)
-    # processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
-    # imputation, feature encoding); None: in process. The output files are the same bytes
-    # either way, so dvc.yaml does not declare it: changing it reruns nothing
-    num_proc: int | None = bounded(None, **AT_LEAST_ONE)
-
-
-# the image models (pipelines/models/image.py) share ModelConfig; their dense twins are
-# image_cnn_dense and image_patch_dense
-MOE_MODELS = ("moe_mlp", "moe_transformer", "image_cnn_moe", "image_patch_moe")
-SEQUENCE_MODELS = ("moe_transformer", "dense_transformer", "bilstm_attention")
-
-
-@dataclass
-class ModelConfig:
-    name: str = "moe_mlp"
-    hidden_dim: int = bounded(64, **AT_LEAST_ONE)
-    num_blocks: int = bounded(2, **AT_LEAST_ONE)
-    ffn_dim: int = bounded(128, **AT_LEAST_ONE)
-    num_experts: int = bounded(4, **AT_LEAST_ONE)
-    top_k: int = bounded(2, **AT_LEAST_ONE)
-    capacity_factor: float = bounded(1.25, **POSITIVE)
-    eval_capacity_factor: float = bounded(2.0, **POSITIVE)
-    min_capacity: int = bounded(4, **NON_NEGATIVE)
-    noisy_gate_policy: str | None = None
-    second_expert_sampling: bool = True
-    aux_loss_weight: float = bounded(0.01, **NON_NEGATIVE)
-    dropout: float = bounded(0.1, ge=0.0, lt=1.0)
-    # sequence models only: how many of the customer's transactions (the current one last)
-    # one example holds, and the attention heads of the Transformer encoder
-    seq_len: int = bounded(16, **AT_LEAST_ONE)
-    num_heads: int = bounded(4, **AT_LEAST_ONE)
-    # the width of one attention head; None: hidden_dim / num_heads (the usual layout). Set
-    # when heads are pruned: the remaining heads keep their width
-    head_dim: int | None = bounded(None, **AT_LEAST_ONE)
-
-    @property
-    def attention_head_dim(self) -> int:
-        return self.head_dim if self.head_dim is not None else self.hidden_dim // self.num_heads
-
-    @property
-    def is_moe(self) -> bool:
-        return self.name in MOE_MODELS
-
-    @property
-    def is_sequence(self) -> bool:
-        return self.name in SEQUENCE_MODELS
-
-
-@dataclass
-class StrategyConfig:
-    """How training is distributed; conf/strategy/ holds one file per option."""
-
-    name: str = "auto"
-    process_group_backend: str | None = None
-    find_unused_parameters: bool = False
-    # a native DeepSpeed config (ZeRO stage, offload, buckets, bf16/fp16); deepspeed only
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def zero_stage(self) -> int | None:
-        if self.name != "deepspeed":
-            return None
-        return int(self.config.get("zero_optimization", {}).get("stage", 0))
-
-    @property
-    def offloads_optimizer(self) -> bool:
-        zero = self.config.get("zero_optimization", {}) if self.name == "deepspeed" else {}
-        return zero.get("offload_optimizer", {}).get("device", "none") in ("cpu", "nvme")
-
-
-@dataclass
-class TrainerConfig:
-    accelerator: str = "cpu"
-    devices: int = bounded(1, **AT_LEAST_ONE)
-    num_nodes: int = bounded(1, **AT_LEAST_ONE)
-    max_epochs: int = bounded(4, **AT_LEAST_ONE)
-    precision: str = "32-true"
-    accumulate_grad_batches: int = bounded(1, **AT_LEAST_ONE)
-    gradient_clip_val: float | None = bounded(1.0, **NON_NEGATIVE)
-    deterministic: bool = True
-    log_every_n_steps: int = bounded(20, **AT_LEAST_ONE)
-    # a fraction of the epoch's batches, as Lightning reads a float
-    limit_train_batches: float = bounded(1.0, gt=0.0, le=1.0)
-    enable_progress_bar: bool = True
-    # any other lightning.pytorch.Trainer argument (`+trainer.profiler=simple`), passed as is;
-    # validate() moves such keys here after checking them (pipelines/lightning_options.py)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainConfig:
-    # how many epochs is trainer.max_epochs: one key for one thing
-    batch_size: int = bounded(512, **AT_LEAST_ONE)
-    eval_batch_size: int = bounded(2048, **AT_LEAST_ONE)
-    optimizer: str = "adamw"
-    lr: float = bounded(3e-3, **POSITIVE)
-    weight_decay: float = bounded(1e-4, **NON_NEGATIVE)
-    warmup_ratio: float = bounded(0.05, ge=0.0, lt=1.0)
-    scheduler: str = "cosine"
-    loss: str = "bce"
-    pos_weight: Any = None
-    focal_gamma: float = bounded(2.0, **NON_NEGATIVE)
-    num_workers: int = bounded(0, **NON_NEGATIVE)
-
-
-@dataclass
-class WandbConfig:
-    enabled: bool = True
-    mode: str = "offline"
-    project: str = "moe-pipelines"
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
-    dir: str = "outputs/wandb"
-
-
-@dataclass
-class LoggerConfig:
-    csv: bool = True
-    wandb: WandbConfig = field(default_factory=WandbConfig)
-
-
-@dataclass
-class EarlyStoppingConfig:
-    enabled: bool = True
-    monitor: str = "val/auprc"
-    mode: str = "max"
-    patience: int = bounded(3, **NON_NEGATIVE)
-
-
-@dataclass
-class CheckpointConfig:
-    monitor: str = "val/auprc"
-    mode: str = "max"
-    # also write last.ckpt every N optimizer steps (0: at epoch ends only), so a kill loses
-    # at most N steps
-    every_n_train_steps: int = bounded(0, **NON_NEGATIVE)
-    # rerunning the same config after a kill continues from last.ckpt
-    resume: bool = True
-
-
-@dataclass
-class CallbacksConfig:
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    # more Lightning callbacks by name (`+callbacks.lr_monitor._target_=...`), each a node with
-    # _target_ and arguments; validate() moves and checks them (pipelines/lightning_options.py)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DynamicQuantConfig:
-    enabled: bool = True
-    per_channel: bool = False
-    weight_type: str = "qint8"
-
-
-@dataclass
-class StaticQuantConfig:
-    enabled: bool = True
-    calibration_method: str = "minmax"
-    calibration_rows: int = bounded(2048, **AT_LEAST_ONE)
-    per_channel: bool = False
-
-
-@dataclass
-class Fp16Config:
-    # an FP16 copy of the FP32 graph (inputs and outputs stay float32): a GPU format; ONNX
-    # Runtime's CPU provider runs it through casts, for parity checks only
-    enabled: bool = True
-
-
-@dataclass
-class PruneConfig:
-    # structured L1 pruning of every feed-forward block (each expert's and each dense block's
-    # hidden width) and of the attention heads: the weakest units by L1 norm go, the layers
-    # are rebuilt narrower (not masked), and the model is fine-tuned after each step
-    enabled: bool = True
-    step: float = bounded(0.2, gt=0.0, lt=1.0)  # share of the original width removed per step
-    target: float = bounded(0.6, gt=0.0, lt=1.0)  # share removed in all (steps: target / step)
-    finetune_epochs: int = bounded(1, **AT_LEAST_ONE)  # after each step
-    lr_factor: float = bounded(0.1, gt=0.0, le=1.0)  # fine-tuning lr = train.lr * lr_factor
-    int8: bool = True  # also a dynamic INT8 copy of the pruned model (quantize.dynamic's keys)
-    # Transformers: each step also removes the same share of the attention heads (by the L1
-    # norm of their query/key/value rows); heads keep their width
-    heads: bool = True
-
-
-@dataclass
-class StudentConfig:
-    # the student is the dense counterpart of the teacher's family (moe_mlp -> dense_mlp,
-    # moe_transformer -> dense_transformer), at these sizes
-    hidden_dim: int = bounded(32, **AT_LEAST_ONE)
-    num_blocks: int = bounded(1, **AT_LEAST_ONE)
-    ffn_dim: int = bounded(64, **AT_LEAST_ONE)
-
-
-@dataclass
-class DistillConfig:
-    # knowledge distillation: the student learns the teacher's soft targets (its
-    # probabilities at `temperature`) mixed with the labels
-    enabled: bool = True
-    student: StudentConfig = field(default_factory=StudentConfig)
-    temperature: float = bounded(2.0, **POSITIVE)
-    alpha: float = bounded(0.7, ge=0.0, le=1.0)  # weight of the soft-target loss
-    # from scratch, so more epochs than the fine-tunes: 8 beat 4 on validation AUPRC (README)
-    epochs: int = bounded(8, **AT_LEAST_ONE)
-    lr_factor: float = bounded(1.0, gt=0.0, le=10.0)  # student lr = train.lr * lr_factor
-    int8: bool = True  # also a dynamic INT8 copy of the student
-
-
-@dataclass
-class QatConfig:
-    # quantization-aware training: fake-quant (INT8 weights per channel, UINT8 activations)
-    # during fine-tuning of the trained model, exported as an ONNX QDQ graph
-    enabled: bool = True
-    finetune_epochs: int = bounded(1, **AT_LEAST_ONE)
-    lr_factor: float = bounded(0.1, gt=0.0, le=1.0)
-    per_channel: bool = True
-
-
-@dataclass
-class QuantizeConfig:
-    # 13: per-channel QDQ needs it; 20: the TorchScript exporter's newest
-    opset: int = bounded(17, ge=13, le=20)
-    # the first layer sees standardised raw features, whose range rare one-hot levels set;
-    # INT8 there cost most of the quantized models' error (pipelines/quantization.py)
-    keep_input_fp32: bool = True
-    dynamic: DynamicQuantConfig = field(default_factory=DynamicQuantConfig)
-    static: StaticQuantConfig = field(default_factory=StaticQuantConfig)
-    fp16: Fp16Config = field(default_factory=Fp16Config)
-    prune: PruneConfig = field(default_factory=PruneConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    qat: QatConfig = field(default_factory=QatConfig)
-
-
-@dataclass
-class ThresholdConfig:
-    """How the decision threshold is chosen on the validation split (then applied unchanged
-    to test): max_f1, the highest recall at target_fpr, the least expected cost, or fixed."""
-
-    rule: str = "max_f1"
-    fixed: float = bounded(0.5, gt=0.0, lt=1.0)
-    target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
-    cost_false_positive: float = bounded(1.0, **NON_NEGATIVE)
-    cost_false_negative: float = bounded(5.0, **NON_NEGATIVE)
-
-
-@dataclass
-class EvaluateConfig:
-    # recall at this false-positive rate is reported for every variant
-    target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
-    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
-    # fewer test positives than this: the report says its metrics are unreliable
-    min_test_positives: int = bounded(10, **NON_NEGATIVE)
-    latency_batch_sizes: list[int] = bounded(factory=lambda: [1, 256], **AT_LEAST_ONE)
-    latency_repeats: int = bounded(30, **AT_LEAST_ONE)
-    threads: int = bounded(2, **AT_LEAST_ONE)
-    # images: the precision of each variant's defect score (1 - p(data.image.good_class)) at
-    # the threshold that finds this share of the defective test images
-    defect_recall: float = bounded(0.95, gt=0.0, le=1.0)
-    # classical models trained on the model's train split, reported beside its variants (never
-    # shipped): each of BASELINES, or [] for none
-    baselines: list[str] = field(
-        default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"]
-    )
-
-
-BASELINES = ("logistic_regression", "hist_gradient_boosting")
-
-
-@dataclass
-class SelectConfig:
-    """Which ONNX variant export ships: `variant` (rule=variant), or the fastest variant at
-    `batch_size` whose test AUPRC is at least `min_auprc_kept` of the FP32 model's
-    (rule=fastest; timed by export with `threads` threads, median of `repeats` calls)."""
-
-    rule: str = "variant"
-    variant: str = "fp32"
-    min_auprc_kept: float = bounded(0.99, gt=0.0, le=1.0)
-    batch_size: int = bounded(256, **AT_LEAST_ONE)
-    threads: int = bounded(2, **AT_LEAST_ONE)
-    repeats: int = bounded(50, **AT_LEAST_ONE)
-
-
-@dataclass
-class ExportConfig:
-    select: SelectConfig = field(default_factory=SelectConfig)
-    parity_batch_sizes: list[int] = bounded(factory=lambda: [1, 7, 256], **AT_LEAST_ONE)
-    parity_atol: float = bounded(1e-4, **POSITIVE)
-    quantized_atol: float = bounded(0.05, **POSITIVE)
-    tensorrt: str = "auto"
+from pipelines.schema.data import (
+    DataConfig,
+)
+from pipelines.schema.evaluation import (
+    BASELINES,
+    EvaluateConfig,
+    ExportConfig,
+)
+from pipelines.schema.fields import Bounds, bounded
+from pipelines.schema.model import (
+    ModelConfig,
+)
+from pipelines.schema.training import (
+    CallbacksConfig,
+    LoggerConfig,
+    StrategyConfig,
+    TrainConfig,
+    TrainerConfig,
+)
 
 
 @dataclass
@@ -509,64 +63,15 @@ class PipelineConfig:
     optimized_metric: str = "val/auprc"
 
 
-# the ONNX variants quantize can write (models/onnx/model_<variant>.onnx)
-VARIANTS = (
-    "fp32",
-    "int8_dynamic",
-    "int8_static",
-    "fp16",
-    "pruned",
-    "pruned_int8_dynamic",
-    "student",
-    "student_int8_dynamic",
-    "qat_int8",
-)
-
+# each key's allowed values, declared beside its section's dataclass
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source.kind": (
-        "simulator",
-        "file",
-        "german_credit",
-        "rotten_tomatoes",
-        "hub",
-        "imagefolder",
-        "digits",
-    ),
-    "data.source.format": ("csv", "parquet", "json", "text"),
-    "data.split.method": ("time", "stratified"),
-    "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
-    "data.clean.missing.categorical": ("most_frequent", "constant", "quarantine"),
-    "data.augment.method": ("none", "smote", "random_over", "random_under", "smote_tomek"),
-    "model.name": (
-        "moe_mlp",
-        "dense_mlp",
-        "moe_transformer",
-        "dense_transformer",
-        "bilstm_attention",
-        "image_cnn_moe",
-        "image_cnn_dense",
-        "image_patch_moe",
-        "image_patch_dense",
-    ),
-    "model.noisy_gate_policy": ("RSample", "Jitter"),
-    "strategy.name": ("auto", "ddp", "deepspeed"),
-    "strategy.process_group_backend": ("gloo", "nccl", "mpi"),
-    "trainer.accelerator": ("cpu", "gpu", "cuda", "auto"),
-    "trainer.precision": ("32-true", "bf16-mixed", "16-mixed", "bf16-true"),
-    "train.optimizer": ("adamw", "adam", "sgd"),
-    "train.scheduler": ("cosine", "constant"),
-    "train.loss": ("bce", "focal"),
-    "logger.wandb.mode": ("auto", "offline", "online", "disabled"),
-    "callbacks.early_stopping.mode": ("min", "max"),
-    "callbacks.checkpoint.mode": ("min", "max"),
-    "quantize.dynamic.weight_type": ("qint8", "quint8"),
-    "quantize.static.calibration_method": ("minmax", "entropy", "percentile"),
-    "evaluate.threshold.rule": ("max_f1", "target_fpr", "min_cost", "fixed"),
-    "export.select.rule": ("variant", "fastest"),
-    "export.select.variant": VARIANTS,
-    "export.tensorrt": ("auto", "off"),
+    **data.CHOICES,
+    **tabular.CHOICES,
+    **model.CHOICES,
+    **training.CHOICES,
+    **compression.CHOICES,
+    **evaluation.CHOICES,
 }
-
 
 # list-valued keys whose items are each one of the choices
 LIST_CHOICES: dict[str, tuple[str, ...]] = {"evaluate.baselines": BASELINES}
@@ -647,13 +152,6 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{source}: config key 'model.hidden_dim' = {model.hidden_dim}: bilstm_attention "
             "expects an even number (half per LSTM direction)"
         )
-    gates = cfg.data.profile.gates
-    if gates.min_positive_fraction > gates.max_positive_fraction:
-        raise PipelineError(
-            f"{source}: config keys 'data.profile.gates.min_positive_fraction' = "
-            f"{gates.min_positive_fraction} > 'data.profile.gates.max_positive_fraction' = "
-            f"{gates.max_positive_fraction}; expected min <= max"
-        )
     weight = cfg.train.pos_weight
     if weight not in (None, "auto") and (
         isinstance(weight, bool)
@@ -665,12 +163,6 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             f"{source}: config key 'train.pos_weight' = {weight!r}: "
             "expected null, 'auto' or a finite number > 0"
         )
-    for column, rule in cfg.data.clean.ranges.items():
-        if rule.min is not None and rule.max is not None and rule.min > rule.max:
-            raise PipelineError(
-                f"{source}: config key 'data.clean.ranges.{column}': min = {rule.min} > "
-                f"max = {rule.max}; expected min <= max"
-            )
 
 
 def _check_bounds(node: Any, prefix: str, source: str) -> None:

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
-from pipelines.config import ModelConfig, TrainConfig
 from pipelines.models.moe import build_model
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 
 
 class MoEClassifierBase(L.LightningModule):

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from pipelines.config import GatesConfig, SchemaConfig
 from pipelines.data.schema import LABEL
 from pipelines.drift_reference import assign_bins, bin_edges, psi
+from pipelines.modalities.tabular.config import GatesConfig
+from pipelines.schema.data import SchemaConfig
 
 # fewer rows per quantile bin than this makes PSI on a random split read as drift
 MIN_ROWS_PER_BIN = 20

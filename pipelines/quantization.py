@@ -20,8 +20,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from pipelines.config import DynamicQuantConfig, StaticQuantConfig
 from pipelines.onnx_export import INPUT
+from pipelines.schema.compression import DynamicQuantConfig, StaticQuantConfig
 
 # The dense layers (input projection, experts, head) are quantized; the MoE router stays FP32:
 # INT8 gate logits can flip which experts a row goes to, and calibrating the -inf-masked

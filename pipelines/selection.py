@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import PipelineConfig, SelectConfig
+from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
+from pipelines.schema.evaluation import SelectConfig
 
 # the export ships ONNX graphs: the evaluate report's onnx_* variants (not PyTorch, not the
 # scikit-learn baselines, which are reported for comparison only)

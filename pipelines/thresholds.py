@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_precision_recall_curve, binary_roc
 
-from pipelines.config import ThresholdConfig
 from pipelines.errors import PipelineError
+from pipelines.schema.evaluation import ThresholdConfig
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule: ThresholdConfig) -> float:
@@ -37,9 +37,10 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: ThresholdConfig) -> flo
         best = within[torch.argmax(tpr[within])]
         return _roc_threshold(thresholds, int(best))
     positives, negatives = float(target.sum()), float(len(target) - target.sum())
-    cost = rule.cost_false_positive * fpr * negatives + rule.cost_false_negative * (
-        1 - tpr
-    ) * positives
+    cost = (
+        rule.cost_false_positive * fpr * negatives
+        + rule.cost_false_negative * (1 - tpr) * positives
+    )
     return _roc_threshold(thresholds, int(torch.argmin(cost)))
 
 

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra_plugins.moe_optuna_sweeper import trial as sweep_trial
-from pipelines.config import PipelineConfig, WandbConfig, to_container
+from pipelines.config import PipelineConfig, to_container
 from pipelines.layout import Layout
+from pipelines.schema.training import WandbConfig
 
 log = logging.getLogger(__name__)
 

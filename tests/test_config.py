@@ -13,9 +13,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pipelines.compose import compose_params
-from pipelines.config import Bounds, PipelineConfig, load_params, validate
+from pipelines.config import PipelineConfig, load_params, validate
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
+from pipelines.schema.fields import Bounds
 from tests.small import REPO
 
 CONF = str(REPO / "conf")

@@ -20,11 +20,14 @@ from pipelines.compression.distillation import (
     student_model_config,
 )
 from pipelines.compression.finetune import fine_tune
-from pipelines.config import DistillConfig, ModelConfig, StudentConfig, TrainConfig, to_container
+from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import MoEBlock, count_parameters
+from pipelines.schema.compression import DistillConfig, StudentConfig
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 from pipelines.training import load_checkpoint, save_checkpoint
 
 N_FEATURES = 6

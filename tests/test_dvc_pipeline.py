@@ -112,6 +112,16 @@ def test_outputs_round_trip_through_the_default_remote(project: Path) -> None:
 INFRASTRUCTURE = {
     "pipelines/__init__.py",
     "pipelines/config.py",
+    # the config schema, one module per section, and each modality's own sections and checks
+    "pipelines/schema/__init__.py",
+    "pipelines/schema/fields.py",
+    "pipelines/schema/data.py",
+    "pipelines/schema/model.py",
+    "pipelines/schema/training.py",
+    "pipelines/schema/compression.py",
+    "pipelines/schema/evaluation.py",
+    "pipelines/modalities/tabular/config.py",
+    "pipelines/modalities/text/config.py",
     "pipelines/errors.py",
     "pipelines/io.py",
     "pipelines/layout.py",

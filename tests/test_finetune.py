@@ -7,11 +7,13 @@ import numpy as np
 import torch
 
 from pipelines.compression.finetune import fine_tune
-from pipelines.config import ModelConfig, TrainConfig, to_container
+from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.evaluation import ranking_metrics
 from pipelines.lightning_module import RiskClassifier
 from pipelines.onnx_export import torch_probabilities
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 
 FEATURES = [f"f{i}" for i in range(6)]
 

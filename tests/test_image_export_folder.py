@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 
 import pipelines.modalities.image.export_folder as export_folder
-from pipelines.config import ModelConfig
 from pipelines.errors import PipelineError
 from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
 from pipelines.modalities.image.export_folder import (
@@ -34,6 +33,7 @@ from pipelines.modalities.image.export_folder import (
 from pipelines.modalities.image.preprocess import channel_statistics, decode_images, normalise
 from pipelines.modalities.image.simulator import simulate_images, write_image_folder
 from pipelines.models.image import build_image_model, export_image_onnx
+from pipelines.schema.model import ModelConfig
 
 SIZE = 32
 REPO = Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ import onnx
 import pytest
 import torch
 
-from pipelines.config import ModelConfig
 from pipelines.models.image import IMAGES, build_image_model, export_image_onnx
 from pipelines.models.moe import count_parameters, matched_dense
 from pipelines.runtime import session
+from pipelines.schema.model import ModelConfig
 
 SIZE, CLASSES, HIDDEN, EXPERTS = 32, 3, 32, 4
 MOE = ["image_cnn_moe", "image_patch_moe"]

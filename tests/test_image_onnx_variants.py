@@ -16,7 +16,6 @@ import pytest
 import torch
 from onnx import TensorProto, numpy_helper
 
-from pipelines.config import ModelConfig, QuantizeConfig, StaticQuantConfig
 from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
 from pipelines.modalities.image.onnx_variants import (
     FP32,
@@ -30,6 +29,8 @@ from pipelines.modalities.image.onnx_variants import (
 from pipelines.modalities.image.preprocess import channel_statistics, decode_images, normalise
 from pipelines.modalities.image.simulator import simulate_images
 from pipelines.models.image import build_image_model
+from pipelines.schema.compression import QuantizeConfig, StaticQuantConfig
+from pipelines.schema.model import ModelConfig
 
 SIZE, OPSET, TRAIN = 32, 17, 96
 MOE = ["image_cnn_moe", "image_patch_moe"]

@@ -7,7 +7,6 @@ that meets it with one line naming the file, folder or key, leaving no output be
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import subprocess
@@ -18,13 +17,23 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipelines.compose import compose_params
-from pipelines.config import PipelineConfig, load_params
+from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
-from pipelines.layout import SPLITS, Layout
+from pipelines.layout import Layout
+from tests.modality_runs import (
+    assert_every_declared_output_exists,
+    assert_quarantine_agrees_with_the_metrics,
+    assert_same_seed_same_bytes,
+    fails,
+    ingest_real_data,
+    pipeline_fixture,
+    run,
+    small_config,
+    train_only,
+    two_trial_sweep,
+)
 from tests.small import REPO, env
 
-STAGES = ("ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export")
 SMALL_IMAGES = [
     "data.source.rows=600",
     "data.image.simulator.height=32",
@@ -38,30 +47,15 @@ SMALL_IMAGES = [
     "data.image.profile.samples_per_class=4",
     "model.hidden_dim=16",
     "model.ffn_dim=16",
-    "trainer.max_epochs=1",
-    "logger.wandb.enabled=false",
-    "evaluate.latency_repeats=2",
     "quantize.static.calibration_rows=32",
 ]
 
 
 def image_config(tmp: Path, *extra: str) -> PipelineConfig:
-    params = tmp / "params.yaml"
-    if not params.exists():
-        compose_params(params, ["+experiment=visual_inspection"])
-    return load_params(params, [*SMALL_IMAGES, *extra])
+    return small_config("visual_inspection", SMALL_IMAGES, tmp, *extra)
 
 
-def run(stage: str, cfg: PipelineConfig, root: Path):
-    return importlib.import_module(f"stages.{stage}").run(cfg, Layout(root))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("images")
-    cfg = image_config(root)
-    results = {stage: run(stage, cfg, root) for stage in STAGES}
-    return root, results
+pipeline = pipeline_fixture(image_config, "images")
 
 
 def test_the_visual_inspection_experiment_selects_the_image_modality(tmp_path: Path) -> None:
@@ -76,39 +70,17 @@ def test_the_visual_inspection_experiment_selects_the_image_modality(tmp_path: P
 def test_every_stage_writes_what_dvc_yaml_declares(pipeline: tuple[Path, dict]) -> None:
     root, _ = pipeline
     layout = Layout(root)
-    for path in (
-        *(layout.split(layout.ingested, s) for s in SPLITS),
-        layout.schema_file,
+    assert_every_declared_output_exists(
+        root,
         layout.profile_report / "profile.html",
         layout.profile_report / "profile.png",
         layout.profile_report / "samples.png",
-        layout.profile_metrics,
-        *(layout.split(layout.cleaned, s) for s in SPLITS),
-        layout.quarantine,
-        layout.clean_metrics,
-        layout.augmented_train,
-        layout.augment_metrics,
-        layout.checkpoint,
-        layout.train_metrics,
-        layout.train_history,
-        layout.quantize_metrics,
-        layout.evaluate_metrics,
-        layout.headline_metrics,
         layout.evaluate_report / "confusion_onnx_int8_static.png",
         layout.evaluate_report / "misclassified.png",
         layout.evaluate_report / "comparison.png",
         layout.roc_curves / "onnx_int8_static.csv",
         layout.pr_curves / "hog_logistic_regression.csv",
-    ):
-        assert path.exists(), path
-    assert not layout.staging.exists()
-    # the maps leave no cache files inside DVC outputs
-    assert sorted(p.name for p in layout.ingested.iterdir()) == [
-        "schema.json",
-        "test.arrow",
-        "train.arrow",
-        "val.arrow",
-    ]
+    )
     assert json.loads(layout.schema_file.read_text())["classes"] == [
         "clean",
         "crack",
@@ -120,18 +92,12 @@ def test_every_stage_writes_what_dvc_yaml_declares(pipeline: tuple[Path, dict]) 
 def test_every_removed_image_is_in_quarantine_with_its_rule(pipeline: tuple[Path, dict]) -> None:
     root, results = pipeline
     clean = results["clean"]
-    quarantine = pd.read_parquet(Layout(root).quarantine)
-    assert len(quarantine) == clean["quarantined"] > 0
-    by_rule = quarantine["rule"].value_counts().to_dict()
-    assert by_rule == {rule: n for rule, n in clean["removed_by_rule"].items() if n}
+    assert_quarantine_agrees_with_the_metrics(root, clean)
     # the simulator's dirt reaches the rules: unreadable files, duplicates, bad exposure
     for rule in ("unreadable", "exposure", "exact_duplicate"):
         assert clean["removed_by_rule"][rule] > 0, rule
     # grey and RGBA images are converted, other sizes resized, not removed
     assert clean["converted"] > 0 and clean["resized"] > 0
-    for split in SPLITS:
-        removed = sum(clean["splits"][split]["removed"].values())
-        assert clean["rows_out"][split] + removed == clean["rows_in"][split]
     # every kept image is RGB at the declared size
     from pipelines.io import read_split
 
@@ -185,28 +151,10 @@ def test_the_same_config_and_seed_give_the_same_data_and_metrics(
     pipeline: tuple[Path, dict], tmp_path: Path
 ) -> None:
     root, results = pipeline
-    cfg = image_config(tmp_path)
-    for stage in ("ingest", "profile", "clean", "augment", "train"):
-        again = run(stage, cfg, tmp_path)
-        if stage == "train":
-            assert again["val"] == results["train"]["val"]
-    for name in ("train.arrow", "val.arrow", "test.arrow"):
-        assert (tmp_path / "data" / "clean" / name).read_bytes() == (
-            root / "data" / "clean" / name
-        ).read_bytes()
-    assert (tmp_path / "data" / "augmented" / "train.arrow").read_bytes() == (
-        root / "data" / "augmented" / "train.arrow"
-    ).read_bytes()
+    assert_same_seed_same_bytes(image_config(tmp_path), root, results, tmp_path)
 
 
 # --- an image folder, and bad input ---------------------------------------------------------
-
-
-def _fails(stage: str, cfg: PipelineConfig, root: Path, match: str, output: Path) -> None:
-    with pytest.raises(PipelineError, match=match):
-        run(stage, cfg, root)
-    assert not output.exists()
-    assert not (root / ".staging").exists() or not any((root / ".staging").iterdir())
 
 
 def _png(seed: int, mode: str = "RGB", size: tuple[int, int] = (40, 40)) -> bytes:
@@ -279,20 +227,20 @@ def test_a_folder_with_one_class_or_an_empty_class_is_named(tmp_path: Path) -> N
     (folder / "good").mkdir(parents=True)
     (folder / "good" / "a.png").write_bytes(_png(1))
     cfg = folder_config(tmp_path, folder)
-    _fails("ingest", cfg, tmp_path, r"one: 1 class folder\(s\) \(good\); expected at least 2", out)
+    fails("ingest", cfg, tmp_path, r"one: 1 class folder\(s\) \(good\); expected at least 2", out)
 
     (folder / "dent").mkdir()
-    _fails("ingest", cfg, tmp_path, r"one/dent: empty class folder; expected at least one", out)
+    fails("ingest", cfg, tmp_path, r"one/dent: empty class folder; expected at least one", out)
 
     cfg = folder_config(tmp_path, tmp_path / "missing")
-    _fails("ingest", cfg, tmp_path, r"'data\.source\.path' = '.*missing': expected a folder", out)
+    fails("ingest", cfg, tmp_path, r"'data\.source\.path' = '.*missing': expected a folder", out)
 
 
 def test_rules_that_remove_every_image_name_the_rule_that_removed_most(tmp_path: Path) -> None:
     cfg = image_config(tmp_path, "data.image.clean.size.min_side=100")
     run("ingest", cfg, tmp_path)
     layout = Layout(tmp_path)
-    _fails("clean", cfg, tmp_path, r"split 'train'.*size", layout.cleaned)
+    fails("clean", cfg, tmp_path, r"split 'train'.*size", layout.cleaned)
     assert not layout.quarantine.exists() and not layout.clean_metrics.exists()
 
 
@@ -314,26 +262,9 @@ def test_image_settings_are_checked_before_any_image_is_read(tmp_path: Path) -> 
 def test_train_py_runs_the_image_experiment_with_the_patch_transformer(tmp_path: Path) -> None:
     """The user's command with Hydra overrides, the patch Transformer's dense twin; stopped
     after train (the later stages are covered above) to keep the suite short."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "+experiment=visual_inspection",
-            "model=image_patch_dense",
-            *SMALL_IMAGES,
-            "+pipeline.stages=[ingest,profile,clean,augment,train]",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    metrics = train_only(
+        "visual_inspection", ["model=image_patch_dense", *SMALL_IMAGES], tmp_path / "run"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "val/macro_f1 = " in result.stdout
-    metrics = json.loads((tmp_path / "run" / "metrics" / "train.json").read_text())
-    assert metrics["parameters"]["total"] == metrics["parameters"]["active_per_row"]
     assert metrics["image_size"] == 32
 
 
@@ -432,50 +363,17 @@ def test_the_image_model_trains_in_bf16_and_under_ddp_on_cpu(
 def test_the_image_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
     """`python train.py -m hparams_search=visual_inspection_optuna`, two trials on small data:
     the searched keys reach the trials and the study records both values."""
-    import optuna
-
-    storage = f"sqlite:///{tmp_path}/study.db"
     searched = ("model.hidden_dim", "model.ffn_dim")
     overrides = [o for o in SMALL_IMAGES if not o.startswith(searched)]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "hparams_search=visual_inspection_optuna",
-            *overrides,
-            "hydra.sweeper.n_trials=2",
-            f"hydra.sweeper.storage={storage}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            f"pipeline.data_cache={tmp_path / 'cache'}",
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    study = optuna.load_study(study_name="visual_inspection_optuna", storage=storage)
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done) == 2
+    done = two_trial_sweep("visual_inspection_optuna", overrides, tmp_path, data_entries=1)
     assert {"train.lr", "model.num_experts", "model.hidden_dim"} <= set(done[0].params)
-    for n, trial in enumerate(done):
-        metrics = json.loads((tmp_path / "sweep" / str(n) / "metrics" / "train.json").read_text())
-        assert metrics["val"]["macro_f1"] == pytest.approx(trial.value)
-    # one data cache entry: the second trial reused the first one's data stages
-    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 1
 
 
 def test_the_real_digits_ingest_through_the_same_stage(tmp_path: Path) -> None:
     """data=digits: the 1,797 handwritten digits scikit-learn ships, split by class, the label
     map in schema.json, and every image readable."""
-    params = tmp_path / "params.yaml"
-    compose_params(params, ["+experiment=visual_inspection", "data=digits"])
-    cfg = load_params(params, ["logger.wandb.enabled=false"])
-    rows = run("ingest", cfg, tmp_path)
+    rows, schema, cfg = ingest_real_data("visual_inspection", "digits", tmp_path)
     assert sum(rows.values()) == 1_797 and rows["test"] == round(1_797 * 0.15)
-    schema = json.loads(Layout(tmp_path).schema_file.read_text())
     assert schema["classes"] == [str(d) for d in range(10)]
     assert schema["origin"].startswith("scikit-learn load_digits")
     assert cfg.data.image.good_class is None

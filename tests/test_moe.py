@@ -9,10 +9,10 @@ import pytest
 import torch
 from deepspeed.moe.layer import MoE
 
-from pipelines.config import ModelConfig
 from pipelines.errors import PipelineError
 from pipelines.models.moe import MoEBlock, build_model, count_parameters, exportable
 from pipelines.onnx_export import export_onnx, parity_check
+from pipelines.schema.model import ModelConfig
 
 N_FEATURES = 12
 

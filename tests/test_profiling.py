@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import GatesConfig, SchemaConfig, SplitConfig
 from pipelines.data.split import split_frame
+from pipelines.modalities.tabular.config import GatesConfig
 from pipelines.profiling import check_gates, population_stability_index, profile_splits
+from pipelines.schema.data import SchemaConfig, SplitConfig
 
 ORDINARY = 0.25  # PSI under 0.25 is read as "no significant shift" in credit-risk practice
 
@@ -23,8 +24,9 @@ def table(rows: int, seed: int) -> pd.DataFrame:
             "amount": rng.lognormal(7, 1.2, rows),
             "installments": rng.integers(1, 5, rows).astype(float),
             "overdraft": np.where(rng.random(rows) < 0.85, 0.0, rng.exponential(500, rows)),
-            "purpose": rng.choice(["car", "tv", "edu", "rare1", "rare2"], rows,
-                                  p=[0.5, 0.3, 0.16, 0.02, 0.02]),
+            "purpose": rng.choice(
+                ["car", "tv", "edu", "rare1", "rare2"], rows, p=[0.5, 0.3, 0.16, 0.02, 0.02]
+            ),
             "label": (rng.random(rows) < 0.3).astype(float),
         }
     )

@@ -21,13 +21,16 @@ from pipelines.compression.pruning import (
     prune_schedule,
     pruned_width,
 )
-from pipelines.config import ModelConfig, PruneConfig, TrainConfig, to_container
+from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import DenseBlock, MoEBlock, count_parameters
 from pipelines.models.sequence import SelfAttention
 from pipelines.onnx_export import export_onnx
+from pipelines.schema.compression import PruneConfig
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 
 N_FEATURES, HIDDEN, FFN, SEQ_LEN = 5, 16, 20, 6
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]

@@ -25,13 +25,15 @@ from pipelines.compression.qat import (
     strip_fake_quant,
 )
 from pipelines.compression.qdq_fold import INTEGER_OPS, optimized_ops
-from pipelines.config import ModelConfig, QatConfig, TrainConfig
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import MoEBlock
 from pipelines.onnx_export import export_onnx, parity_check
 from pipelines.quantization import input_projection_nodes, router_nodes
+from pipelines.schema.compression import QatConfig
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 from pipelines.training import load_checkpoint, save_checkpoint
 
 N_FEATURES = 12

@@ -11,7 +11,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pipelines.config import DynamicQuantConfig, ModelConfig, StaticQuantConfig
 from pipelines.models.moe import build_model
 from pipelines.onnx_export import INPUT, export_onnx
 from pipelines.quantization import (
@@ -24,6 +23,8 @@ from pipelines.quantization import (
     static_int8,
 )
 from pipelines.runtime import session
+from pipelines.schema.compression import DynamicQuantConfig, StaticQuantConfig
+from pipelines.schema.model import ModelConfig
 
 N_NUMERIC, N_LEVELS = 6, 10
 

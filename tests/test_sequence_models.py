@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from pipelines.config import ModelConfig, validate
+from pipelines.config import validate
 from pipelines.data.schema import LABEL
 from pipelines.data.sequences import customer_sequences
 from pipelines.errors import PipelineError
 from pipelines.io import write_frame
 from pipelines.models.moe import build_model, count_parameters, matched_dense
 from pipelines.onnx_export import export_onnx, parity_check
+from pipelines.schema.model import ModelConfig
 
 N_FEATURES, SEQ_LEN = 5, 6
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from datasets import Dataset
 
-from pipelines.config import SchemaConfig, SplitConfig
 from pipelines.data.schema import LABEL, conform, conform_dataset, label_classes
 from pipelines.data.sources import german_credit_csv, read_table
 from pipelines.data.split import split_dataset, split_frame
 from pipelines.errors import PipelineError
 from pipelines.io import read_split, scratch_dir, write_frame
+from pipelines.schema.data import SchemaConfig, SplitConfig
 
 ORIGIN = "loans.csv"
 

@@ -16,17 +16,7 @@ import torch
 import yaml
 
 from pipelines import tensorrt_engine
-from pipelines.config import (
-    CleanConfig,
-    MissingConfig,
-    OutlierConfig,
-    PipelineConfig,
-    RangeRule,
-    SchemaConfig,
-    SelectConfig,
-    ThresholdConfig,
-    load_params,
-)
+from pipelines.config import PipelineConfig, load_params
 from pipelines.data.schema import LABEL
 from pipelines.datamodule import model_inputs
 from pipelines.errors import PipelineError
@@ -35,10 +25,13 @@ from pipelines.io import read_split, scratch_dir, write_frame
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.tabular import baselines
 from pipelines.modalities.tabular.cleaning import CleanResult, clean_splits, write_quarantine
+from pipelines.modalities.tabular.config import CleanConfig, MissingConfig, OutlierConfig, RangeRule
 from pipelines.modalities.tabular.plugins import export as tabular_export
 from pipelines.onnx_export import INPUT
 from pipelines.plots import pareto_front
 from pipelines.runtime import session
+from pipelines.schema.data import SchemaConfig
+from pipelines.schema.evaluation import SelectConfig, ThresholdConfig
 from pipelines.selection import select_variant
 from pipelines.thresholds import choose_threshold
 from pipelines.training import load_checkpoint

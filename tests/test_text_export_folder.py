@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.config import ModelConfig
 from pipelines.errors import PipelineError
 from pipelines.modalities.text.export_folder import score_texts, write_text_export
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
@@ -27,6 +26,7 @@ from pipelines.modalities.text.tokenizer import (
     train_tokenizer,
 )
 from pipelines.models.text import TextClassifier, export_text_onnx
+from pipelines.schema.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- text-scoring-snippet -->"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.config import ModelConfig
 from pipelines.models.moe import count_parameters, matched_dense
 from pipelines.models.text import (
     ATTENTION_MASK,
@@ -20,6 +19,7 @@ from pipelines.models.text import (
     trim_to_longest,
 )
 from pipelines.runtime import session
+from pipelines.schema.model import ModelConfig
 
 VOCAB, CLASSES, PAD, MAX_LEN = 50, 5, 0, 48
 

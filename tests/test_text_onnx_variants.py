@@ -13,7 +13,6 @@ import onnx
 import pytest
 import torch
 
-from pipelines.config import DynamicQuantConfig, ModelConfig, QuantizeConfig, StaticQuantConfig
 from pipelines.modalities.text.onnx_variants import (
     FP32,
     INT8_DYNAMIC,
@@ -28,6 +27,8 @@ from pipelines.modalities.text.onnx_variants import (
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
 from pipelines.models.text import ATTENTION_MASK, INPUT_IDS, TextClassifier
+from pipelines.schema.compression import DynamicQuantConfig, QuantizeConfig, StaticQuantConfig
+from pipelines.schema.model import ModelConfig
 
 MAX_LEN = 48
 SHAPES = [(1, 1), (1, 7), (4, 19), (9, MAX_LEN)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.config import ThresholdConfig
+from pipelines.schema.evaluation import ThresholdConfig
 from pipelines.thresholds import choose_threshold
 
 RULES = ["max_f1", "target_fpr", "min_cost", "fixed"]

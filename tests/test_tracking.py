@@ -48,7 +48,7 @@ FAKE_KEY = "local-0123456789abcdef0123456789abcdef01234567"
 
 # two runs in one process, as in-process sweep trials open them
 OPEN_RUNS = """
-from pipelines.config import WandbConfig
+from pipelines.schema.training import WandbConfig
 from pipelines.tracking import init_run
 
 for n in range(2):
@@ -102,7 +102,7 @@ def test_a_relative_wandb_dir_is_taken_from_the_dvc_project_root(
 
 STAGE = """
 import sys
-from pipelines.config import WandbConfig
+from pipelines.schema.training import WandbConfig
 from pipelines.tracking import init_run
 
 run = init_run(WandbConfig(mode="offline", dir="outputs/wandb"), name="queued-" + sys.argv[1])

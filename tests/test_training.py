@@ -198,8 +198,10 @@ def test_bf16_mixed_precision_trains_on_cpu(prepared: tuple[Path, Path], tmp_pat
 
 
 def test_a_checkpoint_from_the_train_stage_loads_with_load_from_checkpoint(tmp_path: Path) -> None:
-    from pipelines.config import ModelConfig, TrainConfig, to_container
+    from pipelines.config import to_container
     from pipelines.lightning_module import RiskClassifier
+    from pipelines.schema.model import ModelConfig
+    from pipelines.schema.training import TrainConfig
     from pipelines.training import load_checkpoint, save_checkpoint
 
     module = RiskClassifier(

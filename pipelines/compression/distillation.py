@@ -17,11 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pipelines.compression.finetune import fine_tune
-from pipelines.config import DistillConfig, ModelConfig, StudentConfig, to_container
+from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import count_parameters
+from pipelines.schema.compression import DistillConfig, StudentConfig
+from pipelines.schema.model import ModelConfig
 
 STUDENT_KEY = "quantize.distill.student"
 

@@ -41,12 +41,12 @@ import torch
 from torch import Tensor, nn
 
 from pipelines.compression.finetune import fine_tune
-from pipelines.config import PruneConfig
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import DenseBlock, MoEBlock, count_parameters
 from pipelines.models.sequence import SelfAttention
+from pipelines.schema.compression import PruneConfig
 
 # shares within this of the target are the target: k * step in floating point (3 * 0.2 is
 # 0.6000000000000001) must not add a step of its own

@@ -51,12 +51,12 @@ from torch.ao.quantization import (
 
 from pipelines.compression.finetune import fine_tune
 from pipelines.compression.qdq_fold import fold_weights
-from pipelines.config import QatConfig
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
 from pipelines.models.moe import MoEBlock
 from pipelines.onnx_export import export_onnx
+from pipelines.schema.compression import QatConfig
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 

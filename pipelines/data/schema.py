@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipelines.config import SchemaConfig
 from pipelines.errors import PipelineError
+from pipelines.schema.data import SchemaConfig
 
 if TYPE_CHECKING:
     from datasets import Dataset

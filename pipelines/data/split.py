@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from pipelines.config import SchemaConfig, SplitConfig
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
+from pipelines.schema.data import SchemaConfig, SplitConfig
 
 if TYPE_CHECKING:
     from datasets import Dataset

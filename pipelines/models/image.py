@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipelines.config import ModelConfig
 from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input, exportable
 from pipelines.models.sequence import AttentionBlock, run_encoder
+from pipelines.schema.model import ModelConfig
 
 IMAGES, PROBABILITIES = "images", "probabilities"
 CNN_MODELS = ("image_cnn_moe", "image_cnn_dense")

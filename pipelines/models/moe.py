@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipelines.config import ModelConfig
+from pipelines.schema.model import ModelConfig
 
 
 def ensure_process_group() -> None:

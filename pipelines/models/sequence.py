@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pipelines.config import ModelConfig
 from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input
+from pipelines.schema.model import ModelConfig
 
 
 class _Standardise(nn.Module):

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from pipelines.config import ModelConfig
 from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, exportable
 from pipelines.models.sequence import AttentionBlock, run_encoder
+from pipelines.schema.model import ModelConfig
 
 INPUT_IDS, ATTENTION_MASK, PROBABILITIES = "input_ids", "attention_mask", "probabilities"
 

@@ -35,6 +35,7 @@ _CODE = (
     "pipelines/plots.py",
     "pipelines/io.py",
     "pipelines/config.py",
+    "pipelines/schema",
 )
 _COMPLETE = "COMPLETE"
 

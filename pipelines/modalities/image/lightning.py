@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from pipelines.config import ModelConfig, TrainConfig
 from pipelines.datamodule import TabularDataModule
 from pipelines.lightning_module import MoEClassifierBase
 from pipelines.modalities.image.augment import BatchAugment, ImageAugmentConfig
 from pipelines.models.image import build_image_model
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 
 
 class ImageClassifier(MoEClassifierBase):

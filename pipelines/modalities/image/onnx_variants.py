@@ -29,10 +29,10 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
-from pipelines.config import QuantizeConfig
 from pipelines.models.image import IMAGES, PROBABILITIES, export_image_onnx
 from pipelines.quantization import METHODS, QUANTIZED_OPS, ArrayReader, _quiet_root_logger
 from pipelines.runtime import session
+from pipelines.schema.compression import QuantizeConfig
 
 FP32, INT8_DYNAMIC, INT8_STATIC = "fp32", "int8_dynamic", "int8_static"
 IMAGE_QUANTIZED_OPS = [*QUANTIZED_OPS, "Conv"]

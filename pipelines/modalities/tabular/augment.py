@@ -7,9 +7,9 @@ from imblearn.combine import SMOTETomek
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from imblearn.under_sampling import RandomUnderSampler
 
-from pipelines.config import AugmentConfig
 from pipelines.data.schema import LABEL
 from pipelines.errors import PipelineError
+from pipelines.modalities.tabular.config import AugmentConfig
 
 
 def resample(

@@ -28,3 +28,16 @@ def check(cfg: PipelineConfig, source: str) -> None:
             f"'data.schema.time_column' = {cfg.data.schema.time_column!r}: model "
             f"{cfg.model.name!r} reads each entity's history, so both must name columns"
         )
+    gates = cfg.data.profile.gates
+    if gates.min_positive_fraction > gates.max_positive_fraction:
+        raise PipelineError(
+            f"{source}: config keys 'data.profile.gates.min_positive_fraction' = "
+            f"{gates.min_positive_fraction} > 'data.profile.gates.max_positive_fraction' = "
+            f"{gates.max_positive_fraction}; expected min <= max"
+        )
+    for column, rule in cfg.data.clean.ranges.items():
+        if rule.min is not None and rule.max is not None and rule.min > rule.max:
+            raise PipelineError(
+                f"{source}: config key 'data.clean.ranges.{column}': min = {rule.min} > "
+                f"max = {rule.max}; expected min <= max"
+            )

@@ -31,10 +31,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sklearn.ensemble import IsolationForest
 
-from pipelines.config import CleanConfig, SchemaConfig
 from pipelines.data.schema import LABEL, MAP_BATCH
 from pipelines.errors import PipelineError
 from pipelines.io import WRITE_BATCH, arrow_column, iter_batches, write_split
+from pipelines.modalities.tabular.config import CleanConfig
+from pipelines.schema.data import SchemaConfig
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -22,10 +22,11 @@ from tokenizers import Tokenizer
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from pipelines.config import ModelConfig, TrainConfig
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import MoEClassifierBase
 from pipelines.models.text import TextClassifier, trim_to_longest
+from pipelines.schema.model import ModelConfig
+from pipelines.schema.training import TrainConfig
 
 
 class TextIntentClassifier(MoEClassifierBase):

@@ -33,7 +33,6 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from pipelines.config import QuantizeConfig
 from pipelines.evaluation import latency
 from pipelines.models.text import (
     ATTENTION_MASK,
@@ -44,6 +43,7 @@ from pipelines.models.text import (
 )
 from pipelines.quantization import METHODS, QUANTIZED_OPS, _quiet_root_logger
 from pipelines.runtime import session
+from pipelines.schema.compression import QuantizeConfig
 
 FP32, INT8_DYNAMIC, INT8_STATIC = "fp32", "int8_dynamic", "int8_static"
 CALIBRATION_BATCH = 64

@@ -15,7 +15,7 @@ import numpy as np
 from pipelines.compression.distillation import distill
 from pipelines.compression.pruning import iterative_prune, prunable
 from pipelines.compression.qat import export_qat_onnx, qat_fine_tune, strip_fake_quant
-from pipelines.config import PipelineConfig, QuantizeConfig
+from pipelines.config import PipelineConfig
 from pipelines.datamodule import TabularDataModule, model_inputs
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
@@ -24,6 +24,7 @@ from pipelines.models.moe import count_parameters
 from pipelines.onnx_export import export_onnx
 from pipelines.progress import stage_steps
 from pipelines.quantization import dynamic_int8, fp16, preprocess, static_int8
+from pipelines.schema.compression import QuantizeConfig
 from pipelines.training import load_checkpoint, save_checkpoint
 
 
@@ -187,4 +188,3 @@ def _step_count(q: QuantizeConfig) -> int:
         + q.distill.enabled
         + q.qat.enabled
     )
-

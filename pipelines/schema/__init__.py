@@ -1,0 +1,1 @@
+"""The config schema, one module per section; pipelines/config.py assembles and validates it."""

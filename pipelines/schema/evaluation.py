@@ -1,0 +1,86 @@
+"""evaluate and export: how variants are compared and which one ships."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.schema.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, bounded
+
+
+@dataclass
+class ThresholdConfig:
+    """How the decision threshold is chosen on the validation split (then applied unchanged
+    to test): max_f1, the highest recall at target_fpr, the least expected cost, or fixed."""
+
+    rule: str = "max_f1"
+    fixed: float = bounded(0.5, gt=0.0, lt=1.0)
+    target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
+    cost_false_positive: float = bounded(1.0, **NON_NEGATIVE)
+    cost_false_negative: float = bounded(5.0, **NON_NEGATIVE)
+
+
+@dataclass
+class EvaluateConfig:
+    # recall at this false-positive rate is reported for every variant
+    target_fpr: float = bounded(0.01, gt=0.0, lt=1.0)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # fewer test positives than this: the report says its metrics are unreliable
+    min_test_positives: int = bounded(10, **NON_NEGATIVE)
+    latency_batch_sizes: list[int] = bounded(factory=lambda: [1, 256], **AT_LEAST_ONE)
+    latency_repeats: int = bounded(30, **AT_LEAST_ONE)
+    threads: int = bounded(2, **AT_LEAST_ONE)
+    # images: the precision of each variant's defect score (1 - p(data.image.good_class)) at
+    # the threshold that finds this share of the defective test images
+    defect_recall: float = bounded(0.95, gt=0.0, le=1.0)
+    # classical models trained on the model's train split, reported beside its variants (never
+    # shipped): each of BASELINES, or [] for none
+    baselines: list[str] = field(
+        default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"]
+    )
+
+
+BASELINES = ("logistic_regression", "hist_gradient_boosting")
+
+
+@dataclass
+class SelectConfig:
+    """Which ONNX variant export ships: `variant` (rule=variant), or the fastest variant at
+    `batch_size` whose test AUPRC is at least `min_auprc_kept` of the FP32 model's
+    (rule=fastest; timed by export with `threads` threads, median of `repeats` calls)."""
+
+    rule: str = "variant"
+    variant: str = "fp32"
+    min_auprc_kept: float = bounded(0.99, gt=0.0, le=1.0)
+    batch_size: int = bounded(256, **AT_LEAST_ONE)
+    threads: int = bounded(2, **AT_LEAST_ONE)
+    repeats: int = bounded(50, **AT_LEAST_ONE)
+
+
+@dataclass
+class ExportConfig:
+    select: SelectConfig = field(default_factory=SelectConfig)
+    parity_batch_sizes: list[int] = bounded(factory=lambda: [1, 7, 256], **AT_LEAST_ONE)
+    parity_atol: float = bounded(1e-4, **POSITIVE)
+    quantized_atol: float = bounded(0.05, **POSITIVE)
+    tensorrt: str = "auto"
+
+
+# the ONNX variants quantize can write (models/onnx/model_<variant>.onnx)
+VARIANTS = (
+    "fp32",
+    "int8_dynamic",
+    "int8_static",
+    "fp16",
+    "pruned",
+    "pruned_int8_dynamic",
+    "student",
+    "student_int8_dynamic",
+    "qat_int8",
+)
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "evaluate.threshold.rule": ("max_f1", "target_fpr", "min_cost", "fixed"),
+    "export.select.rule": ("variant", "fastest"),
+    "export.select.variant": VARIANTS,
+    "export.tensorrt": ("auto", "off"),
+}
