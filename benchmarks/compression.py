@@ -142,15 +142,7 @@ def fine_tune_control(layout: Layout, overrides: list[str]) -> dict[str, float]:
     x_test, y_test = data["test"]
     trained = load_checkpoint(layout.checkpoint)
     before = ranking_metrics(y_test, torch_probabilities(trained.model, x_test))["auprc"]
-    dm = TabularDataModule(
-        data["train"],
-        data["val"],
-        features,
-        cfg.train.batch_size,
-        cfg.train.eval_batch_size,
-        cfg.train.num_workers,
-        seed=cfg.seed,
-    )
+    dm = TabularDataModule.from_config(cfg, data["train"], data["val"], features)
     tuned, info = fine_tune(
         trained,
         dm,

@@ -55,14 +55,7 @@ def prepare(root: Path, rows: int, epochs: int, model: str):
 def datamodule(cfg, layout: Layout) -> TabularDataModule:
     features = read_json(layout.features_file)["features"]
     data = model_inputs(cfg, layout, features, ("train", "val"))
-    return TabularDataModule(
-        data["train"],
-        data["val"],
-        features,
-        cfg.train.batch_size,
-        cfg.train.eval_batch_size,
-        seed=cfg.seed,
-    )
+    return TabularDataModule.from_config(cfg, data["train"], data["val"], features)
 
 
 def timed_fit(cfg, layout: Layout, work: Path) -> dict[str, float]:

@@ -141,6 +141,26 @@ class TabularDataModule(L.LightningDataModule):
         # callbacks, before Lightning asks for the loaders
         self.train_sampler = ResumableSampler(len(self.train_xy[0]), seed)
 
+    @classmethod
+    def from_config(
+        cls,
+        cfg: PipelineConfig,
+        train_xy: tuple[np.ndarray, np.ndarray],
+        val_xy: tuple[np.ndarray, np.ndarray],
+        features: list[str],
+    ) -> TabularDataModule:
+        """The loaders the `train` section asks for (batch sizes, workers), seeded by `seed`."""
+        train = cfg.train
+        return cls(
+            train_xy,
+            val_xy,
+            features,
+            train.batch_size,
+            train.eval_batch_size,
+            train.num_workers,
+            seed=cfg.seed,
+        )
+
     def train_dataloader(self) -> DataLoader:
         x, y = self.train_xy
         # a ragged last batch of a few rows gives a noisy MoE routing step; drop it

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from omegaconf import OmegaConf
 
@@ -113,3 +115,18 @@ def committed_clone(dest: Path) -> Path:
             ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone, check=True
         )
     return clone
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """`benchmarks/<name>.py` imported as a module (benchmarks/ is scripts, not a package; its
+    scripts import their siblings, so the folder goes on sys.path)."""
+    folder = str(REPO / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,27 +3,18 @@ and the figures it records are there and consistent (no wall-clock asserts)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.small import REPO
+from tests.small import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def benchmark() -> ModuleType:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "data_scale_benchmark", REPO / "benchmarks" / "data_scale.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("data_scale")
 
 
 def test_the_benchmark_measures_ingest_and_clean_at_each_size(

@@ -31,6 +31,7 @@ from pipelines.onnx_export import INPUT
 from pipelines.plots import pareto_front
 from pipelines.runtime import session
 from pipelines.schema.data import SchemaConfig
+from pipelines.schema.evaluation import VARIANTS as schema_variants
 from pipelines.schema.evaluation import SelectConfig, ThresholdConfig
 from pipelines.selection import select_variant
 from pipelines.thresholds import choose_threshold
@@ -231,17 +232,8 @@ def test_train_writes_a_weights_only_checkpoint_and_curves(layout: Layout) -> No
     assert len(history) == metrics["epochs_run"] and "val_auprc" in history
 
 
-VARIANTS = {
-    "fp32",
-    "int8_dynamic",
-    "int8_static",
-    "fp16",
-    "pruned",
-    "pruned_int8_dynamic",
-    "student",
-    "student_int8_dynamic",
-    "qat_int8",
-}
+# every variant export.select.variant may name (the schema's list) is one quantize writes
+VARIANTS = set(schema_variants)
 
 
 def test_quantize_writes_smaller_int8_models(layout: Layout) -> None:

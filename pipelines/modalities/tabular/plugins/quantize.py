@@ -7,6 +7,7 @@ checkpoints go beside their ONNX files, so export can check parity against them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     sample_shape = x_val.shape[1:]
 
     def datamodule() -> TabularDataModule:
-        return TabularDataModule(
-            data["train"],
-            data["val"],
-            features,
-            cfg.train.batch_size,
-            cfg.train.eval_batch_size,
-            cfg.train.num_workers,
-            seed=cfg.seed,
-        )
+        return TabularDataModule.from_config(cfg, data["train"], data["val"], features)
 
     # each method starts from the trained weights, on the trainer's device, at a share of the
     # training learning rate
@@ -56,7 +49,12 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "seed": cfg.seed,
         "accelerator": cfg.trainer.accelerator,
         "gradient_clip_val": cfg.trainer.gradient_clip_val,
+        "lr": cfg.train.lr,
     }
+
+    def from_trained(method: Callable[..., Any], settings: Any, **extra: Any) -> Any:
+        """`method` run on a fresh copy of the trained model and the train/val loaders."""
+        return method(load_checkpoint(layout.checkpoint), datamodule(), settings, **tuning, **extra)
     compression: dict[str, Any] = {"trained_parameters": count_parameters(module.model)}
     with staged_outputs(layout.staging, layout.onnx_dir, layout.quantize_metrics) as (
         folder,
@@ -96,13 +94,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                 print(f"quantize: pruning {reason}")
                 step("pruning skipped")
             elif q.prune.enabled:
-                pruned, history = iterative_prune(
-                    load_checkpoint(layout.checkpoint),
-                    datamodule(),
-                    q.prune,
-                    lr=cfg.train.lr,
-                    **tuning,
-                )
+                pruned, history = from_trained(iterative_prune, q.prune)
                 _write_compressed(folder, "pruned", pruned, sample_shape, q, q.prune.int8)
                 compression["pruned"] = {
                     "parameters": count_parameters(pruned.model),
@@ -116,25 +108,14 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                 }
                 step(f"pruned to ffn_dim {pruned.model_cfg.ffn_dim} in {len(history)} steps")
             if q.distill.enabled:
-                student, info = distill(
-                    load_checkpoint(layout.checkpoint),
-                    datamodule(),
-                    q.distill,
-                    lr=cfg.train.lr,
-                    **tuning,
-                )
+                student, info = from_trained(distill, q.distill)
                 _write_compressed(folder, "student", student, sample_shape, q, q.distill.int8)
                 compression["student"] = {"model": student.model_cfg.name, **info}
                 size = count_parameters(student.model)["total"]
                 step(f"distilled into a {size:,}-parameter student")
             if q.qat.enabled:
-                qat_model, info = qat_fine_tune(
-                    load_checkpoint(layout.checkpoint),
-                    datamodule(),
-                    q.qat,
-                    keep_input_fp32=q.keep_input_fp32,
-                    lr=cfg.train.lr,
-                    **tuning,
+                qat_model, info = from_trained(
+                    qat_fine_tune, q.qat, keep_input_fp32=q.keep_input_fp32
                 )
                 export_qat_onnx(
                     qat_model.model, sample_shape, folder / "model_qat_int8.onnx", q.opset

@@ -27,15 +27,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     check_hardware(cfg)
     features = read_json(layout.features_file)["features"]
     data = model_inputs(cfg, layout, features, ("train", "val"))
-    dm = TabularDataModule(
-        data["train"],
-        data["val"],
-        features,
-        cfg.train.batch_size,
-        cfg.train.eval_batch_size,
-        cfg.train.num_workers,
-        seed=cfg.seed,
-    )
+    dm = TabularDataModule.from_config(cfg, data["train"], data["val"], features)
     # one work dir per (config, inputs): rerunning the same thing after a kill resumes it
     inputs = [layout.augmented_train, layout.cleaned]
     work_dir = layout.train_work / run_fingerprint(cfg, inputs)
