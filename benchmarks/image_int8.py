@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from int8_table import print_speedups, variant_rows
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from ort_profile import operator_profile
 from results_file import add_record_flag, write_results
@@ -107,18 +108,8 @@ def measure(hidden: int, images: np.ndarray, args: argparse.Namespace, work: Pat
         for name, s in sessions.items()
     }
     timings = interleaved_latency(predictors, images, args.batches, args.repeats)
-    fp32_size = paths["fp32"].stat().st_size
     result: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
-    for name, path in paths.items():
-        result[name] = {
-            "size_bytes": path.stat().st_size,
-            "size_vs_fp32": path.stat().st_size / fp32_size,
-            "p50_ms": {b: timings[name][f"batch{b}"]["p50_ms"] for b in args.batches},
-            "speedup_vs_onnx_fp32": {
-                b: timings["fp32"][f"batch{b}"]["p50_ms"] / timings[name][f"batch{b}"]["p50_ms"]
-                for b in args.batches
-            },
-        }
+    result.update(variant_rows(paths, timings, args.batches))
     largest = images[: max(args.batches)]
     result["profile"] = {
         name: op_profile(paths[name], largest, args.threads, args.repeats)
@@ -144,12 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads},
         "widths": widths,
     }
-    for hidden, r in widths.items():
-        for name in ("int8_dynamic", "int8_static", "int8_dynamic_conv"):
-            speed = ", ".join(
-                f"b{b} {r[name]['speedup_vs_onnx_fp32'][b]:.2f}x" for b in args.batches
-            )
-            print(f"hidden {hidden}: {name} size {r[name]['size_vs_fp32']:.1%} of FP32; {speed}")
+    print_speedups(widths, ("int8_dynamic", "int8_static", "int8_dynamic_conv"), args.batches)
     write_results("image_int8", results, args.record)
     return results
 

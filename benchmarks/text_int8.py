@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
+from int8_table import print_speedups, variant_rows
 from ort_profile import operator_profile
 from results_file import add_record_flag, write_results
 
@@ -100,18 +101,8 @@ def measure(hidden: int, args: argparse.Namespace, work: Path) -> dict[str, Any]
     timings = interleaved_latency(
         {name: predictor(s) for name, s in sessions.items()}, ids, args.batches, args.repeats
     )
-    fp32_size = paths["fp32"].stat().st_size
     result: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
-    for name, path in paths.items():
-        result[name] = {
-            "size_bytes": path.stat().st_size,
-            "size_vs_fp32": path.stat().st_size / fp32_size,
-            "p50_ms": {b: timings[name][f"batch{b}"]["p50_ms"] for b in args.batches},
-            "speedup_vs_onnx_fp32": {
-                b: timings["fp32"][f"batch{b}"]["p50_ms"] / timings[name][f"batch{b}"]["p50_ms"]
-                for b in args.batches
-            },
-        }
+    result.update(variant_rows(paths, timings, args.batches))
     first = ids[: args.batches[0]]
     result["profile"] = {
         name: op_profile(paths[name], first, pad_id, args.threads, args.repeats)
@@ -136,12 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "goal": {"speedup_vs_onnx_fp32": GOAL_SPEEDUP, "size_vs_fp32": GOAL_SIZE},
         "widths": widths,
     }
-    for hidden, r in widths.items():
-        for name in ("int8_dynamic", "int8_static"):
-            speed = ", ".join(
-                f"b{b} {r[name]['speedup_vs_onnx_fp32'][b]:.2f}x" for b in args.batches
-            )
-            print(f"hidden {hidden}: {name} size {r[name]['size_vs_fp32']:.1%} of FP32; {speed}")
+    print_speedups(widths, ("int8_dynamic", "int8_static"), args.batches)
     write_results("text_int8", results, args.record)
     return results
 
