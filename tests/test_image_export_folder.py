@@ -1,10 +1,10 @@
 """The image export folder: three files that score image files without this repository. The
 reference scorer (score_image_files) makes exactly the input training made (decode_images,
-then normalise) from the card alone, grey, RGBA and wrong-sized files included, and agrees
-with the PyTorch model; labels.json names the output columns in order; a graph of another
-size is refused; and the README's snippet, run as written, gives the labels
-score_image_files gives. What every modality's folder does alike (a missing file named,
-mismatched labels refused, a scorer free of the repository): tests/test_export_folders.py."""
+then normalise) from the card alone, grey, RGBA and wrong-sized files included; a graph of
+another size is refused; and the README's snippet, run as written, gives the labels
+score_image_files gives. What every modality's folder does alike (scores equal to the
+PyTorch model's in labels.json order, a missing file named, mismatched labels refused, a
+scorer free of the repository): tests/test_export_folders.py."""
 
 from __future__ import annotations
 
@@ -115,13 +115,9 @@ def _dataset(files: list[Path]) -> datasets.Dataset:
     return ds.cast_column("image", datasets.Image())
 
 
-def test_the_folder_holds_the_graph_the_labels_and_the_card(exported) -> None:
+def test_the_card_states_the_preprocessing_and_the_graphs_input(exported) -> None:
+    """The folder's files: tests/test_export_folders.py."""
     folder = exported["folder"]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "labels.json",
-        "model.onnx",
-        "model_card.json",
-    ]
     assert json.loads((folder / "labels.json").read_text()) == {"labels": NAMES}
     card = json.loads((folder / "model_card.json").read_text())
     assert card["model"] == "image_cnn_moe"
@@ -147,19 +143,6 @@ def test_the_scorer_makes_exactly_the_input_training_made(exported) -> None:
     got = load_image_inputs(exported["files"], exported["preprocessing"])
     assert got.dtype == np.float32 and got.shape == (12, 3, SIZE, SIZE)
     np.testing.assert_array_equal(got, exported["expected_input"])
-
-
-def test_scores_are_the_pytorch_models_in_labels_json_order(exported) -> None:
-    results = score_image_files(exported["folder"], [str(f) for f in exported["files"]])
-    with torch.no_grad():
-        logits = exported["model"](torch.from_numpy(exported["expected_input"]))
-    expected = torch.softmax(logits, dim=-1).numpy()
-    assert [r["label"] for r in results] == [NAMES[i] for i in expected.argmax(axis=1)]
-    for result, row in zip(results, expected, strict=True):
-        assert list(result["probabilities"]) == NAMES
-        np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-4)
-        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert score_image_files(exported["folder"], []) == []
 
 
 def test_a_card_asking_for_other_preprocessing_is_refused(exported) -> None:

@@ -30,8 +30,9 @@ from pipelines.layout import Layout
 class FolderExport:
     """What one modality brings to the export stage."""
 
-    modality: str  # as export.select names it (pipelines.selection.select_multiclass_variant)
-    task: str  # the card's task, "text classification", ...
+    # as export.select names it (pipelines.selection.select_multiclass_variant); the card's
+    # task is "<modality> classification"
+    modality: str
     # the card's test figures of the shipped variant: (evaluate's report, the variant's metrics)
     test_metrics: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
     # writes the folder: (folder, the variant's ONNX file, the card so far)
@@ -56,7 +57,7 @@ def export_multiclass(cfg: PipelineConfig, layout: Layout, spec: FolderExport) -
     metrics = evaluation["variants"][f"onnx_{variant}"]
     card: dict[str, Any] = {
         "name": f"{cfg.data.name}-{cfg.model.name}",
-        "task": spec.task,
+        "task": f"{spec.modality} classification",
         "variant": variant,
         "selection": {"rule": cfg.export.select.rule, "reason": reason},
         "test_metrics": {"rows": evaluation["test_rows"], **spec.test_metrics(evaluation, metrics)},
@@ -108,6 +109,7 @@ def checked_graph(onnx_path: Path, class_names: list[str], unit: str) -> Any:
 def write_folder(
     folder: Path,
     onnx_path: Path,
+    *,
     class_names: list[str],
     card: dict[str, Any],
     inputs: dict[str, Any],

@@ -102,7 +102,8 @@ def write_image_export(
             "description": "RGB images made as preprocessing says, channels first",
         },
     }
-    write_folder(folder, onnx_path, class_names, {**card, "preprocessing": preprocessing}, inputs)
+    card = {**card, "preprocessing": preprocessing}
+    write_folder(folder, onnx_path, class_names=class_names, card=card, inputs=inputs)
 
 
 def load_image_inputs(paths: list[Path | str], preprocessing: dict[str, Any]) -> np.ndarray:

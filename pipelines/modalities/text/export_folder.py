@@ -59,8 +59,14 @@ def write_text_export(
             "description": "1 for a real token, 0 for padding",
         },
     }
-    card = {**card, "max_length": max_length}
-    write_folder(folder, onnx_path, class_names, card, inputs, {TOKENIZER: tokenizer_json})
+    write_folder(
+        folder,
+        onnx_path,
+        class_names=class_names,
+        card={**card, "max_length": max_length},
+        inputs=inputs,
+        artifacts={TOKENIZER: tokenizer_json},
+    )
 
 
 def score_texts(folder: Path, texts: list[str]) -> list[dict[str, Any]]:

@@ -65,16 +65,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "variant_vs_pytorch_max_abs_diff": vs_pytorch,
         }
 
-    spec = FolderExport(
-        modality="image",
-        task="image classification",
-        test_metrics=_card_metrics,
-        write=lambda folder, model_file, card: write_image_export(
-            folder, model_file, classes, preprocessing, card
-        ),
-        check=check,
-    )
-    return export_multiclass(cfg, layout, spec)
+    def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
+        write_image_export(folder, model_file, classes, preprocessing, card)
+
+    return export_multiclass(cfg, layout, FolderExport("image", _card_metrics, write, check))
 
 
 def _card_metrics(evaluation: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:

@@ -49,16 +49,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             )
         return {"folder_vs_pytorch_max_abs_diff": diff}
 
-    spec = FolderExport(
-        modality="text",
-        task="text classification",
-        test_metrics=_card_metrics,
-        write=lambda folder, model_file, card: write_text_export(
-            folder, model_file, tokenizer_file, classes, card
-        ),
-        check=check,
-        artifacts={TOKENIZER: tokenizer_file},
-    )
+    def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
+        write_text_export(folder, model_file, tokenizer_file, classes, card)
+
+    spec = FolderExport("text", _card_metrics, write, check, {TOKENIZER: tokenizer_file})
     return export_multiclass(cfg, layout, spec)
 
 
