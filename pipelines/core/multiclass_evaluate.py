@@ -12,7 +12,7 @@ timed alone, and any figures of its own (the image defect view, the misclassifie
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ class Baseline:
 class MulticlassTest:
     """What one modality brings to the evaluate stage."""
 
-    header: dict[str, Any]  # the report's first keys (modality, test_rows, classes, ...)
+    modality: str
     classes: list[str]
     y: np.ndarray  # class indices of the test rows
     x: np.ndarray  # the test rows as the networks take them (token ids, normalised images)
@@ -48,6 +48,8 @@ class MulticlassTest:
     baselines: dict[str, Baseline]
     # the modality's own preprocessing, timed alone: (its name in latency.json, the work)
     preprocessing: tuple[str, Rows]
+    # the report's keys of the modality's own, after modality, test_rows and classes
+    facts: dict[str, Any] = field(default_factory=dict)
     # figures of the modality's own for one variant's probabilities, merged into its metrics
     variant_metrics: Callable[[np.ndarray], dict[str, Any]] = lambda p: {}
     # the modality's own headline columns from one variant's metrics (before the file size)
@@ -84,7 +86,14 @@ def evaluate_multiclass(
     probabilities.update({name: score(test.x) for name, score in sessions.items()})
     probabilities.update({name: b.probabilities for name, b in test.baselines.items()})
     reference = "onnx_fp32" if "onnx_fp32" in probabilities else "pytorch_fp32"
-    report: dict[str, Any] = {**test.header, "reference": reference, "variants": {}}
+    report: dict[str, Any] = {
+        "modality": test.modality,
+        "test_rows": len(test.y),
+        "classes": test.classes,
+        **test.facts,
+        "reference": reference,
+        "variants": {},
+    }
     for name, p in probabilities.items():
         report["variants"][name] = {
             **multiclass_metrics(test.y, p, test.classes),

@@ -55,12 +55,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     # each timed without its preprocessing (decoding is paid either way; featurising is timed
     # alone, as texture_features_only)
     test = MulticlassTest(
-        header={
-            "modality": "image",
-            "test_rows": len(y_test),
-            "classes": classes,
-            "good_class": good,
-        },
+        modality="image",
         classes=classes,
         y=y_test,
         x=x_test,
@@ -76,6 +71,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         },
         preprocessing=("texture_features_only", lambda b: texture_features(raw_test[b])),
         variant_metrics=lambda p: defect_view(y_test, p, classes, good, cfg.evaluate.defect_recall),
+        facts={"good_class": good},
         headline_columns=defect_columns,
         figures=misclassified,
     )

@@ -38,7 +38,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     )
     # TF-IDF times its own vectorizer on the raw texts; tokenising is timed alone
     test = MulticlassTest(
-        header={"modality": "text", "test_rows": len(y_test), "classes": classes},
+        modality="text",
         classes=classes,
         y=y_test,
         x=ids_test,
