@@ -28,19 +28,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from int8_table import int8_arguments, print_speedups, variant_rows
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from ort_profile import operator_profile
-from results_file import add_record_flag, write_results
+from results_file import write_results
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.evaluation import interleaved_latency  # noqa: E402
 from pipelines.io import quiet_datasets  # noqa: E402
 from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig  # noqa: E402
 from pipelines.modalities.image.onnx_variants import (  # noqa: E402
     IMAGE_QUANTIZED_OPS,
     export_image_variants,
+    image_feed,
     image_router_nodes,
     preprocess_image,
 )
@@ -48,7 +49,6 @@ from pipelines.modalities.image.preprocess import channel_statistics, decode_ima
 from pipelines.modalities.image.simulator import simulate_images  # noqa: E402
 from pipelines.models.image import IMAGES, PROBABILITIES, build_image_model  # noqa: E402
 from pipelines.quantization import _quiet_root_logger  # noqa: E402
-from pipelines.runtime import session  # noqa: E402
 from pipelines.schema.compression import QuantizeConfig, StaticQuantConfig  # noqa: E402
 from pipelines.schema.model import ModelConfig  # noqa: E402
 
@@ -102,24 +102,8 @@ def measure(hidden: int, images: np.ndarray, args: argparse.Namespace, work: Pat
     quantize = QuantizeConfig(static=StaticQuantConfig(per_channel=True))
     paths = export_image_variants(model, folder, images[:128], SIZE, quantize, OPSET)
     paths["int8_dynamic_conv"] = dynamic_with_conv(paths["fp32"], folder / "dyn_conv.onnx")
-    sessions = {name: session(path, args.threads, cpu_only=True) for name, path in paths.items()}
-    predictors = {
-        name: (lambda batch, s=s: s.run([PROBABILITIES], {IMAGES: batch})[0])
-        for name, s in sessions.items()
-    }
-    timings = interleaved_latency(predictors, images, args.batches, args.repeats)
-    fp32_size = paths["fp32"].stat().st_size
     result: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
-    for name, path in paths.items():
-        result[name] = {
-            "size_bytes": path.stat().st_size,
-            "size_vs_fp32": path.stat().st_size / fp32_size,
-            "p50_ms": {b: timings[name][f"batch{b}"]["p50_ms"] for b in args.batches},
-            "speedup_vs_onnx_fp32": {
-                b: timings["fp32"][f"batch{b}"]["p50_ms"] / timings[name][f"batch{b}"]["p50_ms"]
-                for b in args.batches
-            },
-        }
+    result.update(variant_rows(paths, image_feed, images, args.batches, args.repeats, args.threads))
     largest = images[: max(args.batches)]
     result["profile"] = {
         name: op_profile(paths[name], largest, args.threads, args.repeats)
@@ -129,13 +113,8 @@ def measure(hidden: int, images: np.ndarray, args: argparse.Namespace, work: Pat
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = int8_arguments(__doc__.splitlines()[0], [1, 32])
     parser.add_argument("--images", type=int, default=512)
-    add_record_flag(parser)
     args = parser.parse_args(argv)
     images = surfaces(args.images)
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,12 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads},
         "widths": widths,
     }
-    for hidden, r in widths.items():
-        for name in ("int8_dynamic", "int8_static", "int8_dynamic_conv"):
-            speed = ", ".join(
-                f"b{b} {r[name]['speedup_vs_onnx_fp32'][b]:.2f}x" for b in args.batches
-            )
-            print(f"hidden {hidden}: {name} size {r[name]['size_vs_fp32']:.1%} of FP32; {speed}")
+    print_speedups(widths, ("int8_dynamic", "int8_static", "int8_dynamic_conv"), args.batches)
     write_results("image_int8", results, args.record)
     return results
 

@@ -28,26 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
+from int8_table import int8_arguments, print_speedups, variant_rows
 from ort_profile import operator_profile
-from results_file import add_record_flag, write_results
+from results_file import write_results
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.evaluation import interleaved_latency  # noqa: E402
+from pipelines.core.onnx_variants import PROBABILITIES  # noqa: E402
 from pipelines.io import quiet_datasets  # noqa: E402
-from pipelines.modalities.text.onnx_variants import export_text_variants, trimmed  # noqa: E402
+from pipelines.modalities.text.onnx_variants import export_text_variants, text_feed  # noqa: E402
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets  # noqa: E402
 from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer  # noqa: E402
-from pipelines.models.text import (  # noqa: E402
-    ATTENTION_MASK,
-    INPUT_IDS,
-    PROBABILITIES,
-    TextClassifier,
-)
-from pipelines.runtime import session  # noqa: E402
+from pipelines.models.text import TextClassifier  # noqa: E402
 from pipelines.schema.compression import QuantizeConfig  # noqa: E402
 from pipelines.schema.model import ModelConfig  # noqa: E402
 
@@ -73,9 +67,7 @@ def build_model(hidden: int, vocab_size: int, n_classes: int, pad_id: int) -> Te
 
 def op_profile(path: Path, ids: np.ndarray, pad_id: int, threads: int, runs: int) -> dict:
     """Share of total node time per operator type (ONNX Runtime's profiler)."""
-    batch_ids, mask = trimmed(ids, pad_id)
-    feeds = {INPUT_IDS: batch_ids, ATTENTION_MASK: mask}
-    return operator_profile(path, feeds, PROBABILITIES, threads, runs)
+    return operator_profile(path, text_feed(pad_id)(ids), PROBABILITIES, threads, runs)
 
 
 def measure(hidden: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -89,30 +81,9 @@ def measure(hidden: int, args: argparse.Namespace, work: Path) -> dict[str, Any]
     model = build_model(hidden, tokenizer.get_vocab_size(), len(set(labels)), pad_id)
     folder = work / f"hidden{hidden}"
     paths = export_text_variants(model, folder, ids, pad_id, QuantizeConfig())
-    sessions = {name: session(path, args.threads, cpu_only=True) for name, path in paths.items()}
-
-    def predictor(sess: ort.InferenceSession):
-        def predict(batch: np.ndarray) -> np.ndarray:
-            batch_ids, mask = trimmed(batch, pad_id)
-            return sess.run([PROBABILITIES], {INPUT_IDS: batch_ids, ATTENTION_MASK: mask})[0]
-
-        return predict
-
-    timings = interleaved_latency(
-        {name: predictor(s) for name, s in sessions.items()}, ids, args.batches, args.repeats
-    )
-    fp32_size = paths["fp32"].stat().st_size
     result: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
-    for name, path in paths.items():
-        result[name] = {
-            "size_bytes": path.stat().st_size,
-            "size_vs_fp32": path.stat().st_size / fp32_size,
-            "p50_ms": {b: timings[name][f"batch{b}"]["p50_ms"] for b in args.batches},
-            "speedup_vs_onnx_fp32": {
-                b: timings["fp32"][f"batch{b}"]["p50_ms"] / timings[name][f"batch{b}"]["p50_ms"]
-                for b in args.batches
-            },
-        }
+    feed = text_feed(pad_id)
+    result.update(variant_rows(paths, feed, ids, args.batches, args.repeats, args.threads))
     first = ids[: args.batches[0]]
     result["profile"] = {
         name: op_profile(paths[name], first, pad_id, args.threads, args.repeats)
@@ -122,12 +93,7 @@ def measure(hidden: int, args: argparse.Namespace, work: Path) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
-    add_record_flag(parser)
+    parser = int8_arguments(__doc__.splitlines()[0], [32, 128])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         widths = {str(h): measure(h, args, Path(tmp)) for h in args.hidden}
@@ -137,12 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "goal": {"speedup_vs_onnx_fp32": GOAL_SPEEDUP, "size_vs_fp32": GOAL_SIZE},
         "widths": widths,
     }
-    for hidden, r in widths.items():
-        for name in ("int8_dynamic", "int8_static"):
-            speed = ", ".join(
-                f"b{b} {r[name]['speedup_vs_onnx_fp32'][b]:.2f}x" for b in args.batches
-            )
-            print(f"hidden {hidden}: {name} size {r[name]['size_vs_fp32']:.1%} of FP32; {speed}")
+    print_speedups(widths, ("int8_dynamic", "int8_static"), args.batches)
     write_results("text_int8", results, args.record)
     return results
 

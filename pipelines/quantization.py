@@ -152,18 +152,14 @@ def excluded_nodes(path: Path, keep_input_fp32: bool) -> list[str]:
 
 def dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig, keep_input_fp32: bool) -> None:
     with _quiet_root_logger():
-        _dynamic_int8(fp32, out, cfg, keep_input_fp32)
-
-
-def _dynamic_int8(fp32: Path, out: Path, cfg: DynamicQuantConfig, keep_input_fp32: bool) -> None:
-    quantize_dynamic(
-        str(fp32),
-        str(out),
-        per_channel=cfg.per_channel,
-        weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
-        op_types_to_quantize=QUANTIZED_OPS,
-        nodes_to_exclude=excluded_nodes(fp32, keep_input_fp32),
-    )
+        quantize_dynamic(
+            str(fp32),
+            str(out),
+            per_channel=cfg.per_channel,
+            weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
+            op_types_to_quantize=QUANTIZED_OPS,
+            nodes_to_exclude=excluded_nodes(fp32, keep_input_fp32),
+        )
 
 
 @contextmanager
@@ -187,28 +183,18 @@ def static_int8(
     keep_input_fp32: bool,
 ) -> None:
     with _quiet_root_logger():
-        _static_int8(fp32, out, calibration, cfg, keep_input_fp32)
-
-
-def _static_int8(
-    fp32: Path,
-    out: Path,
-    calibration: np.ndarray,
-    cfg: StaticQuantConfig,
-    keep_input_fp32: bool,
-) -> None:
-    quantize_static(
-        str(fp32),
-        str(out),
-        ArrayReader(calibration),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=cfg.per_channel,
-        calibrate_method=METHODS[cfg.calibration_method],
-        op_types_to_quantize=QUANTIZED_OPS,
-        nodes_to_exclude=excluded_nodes(fp32, keep_input_fp32),
-    )
+        quantize_static(
+            str(fp32),
+            str(out),
+            ArrayReader(calibration),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=cfg.per_channel,
+            calibrate_method=METHODS[cfg.calibration_method],
+            op_types_to_quantize=QUANTIZED_OPS,
+            nodes_to_exclude=excluded_nodes(fp32, keep_input_fp32),
+        )
 
 
 def fp16(fp32: Path, out: Path) -> None:

@@ -1,17 +1,15 @@
 """The image export folder: three files that score image files without this repository. The
 reference scorer (score_image_files) makes exactly the input training made (decode_images,
-then normalise) from the card alone, grey, RGBA and wrong-sized files included, and agrees
-with the PyTorch model; labels.json names the output columns in order; a missing file or a
-mismatched graph is named; the scorer imports nothing from the project; and the README's
-snippet, run as written, gives the labels score_image_files gives."""
+then normalise) from the card alone, grey, RGBA and wrong-sized files included; a graph of
+another size is refused; and the README's snippet, run as written, gives the labels
+score_image_files gives. What every modality's folder does alike (scores equal to the
+PyTorch model's in labels.json order, a missing file named, mismatched labels refused, a
+scorer free of the repository): tests/test_export_folders.py."""
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import io
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import pytest
 import torch
 from PIL import Image
 
-import pipelines.modalities.image.export_folder as export_folder
 from pipelines.errors import PipelineError
 from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
 from pipelines.modalities.image.export_folder import (
@@ -34,9 +31,9 @@ from pipelines.modalities.image.preprocess import channel_statistics, decode_ima
 from pipelines.modalities.image.simulator import simulate_images, write_image_folder
 from pipelines.models.image import build_image_model, export_image_onnx
 from pipelines.schema.model import ModelConfig
+from tests.scoring_snippet import readme_snippet, run_snippet
 
 SIZE = 32
-REPO = Path(__file__).resolve().parent.parent
 MARKER = "<!-- image-scoring-snippet -->"
 # deliberately not sorted, so a folder that sorted them would be caught
 NAMES = ["spot", "clean", "crack", "scratch"]
@@ -57,10 +54,13 @@ print([labels[i] for i in model.run(None, {"images": x})[0].argmax(axis=1)])
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny untrained CNN MoE at 32 x 32, exported; 10 simulated surfaces written as PNG
-    files at 40 x 48 (so scoring resizes, to a non-square source), plus a grey and an RGBA
-    copy of the first (so scoring converts)."""
-    work = tmp_path_factory.mktemp("work")
+    return export_image_folder(tmp_path_factory.mktemp("work"))
+
+
+def export_image_folder(work: Path) -> dict:
+    """A tiny untrained CNN MoE at 32 x 32, exported into work/export; 10 simulated surfaces
+    written as PNG files at 40 x 48 (so scoring resizes, to a non-square source), plus a grey
+    and an RGBA copy of the first (so scoring converts)."""
     sim = ImageSimulatorConfig(height=40, width=48, dirt=NO_IMAGE_DIRT)
     write_image_folder(simulate_images(10, seed=0, cfg=sim), work / "images")
     files = sorted((work / "images").rglob("*.png"))
@@ -83,6 +83,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     return {
         "folder": folder,
+        "names": NAMES,
         "model": model,
         "files": files,
         "expected_input": normalise(pixels, mean, std),
@@ -114,13 +115,9 @@ def _dataset(files: list[Path]) -> datasets.Dataset:
     return ds.cast_column("image", datasets.Image())
 
 
-def test_the_folder_holds_the_graph_the_labels_and_the_card(exported) -> None:
+def test_the_card_states_the_preprocessing_and_the_graphs_input(exported) -> None:
+    """The folder's files: tests/test_export_folders.py."""
     folder = exported["folder"]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "labels.json",
-        "model.onnx",
-        "model_card.json",
-    ]
     assert json.loads((folder / "labels.json").read_text()) == {"labels": NAMES}
     card = json.loads((folder / "model_card.json").read_text())
     assert card["model"] == "image_cnn_moe"
@@ -148,43 +145,10 @@ def test_the_scorer_makes_exactly_the_input_training_made(exported) -> None:
     np.testing.assert_array_equal(got, exported["expected_input"])
 
 
-def test_scores_are_the_pytorch_models_in_labels_json_order(exported) -> None:
-    results = score_image_files(exported["folder"], [str(f) for f in exported["files"]])
-    with torch.no_grad():
-        logits = exported["model"](torch.from_numpy(exported["expected_input"]))
-    expected = torch.softmax(logits, dim=-1).numpy()
-    assert [r["label"] for r in results] == [NAMES[i] for i in expected.argmax(axis=1)]
-    for result, row in zip(results, expected, strict=True):
-        assert list(result["probabilities"]) == NAMES
-        np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-4)
-        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert score_image_files(exported["folder"], []) == []
-
-
-@pytest.mark.parametrize("missing", ["model.onnx", "labels.json", "model_card.json"])
-def test_a_folder_missing_a_file_fails_naming_it(exported, missing: str, tmp_path: Path) -> None:
-    """FileNotFoundError, not the repo's PipelineError: scoring must not need the repo."""
-    folder = tmp_path / "export"
-    shutil.copytree(exported["folder"], folder)
-    (folder / missing).unlink()
-    with pytest.raises(FileNotFoundError, match=re.escape(str(folder / missing))):
-        score_image_files(folder, exported["files"][:1])
-
-
 def test_a_card_asking_for_other_preprocessing_is_refused(exported) -> None:
     other = {**exported["preprocessing"], "resize": "bicubic"}
     with pytest.raises(ValueError, match="resize = 'bicubic': this scorer implements 'bilinear'"):
         load_image_inputs(exported["files"][:1], other)
-
-
-def test_writing_fails_naming_the_file_when_the_labels_do_not_match_the_outputs(
-    exported, tmp_path: Path
-) -> None:
-    model = exported["folder"] / "model.onnx"
-    pattern = re.escape(str(model)) + ".*4 probabilities per image but 2 class names"
-    with pytest.raises(PipelineError, match=pattern):
-        write_image_export(tmp_path / "out", model, ["a", "b"], exported["preprocessing"], {})
-    assert not (tmp_path / "out").exists()
 
 
 def test_writing_fails_when_the_preprocessing_makes_another_size(exported, tmp_path: Path) -> None:
@@ -193,38 +157,6 @@ def test_writing_fails_when_the_preprocessing_makes_another_size(exported, tmp_p
     with pytest.raises(PipelineError, match=r"takes images of \[3, 32, 32\].*makes \[3, 64, 64\]"):
         write_image_export(tmp_path / "out", model, NAMES, wrong, {})
     assert not (tmp_path / "out").exists()
-
-
-def test_the_scorer_imports_only_onnxruntime_numpy_pillow_and_the_standard_library() -> None:
-    """A user copies score_image_files without this project: the module's imports (its
-    writer's lazy onnx and pipelines imports aside) are these, and nothing else."""
-    tree = ast.parse(Path(export_folder.__file__).read_text(encoding="utf-8"))
-    allowed = {"__future__", "ctypes", "json", "shutil", "pathlib", "typing"}
-    allowed |= {"numpy", "onnxruntime", "PIL"}
-    top = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in tree.body
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
-    assert top <= allowed, top - allowed
-    for func in ("score_image_files", "load_image_inputs", "_providers", "_cuda_devices"):
-        (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func]
-        assert not [n for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom)]
-
-
-def run_snippet(snippet: str, folder: Path) -> dict:
-    """Execute the snippet with its folder pointed at `folder`; its namespace and output."""
-    first, rest = snippet.split("\n", 1)
-    assert first == 'folder = "export"', f"the snippet's first line names the folder: {first!r}"
-    assert len(snippet.strip().splitlines()) <= 10
-    assert "pipelines" not in snippet and "torch" not in snippet
-    namespace: dict = {}
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(f"folder = {str(folder)!r}\n{rest}", namespace)  # noqa: S102 - the README's code
-    namespace["stdout"] = out.getvalue()
-    return namespace
 
 
 def check_snippet(snippet: str, exported: dict, where: Path) -> None:
@@ -242,18 +174,6 @@ def check_snippet(snippet: str, exported: dict, where: Path) -> None:
         np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-6)
 
 
-def readme_snippet() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    if MARKER not in text:
-        pytest.fail(
-            f"README.md has no {MARKER} line; paste the image-scoring snippet (this file's "
-            "README_SNIPPET) under it in a ```python block"
-        )
-    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER) :], re.S)
-    assert block, f"README.md: no ```python block after {MARKER}"
-    return block.group(1)
-
-
 def test_the_snippet_scores_image_files_as_score_image_files_does(
     exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,4 +185,5 @@ def test_the_readme_snippet_is_this_one_and_runs_as_written(
     exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    check_snippet(readme_snippet(), exported, tmp_path)
+    snippet = readme_snippet(MARKER, "image-scoring snippet (this file's README_SNIPPET)")
+    check_snippet(snippet, exported, tmp_path)

@@ -16,11 +16,9 @@ import pytest
 import torch
 from onnx import TensorProto, numpy_helper
 
+from pipelines.core.onnx_variants import FP32, INT8_DYNAMIC, INT8_STATIC
 from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
 from pipelines.modalities.image.onnx_variants import (
-    FP32,
-    INT8_DYNAMIC,
-    INT8_STATIC,
     export_image_variants,
     image_parity,
     image_router_nodes,

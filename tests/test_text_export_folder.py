@@ -1,43 +1,32 @@
 """The text export folder: four files that score raw text without this repository. The
-reference scorer (score_texts) agrees with the PyTorch model, labels.json names the output
-columns in order, a missing file is named, and the README's snippet, run as written, gives
-the same labels as score_texts."""
+card states max_length and the graph's inputs, and the README's snippet, run as written,
+gives the same labels as score_texts. What every modality's folder does alike (scores equal
+to the PyTorch model's in labels.json order, a missing file named, mismatched labels
+refused, a scorer free of the repository): tests/test_export_folders.py."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pipelines.errors import PipelineError
 from pipelines.modalities.text.export_folder import score_texts, write_text_export
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import (
     PAD,
     TokenizerConfig,
-    encode,
     save_tokenizer,
     train_tokenizer,
 )
 from pipelines.models.text import TextClassifier, export_text_onnx
 from pipelines.schema.model import ModelConfig
+from tests.scoring_snippet import readme_snippet, run_snippet
 
-REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- text-scoring-snippet -->"
 MAX_LEN = 48
-TEXTS = [
-    "I lost my card on the train, please block it",
-    "The website is not loading since yesterday",
-    "I want a refund for the double charge",
-    "",
-    "ÉMOJI 🙂 and a very long ticket " * 20,
-]
 # the snippet README.md shows under MARKER; its first line names the folder
 SNIPPET = """\
 folder = "export"
@@ -55,8 +44,13 @@ print([labels[i] for i in probabilities.argmax(axis=1)])
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny untrained MoE text model over a tokenizer trained on 200 tickets, exported. The
-    class names are deliberately not sorted, so a folder that sorted them would be caught."""
+    return export_text_folder(tmp_path_factory.mktemp("work"))
+
+
+def export_text_folder(work: Path) -> dict:
+    """A tiny untrained MoE text model over a tokenizer trained on 200 tickets, exported into
+    work/export. The class names are deliberately not sorted, so a folder that sorted them
+    would be caught."""
     texts = simulate_tickets(200, seed=0, dirt=NO_DIRT)["text"][:]
     tokenizer = train_tokenizer(texts, TokenizerConfig(vocab_size=300, max_length=MAX_LEN))
     names = ["refund", "card_lost", "billing", "account_access", "technical_issue"]
@@ -70,7 +64,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     torch.manual_seed(0)
     model = TextClassifier(300, len(names), tokenizer.token_to_id(PAD), cfg).eval()
-    work = tmp_path_factory.mktemp("work")
     export_text_onnx(model, work / "model.onnx", opset=17)
     save_tokenizer(tokenizer, work / "tokenizer.json")
     folder = work / "export"
@@ -80,71 +73,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"folder": folder, "model": model, "tokenizer": tokenizer, "names": names}
 
 
-def test_the_folder_holds_the_graph_the_tokenizer_the_labels_and_the_card(exported) -> None:
+def test_the_card_states_max_length_and_the_graphs_inputs(exported) -> None:
+    """The folder's files: tests/test_export_folders.py."""
     folder = exported["folder"]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "labels.json",
-        "model.onnx",
-        "model_card.json",
-        "tokenizer.json",
-    ]
     assert json.loads((folder / "labels.json").read_text()) == {"labels": exported["names"]}
     card = json.loads((folder / "model_card.json").read_text())
     assert card["model"] == "moe_transformer" and card["max_length"] == MAX_LEN
     assert set(card["inputs"]) == {"input_ids", "attention_mask"}
     assert card["outputs"]["probabilities"]["shape"] == ["batch", len(exported["names"])]
-
-
-def test_scores_are_the_pytorch_models_in_labels_json_order(exported) -> None:
-    results = score_texts(exported["folder"], TEXTS)
-    ids, mask = encode(exported["tokenizer"], TEXTS)
-    with torch.no_grad():
-        logits = exported["model"](torch.from_numpy(ids), torch.from_numpy(mask))
-    expected = torch.softmax(logits, dim=-1).numpy()
-    names = exported["names"]
-    assert [r["label"] for r in results] == [names[i] for i in expected.argmax(axis=1)]
-    for result, row in zip(results, expected, strict=True):
-        assert list(result["probabilities"]) == names
-        np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-5)
-        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert score_texts(exported["folder"], []) == []
-
-
-@pytest.mark.parametrize("missing", ["tokenizer.json", "model.onnx", "labels.json"])
-def test_a_folder_missing_a_file_fails_naming_it(exported, missing: str, tmp_path: Path) -> None:
-    """FileNotFoundError, not the repo's PipelineError: scoring must not need the repo."""
-    folder = tmp_path / "export"
-    folder.mkdir()
-    for name in ("model.onnx", "tokenizer.json", "labels.json", "model_card.json"):
-        if name != missing:
-            (folder / name).write_bytes((exported["folder"] / name).read_bytes())
-    with pytest.raises(FileNotFoundError, match=re.escape(str(folder / missing))):
-        score_texts(folder, ["hello"])
-
-
-def test_writing_fails_when_the_labels_do_not_match_the_graphs_outputs(
-    exported, tmp_path: Path
-) -> None:
-    folder = exported["folder"]
-    with pytest.raises(PipelineError, match="5 probabilities per text but 2 class names"):
-        write_text_export(
-            tmp_path / "out", folder / "model.onnx", folder / "tokenizer.json", ["a", "b"], {}
-        )
-    assert not (tmp_path / "out").exists()
-
-
-def run_snippet(snippet: str, folder: Path) -> dict:
-    """Execute the snippet with its folder pointed at `folder`; its namespace and output."""
-    first, rest = snippet.split("\n", 1)
-    assert first == 'folder = "export"', f"the snippet's first line names the folder: {first!r}"
-    assert len(snippet.strip().splitlines()) <= 10
-    assert "pipelines" not in snippet and "torch" not in snippet
-    namespace: dict = {}
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(f"folder = {str(folder)!r}\n{rest}", namespace)  # noqa: S102 - the README's code
-    namespace["stdout"] = out.getvalue()
-    return namespace
 
 
 def check_snippet(snippet: str, folder: Path) -> None:
@@ -156,20 +92,9 @@ def check_snippet(snippet: str, folder: Path) -> None:
         np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-5)
 
 
-def readme_snippet() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    if MARKER not in text:
-        pytest.fail(
-            f"README.md has no {MARKER} line; paste the text-scoring snippet (this file's "
-            f"SNIPPET) under it in a ```python block"
-        )
-    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER) :], re.S)
-    assert block, f"README.md: no ```python block after {MARKER}"
-    return block.group(1)
-
-
 def test_the_readme_snippet_scores_an_export_folder_as_score_texts_does(exported) -> None:
-    check_snippet(readme_snippet(), exported["folder"])
+    snippet = readme_snippet(MARKER, "text-scoring snippet (this file's SNIPPET)")
+    check_snippet(snippet, exported["folder"])
 
 
 def test_the_snippet_scores_an_export_folder_as_score_texts_does(exported) -> None:

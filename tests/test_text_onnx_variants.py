@@ -1,7 +1,8 @@
 """The text classifier's ONNX variants: the FP32 graph scores as PyTorch does at any batch and
 length; INT8 (dynamic and static) is smaller, keeps the MoE router in FP32, and stays close
 to FP32 on real tickets; calibration reads only the configured rows; the same inputs give the
-same files' outputs."""
+same files' outputs. What the text and image variants share (quantization off, batch
+scoring, the gates): tests/test_onnx_variants.py."""
 
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ import onnx
 import pytest
 import torch
 
+from pipelines.core.onnx_variants import FP32, INT8_DYNAMIC, INT8_STATIC
 from pipelines.modalities.text.onnx_variants import (
-    FP32,
-    INT8_DYNAMIC,
-    INT8_STATIC,
     TextCalibrationReader,
     export_text_variants,
     onnx_text_probabilities,
@@ -251,15 +250,6 @@ def test_the_same_inputs_give_the_same_variants(untrained, tickets, tmp_path: Pa
             onnx_text_probabilities(again[name], tickets["ids"], tickets["pad_id"]),
             err_msg=name,
         )
-
-
-def test_with_quantization_off_only_fp32_is_written(tickets, tmp_path: Path) -> None:
-    cfg = QuantizeConfig(
-        dynamic=DynamicQuantConfig(enabled=False), static=StaticQuantConfig(enabled=False)
-    )
-    paths = export_text_variants(tiny_model(tickets), tmp_path, tickets["ids"], 0, cfg)
-    assert paths == {FP32: tmp_path / "fp32.onnx"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32.onnx"]
 
 
 def test_latency_is_a_median_per_batch_size(untrained, tickets) -> None:

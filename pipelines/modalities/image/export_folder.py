@@ -9,26 +9,26 @@ this repository needed to do it.
                       pipelines.modalities.image.preprocess.normalise)
 
 `score_image_files` is the reference scorer for such a folder and imports only onnxruntime,
-numpy, Pillow and the standard library, so what it does a user can do without installing this
-project (README: the scoring snippet, which the tests run against it).
+numpy, Pillow, the standard library and pipelines.core.folder_scoring (itself only
+onnxruntime, numpy and the standard library), so what it does a user can do without
+installing this project (README: the scoring snippet, which the tests run against it).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image, ImageOps
 
-MODEL, LABELS, CARD = "model.onnx", "labels.json", "model_card.json"
+from pipelines.core.folder_scoring import CARD, LABELS, MODEL, PROBABILITIES, labelled, open_folder
+
 FILES = (MODEL, LABELS, CARD)
-# the exported graph's names (pipelines.models.image), repeated so scoring imports nothing here
-IMAGES, PROBABILITIES = "images", "probabilities"
+# the exported graph's input name (pipelines.models.image), repeated so scoring imports
+# nothing here
+IMAGES = "images"
 # what score_image_files implements; a card asking for anything else is refused, not guessed
 SUPPORTED = {"color_mode": "RGB", "resize": "bilinear", "layout": "NCHW", "dtype": "float32"}
 FITS = ("crop", "pad")  # data.image.clean.size.fit
@@ -79,17 +79,10 @@ def write_image_export(
     """Copy the graph into `folder` and describe it. Fails before writing anything when the
     graph's output width is not the number of class names (labels.json would name the wrong
     columns), or its input is not 3 x height x width of `preprocessing` (image_preprocessing)."""
-    import onnx
-
+    from pipelines.core.export_folder import checked_graph, write_folder
     from pipelines.errors import PipelineError
 
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    width = graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    if width != len(class_names):
-        raise PipelineError(
-            f"{onnx_path}: the graph outputs {width} probabilities per image but "
-            f"{len(class_names)} class names were given; expected one name per column"
-        )
+    graph = checked_graph(onnx_path, class_names, "image")
     chw = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]]
     expected = [3, preprocessing["height"], preprocessing["width"]]
     if chw != expected:
@@ -102,35 +95,15 @@ def write_image_export(
             f"preprocessing mean {preprocessing['mean']}, std {preprocessing['std']}: "
             f"expected 3 values each (R, G, B)"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(onnx_path, folder / MODEL)
-    _write_json(folder / LABELS, {"labels": list(class_names)})
-    _write_json(
-        folder / CARD,
-        {
-            **card,
-            "preprocessing": preprocessing,
-            "inputs": {
-                IMAGES: {
-                    "dtype": "float32",
-                    "shape": ["batch", *expected],
-                    "description": "RGB images made as preprocessing says, channels first",
-                },
-            },
-            "outputs": {
-                PROBABILITIES: {
-                    "dtype": "float32",
-                    "shape": ["batch", len(class_names)],
-                    "description": f"class probabilities, each row sums to 1; column i is "
-                    f"{LABELS}'s labels[i]",
-                },
-            },
+    inputs = {
+        IMAGES: {
+            "dtype": "float32",
+            "shape": ["batch", *expected],
+            "description": "RGB images made as preprocessing says, channels first",
         },
-    )
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    }
+    card = {**card, "preprocessing": preprocessing}
+    write_folder(folder, onnx_path, class_names=class_names, card=card, inputs=inputs)
 
 
 def load_image_inputs(paths: list[Path | str], preprocessing: dict[str, Any]) -> np.ndarray:
@@ -178,50 +151,13 @@ def score_image_files(folder: Path, paths: list[Path | str]) -> list[dict[str, A
     (not a PipelineError: this function must not need the repository); an unreadable image
     fails with Pillow's error, which names the file."""
     folder = Path(folder)
-    for name in FILES:
-        if not (folder / name).is_file():
-            raise FileNotFoundError(
-                f"{folder / name}: missing; an export folder holds {', '.join(FILES)}"
-            )
-    labels = json.loads((folder / LABELS).read_text(encoding="utf-8"))["labels"]
+    labels, model = open_folder(folder, FILES, FILES)
     preprocessing = json.loads((folder / CARD).read_text(encoding="utf-8"))["preprocessing"]
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    model = ort.InferenceSession(str(folder / MODEL), options, providers=_providers())
     results: list[dict[str, Any]] = []
     # batches bound the decoded images held at once; an FP32 graph's scores do not depend on
     # the batch (a dynamic-INT8 graph's do, slightly: it quantizes each batch on its range)
     for start in range(0, len(paths), SCORE_BATCH):
         images = load_image_inputs(list(paths[start : start + SCORE_BATCH]), preprocessing)
         (probabilities,) = model.run([PROBABILITIES], {IMAGES: images})
-        for row in probabilities:
-            results.append(
-                {
-                    "label": labels[int(row.argmax())],
-                    "probabilities": {name: float(p) for name, p in zip(labels, row, strict=True)},
-                }
-            )
+        results.extend(labelled(probabilities, labels))
     return results
-
-
-def _providers() -> list[str]:
-    """CUDA first only where ONNX Runtime has it and the machine has an NVIDIA GPU (copied
-    from pipelines.modalities.text.export_folder, so this module stays free of the repository). The
-    onnxruntime-gpu wheel lists CUDAExecutionProvider whether or not a GPU or the CUDA
-    libraries exist, and asking for it then logs a load error on every session; the CUDA
-    driver (libcuda, installed with the GPU driver) reporting a device is the check, made
-    without torch."""
-    if "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_devices() > 0:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def _cuda_devices() -> int:
-    try:
-        driver = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return 0
-    count = ctypes.c_int(0)
-    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return 0
-    return count.value

@@ -24,17 +24,21 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
-from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
-from pipelines.models.image import IMAGES, PROBABILITIES, export_image_onnx
-from pipelines.quantization import METHODS, QUANTIZED_OPS, ArrayReader, _quiet_root_logger
-from pipelines.runtime import session
+from pipelines.core.onnx_variants import (
+    CALIBRATION_BATCH,
+    Quantization,
+    batch_scorer,
+    export_variants,
+    parity,
+    softmax_gates,
+)
+from pipelines.models.image import IMAGES, export_image_onnx
+from pipelines.quantization import QUANTIZED_OPS, ArrayReader
 from pipelines.schema.compression import QuantizeConfig
 
-FP32, INT8_DYNAMIC, INT8_STATIC = "fp32", "int8_dynamic", "int8_static"
 IMAGE_QUANTIZED_OPS = [*QUANTIZED_OPS, "Conv"]
 # Dynamic INT8 leaves Conv in FP32. ONNX Runtime 1.31.1 can run it (DynamicQuantizeLinear +
 # ConvInteger), but its CPU ConvInteger is a slow reference kernel: measured on the default
@@ -47,10 +51,6 @@ DYNAMIC_QUANTIZED_OPS = list(QUANTIZED_OPS)
 # So conf/experiment/visual_inspection.yaml sets quantize.static.per_channel: true (the
 # tabular default is false); a config that turns it off gets per-tensor weights, as it asks.
 
-# images per calibration run: histogram calibrators (entropy, percentile) keep every batch's
-# activations, which for a conv backbone are image-sized, so batches stay modest
-CALIBRATION_BATCH = 64
-
 
 class ImageCalibrationReader(ArrayReader):
     """ArrayReader's equal-sized batches (the last topped up with the first images, which the
@@ -58,7 +58,7 @@ class ImageCalibrationReader(ArrayReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
-        return None if batch is None else {IMAGES: batch}
+        return None if batch is None else image_feed(batch)
 
 
 def preprocess_image(fp32: Path, out: Path) -> None:
@@ -78,24 +78,7 @@ def image_router_nodes(path: Path) -> list[str]:
     stays inside the graph. The class head also feeds a Softmax, but that one is the graph's
     output; the patch model's attention softmax reads a masked score (Where), not a MatMul.
     The gates stay FP32: INT8 gate logits can flip which experts an image or patch goes to."""
-    graph = onnx.load(str(path)).graph
-    outputs = {o.name for o in graph.output}
-    weights = {t.name for t in graph.initializer}
-    gate_inputs = {
-        name
-        for node in graph.node
-        if node.op_type == "Softmax" and not set(node.output) & outputs
-        for name in node.input
-    }
-    gates = [
-        node.name
-        for node in graph.node
-        if node.op_type in QUANTIZED_OPS
-        and node.output[0] in gate_inputs
-        and any(name in weights for name in node.input[1:])
-    ]
-    # ORT's dynamic quantizer first rewrites a Gemm as '<name>_MatMul' + Add
-    return [*gates, *(f"{name}_MatMul" for name in gates)]
+    return softmax_gates(path, weighted_only=True)
 
 
 def route_in_fp32(path: Path, routers: list[str]) -> None:
@@ -142,46 +125,22 @@ def export_image_variants(
             f"calibration images of shape {rows.shape}: expected (n >= 1, 3, {image_size}, "
             f"{image_size}) normalised float32 images"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {FP32: folder / "fp32.onnx"}
-    export_image_onnx(model, paths[FP32], opset, image_size)
-    if not (cfg.dynamic.enabled or cfg.static.enabled):
-        return paths
-    prepared = folder / "fp32_prepared.onnx"
-    preprocess_image(paths[FP32], prepared)
-    excluded = image_router_nodes(prepared)
-    try:
-        with _quiet_root_logger():
-            if cfg.dynamic.enabled:
-                paths[INT8_DYNAMIC] = folder / "int8_dynamic.onnx"
-                quantize_dynamic(
-                    str(prepared),
-                    str(paths[INT8_DYNAMIC]),
-                    per_channel=cfg.dynamic.per_channel,
-                    weight_type=(
-                        QuantType.QInt8 if cfg.dynamic.weight_type == "qint8" else QuantType.QUInt8
-                    ),
-                    op_types_to_quantize=DYNAMIC_QUANTIZED_OPS,
-                    nodes_to_exclude=excluded,
-                )
-            if cfg.static.enabled:
-                paths[INT8_STATIC] = folder / "int8_static.onnx"
-                quantize_static(
-                    str(prepared),
-                    str(paths[INT8_STATIC]),
-                    ImageCalibrationReader(rows, CALIBRATION_BATCH),
-                    quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    per_channel=cfg.static.per_channel,
-                    calibrate_method=METHODS[cfg.static.calibration_method],
-                    op_types_to_quantize=IMAGE_QUANTIZED_OPS,
-                    nodes_to_exclude=excluded,
-                )
-                route_in_fp32(paths[INT8_STATIC], excluded)
-    finally:
-        prepared.unlink(missing_ok=True)
-    return paths
+    how = Quantization(
+        prepare=preprocess_image,
+        excluded_nodes=image_router_nodes,
+        dynamic_ops=DYNAMIC_QUANTIZED_OPS,
+        static_ops=IMAGE_QUANTIZED_OPS,
+        calibration=lambda: ImageCalibrationReader(rows, CALIBRATION_BATCH),
+        after_static=route_in_fp32,
+    )
+    return export_variants(
+        folder, lambda fp32: export_image_onnx(model, fp32, opset, image_size), cfg, how
+    )
+
+
+def image_feed(images: np.ndarray) -> dict[str, np.ndarray]:
+    """A batch of normalised images as the graph's feed."""
+    return {IMAGES: np.ascontiguousarray(images, np.float32)}
 
 
 def onnx_image_probabilities(
@@ -190,14 +149,7 @@ def onnx_image_probabilities(
     """Class probabilities (n, classes) of an exported image model over normalised float32
     images (n, 3, H, W), batch by batch. `threads`: ORT's intra-op threads (None: its
     default, one per core)."""
-    sess = session(path, threads or 0)
-    out = [
-        sess.run([PROBABILITIES], {IMAGES: np.ascontiguousarray(batch, np.float32)})[0]
-        for batch in (images[i : i + batch_size] for i in range(0, len(images), batch_size))
-    ]
-    if out:
-        return np.concatenate(out)
-    return np.zeros((0, sess.get_outputs()[0].shape[1]), dtype=np.float32)
+    return batch_scorer(path, threads or 0, image_feed, batch_size)(images)
 
 
 def image_parity(
@@ -210,14 +162,9 @@ def image_parity(
     """Largest absolute difference of any class probability between the PyTorch model (eval
     mode) and the ONNX file, over seeded standard-normal images (the normalised scale) at each
     batch size: 0 up to float noise for the FP32 graph, the INT8 error for a quantized one."""
-    model = model.eval()
     rng = np.random.default_rng(seed)
-    sess = session(path, threads=2)
-    worst = 0.0
-    for rows in batches:
-        images = rng.standard_normal((rows, 3, image_size, image_size), dtype=np.float32)
-        with torch.no_grad():
-            expected = torch.softmax(model(torch.from_numpy(images)), dim=-1).numpy()
-        (actual,) = sess.run([PROBABILITIES], {IMAGES: images})
-        worst = max(worst, float(np.abs(actual - expected).max()))
-    return worst
+    feeds = (
+        {IMAGES: rng.standard_normal((rows, 3, image_size, image_size), dtype=np.float32)}
+        for rows in batches
+    )
+    return parity(model, path, feeds)

@@ -8,26 +8,26 @@ repository needed to do it.
     model_card.json   the caller's card, the graph's inputs and outputs, and max_length
 
 `score_texts` is the reference scorer for such a folder and imports only onnxruntime,
-tokenizers, numpy and the standard library, so what it does a user can do without installing
-this project (README: the scoring snippet, which the tests run against it).
+tokenizers, numpy, the standard library and pipelines.core.folder_scoring (itself only
+onnxruntime, numpy and the standard library), so what it does a user can do without
+installing this project (README: the scoring snippet, which the tests run against it).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
-MODEL, TOKENIZER, LABELS, CARD = "model.onnx", "tokenizer.json", "labels.json", "model_card.json"
+from pipelines.core.folder_scoring import CARD, LABELS, MODEL, PROBABILITIES, labelled, open_folder
+
+TOKENIZER = "tokenizer.json"
 FILES = (MODEL, TOKENIZER, LABELS, CARD)
 # the exported graph's names (pipelines.models.text), repeated so scoring imports nothing here
-INPUT_IDS, ATTENTION_MASK, PROBABILITIES = "input_ids", "attention_mask", "probabilities"
+INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
 SCORE_BATCH = 256
 
 
@@ -41,55 +41,32 @@ def write_text_export(
     """Copy the graph and the tokenizer into `folder` and describe them. Fails before writing
     anything when the graph's output width is not the number of class names, since
     labels.json would then name the wrong columns."""
-    import onnx
+    from pipelines.core.export_folder import checked_graph, write_folder
 
-    from pipelines.errors import PipelineError
-
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    width = graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    if width != len(class_names):
-        raise PipelineError(
-            f"{onnx_path}: the graph outputs {width} probabilities per text but "
-            f"{len(class_names)} class names were given; expected one name per column"
-        )
+    checked_graph(onnx_path, class_names, "text")
     tokenizer = json.loads(tokenizer_json.read_text(encoding="utf-8"))
     max_length = (tokenizer.get("truncation") or {}).get("max_length")
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(onnx_path, folder / MODEL)
-    shutil.copyfile(tokenizer_json, folder / TOKENIZER)
-    _write_json(folder / LABELS, {"labels": list(class_names)})
-    _write_json(
-        folder / CARD,
-        {
-            **card,
-            "max_length": max_length,
-            "inputs": {
-                INPUT_IDS: {
-                    "dtype": "int64",
-                    "shape": ["batch", "sequence"],
-                    "description": f"token ids from {TOKENIZER}, [CLS] first, then [PAD]; "
-                    f"sequence <= max_length",
-                },
-                ATTENTION_MASK: {
-                    "dtype": "int64",
-                    "shape": ["batch", "sequence"],
-                    "description": "1 for a real token, 0 for padding",
-                },
-            },
-            "outputs": {
-                PROBABILITIES: {
-                    "dtype": "float32",
-                    "shape": ["batch", len(class_names)],
-                    "description": f"class probabilities, each row sums to 1; column i is "
-                    f"{LABELS}'s labels[i]",
-                },
-            },
+    inputs = {
+        INPUT_IDS: {
+            "dtype": "int64",
+            "shape": ["batch", "sequence"],
+            "description": f"token ids from {TOKENIZER}, [CLS] first, then [PAD]; "
+            f"sequence <= max_length",
         },
+        ATTENTION_MASK: {
+            "dtype": "int64",
+            "shape": ["batch", "sequence"],
+            "description": "1 for a real token, 0 for padding",
+        },
+    }
+    write_folder(
+        folder,
+        onnx_path,
+        class_names=class_names,
+        card={**card, "max_length": max_length},
+        inputs=inputs,
+        artifacts={TOKENIZER: tokenizer_json},
     )
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def score_texts(folder: Path, texts: list[str]) -> list[dict[str, Any]]:
@@ -97,16 +74,8 @@ def score_texts(folder: Path, texts: list[str]) -> list[dict[str, Any]]:
     the export folder alone. A missing file fails with FileNotFoundError naming it (not a
     PipelineError: this function must not need the repository)."""
     folder = Path(folder)
-    for name in (MODEL, TOKENIZER, LABELS):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(
-                f"{folder / name}: missing; an export folder holds {', '.join(FILES)}"
-            )
-    labels = json.loads((folder / LABELS).read_text(encoding="utf-8"))["labels"]
+    labels, model = open_folder(folder, (MODEL, TOKENIZER, LABELS), FILES)
     tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    model = ort.InferenceSession(str(folder / MODEL), options, providers=_providers())
     results: list[dict[str, Any]] = []
     for start in range(0, len(texts), SCORE_BATCH):
         encodings = tokenizer.encode_batch(texts[start : start + SCORE_BATCH])
@@ -118,33 +87,5 @@ def score_texts(folder: Path, texts: list[str]) -> list[dict[str, Any]]:
         (probabilities,) = model.run(
             [PROBABILITIES], {INPUT_IDS: ids[:, :longest], ATTENTION_MASK: mask[:, :longest]}
         )
-        for row in probabilities:
-            results.append(
-                {
-                    "label": labels[int(row.argmax())],
-                    "probabilities": {name: float(p) for name, p in zip(labels, row, strict=True)},
-                }
-            )
+        results.extend(labelled(probabilities, labels))
     return results
-
-
-def _providers() -> list[str]:
-    """CUDA first only where ONNX Runtime has it and the machine has an NVIDIA GPU. The
-    onnxruntime-gpu wheel lists CUDAExecutionProvider whether or not a GPU or the CUDA
-    libraries exist, and asking for it then logs a load error on every session; the CUDA
-    driver (libcuda, installed with the GPU driver) reporting a device is the check, made
-    without torch."""
-    if "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_devices() > 0:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def _cuda_devices() -> int:
-    try:
-        driver = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return 0
-    count = ctypes.c_int(0)
-    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return 0
-    return count.value

@@ -23,30 +23,23 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    QuantFormat,
-    QuantType,
-    quantize_dynamic,
-    quantize_static,
-)
+from onnxruntime.quantization import CalibrationDataReader
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from pipelines.evaluation import latency
-from pipelines.models.text import (
-    ATTENTION_MASK,
-    INPUT_IDS,
-    PROBABILITIES,
-    TextClassifier,
-    export_text_onnx,
+from pipelines.core.onnx_variants import (
+    CALIBRATION_BATCH,
+    Feed,
+    Quantization,
+    batch_scorer,
+    export_variants,
+    parity,
+    softmax_gates,
 )
-from pipelines.quantization import METHODS, QUANTIZED_OPS, _quiet_root_logger
-from pipelines.runtime import session
+from pipelines.evaluation import latency
+from pipelines.models.text import ATTENTION_MASK, INPUT_IDS, TextClassifier, export_text_onnx
+from pipelines.quantization import QUANTIZED_OPS
 from pipelines.schema.compression import QuantizeConfig
 
-FP32, INT8_DYNAMIC, INT8_STATIC = "fp32", "int8_dynamic", "int8_static"
-CALIBRATION_BATCH = 64
 # the matrix products, as for the tabular models, and the embedding lookup (text_excluded_nodes
 # keeps every other Gather, the shape arithmetic and the [CLS] read, out)
 TEXT_QUANTIZED_OPS = [*QUANTIZED_OPS, "Gather"]
@@ -65,18 +58,21 @@ def trimmed(ids: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def text_feed(pad_id: int) -> Feed:
+    """A batch of token ids as the graph's feed: ids and mask cut to its longest text."""
+
+    def feed(ids: np.ndarray) -> dict[str, np.ndarray]:
+        batch_ids, mask = trimmed(ids, pad_id)
+        return {INPUT_IDS: batch_ids, ATTENTION_MASK: mask}
+
+    return feed
+
+
 def onnx_text_probabilities(
     path: Path, ids: np.ndarray, pad_id: int, batch_size: int = 256, threads: int = 2
 ) -> np.ndarray:
     """Class probabilities (n, classes) of an exported text model, batch by batch."""
-    sess = session(path, threads)
-    out = []
-    for start in range(0, len(ids), batch_size):
-        batch_ids, mask = trimmed(ids[start : start + batch_size], pad_id)
-        out.append(sess.run([PROBABILITIES], {INPUT_IDS: batch_ids, ATTENTION_MASK: mask})[0])
-    if out:
-        return np.concatenate(out)
-    return np.zeros((0, sess.get_outputs()[0].shape[1]), dtype=np.float32)
+    return batch_scorer(path, threads, text_feed(pad_id), batch_size)(ids)
 
 
 class TextCalibrationReader(CalibrationDataReader):
@@ -101,10 +97,7 @@ class TextCalibrationReader(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
-        if batch is None:
-            return None
-        batch_ids, mask = trimmed(batch, self.pad_id)
-        return {INPUT_IDS: batch_ids, ATTENTION_MASK: mask}
+        return None if batch is None else text_feed(self.pad_id)(batch)
 
 
 def preprocess_text(fp32: Path, out: Path) -> None:
@@ -124,21 +117,7 @@ def text_router_nodes(path: Path) -> list[str]:
     the exported text graph ends in a softmax (the tabular graphs end in a sigmoid); the head
     is an ordinary dense layer and is quantized like the tabular head. The gates stay FP32:
     INT8 gate logits can flip which experts a token goes to."""
-    graph = onnx.load(str(path)).graph
-    outputs = {o.name for o in graph.output}
-    gate_inputs = {
-        name
-        for node in graph.node
-        if node.op_type == "Softmax" and not set(node.output) & outputs
-        for name in node.input
-    }
-    gates = [
-        node.name
-        for node in graph.node
-        if node.op_type in QUANTIZED_OPS and node.output[0] in gate_inputs
-    ]
-    # ORT's dynamic quantizer first rewrites a Gemm as '<name>_MatMul' + Add
-    return [*gates, *(f"{name}_MatMul" for name in gates)]
+    return softmax_gates(path, weighted_only=False)
 
 
 def text_excluded_nodes(path: Path) -> list[str]:
@@ -163,52 +142,20 @@ def export_text_variants(
     from the pre-processed FP32 graph, the static one calibrated on the first
     `cfg.static.calibration_rows` rows of `calibration_ids`. The same inputs give the same
     files' outputs: export, pre-processing and calibration draw no random numbers."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {FP32: out_dir / "fp32.onnx"}
-    export_text_onnx(model, paths[FP32], cfg.opset)
-    if not (cfg.dynamic.enabled or cfg.static.enabled):
-        return paths
-    prepared = out_dir / "fp32_prepared.onnx"
-    preprocess_text(paths[FP32], prepared)
-    excluded = text_excluded_nodes(prepared)
-    try:
-        with _quiet_root_logger():
-            if cfg.dynamic.enabled:
-                paths[INT8_DYNAMIC] = out_dir / "int8_dynamic.onnx"
-                quantize_dynamic(
-                    str(prepared),
-                    str(paths[INT8_DYNAMIC]),
-                    per_channel=cfg.dynamic.per_channel,
-                    weight_type=(
-                        QuantType.QInt8 if cfg.dynamic.weight_type == "qint8" else QuantType.QUInt8
-                    ),
-                    op_types_to_quantize=TEXT_QUANTIZED_OPS,
-                    nodes_to_exclude=excluded,
-                )
-            if cfg.static.enabled:
-                rows = calibration_ids[: cfg.static.calibration_rows]
-                reader = TextCalibrationReader(
-                    rows,
-                    pad_id,
-                    CALIBRATION_BATCH,
-                    common_length=cfg.static.calibration_method in HISTOGRAM_METHODS,
-                )
-                paths[INT8_STATIC] = out_dir / "int8_static.onnx"
-                quantize_static(
-                    str(prepared),
-                    str(paths[INT8_STATIC]),
-                    reader,
-                    quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    per_channel=cfg.static.per_channel,
-                    calibrate_method=METHODS[cfg.static.calibration_method],
-                    op_types_to_quantize=TEXT_QUANTIZED_OPS,
-                    nodes_to_exclude=excluded,
-                )
-    finally:
-        prepared.unlink(missing_ok=True)
-    return paths
+    rows = calibration_ids[: cfg.static.calibration_rows]
+    how = Quantization(
+        prepare=preprocess_text,
+        excluded_nodes=text_excluded_nodes,
+        dynamic_ops=TEXT_QUANTIZED_OPS,
+        static_ops=TEXT_QUANTIZED_OPS,
+        calibration=lambda: TextCalibrationReader(
+            rows,
+            pad_id,
+            CALIBRATION_BATCH,
+            common_length=cfg.static.calibration_method in HISTOGRAM_METHODS,
+        ),
+    )
+    return export_variants(out_dir, lambda fp32: export_text_onnx(model, fp32, cfg.opset), cfg, how)
 
 
 def random_text_batch(
@@ -233,20 +180,11 @@ def text_parity(
     """Largest absolute difference of any class probability between the PyTorch model (eval
     mode) and the ONNX file, over random texts of each (batch, length) shape, most rows
     padded: 0 up to float noise for the FP32 graph, the INT8 error for a quantized one."""
-    model = model.eval()
     vocab_size = model.embed.num_embeddings
     rng = np.random.default_rng(seed)
-    sess = session(path, threads=2)
-    worst = 0.0
-    for rows, length in shapes:
-        ids = random_text_batch(rows, length, vocab_size, pad_id, rng)
-        mask = (ids != pad_id).astype(np.int64)
-        with torch.no_grad():
-            logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
-        expected = torch.softmax(logits, dim=-1).numpy()
-        (actual,) = sess.run([PROBABILITIES], {INPUT_IDS: ids, ATTENTION_MASK: mask})
-        worst = max(worst, float(np.abs(actual - expected).max()))
-    return worst
+    batches = (random_text_batch(rows, n, vocab_size, pad_id, rng) for rows, n in shapes)
+    feeds = ({INPUT_IDS: ids, ATTENTION_MASK: (ids != pad_id).astype(np.int64)} for ids in batches)
+    return parity(model, path, feeds)
 
 
 def text_latency_ms(
@@ -260,11 +198,6 @@ def text_latency_ms(
     """Median milliseconds per call at each batch size (pipelines.evaluation.latency: 3 warm
     calls, then `repeats` timed ones), the trimming to the longest text included, since a
     scorer pays it on every call too."""
-    sess = session(path, threads)
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        batch_ids, mask = trimmed(batch, pad_id)
-        return sess.run([PROBABILITIES], {INPUT_IDS: batch_ids, ATTENTION_MASK: mask})[0]
-
+    predict = batch_scorer(path, threads, text_feed(pad_id), batch_size=max(batch_sizes))
     report = latency(predict, ids, batch_sizes, repeats)
     return {size: report[f"batch{size}"]["p50_ms"] for size in batch_sizes}

@@ -14,40 +14,25 @@ import numpy as np
 import torch
 
 from pipelines.config import PipelineConfig
-from pipelines.io import staged_outputs, write_json
 from pipelines.layout import Layout
-from pipelines.modalities.image.plugins.common import (
-    ONNX_VARIANTS,
-    class_names,
-    image_size,
-    split_arrays,
-    variant_file,
-)
+from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
 
 MISCLASSIFIED_SHOWN = 32
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.evaluation import interleaved_latency
+    from pipelines.core.multiclass_evaluate import Baseline, MulticlassTest, evaluate_multiclass
     from pipelines.modalities.image.baseline import (
         class_probabilities,
         fit_baselines,
         texture_features,
     )
     from pipelines.modalities.image.lightning import image_probabilities, load_image_checkpoint
+    from pipelines.modalities.image.onnx_variants import image_feed
     from pipelines.modalities.image.preprocess import normalise
     from pipelines.models.moe import count_parameters
-    from pipelines.multiclass import (
-        comparison_png,
-        confusion_png,
-        micro_curves,
-        multiclass_metrics,
-        write_curve_csv,
-    )
 
-    # PyTorch on as many threads as the ONNX Runtime sessions: the latency columns compare
-    # runtimes, not thread counts
-    torch.set_num_threads(cfg.evaluate.threads)
+    torch.set_num_threads(cfg.evaluate.threads)  # as the ONNX sessions: evaluate_multiclass
     module = load_image_checkpoint(layout.checkpoint)
     classes = class_names(layout)
     size = image_size(cfg)
@@ -57,88 +42,40 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     baselines = fit_baselines(texture_features(raw_train), y_train, cfg.seed)
     del raw_train
     features_test = texture_features(raw_test)
-
-    available = [v for v in ONNX_VARIANTS if variant_file(layout.onnx_dir, v).is_file()]
-    sessions = {
-        f"onnx_{v}": _onnx_scorer(variant_file(layout.onnx_dir, v), cfg.evaluate.threads)
-        for v in available
-    }
-    probabilities = {"pytorch_fp32": image_probabilities(module, x_test)}
-    probabilities.update({name: score(x_test) for name, score in sessions.items()})
-    for name, baseline in baselines.items():
-        probabilities[name] = class_probabilities(baseline, features_test, len(classes))
-    reference = "onnx_fp32" if "onnx_fp32" in probabilities else "pytorch_fp32"
     good = cfg.data.image.good_class
-    report: dict[str, Any] = {
-        "modality": "image",
-        "test_rows": len(y_test),
-        "classes": classes,
-        "good_class": good,
-        "reference": reference,
-        "variants": {},
-    }
-    for name, p in probabilities.items():
-        report["variants"][name] = {
-            **multiclass_metrics(y_test, p, classes),
-            **defect_view(y_test, p, classes, good, cfg.evaluate.defect_recall),
-        }
-    fp32_f1 = report["variants"][reference]["macro_f1"]
-    for name, m in report["variants"].items():
-        m["macro_f1_retained_vs_fp32"] = m["macro_f1"] / fp32_f1 if fp32_f1 else None
-        if name.startswith("onnx_"):
-            m["size_bytes"] = (
-                variant_file(layout.onnx_dir, name.removeprefix("onnx_")).stat().st_size
-            )
-    report["variants"]["pytorch_fp32"]["parameters"] = count_parameters(module.model)
 
-    # latency: every variant on the same test images, round-robin; the networks receive the
-    # preprocessed images and the baselines their texture features, each timed without its
-    # preprocessing (decoding is paid either way; featurising is timed alone, as
-    # texture_features_only)
-    rows = np.arange(len(x_test))
-    predictors = {name: (lambda b, s=score: s(x_test[b])) for name, score in sessions.items()}
-    predictors["pytorch_fp32"] = lambda b: image_probabilities(module, x_test[b])
-    for name, baseline in baselines.items():
-        predictors[name] = lambda b, m=baseline: m.predict_proba(features_test[b])
-    predictors["texture_features_only"] = lambda b: texture_features(raw_test[b])
-    latency = interleaved_latency(
-        predictors, rows, cfg.evaluate.latency_batch_sizes, cfg.evaluate.latency_repeats
+    def misclassified(folder: Path, report: dict[str, Any], p: dict[str, np.ndarray]) -> dict:
+        reference = p[report["reference"]]
+        path = folder / "misclassified.png"
+        return {
+            "misclassified_shown": misclassified_png(raw_test, y_test, reference, classes, path)
+        }
+
+    # the networks take the preprocessed images and the baselines their texture features,
+    # each timed without its preprocessing (decoding is paid either way; featurising is timed
+    # alone, as texture_features_only)
+    test = MulticlassTest(
+        modality="image",
+        classes=classes,
+        y=y_test,
+        x=x_test,
+        onnx_feed=image_feed,
+        pytorch=lambda x: image_probabilities(module, x),
+        parameters=count_parameters(module.model),
+        baselines={
+            name: Baseline(
+                probabilities=class_probabilities(model, features_test, len(classes)),
+                predict=lambda b, m=model: m.predict_proba(features_test[b]),
+            )
+            for name, model in baselines.items()
+        },
+        preprocessing=("texture_features_only", lambda b: texture_features(raw_test[b])),
+        variant_metrics=lambda p: defect_view(y_test, p, classes, good, cfg.evaluate.defect_recall),
+        facts={"good_class": good},
+        headline_columns=defect_columns,
+        figures=misclassified,
     )
-    outputs = (
-        layout.evaluate_report,
-        layout.evaluate_metrics,
-        layout.headline_metrics,
-        layout.roc_curves,
-        layout.pr_curves,
-        layout.latency_report,
-    )
-    with staged_outputs(layout.staging, *outputs) as (
-        folder,
-        metrics_file,
-        headline_file,
-        roc_dir,
-        pr_dir,
-        latency_dir,
-    ):
-        for made in (folder, roc_dir, pr_dir, latency_dir):
-            made.mkdir()
-        for name, m in report["variants"].items():
-            confusion_png(m, folder / f"confusion_{name}.png", name)
-            roc, pr = micro_curves(y_test, probabilities[name], len(classes))
-            write_curve_csv(roc_dir / f"{name}.csv", roc)
-            write_curve_csv(pr_dir / f"{name}.csv", pr)
-        shown = misclassified_png(
-            raw_test, y_test, probabilities[reference], classes, folder / "misclassified.png"
-        )
-        report["misclassified_shown"] = shown
-        write_json(folder / "evaluate.json", report)
-        write_json(metrics_file, report)
-        write_json(headline_file, headline(report))
-        write_json(
-            latency_dir / "latency.json", {"variants": latency, "threads": cfg.evaluate.threads}
-        )
-        comparison_png(report, latency, folder / "comparison.png")
-    return report
+    return evaluate_multiclass(cfg, layout, test)
 
 
 def defect_view(
@@ -180,39 +117,14 @@ def defect_view(
     }
 
 
-def headline(report: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for name, m in report["variants"].items():
-        row = {
-            "accuracy": round(m["accuracy"], 6),
-            "macro_f1": round(m["macro_f1"], 6),
-            "macro_f1_kept": round(m["macro_f1_retained_vs_fp32"] or 0.0, 6),
-        }
-        if "defect_recall" in m:
-            row["defect_recall"] = round(m["defect_recall"], 6)
-            row["precision_at_defect_recall"] = round(
-                m["precision_at_defect_recall"]["precision"], 6
-            )
-        if "size_bytes" in m:
-            row["kib"] = round(m["size_bytes"] / 1024, 1)
-        out[name] = row
-    return {"test": out}
-
-
-def _onnx_scorer(path: Path, threads: int):
-    from pipelines.models.image import IMAGES, PROBABILITIES
-    from pipelines.runtime import session
-
-    sess = session(path, threads)
-
-    def score(images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        out = [
-            sess.run([PROBABILITIES], {IMAGES: images[start : start + batch_size]})[0]
-            for start in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(out)
-
-    return score
+def defect_columns(m: dict[str, Any]) -> dict[str, Any]:
+    """The defect view's headline columns, where the variant has one."""
+    if "defect_recall" not in m:
+        return {}
+    return {
+        "defect_recall": round(m["defect_recall"], 6),
+        "precision_at_defect_recall": round(m["precision_at_defect_recall"]["precision"], 6),
+    }
 
 
 def misclassified_png(
