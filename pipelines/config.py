@@ -26,6 +26,7 @@ from pipelines.modalities.text.rules_config import (
     TextGatesConfig,
     TokenizerConfig,
 )
+from pipelines.models import families
 
 
 @dataclass(frozen=True)
@@ -204,15 +205,19 @@ class DataConfig:
     num_proc: int | None = bounded(None, **AT_LEAST_ONE)
 
 
-# the image models (pipelines/models/image.py) share ModelConfig; their dense twins are
-# image_cnn_dense and image_patch_dense
-MOE_MODELS = ("moe_mlp", "moe_transformer", "image_cnn_moe", "image_patch_moe")
-SEQUENCE_MODELS = ("moe_transformer", "dense_transformer", "bilstm_attention")
-
-
 @dataclass
 class ModelConfig:
+    """The keys of the model families (pipelines/models/families.py states which family is
+    MoE, its dense twin, the modalities it reads) or of a user's own model class."""
+
+    # the family's builder, as conf/model/<name>.yaml names it, or a torch.nn.Module class of
+    # your own (the contract: pipelines/models/build.py)
+    _target_: str = families.FAMILIES["moe_mlp"].target
+    # what metrics, run names and export versions show; for a class of your own, left at a
+    # family's name, its class name in snake case
     name: str = "moe_mlp"
+    # a class of your own only: its keyword arguments besides n_features
+    args: dict[str, Any] = field(default_factory=dict)
     hidden_dim: int = bounded(64, **AT_LEAST_ONE)
     num_blocks: int = bounded(2, **AT_LEAST_ONE)
     ffn_dim: int = bounded(128, **AT_LEAST_ONE)
@@ -237,13 +242,16 @@ class ModelConfig:
     def attention_head_dim(self) -> int:
         return self.head_dim if self.head_dim is not None else self.hidden_dim // self.num_heads
 
+    def __post_init__(self) -> None:
+        families.resolve(self)
+
     @property
     def is_moe(self) -> bool:
-        return self.name in MOE_MODELS
+        return families.is_moe(self)
 
     @property
     def is_sequence(self) -> bool:
-        return self.name in SEQUENCE_MODELS
+        return families.is_sequence(self)
 
 
 @dataclass
@@ -536,17 +544,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.clean.missing.numeric": ("median", "mean", "zero", "quarantine"),
     "data.clean.missing.categorical": ("most_frequent", "constant", "quarantine"),
     "data.augment.method": ("none", "smote", "random_over", "random_under", "smote_tomek"),
-    "model.name": (
-        "moe_mlp",
-        "dense_mlp",
-        "moe_transformer",
-        "dense_transformer",
-        "bilstm_attention",
-        "image_cnn_moe",
-        "image_cnn_dense",
-        "image_patch_moe",
-        "image_patch_dense",
-    ),
     "model.noisy_gate_policy": ("RSample", "Jitter"),
     "strategy.name": ("auto", "ddp", "deepspeed"),
     "strategy.process_group_backend": ("gloo", "nccl", "mpi"),
@@ -628,24 +625,10 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
         )
     # the modality's own rules: which models it takes, its section's invariants
     modality(cfg.data.modality).check(cfg, source)
-    model = cfg.model
-    if (
-        model.name in ("moe_transformer", "dense_transformer")
-        and model.head_dim is None
-        and model.hidden_dim % model.num_heads
-    ):
-        # without an explicit head_dim, hidden_dim is split into num_heads equal parts
-        raise PipelineError(
-            f"{source}: config keys 'model.hidden_dim' = {model.hidden_dim}, 'model.num_heads' "
-            f"= {model.num_heads}: {model.name} expects hidden_dim divisible by num_heads "
-            "(or model.head_dim set)"
-        )
-    if model.name == "bilstm_attention" and model.hidden_dim % 2:
-        # hidden_dim is both directions together, half each
-        raise PipelineError(
-            f"{source}: config key 'model.hidden_dim' = {model.hidden_dim}: bilstm_attention "
-            "expects an even number (half per LSTM direction)"
-        )
+    try:
+        families.check_family(cfg.model)
+    except PipelineError as err:
+        raise PipelineError(f"{source}: {err}") from None
     gates = cfg.data.profile.gates
     if gates.min_positive_fraction > gates.max_positive_fraction:
         raise PipelineError(
@@ -714,7 +697,12 @@ def schema_keys(node: Any = PipelineConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-FREE_FORM = ("strategy.config.", "data.clean.ranges.", "data.clean.allowed_values.")
+FREE_FORM = (
+    "strategy.config.",
+    "data.clean.ranges.",
+    "data.clean.allowed_values.",
+    "model.args.",
+)
 
 
 def unknown_key_message(key: str) -> str | None:

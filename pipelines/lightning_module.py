@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
 from pipelines.config import ModelConfig, TrainConfig
-from pipelines.models.moe import build_model
+from pipelines.models.build import build_model
 
 
 class MoEClassifierBase(L.LightningModule):

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from pipelines.config import ModelConfig
+from pipelines.models.families import matched_dense
 from pipelines.models.image import IMAGES, build_image_model, export_image_onnx
-from pipelines.models.moe import count_parameters, matched_dense
+from pipelines.models.moe import count_parameters
 from pipelines.runtime import session
 
 SIZE, CLASSES, HIDDEN, EXPERTS = 32, 3, 32, 4

@@ -11,7 +11,8 @@ from deepspeed.moe.layer import MoE
 
 from pipelines.config import ModelConfig
 from pipelines.errors import PipelineError
-from pipelines.models.moe import MoEBlock, build_model, count_parameters, exportable
+from pipelines.models.build import build_model
+from pipelines.models.moe import MoEBlock, count_parameters, exportable
 from pipelines.onnx_export import export_onnx, parity_check
 
 N_FEATURES = 12

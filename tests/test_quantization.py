@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipelines.config import DynamicQuantConfig, ModelConfig, StaticQuantConfig
-from pipelines.models.moe import build_model
+from pipelines.models.build import build_model
 from pipelines.onnx_export import INPUT, export_onnx
 from pipelines.quantization import (
     ArrayReader,

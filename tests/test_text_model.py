@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from pipelines.config import ModelConfig
-from pipelines.models.moe import count_parameters, matched_dense
+from pipelines.models.families import matched_dense
+from pipelines.models.moe import count_parameters
 from pipelines.models.text import (
     ATTENTION_MASK,
     INPUT_IDS,
