@@ -42,7 +42,9 @@ def user_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_users_model_gets_its_class_name_and_keeps_its_arguments(
     user_folder: Path, tmp_path: Path
 ) -> None:
-    cfg = load_params(small_params(tmp_path / "params.yaml", USER_MODEL))
+    # composed by Hydra with the README's overrides
+    groups = ["model._target_=my_models.TinyNet", "+model.args.width=16"]
+    cfg = load_params(small_params(tmp_path / "params.yaml", groups=groups))
     assert (cfg.model.name, cfg.model._target_, cfg.model.args) == (
         "tiny_net",
         "my_models.TinyNet",
