@@ -474,6 +474,11 @@ def load_checkpoint(path: Path) -> RiskClassifier:
             "(each modality's lightning module reads its own, e.g. load_text_checkpoint in "
             "pipelines.modalities.text.lightning)"
         )
-    module = RiskClassifier(**payload["hyper_parameters"])
+    try:
+        # the model's `_target_` and `args` are in its hyperparameters: a user's own class is
+        # imported again here, from PYTHONPATH
+        module = RiskClassifier(**payload["hyper_parameters"])
+    except PipelineError as err:
+        raise PipelineError(f"{path}: {err}") from None
     module.load_state_dict(payload["state_dict"])
     return module.eval()

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_params
+from pipelines.config import load_params, to_container
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
+from pipelines.lightning_module import RiskClassifier
+from pipelines.training import load_checkpoint, save_checkpoint
 from tests.small import REPO, copy_project, env, small_params
 
 STAGES = ("ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export")
@@ -125,3 +127,26 @@ def test_a_users_own_model_runs_through_all_eight_stages(tmp_path: Path) -> None
     assert card["config"]["model"]["args"] == {"width": 16}
     assert max(card["parity_max_abs_diff"].values()) <= card["parity_atol"]
     assert "my_models.TinyNet" in (layout.export_dir / "model_card.md").read_text()
+
+
+def test_a_checkpoint_of_a_users_model_names_the_class_it_cannot_import(
+    user_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_params(small_params(tmp_path / "params.yaml", USER_MODEL))
+    module = RiskClassifier(
+        n_features=3,
+        feature_names=["a", "b", "c"],
+        feature_mean=[0.0] * 3,
+        feature_std=[1.0] * 3,
+        model=to_container(cfg.model),
+        train=to_container(cfg.train),
+    )
+    path = tmp_path / "model.ckpt"
+    save_checkpoint(module, path, {})
+    loaded = load_checkpoint(path)
+    assert type(loaded.model.network).__name__ == "TinyNet"
+    assert loaded.model.network.net[0].out_features == 16
+    monkeypatch.delitem(sys.modules, "my_models")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(user_folder)])
+    with pytest.raises(PipelineError, match=r"model.ckpt: config key 'model._target_' = "):
+        load_checkpoint(path)
