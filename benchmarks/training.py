@@ -3,7 +3,7 @@
     python benchmarks/training.py [--rows 100000] [--epochs 2] [--threads 2]
 
 - MoE cost: each MoE config vs the dense model with the same active parameters per token
-  (pipelines.models.moe.matched_dense), trained through the same Lightning stage code:
+  (pipelines.models.families.matched_dense), trained through the same Lightning stage code:
   step time ratio and validation AUPRC side by side.
 - Framework overhead: the same model and batches through a bare PyTorch loop (forward,
   loss, backward, AdamW step, LR schedule) vs Lightning's fit loop with logging and
@@ -31,7 +31,7 @@ from pipelines.datamodule import TabularDataModule, model_inputs
 from pipelines.evaluation import ranking_metrics
 from pipelines.io import read_json
 from pipelines.layout import Layout
-from pipelines.models.moe import matched_dense
+from pipelines.models.families import matched_dense
 from pipelines.onnx_export import torch_probabilities
 from pipelines.training import fit_classifier
 from stages import augment, clean, ingest, profile

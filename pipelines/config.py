@@ -21,6 +21,7 @@ from pipelines.errors import PipelineError
 from pipelines.lightning_options import split_extras
 from pipelines.modalities.registry import modality
 from pipelines.modalities.tabular import config as tabular
+from pipelines.models import families
 from pipelines.schema import compression, data, evaluation, model, training
 from pipelines.schema.compression import (
     QuantizeConfig,
@@ -134,24 +135,10 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
         )
     # the modality's own rules: which models it takes, its section's invariants
     modality(cfg.data.modality).check(cfg, source)
-    model = cfg.model
-    if (
-        model.name in ("moe_transformer", "dense_transformer")
-        and model.head_dim is None
-        and model.hidden_dim % model.num_heads
-    ):
-        # without an explicit head_dim, hidden_dim is split into num_heads equal parts
-        raise PipelineError(
-            f"{source}: config keys 'model.hidden_dim' = {model.hidden_dim}, 'model.num_heads' "
-            f"= {model.num_heads}: {model.name} expects hidden_dim divisible by num_heads "
-            "(or model.head_dim set)"
-        )
-    if model.name == "bilstm_attention" and model.hidden_dim % 2:
-        # hidden_dim is both directions together, half each
-        raise PipelineError(
-            f"{source}: config key 'model.hidden_dim' = {model.hidden_dim}: bilstm_attention "
-            "expects an even number (half per LSTM direction)"
-        )
+    try:
+        families.check_family(cfg.model)
+    except PipelineError as err:
+        raise PipelineError(f"{source}: {err}") from None
     weight = cfg.train.pos_weight
     if weight not in (None, "auto") and (
         isinstance(weight, bool)
@@ -207,7 +194,12 @@ def schema_keys(node: Any = PipelineConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-FREE_FORM = ("strategy.config.", "data.clean.ranges.", "data.clean.allowed_values.")
+FREE_FORM = (
+    "strategy.config.",
+    "data.clean.ranges.",
+    "data.clean.allowed_values.",
+    "model.args.",
+)
 
 
 def unknown_key_message(key: str) -> str | None:

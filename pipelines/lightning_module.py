@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
-from pipelines.models.moe import build_model
+from pipelines.models.build import build_model
 from pipelines.schema.model import ModelConfig
 from pipelines.schema.training import TrainConfig
 

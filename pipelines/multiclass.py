@@ -136,3 +136,12 @@ def comparison_png(report: dict[str, Any], latency: dict[str, Any], path: Path) 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
+    """n / (k * count) per class, scikit-learn's "balanced" rule, so a rare class weighs as
+    much in the loss as a common one. By hand because a class absent from train gets weight 0
+    here, where sklearn's compute_class_weight refuses it."""
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    weights = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return [float(w) for w in weights]

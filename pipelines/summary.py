@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
+from pipelines.modalities.registry import modality
 
 
 def metric_value(layout: Layout, name: str) -> float:
@@ -43,7 +44,8 @@ def print_summary(layout: Layout) -> None:
     latency = layout.latency_report / "latency.json"
     # absent when the outputs came from `dvc pull` rather than a run on this machine
     timings = json.loads(latency.read_text())["variants"] if latency.is_file() else {}
-    if evaluation.get("modality") in ("text", "image"):
+    # a multi-class report names its classes; a binary one (tables) reports AUPRC instead
+    if "classes" in evaluation:
         _print_multiclass_summary(evaluation, timings)
         return
     unreliable = "" if evaluation.get("reliable", True) else " (too few positives: unreliable)"
@@ -94,16 +96,18 @@ def print_summary(layout: Layout) -> None:
 
 
 def _print_multiclass_summary(evaluation: dict, timings: dict) -> None:
-    """Text and image runs: accuracy and macro-F1 per variant; for images also the defect
-    view (recall of the defect classes, precision at evaluate.defect_recall)."""
-    image = evaluation["modality"] == "image"
+    """Multi-class runs: accuracy and macro-F1 per variant; where the report has the defect
+    view (a `good_class` was declared), its recall and precision at evaluate.defect_recall. The
+    rows are counted in the report's own unit (texts, images)."""
+    defect_view = "good_class" in evaluation
     serving = _serving_batch(timings)
-    unit = "images" if image else "texts"
+    plugin = modality(evaluation["modality"])
+    unit = plugin.fact("ROWS", "rows")
     table = Table(
         title=f"test split: {evaluation['test_rows']} {unit}, {len(evaluation['classes'])} classes"
     )
     columns = ["variant", "accuracy", "macro-F1", "macro-F1 kept"]
-    if image:
+    if defect_view:
         columns += ["defect recall", "precision@recall"]
     columns += ["KiB", f"ms @{serving or '?'}", "vs ORT FP32"]
     for column in columns:
@@ -117,7 +121,7 @@ def _print_multiclass_summary(evaluation: dict, timings: dict) -> None:
             f"{m['macro_f1']:.4f}",
             f"{m['macro_f1_retained_vs_fp32']:.2%}",
         ]
-        if image:
+        if defect_view:
             at = m.get("precision_at_defect_recall")
             row += [
                 f"{m['defect_recall']:.4f}" if "defect_recall" in m else "n/a",
@@ -130,16 +134,7 @@ def _print_multiclass_summary(evaluation: dict, timings: dict) -> None:
         ]
         table.add_row(*row)
     Console(width=150).print(table)
-    if image:
-        print(
-            f"latency: p50 at batch {serving}, preprocessed images in (the baselines' "
-            "featurising is timed as texture_features_only in outputs/latency/latency.json)"
-        )
-    else:
-        print(
-            f"latency: p50 at batch {serving}, token ids in (tokenising is timed as "
-            "tokenize_only in outputs/latency/latency.json); TF-IDF's includes its vectorizer"
-        )
+    print(f"latency: p50 at batch {serving}, {plugin.fact('LATENCY_INPUTS', 'model inputs in')}")
 
 
 def _serving_batch(timings: dict) -> int | None:

@@ -460,20 +460,32 @@ def save_checkpoint(module: MoEClassifierBase, path: Path, extra: dict[str, Any]
     )
 
 
-def load_checkpoint(path: Path) -> RiskClassifier:
+def read_checkpoint(path: Path, modality: str) -> dict[str, Any]:
+    """The train stage's checkpoint payload, loaded weights-only (no pickle: a checkpoint from
+    elsewhere cannot run code), after checking the train stage wrote it for `modality`."""
     from pipelines.errors import PipelineError
 
     if not path.is_file():
         raise PipelineError(f"{path}: missing model checkpoint (run the train stage first)")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise PipelineError(f"{path}: not a checkpoint written by the train stage")
-    if payload.get("modality", "tabular") != "tabular":
+    written_for = payload.get("modality", "tabular")
+    if payload.get("format") != CHECKPOINT_FORMAT or written_for != modality:
         raise PipelineError(
-            f"{path}: a {payload['modality']} model's checkpoint; expected a tabular one "
-            "(each modality's lightning module reads its own, e.g. load_text_checkpoint in "
-            "pipelines.modalities.text.lightning)"
+            f"{path}: not a {modality} model's checkpoint written by the train stage (it holds "
+            f"a {written_for} one; rerun train with data.modality = {modality})"
         )
-    module = RiskClassifier(**payload["hyper_parameters"])
+    return payload
+
+
+def load_checkpoint(path: Path) -> RiskClassifier:
+    from pipelines.errors import PipelineError
+
+    payload = read_checkpoint(path, "tabular")
+    try:
+        # the model's `_target_` and `args` are in its hyperparameters: a user's own class is
+        # imported again here, from PYTHONPATH
+        module = RiskClassifier(**payload["hyper_parameters"])
+    except PipelineError as err:
+        raise PipelineError(f"{path}: {err}") from None
     module.load_state_dict(payload["state_dict"])
     return module.eval()

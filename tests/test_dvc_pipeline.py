@@ -135,6 +135,10 @@ INFRASTRUCTURE = {
     "pipelines/modalities/tabular/plugins/__init__.py",
     # the image settings' dataclasses, likewise
     "pipelines/modalities/image/config.py",
+    # the model families' facts the schema's model checks read (the stages that build a model
+    # depend on all of pipelines/models)
+    "pipelines/models/__init__.py",
+    "pipelines/models/families.py",
     # package markers (a docstring)
     "pipelines/modalities/text/__init__.py",
     "pipelines/modalities/text/plugins/__init__.py",

@@ -12,8 +12,9 @@ import onnx
 import pytest
 import torch
 
+from pipelines.models.families import matched_dense
 from pipelines.models.image import IMAGES, build_image_model, export_image_onnx
-from pipelines.models.moe import count_parameters, matched_dense
+from pipelines.models.moe import count_parameters
 from pipelines.runtime import session
 from pipelines.schema.model import ModelConfig
 

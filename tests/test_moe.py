@@ -10,7 +10,8 @@ import torch
 from deepspeed.moe.layer import MoE
 
 from pipelines.errors import PipelineError
-from pipelines.models.moe import MoEBlock, build_model, count_parameters, exportable
+from pipelines.models.build import build_model
+from pipelines.models.moe import MoEBlock, count_parameters, exportable
 from pipelines.onnx_export import export_onnx, parity_check
 from pipelines.schema.model import ModelConfig
 

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pipelines.models.moe import build_model
+from pipelines.models.build import build_model
 from pipelines.onnx_export import INPUT, export_onnx
 from pipelines.quantization import (
     ArrayReader,

@@ -17,7 +17,9 @@ from pipelines.data.schema import LABEL
 from pipelines.data.sequences import customer_sequences
 from pipelines.errors import PipelineError
 from pipelines.io import write_frame
-from pipelines.models.moe import build_model, count_parameters, matched_dense
+from pipelines.models.build import build_model
+from pipelines.models.families import matched_dense
+from pipelines.models.moe import count_parameters
 from pipelines.onnx_export import export_onnx, parity_check
 from pipelines.schema.model import ModelConfig
 

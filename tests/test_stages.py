@@ -27,6 +27,7 @@ from pipelines.modalities.tabular import baselines
 from pipelines.modalities.tabular.cleaning import CleanResult, clean_splits, write_quarantine
 from pipelines.modalities.tabular.config import CleanConfig, MissingConfig, OutlierConfig, RangeRule
 from pipelines.modalities.tabular.plugins import export as tabular_export
+from pipelines.modalities.tabular.plugins import quantize as tabular_quantize
 from pipelines.onnx_export import INPUT
 from pipelines.plots import pareto_front
 from pipelines.runtime import session
@@ -553,7 +554,7 @@ def test_a_stage_that_fails_midway_publishes_nothing(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(quantize, "static_int8", interrupted)
+    monkeypatch.setattr(tabular_quantize, "static_int8", interrupted)
     with pytest.raises(KeyboardInterrupt):
         quantize.run(cfg, target)
     assert not target.onnx_dir.exists() and not target.quantize_metrics.exists()

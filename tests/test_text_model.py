@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.models.moe import count_parameters, matched_dense
+from pipelines.models.families import matched_dense
+from pipelines.models.moe import count_parameters
 from pipelines.models.text import (
     ATTENTION_MASK,
     INPUT_IDS,

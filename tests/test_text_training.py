@@ -15,12 +15,11 @@ from pipelines.config import load_params, to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.modalities.text.lightning import (
     TextIntentClassifier,
-    balanced_class_weights,
     text_probabilities,
 )
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
-from pipelines.multiclass import multiclass_metrics
+from pipelines.multiclass import balanced_class_weights, multiclass_metrics
 from pipelines.training import fit_classifier
 
 REPO = Path(__file__).resolve().parents[1]

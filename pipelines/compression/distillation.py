@@ -21,24 +21,26 @@ from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
+from pipelines.models import families
 from pipelines.models.moe import count_parameters
 from pipelines.schema.compression import DistillConfig, StudentConfig
 from pipelines.schema.model import ModelConfig
 
 STUDENT_KEY = "quantize.distill.student"
 
-# bilstm_attention is dense already, so it stays itself (see student_model_config)
-DENSE_COUNTERPART = {"moe_mlp": "dense_mlp", "moe_transformer": "dense_transformer"}
-
 
 def student_model_config(teacher: ModelConfig, student: StudentConfig) -> dict[str, Any]:
     """The teacher's model config with its dense counterpart's name and the student's sizes,
     as the plain dict RiskClassifier takes.
 
-    moe_mlp -> dense_mlp and moe_transformer -> dense_transformer; dense families stay as they
-    are. A bilstm_attention teacher gets a bilstm_attention student with the student's
-    hidden_dim (both LSTM directions together): that architecture has one LSTM layer and no
-    feed-forward block, so num_blocks and ffn_dim are recorded but unused. A Transformer
+    An MoE family's dense twin (pipelines/models/families.py: moe_mlp -> dense_mlp,
+    moe_transformer -> dense_transformer); dense families stay as they are, and a user's own
+    model class gets a dense_mlp student over the same features (its own arguments mean
+    nothing to a smaller copy of it).
+
+    A bilstm_attention teacher gets a bilstm_attention student with the student's hidden_dim
+    (both LSTM directions together): that architecture has one LSTM layer and no feed-forward
+    block, so num_blocks and ffn_dim are recorded but unused. A Transformer
     student was the alternative, but it would swap the architecture the user chose for one
     that must learn a different inductive bias in a few epochs, and bring num_heads
     constraints the bilstm config never had to meet.
@@ -54,7 +56,7 @@ def student_model_config(teacher: ModelConfig, student: StudentConfig) -> dict[s
             raise PipelineError(
                 f"config key '{STUDENT_KEY}.{key}' = {value!r}: expected an integer >= 1"
             )
-    name = DENSE_COUNTERPART.get(teacher.name, teacher.name)
+    name = families.student_name(teacher)
     if (
         name == "dense_transformer"
         and teacher.head_dim is None
@@ -73,7 +75,9 @@ def student_model_config(teacher: ModelConfig, student: StudentConfig) -> dict[s
         )
     config = dataclasses.replace(
         teacher,
+        _target_=families.FAMILIES[name].target,
         name=name,
+        args={},
         hidden_dim=student.hidden_dim,
         num_blocks=student.num_blocks,
         ffn_dim=student.ffn_dim,

@@ -1,0 +1,1 @@
+"""Modality plug-ins: one package per data modality, found through registry.py."""

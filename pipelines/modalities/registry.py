@@ -45,6 +45,11 @@ class Modality:
             raise PipelineError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
         return _module(self, f"plugins.{stage}").run
 
+    def fact(self, name: str, default: str = "") -> str:
+        """A constant the plug-in package states for reports (e.g. `ROWS`, what one row is
+        called), or `default` when it states none."""
+        return getattr(importlib.import_module(self.package), name, default)
+
     def check(self, cfg: PipelineConfig, source: str) -> None:
         """The modality's own config rules (which models it takes, its section's invariants)."""
         _module(self, "checks").check(cfg, source)

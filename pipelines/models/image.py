@@ -10,7 +10,7 @@ the MoE blocks of the other modalities:
   (pipelines.models.sequence.AttentionBlock, run_encoder), read out at [CLS]. The router
   picks experts per patch.
 - image_cnn_dense / image_patch_dense: the same with dense feed-forwards of top_k x the
-  expert width (pipelines.models.moe.matched_dense), the same parameters active per token.
+  expert width (pipelines.models.families.matched_dense), the same parameters active per token.
 
 `model.hidden_dim` is the feature width of both; for the patch model `model.seq_len` is the
 number of patches (a square: 16 is a 4 x 4 grid), so the patch side is image side /
@@ -28,14 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipelines.models.families import family_of, import_target, names_for
 from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input, exportable
 from pipelines.models.sequence import AttentionBlock, run_encoder
 from pipelines.schema.model import ModelConfig
 
 IMAGES, PROBABILITIES = "images", "probabilities"
-CNN_MODELS = ("image_cnn_moe", "image_cnn_dense")
-PATCH_MODELS = ("image_patch_moe", "image_patch_dense")
-IMAGE_MODELS = CNN_MODELS + PATCH_MODELS
 
 
 def _feed_forward(cfg: ModelConfig) -> type[nn.Module]:
@@ -139,11 +137,12 @@ class ImagePatchClassifier(nn.Module):
 
 
 def build_image_model(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
-    if cfg.name in CNN_MODELS:
-        return ImageCNNClassifier(num_classes, image_size, cfg)
-    if cfg.name in PATCH_MODELS:
-        return ImagePatchClassifier(num_classes, image_size, cfg)
-    raise ValueError(f"model.name = {cfg.name!r}: expected one of {', '.join(IMAGE_MODELS)}")
+    family = family_of(cfg)
+    if family is None or "image" not in family.modalities:
+        raise ValueError(
+            f"model.name = {cfg.name!r}: expected one of {', '.join(names_for('image'))}"
+        )
+    return import_target(family.target)(num_classes, image_size, cfg)
 
 
 class _Probabilities(nn.Module):

@@ -10,7 +10,6 @@ locations); export always verifies it against the DeepSpeed forward at several b
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -218,31 +217,3 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
         per_expert = sum(p.numel() for p in block.experts[0].parameters())
         inactive += per_expert * (len(block.experts) - block.gate.k)
     return {"total": total, "active_per_row": total - inactive}
-
-
-def build_model(
-    n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
-) -> nn.Module:
-    if not math.isfinite(sum(mean)) or not math.isfinite(sum(std)):
-        raise ValueError("feature statistics must be finite")
-    if cfg.is_sequence:
-        from pipelines.models.sequence import build_sequence_model
-
-        return build_sequence_model(n_features, cfg, mean, std)
-    return TabularClassifier(n_features, cfg, mean, std)
-
-
-def matched_dense(cfg: ModelConfig) -> ModelConfig:
-    """The dense counterpart of an MoE config with the same parameters active per token: one
-    feed-forward of top_k x the expert width in place of the routed experts."""
-    import dataclasses
-
-    if not cfg.is_moe:
-        raise ValueError(f"{cfg.name} is not an MoE model")
-    dense_name = {
-        "moe_mlp": "dense_mlp",
-        "moe_transformer": "dense_transformer",
-        "image_cnn_moe": "image_cnn_dense",
-        "image_patch_moe": "image_patch_dense",
-    }[cfg.name]
-    return dataclasses.replace(cfg, name=dense_name, ffn_dim=cfg.ffn_dim * cfg.top_k)

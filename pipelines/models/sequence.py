@@ -156,11 +156,3 @@ class BiLSTMAttentionClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_aux(x)[0]
-
-
-def build_sequence_model(
-    n_features: int, cfg: ModelConfig, mean: list[float], std: list[float]
-) -> nn.Module:
-    if cfg.name == "bilstm_attention":
-        return BiLSTMAttentionClassifier(n_features, cfg, mean, std)
-    return TransformerClassifier(n_features, cfg, mean, std)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from pipelines.models import families
 from pipelines.schema.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, bounded
-
-# the image models (pipelines/models/image.py) share ModelConfig; their dense twins are
-# image_cnn_dense and image_patch_dense
-MOE_MODELS = ("moe_mlp", "moe_transformer", "image_cnn_moe", "image_patch_moe")
-SEQUENCE_MODELS = ("moe_transformer", "dense_transformer", "bilstm_attention")
 
 
 @dataclass
 class ModelConfig:
+    """The keys of the model families (pipelines/models/families.py states which family is
+    MoE, its dense twin, the modalities it reads) or of a user's own model class."""
+
+    # the family's builder, as conf/model/<name>.yaml names it, or a torch.nn.Module class of
+    # your own (the contract: pipelines/models/build.py)
+    _target_: str = families.FAMILIES["moe_mlp"].target
+    # what metrics, run names and export versions show; for a class of your own, left at a
+    # family's name, its class name in snake case
     name: str = "moe_mlp"
+    # a class of your own only: its keyword arguments besides n_features
+    args: dict[str, Any] = field(default_factory=dict)
     hidden_dim: int = bounded(64, **AT_LEAST_ONE)
     num_blocks: int = bounded(2, **AT_LEAST_ONE)
     ffn_dim: int = bounded(128, **AT_LEAST_ONE)
@@ -39,26 +46,18 @@ class ModelConfig:
     def attention_head_dim(self) -> int:
         return self.head_dim if self.head_dim is not None else self.hidden_dim // self.num_heads
 
+    def __post_init__(self) -> None:
+        families.resolve(self)
+
     @property
     def is_moe(self) -> bool:
-        return self.name in MOE_MODELS
+        return families.is_moe(self)
 
     @property
     def is_sequence(self) -> bool:
-        return self.name in SEQUENCE_MODELS
+        return families.is_sequence(self)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.name": (
-        "moe_mlp",
-        "dense_mlp",
-        "moe_transformer",
-        "dense_transformer",
-        "bilstm_attention",
-        "image_cnn_moe",
-        "image_cnn_dense",
-        "image_patch_moe",
-        "image_patch_dense",
-    ),
     "model.noisy_gate_policy": ("RSample", "Jitter"),
 }

@@ -6,16 +6,15 @@ import math
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
-
-IMAGE_MODELS = ("image_cnn_moe", "image_cnn_dense", "image_patch_moe", "image_patch_dense")
+from pipelines.models import families
 
 
 def check(cfg: PipelineConfig, source: str) -> None:
     model, size = cfg.model, cfg.data.image.clean.size
-    if model.name not in IMAGE_MODELS:
+    if not families.accepts("image", model):
         raise PipelineError(
             f"{source}: config key 'model.name' = {model.name!r} with data.modality = image: "
-            f"expected one of {', '.join(IMAGE_MODELS)} (the image classifiers)"
+            f"expected one of {', '.join(families.names_for('image'))} (the image classifiers)"
         )
     if not size.enabled or size.height != size.width:
         # the model and its export take one square size: clean is where every image gets it

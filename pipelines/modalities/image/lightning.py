@@ -148,17 +148,9 @@ def image_probabilities(
 def load_image_checkpoint(path: Path) -> ImageClassifier:
     """The image model (eval mode) from the train stage's checkpoint; its hyper-parameters
     carry the class names, the image size and the normalisation (mean, std)."""
-    from pipelines.errors import PipelineError
-    from pipelines.training import CHECKPOINT_FORMAT
+    from pipelines.training import read_checkpoint
 
-    if not path.is_file():
-        raise PipelineError(f"{path}: missing model checkpoint (run the train stage first)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("modality") != "image":
-        raise PipelineError(
-            f"{path}: not an image model's checkpoint written by the train stage (rerun train "
-            "with data.modality = image)"
-        )
+    payload = read_checkpoint(path, "image")
     module = ImageClassifier(**payload["hyper_parameters"])
     module.load_state_dict(payload["state_dict"])
     return module.eval()

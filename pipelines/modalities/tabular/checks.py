@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
-
-# the tabular models; a sequence model reads each entity's history of rows
-TABULAR_MODELS = (
-    "moe_mlp",
-    "dense_mlp",
-    "moe_transformer",
-    "dense_transformer",
-    "bilstm_attention",
-)
+from pipelines.models import families
 
 
 def check(cfg: PipelineConfig, source: str) -> None:
-    if cfg.model.name not in TABULAR_MODELS:
+    # the table models, or a user's own class over a row's features; a sequence model reads
+    # each entity's history of rows
+    if not families.accepts("tabular", cfg.model):
         raise PipelineError(
             f"{source}: config key 'model.name' = {cfg.model.name!r} with data.modality = "
-            f"{cfg.data.modality}: expected one of {', '.join(TABULAR_MODELS)} (the table "
+            f"{cfg.data.modality}: expected one of {', '.join(families.names_for('tabular'))} "
+            "(the table "
             "models; an image or text model needs its modality, e.g. +experiment=visual_inspection)"
         )
     if cfg.model.is_sequence and not (cfg.data.schema.sequence_key and cfg.data.schema.time_column):

@@ -1,2 +1,10 @@
 """Text modality (customer-service tickets): the simulator, the cleaning rules and the parts of
 the text model."""
+
+# what one row of this modality is called in reports
+ROWS = "texts"
+# what the latency figures of its evaluate report take as input
+LATENCY_INPUTS = (
+    "token ids in (tokenising is timed as tokenize_only in outputs/latency/"
+    "latency.json); TF-IDF's includes its vectorizer"
+)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
-
-TEXT_MODELS = ("moe_transformer", "dense_transformer")
+from pipelines.models import families
 
 
 def check(cfg: PipelineConfig, source: str) -> None:
-    if cfg.model.name not in TEXT_MODELS:
+    if not families.accepts("text", cfg.model):
         raise PipelineError(
             f"{source}: config key 'model.name' = {cfg.model.name!r} with data.modality = text: "
-            f"expected one of {', '.join(TEXT_MODELS)} (the text encoders)"
+            f"expected one of {', '.join(families.names_for('text'))} (the text encoders)"
         )
     max_length = cfg.data.text.tokenizer.max_length
     if cfg.model.seq_len != max_length:

@@ -22,7 +22,6 @@ from tokenizers import Tokenizer
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from pipelines.errors import PipelineError
 from pipelines.lightning_module import MoEClassifierBase
 from pipelines.models.text import TextClassifier, trim_to_longest
 from pipelines.schema.model import ModelConfig
@@ -86,14 +85,6 @@ class TextIntentClassifier(MoEClassifierBase):
         self.val_macro_f1.reset()
 
 
-def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
-    """n / (k * count) per class, scikit-learn's "balanced" rule, so a rare intent weighs as
-    much in the loss as a common one; a class absent from train gets weight 0."""
-    counts = np.bincount(y, minlength=n_classes).astype(float)
-    weights = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return [float(w) for w in weights]
-
-
 def text_probabilities(
     module: TextIntentClassifier, ids: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:
@@ -110,16 +101,9 @@ def text_probabilities(
 def load_text_checkpoint(path: Path) -> tuple[TextIntentClassifier, Tokenizer]:
     """The text model (eval mode) and the tokenizer it was trained with, from the train
     stage's checkpoint (the tokenizer travels inside it)."""
-    from pipelines.training import CHECKPOINT_FORMAT
+    from pipelines.training import read_checkpoint
 
-    if not path.is_file():
-        raise PipelineError(f"{path}: missing model checkpoint (run the train stage first)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("modality") != "text":
-        raise PipelineError(
-            f"{path}: not a text model's checkpoint written by the train stage (rerun train "
-            "with data.modality = text)"
-        )
+    payload = read_checkpoint(path, "text")
     module = TextIntentClassifier(**payload["hyper_parameters"])
     module.load_state_dict(payload["state_dict"])
     return module.eval(), Tokenizer.from_str(payload["tokenizer"])

@@ -19,9 +19,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         image_probabilities,
     )
     from pipelines.modalities.image.preprocess import channel_statistics, normalise
-    from pipelines.modalities.text.lightning import balanced_class_weights
     from pipelines.models.moe import count_parameters
-    from pipelines.multiclass import multiclass_metrics
+    from pipelines.multiclass import balanced_class_weights, multiclass_metrics
     from pipelines.strategy import check_hardware
     from pipelines.training import (
         drop_other_runs,

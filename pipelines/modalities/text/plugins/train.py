@@ -20,12 +20,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.datamodule import TabularDataModule
     from pipelines.modalities.text.lightning import (
         TextIntentClassifier,
-        balanced_class_weights,
         text_probabilities,
     )
     from pipelines.modalities.text.tokenizer import PAD, train_tokenizer
     from pipelines.models.moe import count_parameters
-    from pipelines.multiclass import multiclass_metrics
+    from pipelines.multiclass import balanced_class_weights, multiclass_metrics
     from pipelines.strategy import check_hardware
     from pipelines.training import (
         drop_other_runs,
