@@ -28,10 +28,11 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from pipelines.core.dedup import exact_pass
 from pipelines.modalities.image.analysis import analyse, decode, raw_bytes
 from pipelines.modalities.image.config import GATES_KEY as KEY
 from pipelines.modalities.image.config import ImageCleanConfig, ImageGatesConfig
-from pipelines.modalities.image.dedup import exact_pass, hamming_pass
+from pipelines.modalities.image.dedup import hamming_pass
 from pipelines.modalities.image.rules import undecoded
 from pipelines.plots import gates_html
 from pipelines.profiling import categorical_psi, population_stability_index

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import PipelineConfig
+from pipelines.core.rules import total_removed
 from pipelines.io import no_cache_files, read_split, staged_outputs, write_json, write_split
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.image.plugins.common import IMAGE, clean_rules
@@ -20,10 +21,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
         rules = clean_rules(cfg)
         cleaned, quarantine, report = clean_image_splits(splits, rules, cfg.data.num_proc)
-        removed: dict[str, int] = {}
-        for split in report.values():
-            for rule, count in split["removed"].items():
-                removed[rule] = removed.get(rule, 0) + count
+        removed = total_removed(report)
         metrics = {
             "rows_in": {name: s["rows_in"] for name, s in report.items()},
             "rows_out": {name: s["rows_out"] for name, s in report.items()},

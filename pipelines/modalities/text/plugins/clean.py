@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import PipelineConfig
+from pipelines.core.rules import total_removed
 from pipelines.io import read_split, staged_outputs, write_json, write_split
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.text.plugins.common import (
@@ -22,19 +23,13 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     with no_cache_files():
         splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
         cleaned, quarantine, report = clean_text_splits(splits, clean_rules(cfg), cfg.data.num_proc)
-        removed: dict[str, int] = {}
-        masked: dict[str, int] = {}
-        for split in report.values():
-            for rule, count in split["removed"].items():
-                removed[rule] = removed.get(rule, 0) + count
-            for kind, count in split["masked"].items():
-                masked[kind] = masked.get(kind, 0) + count
+        removed = total_removed(report)
         metrics = {
             "rows_in": {name: s["rows_in"] for name, s in report.items()},
             "rows_out": {name: s["rows_out"] for name, s in report.items()},
             "quarantined": sum(removed.values()),
             "removed_by_rule": removed,
-            "masked": masked,
+            "masked": total_removed(report, "masked"),
             "normalized": sum(s["normalized"] for s in report.values()),
             "splits": report,
         }

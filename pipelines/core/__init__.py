@@ -1,0 +1,1 @@
+"""Modality-free building blocks that every modality's plug-ins share."""
