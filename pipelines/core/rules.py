@@ -125,8 +125,9 @@ def fail_if_emptied(report: dict[str, Any], key: str, removal_rules: Mapping[str
             )
 
 
-def total_removed(report: Mapping[str, Mapping[str, Any]], section: str = "removed") -> dict:
-    """The per-split counts of `section` summed over the splits, keys in first-seen order."""
+def split_totals(report: Mapping[str, Mapping[str, Any]], section: str = "removed") -> dict:
+    """The per-split counts of `section` (removed per rule, masked per kind) summed over the
+    splits, keys in first-seen order."""
     totals: dict[str, int] = {}
     for split in report.values():
         for rule, count in split[section].items():

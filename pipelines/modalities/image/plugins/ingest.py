@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.config import PipelineConfig, to_container
+from pipelines.config import PipelineConfig
+from pipelines.core.ingest import check_simulator_rows, split_and_publish
 from pipelines.errors import PipelineError
-from pipelines.io import no_cache_files, publish_splits
+from pipelines.io import no_cache_files
 from pipelines.layout import Layout
 from pipelines.modalities.image.plugins.common import IMAGE, LABEL
 from pipelines.progress import stage_steps
@@ -28,8 +29,6 @@ IMAGE_SUFFIXES = frozenset(
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
-    from pipelines.data.split import split_dataset
-
     data = cfg.data
     with stage_steps("ingest", 4) as step, no_cache_files():
         raw, origin = _load_images(cfg)
@@ -37,23 +36,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         table = conform_images(raw, data.schema.image or IMAGE, data.schema.label, origin)
         classes = sorted(set(table[LABEL][:]))
         step(f"{len(classes)} classes")
-        splits = split_dataset(table, data.split, data.schema, cfg.seed)
-        step(f"split by {data.split.method}")
-        rows = publish_splits(
-            layout.staging,
-            layout.ingested,
-            table,
-            splits,
-            {
-                "origin": origin,
-                "modality": "image",
-                "schema": to_container(data.schema),
-                # the label map: model output i is classes[i]
-                "classes": classes,
-            },
-        )
-        step("splits written")
-    return rows
+        # the label map: model output i is classes[i]
+        facts = {"modality": "image", "classes": classes}
+        return split_and_publish(cfg, layout, table, origin, step, facts)
 
 
 def _load_images(cfg: PipelineConfig) -> tuple[Dataset, str]:
@@ -61,11 +46,7 @@ def _load_images(cfg: PipelineConfig) -> tuple[Dataset, str]:
 
     source = cfg.data.source
     if source.kind == "simulator":
-        if not source.rows or source.rows < 100:
-            raise PipelineError(
-                f"config key 'data.source.rows' = {source.rows!r}: expected at least 100 "
-                "images for the simulator"
-            )
+        check_simulator_rows(source, "images")
         simulated = simulate_images(
             source.rows, cfg.seed, cfg.data.image.simulator, num_proc=cfg.data.num_proc
         )

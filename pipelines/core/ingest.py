@@ -1,0 +1,45 @@
+"""The end of every modality's ingest: the canonical table cut into train/val/test by
+data.split and published with schema.json, and the simulator's row floor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pipelines.config import PipelineConfig, SourceConfig, to_container
+from pipelines.errors import PipelineError
+from pipelines.io import publish_splits
+from pipelines.layout import Layout
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+def check_simulator_rows(source: SourceConfig, what: str) -> None:
+    """A simulated source needs rows enough for three splits (`what`: tickets, images)."""
+    if not source.rows or source.rows < 100:
+        raise PipelineError(
+            f"config key 'data.source.rows' = {source.rows!r}: expected at least 100 "
+            f"{what} for the simulator"
+        )
+
+
+def split_and_publish(
+    cfg: PipelineConfig,
+    layout: Layout,
+    table: Dataset,
+    origin: str,
+    step: Callable[[str], None],
+    facts: dict[str, Any],
+) -> dict[str, int]:
+    """Split `table` by data.split and write the splits and schema.json (origin, the data
+    schema and the modality's `facts`, e.g. its label map); rows per split."""
+    from pipelines.data.split import split_dataset
+
+    data = cfg.data
+    splits = split_dataset(table, data.split, data.schema, cfg.seed)
+    step(f"split by {data.split.method}")
+    about = {"origin": origin, "schema": to_container(data.schema), **facts}
+    rows = publish_splits(layout.staging, layout.ingested, table, splits, about)
+    step("splits written")
+    return rows
