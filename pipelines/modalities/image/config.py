@@ -23,6 +23,7 @@ from pipelines.core.config_checks import (
     fail,
     from_mapping,
 )
+from pipelines.core.simulator import DirtShares
 from pipelines.errors import PipelineError
 
 CLEAN_KEY = "data.image.clean"
@@ -41,7 +42,7 @@ DEFECT_CLASSES = ("clean", "scratch", "spot", "crack")
 
 
 @dataclass
-class ImageDirt:
+class ImageDirt(DirtShares):
     """Share of images that get each kind of dirt (exclusive kinds: the sum must be <= 1).
     Each kind is made to trip exactly one cleaning rule, so the rules can be scored on it."""
 
@@ -59,15 +60,7 @@ class ImageDirt:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_fraction(f"{SIMULATOR_KEY}.dirt.{f.name}", getattr(self, f.name))
-        total = sum(self.rates().values())
-        if total > 1.0 + 1e-9:
-            raise PipelineError(
-                f"{SIMULATOR_KEY}.dirt: rates sum to {total:g}: expected <= 1 (each image gets at "
-                "most one kind of dirt)"
-            )
-
-    def rates(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+        self.check_total(f"{SIMULATOR_KEY}.dirt", "image")
 
 
 NO_IMAGE_DIRT = ImageDirt(**dict.fromkeys((f.name for f in fields(ImageDirt)), 0.0))
