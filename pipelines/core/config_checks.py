@@ -92,3 +92,19 @@ def build_sections(owner: Any, key: str, sections: dict[str, type]) -> None:
             setattr(owner, name, from_mapping(f"{key}.{name}", cls, value))
         elif not isinstance(value, cls):
             fail(f"{key}.{name}", value, f"a {cls.__name__} or a mapping")
+
+
+class DirtShares:
+    """For a dataclass of dirt shares (one float field per kind, each row gets at most one)."""
+
+    def rates(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    def check_total(self, key: str, unit: str) -> None:
+        """Fail naming `key` when the shares sum above 1 (`unit`: what a row is)."""
+        total = sum(self.rates().values())
+        if total > 1.0 + 1e-9:
+            raise PipelineError(
+                f"{key}: rates sum to {total:g}: expected <= 1 (each {unit} gets at most one "
+                "kind of dirt)"
+            )

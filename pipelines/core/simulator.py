@@ -4,29 +4,12 @@ photo). A modality's simulator renders each planned row (text, image) from the p
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 from pipelines.errors import PipelineError
 
 CLEAN = ""  # the dirt value of a row without dirt
 DUPLICATE_KINDS = ("exact_duplicate", "near_duplicate")
-
-
-class DirtShares:
-    """For a dataclass of dirt shares (one float field per kind, each row gets at most one)."""
-
-    def rates(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
-
-    def check_total(self, key: str, unit: str) -> None:
-        """Fail naming `key` when the shares sum above 1 (`unit`: what a row is)."""
-        total = sum(self.rates().values())
-        if total > 1.0 + 1e-9:
-            raise PipelineError(
-                f"{key}: rates sum to {total:g}: expected <= 1 (each {unit} gets at most one "
-                "kind of dirt)"
-            )
 
 
 def check_n_rows(caller: str, n_rows: object) -> None:

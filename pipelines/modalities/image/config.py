@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from pipelines.core.config_checks import (
+    DirtShares,
     build_sections,
     check_bool,
     check_fraction,
@@ -23,7 +24,6 @@ from pipelines.core.config_checks import (
     fail,
     from_mapping,
 )
-from pipelines.core.simulator import DirtShares
 from pipelines.errors import PipelineError
 
 CLEAN_KEY = "data.image.clean"

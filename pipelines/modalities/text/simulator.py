@@ -23,7 +23,8 @@ from functools import partial
 import datasets
 import numpy as np
 
-from pipelines.core.simulator import DUPLICATE_KINDS, DirtShares, check_n_rows, plan_rows
+from pipelines.core.config_checks import DirtShares
+from pipelines.core.simulator import DUPLICATE_KINDS, check_n_rows, plan_rows
 from pipelines.errors import PipelineError
 from pipelines.modalities.text import ticket_phrases as P
 
