@@ -9,7 +9,6 @@ import base64
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,50 +31,63 @@ def rate(count: int, total: int) -> float:
     return float(count / total) if total else 0.0
 
 
-@dataclass(frozen=True)
-class Gate:
-    """One upper bound of the gates config: the report's `figure` against attribute `limit`
-    of the gates, named `name` in the failure line."""
-
-    name: str
-    figure: str
-    limit: str
-
-
 def check_gates(
     report: dict[str, Any],
     gates: Any,
     key: str,
-    every_split: Sequence[Gate],
-    after_train: Sequence[Gate],
-    drift: Sequence[Gate],
+    every_split: dict[str, str],
+    after_train: dict[str, str],
+    drift: dict[str, str],
 ) -> list[str]:
     """The gates a report missed, one line each, naming the split, the figure and the key
-    under `key` (e.g. data.text.profile.gates) that set the limit: per split its rows (min_rows)
-    and `every_split`; the splits after train also `after_train`; the train split's rarest
-    label (min_class_rows); then the train-vs-test `drift` figures."""
+    under `key` (e.g. data.text.profile.gates) that set the limit. Each figure of a report
+    (`duplicate_rate`, as the failure line calls it: "duplicate rate") has its upper bound in
+    the gates' `max_<figure>`. Per split: its rows (min_rows) and `every_split`; the splits
+    after train also `after_train`; the train split's rarest label (min_class_rows); then the
+    train-vs-test `drift` figures."""
     failures: list[str] = []
 
-    def over(split: str, stats: dict[str, Any], gate: Gate) -> None:
-        value, limit = stats[gate.figure], getattr(gates, gate.limit)
+    def over(split: str, stats: dict[str, Any], figure: str, name: str) -> None:
+        value, limit = stats[figure], getattr(gates, f"max_{figure}")
         if value is not None and value > limit:
-            failures.append(f"{split}: {gate.name} {value:.4f} > {key}.{gate.limit} = {limit}")
+            failures.append(f"{split}: {name} {value:.4f} > {key}.max_{figure} = {limit}")
 
     names = list(report["splits"])
     for name, stats in report["splits"].items():
         if stats["rows"] < gates.min_rows:
             failures.append(f"{name}: {stats['rows']} rows < {key}.min_rows = {gates.min_rows}")
-        for gate in [*every_split, *(after_train if name != names[0] else ())]:
-            over(name, stats, gate)
+        for figure, figure_name in [
+            *every_split.items(),
+            *(after_train.items() if name != names[0] else ()),
+        ]:
+            over(name, stats, figure, figure_name)
     rarest = min(report["splits"][names[0]]["labels"].items(), key=lambda kv: kv[1], default=None)
     if rarest is not None and rarest[1] < gates.min_class_rows:
         failures.append(
             f"{names[0]}: label {rarest[0]!r} has {rarest[1]} rows < {key}.min_class_rows = "
             f"{gates.min_class_rows}"
         )
-    for gate in drift:
-        over(" vs ".join(report["drift"]["between"]), report["drift"], gate)
+    for figure, figure_name in drift.items():
+        over(" vs ".join(report["drift"]["between"]), report["drift"], figure, figure_name)
     return failures
+
+
+def panels(count: int, width: float) -> tuple[Any, Any]:
+    """A figure of `count` panels side by side (matplotlib without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, count, figsize=(width, 4.2))
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def label_balance(ax: Any, splits: dict[str, dict[str, Any]]) -> None:

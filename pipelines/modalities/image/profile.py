@@ -27,13 +27,14 @@ import pandas as pd
 
 from pipelines.core.dedup import exact_pass
 from pipelines.core.profile_page import (
-    Gate,
     check_gates,
     label_balance,
+    panels,
     png_tag,
     quantile_marks,
     quantiles,
     rate,
+    save_figure,
     write_profile_page,
 )
 from pipelines.modalities.image.analysis import analyse, decode, raw_bytes
@@ -176,20 +177,21 @@ def _channel_stats(ok: pd.DataFrame) -> tuple[list[float], list[float]]:
     return [float(v) for v in means], [float(v) for v in stds]
 
 
-# the gates, in the order their failures are listed
-IMAGE_GATES = (
-    Gate("unreadable rate", "unreadable_rate", "max_unreadable_rate"),
-    Gate("duplicate rate", "duplicate_rate", "max_duplicate_rate"),
-    Gate("blurry rate", "blurry_rate", "max_blurry_rate"),
-    Gate("badly exposed rate", "exposure_rate", "max_exposure_rate"),
-)
-IMAGE_LATER_SPLIT_GATES = (
-    Gate("leak rate (duplicates of train images)", "leak_rate", "max_leak_rate"),
-)
-IMAGE_DRIFT_GATES = (
-    Gate("label PSI", "label_psi", "max_label_psi"),
-    Gate("brightness PSI", "brightness_psi", "max_brightness_psi"),
-)
+# the gates (figure: its name in a failure line; the bound is max_<figure>), in the order
+# their failures are listed
+IMAGE_GATES = {
+    "unreadable_rate": "unreadable rate",
+    "duplicate_rate": "duplicate rate",
+    "blurry_rate": "blurry rate",
+    "exposure_rate": "badly exposed rate",
+}
+IMAGE_LATER_SPLIT_GATES = {
+    "leak_rate": "leak rate (duplicates of train images)",
+}
+IMAGE_DRIFT_GATES = {
+    "label_psi": "label PSI",
+    "brightness_psi": "brightness PSI",
+}
 
 
 def check_image_gates(report: dict[str, Any], gates: ImageGatesConfig) -> list[str]:
@@ -202,14 +204,9 @@ def check_image_gates(report: dict[str, Any], gates: ImageGatesConfig) -> list[s
 
 def image_profile_png(report: dict[str, Any], path: Path) -> None:
     """Label balance, brightness and sharpness quantiles, and the defect rates per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     splits = report["splits"]
     names = list(splits)
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    fig, axes = panels(4, 19)
     label_balance(axes[0], splits)
     width = 0.8 / max(1, len(names))
     axes[0].set_title("label balance (share of rows)")
@@ -234,9 +231,7 @@ def image_profile_png(report: dict[str, Any], path: Path) -> None:
     ticks = [r.replace("_rate", "") for r in rates]
     axes[3].set_xticks(np.arange(len(rates)) + 0.4 - width / 2, ticks, rotation=45, ha="right")
     axes[3].set_title("defect rates")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def sample_grid_png(

@@ -25,13 +25,14 @@ from datasets import Dataset
 
 from pipelines.core.dedup import exact_pass
 from pipelines.core.profile_page import (
-    Gate,
     check_gates,
     label_balance,
+    panels,
     png_tag,
     quantile_marks,
     quantiles,
     rate,
+    save_figure,
     write_profile_page,
 )
 from pipelines.modalities.text.dedup import (
@@ -123,20 +124,21 @@ def profile_text_splits(
     return report
 
 
-# the gates, in the order their failures are listed
-TEXT_GATES = (
-    Gate("duplicate rate", "duplicate_rate", "max_duplicate_rate"),
-    Gate("abusive rate", "abusive_rate", "max_abusive_rate"),
-    Gate("foreign-language rate", "foreign_rate", "max_foreign_rate"),
-)
-TEXT_LATER_SPLIT_GATES = (
-    Gate("leak rate (duplicates of train rows)", "leak_rate", "max_leak_rate"),
-    Gate("out-of-vocabulary rate", "oov_rate", "max_oov_rate"),
-)
-TEXT_DRIFT_GATES = (
-    Gate("length PSI", "length_psi", "max_length_psi"),
-    Gate("label PSI", "label_psi", "max_label_psi"),
-)
+# the gates (figure: its name in a failure line; the bound is max_<figure>), in the order
+# their failures are listed
+TEXT_GATES = {
+    "duplicate_rate": "duplicate rate",
+    "abusive_rate": "abusive rate",
+    "foreign_rate": "foreign-language rate",
+}
+TEXT_LATER_SPLIT_GATES = {
+    "leak_rate": "leak rate (duplicates of train rows)",
+    "oov_rate": "out-of-vocabulary rate",
+}
+TEXT_DRIFT_GATES = {
+    "length_psi": "length PSI",
+    "label_psi": "label PSI",
+}
 
 
 def check_text_gates(report: dict[str, Any], gates: TextGatesConfig) -> list[str]:
@@ -146,13 +148,8 @@ def check_text_gates(report: dict[str, Any], gates: TextGatesConfig) -> list[str
 
 def text_profile_png(report: dict[str, Any], path: Path) -> None:
     """Character-length quantiles, label balance and language mix, one panel each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     splits = report["splits"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = panels(3, 15)
     quantile_marks(axes[0], splits, "chars")
     axes[0].set_ylabel("characters (median, p5-p95)")
     axes[0].set_title("text length")
@@ -167,9 +164,7 @@ def text_profile_png(report: dict[str, Any], path: Path) -> None:
     axes[2].bar(top, [languages[lang] for lang in top])
     axes[2].set_yscale("log")
     axes[2].set_title("detected language (all splits, ? = too short to tell)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def text_profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[str]) -> None:
