@@ -17,6 +17,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.core.dedup import exact_pass
 from pipelines.errors import PipelineError
 from pipelines.io import arrow_column
 
@@ -38,6 +39,57 @@ class SplitVerdicts:
 
     def removed_rows(self) -> list[int]:
         return [i for i, rule in enumerate(self.rules) if rule]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """What a modality's cleaning gives run_rules: its config key and the key to loosen per
+    rule, the columns it reserves (named `owner` in the error), how a split is validated
+    (ds, source, min_classes), the row pass (ds, split name) -> working dataset whose
+    `verdict_column` holds each row's rule ("" kept), the working column of exact-duplicate
+    keys (None: exact pass off), the near-duplicate verdicts (None: off), the report's
+    figures of a split besides rows and removals, and the kept and removed rows' datasets."""
+
+    key: str
+    removal_rules: Mapping[str, str]
+    reserved: tuple[str, ...]
+    owner: str
+    validate: Callable[[datasets.Dataset, str, int], None]
+    row_pass: Callable[[datasets.Dataset, str], datasets.Dataset]
+    verdict_column: str
+    exact_keys: str | None
+    near: Callable[[list[SplitVerdicts]], list[list[str]]] | None
+    figures: Callable[[SplitVerdicts], dict[str, Any]]
+    kept: Callable[[SplitVerdicts], datasets.Dataset]
+    removed: Callable[[SplitVerdicts], datasets.Dataset]
+
+
+def run_rules(
+    splits: dict[str, datasets.Dataset], rules: RuleSet
+) -> tuple[dict[str, datasets.Dataset], datasets.Dataset, dict[str, Any]]:
+    """(cleaned splits, quarantine, report): the row rules per split, then the exact and near
+    duplicate passes across splits (train first), each judging only rows still kept. The
+    report has per split rows_in, rows_out, removed (per rule of removal_rules) and the
+    modality's figures; a split left empty fails naming the rule to loosen."""
+    ordered = ordered_splits(splits, rules.key, rules.reserved, rules.owner, rules.validate)
+    states = []
+    for name, ds in ordered.items():
+        work = rules.row_pass(ds, name)
+        states.append(SplitVerdicts(name, work, work[rules.verdict_column][:]))
+    if rules.exact_keys is not None:
+        keys = [s.work[rules.exact_keys][:] for s in states]
+        apply_verdicts(states, exact_pass(keys, [s.active() for s in states]), "exact")
+    if rules.near is not None:
+        apply_verdicts(states, rules.near(states), "near")
+    report = {}
+    for s in states:
+        removed = removed_counts(s, rules.removal_rules)
+        rows = {"rows_in": len(s.work), "rows_out": len(s.work) - sum(removed.values())}
+        report[s.name] = {**rows, **rules.figures(s), "removed": removed}
+    fail_if_emptied(report, rules.key, rules.removal_rules)
+    cleaned = {s.name: rules.kept(s) for s in states}
+    quarantine = datasets.concatenate_datasets([rules.removed(s) for s in states])
+    return cleaned, quarantine, report
 
 
 def ordered_splits(

@@ -36,16 +36,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from pipelines.core.dedup import exact_pass
-from pipelines.core.rules import (
-    SplitVerdicts,
-    apply_verdicts,
-    column_sum,
-    fail_if_emptied,
-    ordered_splits,
-    removed_counts,
-    validate_label,
-)
+from pipelines.core.rules import RuleSet, SplitVerdicts, column_sum, run_rules, validate_label
 from pipelines.errors import PipelineError
 from pipelines.io import arrow_column
 from pipelines.modalities.image.analysis import Facts, analyse, encode_png, raw_bytes
@@ -110,31 +101,23 @@ def clean_image_splits(
     `splits` is visited train first, then the others in the order given (the reference for
     cross-split leaks). The report has, per split: rows_in, rows_out, converted (images the
     mode rule converted), resized, and removed (per rule of REMOVAL_RULES)."""
-    ordered = ordered_splits(
-        splits,
-        CLEAN_KEY,
-        (RULE_COLUMN, SPLIT_COLUMN, *_WORK_FEATURES),
-        "the image rules",
-        lambda ds, source, min_classes: validate_image_columns(
+    rules = RuleSet(
+        key=CLEAN_KEY,
+        removal_rules=REMOVAL_RULES,
+        reserved=(RULE_COLUMN, SPLIT_COLUMN, *_WORK_FEATURES),
+        owner="the image rules",
+        validate=lambda ds, source, min_classes: validate_image_columns(
             ds, cfg.image_column, cfg.label_column, source, min_classes=min_classes
         ),
+        row_pass=partial(_row_pass, cfg=cfg, num_proc=num_proc),
+        verdict_column=_RULE,
+        exact_keys=_KEY if cfg.dedup.exact else None,
+        near=partial(_perceptual_duplicates, cfg=cfg) if cfg.dedup.perceptual else None,
+        figures=_figures,
+        kept=partial(_kept, cfg=cfg),
+        removed=partial(_removed, cfg=cfg),
     )
-    states = []
-    for name, ds in ordered.items():
-        work = _row_pass(ds, cfg, num_proc, name)
-        states.append(SplitVerdicts(name, work, work[_RULE][:]))
-    if cfg.dedup.exact:
-        keys = [s.work[_KEY][:] for s in states]
-        apply_verdicts(states, exact_pass(keys, [s.active() for s in states]), "exact")
-    if cfg.dedup.perceptual:
-        hashes = [_hash_matrix(s.work, cfg) for s in states]
-        verdicts = hamming_pass(hashes, [s.active() for s in states], cfg.dedup.max_distance)
-        apply_verdicts(states, verdicts, "near")
-    report = _report(states)
-    fail_if_emptied(report, CLEAN_KEY, REMOVAL_RULES)
-    cleaned = {s.name: _kept(s, cfg) for s in states}
-    quarantine = datasets.concatenate_datasets([_removed(s, cfg) for s in states])
-    return cleaned, quarantine, report
+    return run_rules(splits, rules)
 
 
 def validate_image_columns(
@@ -182,7 +165,7 @@ def undecoded(ds: datasets.Dataset, column: str) -> datasets.Dataset:
 
 
 def _row_pass(
-    ds: datasets.Dataset, cfg: ImageCleanConfig, num_proc: int | None, name: str
+    ds: datasets.Dataset, name: str, cfg: ImageCleanConfig, num_proc: int | None
 ) -> datasets.Dataset:
     """The input rows with the working columns beside them. Only the image column goes through
     map; the rest is joined back column-wise, so the other columns are never rewritten."""
@@ -251,6 +234,11 @@ def removal(facts: Facts, cfg: ImageCleanConfig) -> tuple[str, str]:
 # --- rules 6-7: duplicates across rows and splits ------------------------------------------------
 
 
+def _perceptual_duplicates(states: list[SplitVerdicts], cfg: ImageCleanConfig) -> list[list[str]]:
+    hashes = [_hash_matrix(s.work, cfg) for s in states]
+    return hamming_pass(hashes, [s.active() for s in states], cfg.dedup.max_distance)
+
+
 def _hash_matrix(work: datasets.Dataset, cfg: ImageCleanConfig) -> np.ndarray:
     """(rows, bytes) packed perceptual hashes; rows already removed get zeros (never compared:
     the pass only reads active rows)."""
@@ -263,18 +251,12 @@ def _hash_matrix(work: datasets.Dataset, cfg: ImageCleanConfig) -> np.ndarray:
 # --- outputs -------------------------------------------------------------------------------------
 
 
-def _report(states: list[SplitVerdicts]) -> dict[str, Any]:
-    report: dict[str, Any] = {}
-    for s in states:
-        removed = removed_counts(s, REMOVAL_RULES)
-        report[s.name] = {
-            "rows_in": len(s.work),
-            "rows_out": len(s.work) - sum(removed.values()),
-            "converted": column_sum(s.work, _CONVERTED),
-            "resized": column_sum(s.work, _RESIZED),
-            "removed": removed,
-        }
-    return report
+def _figures(state: SplitVerdicts) -> dict[str, Any]:
+    """Images the mode rule converted and the size rule resized."""
+    return {
+        "converted": column_sum(state.work, _CONVERTED),
+        "resized": column_sum(state.work, _RESIZED),
+    }
 
 
 def _kept(state: SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:

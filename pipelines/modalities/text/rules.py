@@ -39,16 +39,7 @@ from datasketch import MinHash
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
-from pipelines.core.dedup import exact_pass
-from pipelines.core.rules import (
-    SplitVerdicts,
-    apply_verdicts,
-    column_sum,
-    fail_if_emptied,
-    ordered_splits,
-    removed_counts,
-    validate_label,
-)
+from pipelines.core.rules import RuleSet, SplitVerdicts, column_sum, run_rules, validate_label
 from pipelines.errors import PipelineError
 from pipelines.io import arrow_column
 from pipelines.modalities.text import dedup, pii
@@ -117,29 +108,23 @@ def clean_text_splits(
     cross-split leaks). The report has, per split: rows_in, rows_out, normalized (texts the
     normalize rule changed), removed (per rule of REMOVAL_RULES) and masked (per PII kind).
     """
-    ordered = ordered_splits(
-        splits,
-        CLEAN_KEY,
-        (RULE_COLUMN, SPLIT_COLUMN),
-        "the quarantine",
-        lambda ds, source, min_classes: validate_text_columns(
+    rules = RuleSet(
+        key=CLEAN_KEY,
+        removal_rules=REMOVAL_RULES,
+        reserved=(RULE_COLUMN, SPLIT_COLUMN),
+        owner="the quarantine",
+        validate=lambda ds, source, min_classes: validate_text_columns(
             ds, cfg.text_column, cfg.label_column, source, min_classes=min_classes
         ),
+        row_pass=partial(_row_pass, cfg=cfg, num_proc=num_proc),
+        verdict_column=_RULE,
+        exact_keys=_KEY if cfg.dedup.exact else None,
+        near=partial(_near_duplicates, cfg=cfg, num_proc=num_proc) if cfg.dedup.near else None,
+        figures=partial(_figures, cfg=cfg),
+        kept=_kept,
+        removed=_removed,
     )
-    states = []
-    for name, ds in ordered.items():
-        work = _row_pass(ds, cfg, num_proc, name)
-        states.append(SplitVerdicts(name, work, _values(work, _RULE)))
-    if cfg.dedup.exact:
-        keys = [_values(s.work, _KEY) for s in states]
-        apply_verdicts(states, exact_pass(keys, [s.active() for s in states]), "exact")
-    if cfg.dedup.near:
-        _near_duplicates(states, cfg, num_proc)
-    report = _report(states, cfg)
-    fail_if_emptied(report, CLEAN_KEY, REMOVAL_RULES)
-    cleaned = {s.name: _kept(s) for s in states}
-    quarantine = datasets.concatenate_datasets([_removed(s) for s in states])
-    return cleaned, quarantine, report
+    return run_rules(splits, rules)
 
 
 def validate_text_columns(
@@ -180,16 +165,11 @@ def _has_text(ds: datasets.Dataset, column: str) -> bool:
     return longest is not None and longest > 0
 
 
-def _values(ds: datasets.Dataset, column: str) -> list:
-    """A column as a list in one read (iterating a datasets Column reads row by row)."""
-    return ds[column][:]
-
-
 # --- rules 1-6: one row-wise pass ------------------------------------------------------------
 
 
 def _row_pass(
-    ds: datasets.Dataset, cfg: TextCleanConfig, num_proc: int | None, name: str
+    ds: datasets.Dataset, name: str, cfg: TextCleanConfig, num_proc: int | None
 ) -> datasets.Dataset:
     if cfg.language.enabled:
         _detector_factory(cfg.language.seed)  # loaded before the fork: workers inherit it
@@ -322,13 +302,11 @@ def is_abusive(text: str, cfg: AbuseConfig) -> bool:
 
 def _near_duplicates(
     states: list[SplitVerdicts], cfg: TextCleanConfig, num_proc: int | None
-) -> None:
+) -> list[list[str]]:
     template = dedup.minhash_template(cfg.dedup.num_perm, cfg.dedup.seed)
     signatures = [_signatures(s, cfg, template, num_proc) for s in states]
-    verdicts = dedup.near_pass(
-        signatures, [s.active() for s in states], cfg.dedup.threshold, cfg.dedup.seed
-    )
-    apply_verdicts(states, verdicts, "near")
+    active = [s.active() for s in states]
+    return dedup.near_pass(signatures, active, cfg.dedup.threshold, cfg.dedup.seed)
 
 
 def _signatures(
@@ -360,19 +338,12 @@ def _signature_batch(batch: dict[str, list], cfg: TextCleanConfig, template: Min
 # --- outputs -----------------------------------------------------------------------------------
 
 
-def _report(states: list[SplitVerdicts], cfg: TextCleanConfig) -> dict[str, Any]:
-    report: dict[str, Any] = {}
-    for s in states:
-        removed = removed_counts(s, REMOVAL_RULES)
-        masked = {kind: column_sum(s.work, _MASKED[kind]) for kind in cfg.pii.kinds}
-        report[s.name] = {
-            "rows_in": len(s.work),
-            "rows_out": len(s.work) - sum(removed.values()),
-            "normalized": column_sum(s.work, _CHANGED),
-            "removed": removed,
-            "masked": masked,
-        }
-    return report
+def _figures(state: SplitVerdicts, cfg: TextCleanConfig) -> dict[str, Any]:
+    """Texts the normalize rule changed, and PII masked per kind."""
+    return {
+        "normalized": column_sum(state.work, _CHANGED),
+        "masked": {kind: column_sum(state.work, _MASKED[kind]) for kind in cfg.pii.kinds},
+    }
 
 
 def _internal_columns(ds: datasets.Dataset) -> list[str]:
