@@ -24,6 +24,24 @@ def check_simulator_rows(source: SourceConfig, what: str) -> None:
         )
 
 
+def check_source_columns(
+    raw: Dataset,
+    column: str,
+    column_key: str,
+    label_column: str,
+    origin: str,
+    validate: Callable[..., None],
+) -> None:
+    """`validate(raw, column, label_column, origin, min_classes=2)`, the modality's column
+    check, with the config key to fix added to its error: `column_key` (data.schema.text,
+    data.schema.image) when the column is missing, else data.schema.label."""
+    key = column_key if column not in raw.column_names else "data.schema.label"
+    try:
+        validate(raw, column, label_column, origin, min_classes=2)
+    except PipelineError as err:
+        raise PipelineError(f"{err} (config key {key})") from None
+
+
 def split_and_publish(
     cfg: PipelineConfig,
     layout: Layout,

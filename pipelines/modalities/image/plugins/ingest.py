@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.config import PipelineConfig
-from pipelines.core.ingest import check_simulator_rows, split_and_publish
+from pipelines.core.ingest import check_simulator_rows, check_source_columns, split_and_publish
 from pipelines.errors import PipelineError
 from pipelines.io import no_cache_files
 from pipelines.layout import Layout
@@ -158,11 +158,9 @@ def conform_images(raw: Dataset, image_column: str, label_column: str, origin: s
 
     from pipelines.modalities.image.rules import validate_image_columns
 
-    key = "data.schema.image" if image_column not in raw.column_names else "data.schema.label"
-    try:
-        validate_image_columns(raw, image_column, label_column, origin, min_classes=2)
-    except PipelineError as err:
-        raise PipelineError(f"{err} (config key {key})") from None
+    check_source_columns(
+        raw, image_column, "data.schema.image", label_column, origin, validate_image_columns
+    )
     table = raw.select_columns([image_column, label_column])
     if image_column != IMAGE:
         table = table.rename_column(image_column, IMAGE)

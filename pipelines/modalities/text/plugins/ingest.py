@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.config import PipelineConfig
-from pipelines.core.ingest import check_simulator_rows, split_and_publish
+from pipelines.core.ingest import check_simulator_rows, check_source_columns, split_and_publish
 from pipelines.errors import PipelineError
 from pipelines.io import scratch_dir
 from pipelines.layout import Layout
@@ -86,11 +86,9 @@ def conform_tickets(
     missing or empty, or the label has fewer than two classes."""
     from pipelines.modalities.text.rules import validate_text_columns
 
-    key = "data.schema.text" if text_column not in raw.column_names else "data.schema.label"
-    try:
-        validate_text_columns(raw, text_column, label_column, origin, min_classes=2)
-    except PipelineError as err:
-        raise PipelineError(f"{err} (config key {key})") from None
+    check_source_columns(
+        raw, text_column, "data.schema.text", label_column, origin, validate_text_columns
+    )
     table = raw.select_columns([text_column, label_column])
     labelled = table.filter(
         lambda batch: [v is not None for v in batch[label_column]], batched=True
