@@ -74,6 +74,22 @@ def check_str_list(key: str, value: object, allowed: tuple[str, ...] | None = No
             fail(key, list(value), f"items each one of {', '.join(allowed)}")  # type: ignore[arg-type]
 
 
+def check_gate_bounds(gates: Any, key: str, *, finite_psi: bool = True) -> None:
+    """A profile's quality gates, by the names' convention: min_* an integer >= 0, max_*_rate
+    a fraction, max_*_psi a number >= 0 (with `finite_psi` False an infinite one, which turns
+    the gate off, passes too)."""
+    for f in fields(gates):
+        value, where = getattr(gates, f.name), f"{key}.{f.name}"
+        if f.name.startswith("min_"):
+            check_int(where, value, 0)
+        elif f.name.endswith("_rate"):
+            check_fraction(where, value)
+        elif finite_psi:
+            check_number(where, value, 0.0)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            fail(where, value, "a number >= 0")
+
+
 def from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
     """A section given as a plain mapping (YAML), unknown keys named before construction."""
     known = [f.name for f in fields(cls)]

@@ -17,6 +17,7 @@ from pipelines.core.config_checks import (
     build_sections,
     check_bool,
     check_fraction,
+    check_gate_bounds,
     check_int,
     check_interval,
     check_number,
@@ -269,18 +270,7 @@ class ImageGatesConfig:
     max_brightness_psi: float = 0.25  # train vs test, mean brightness
 
     def __post_init__(self) -> None:
-        for name in ("min_rows", "min_class_rows"):
-            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
-        for name in (
-            "max_unreadable_rate",
-            "max_duplicate_rate",
-            "max_leak_rate",
-            "max_blurry_rate",
-            "max_exposure_rate",
-        ):
-            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
-        for name in ("max_label_psi", "max_brightness_psi"):
-            check_number(f"{GATES_KEY}.{name}", getattr(self, name), 0.0)
+        check_gate_bounds(self, GATES_KEY)
 
 
 # --- the augmentation policy -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pipelines.core.config_checks import (
     build_sections,
     check_bool,
     check_fraction,
+    check_gate_bounds,
     check_int,
     check_str,
     check_str_list,
@@ -250,21 +251,8 @@ class TextGatesConfig:
     max_label_psi: float = 0.25  # train vs test, label shares
 
     def __post_init__(self) -> None:
-        for name in ("min_rows", "min_class_rows"):
-            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
-        for name in (
-            "max_duplicate_rate",
-            "max_leak_rate",
-            "max_abusive_rate",
-            "max_foreign_rate",
-            "max_oov_rate",
-        ):
-            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
-        for name in ("max_length_psi", "max_label_psi"):
-            value = getattr(self, name)
-            # no finiteness check: an infinite bound turns the gate off
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise PipelineError(f"{GATES_KEY}.{name} = {value!r}: expected a number >= 0")
+        # no finiteness check on a PSI bound: an infinite one turns the gate off
+        check_gate_bounds(self, GATES_KEY, finite_psi=False)
 
 
 @dataclass
