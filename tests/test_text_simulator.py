@@ -132,13 +132,3 @@ def test_a_bag_of_words_model_is_good_but_not_perfect() -> None:
 def test_a_dirt_rate_outside_0_1_names_the_field(name) -> None:
     with pytest.raises(PipelineError, match=rf"TicketDirt\.{name} = 1\.5: expected a number in"):
         TicketDirt(**{**NO_DIRT.rates(), name: 1.5})
-
-
-def test_dirt_rates_may_not_sum_above_one() -> None:
-    with pytest.raises(PipelineError, match=r"TicketDirt: rates sum to 1\.2: expected <= 1"):
-        TicketDirt(**{**NO_DIRT.rates(), "email": 0.6, "phone": 0.6})
-
-
-def test_n_rows_must_be_positive() -> None:
-    with pytest.raises(PipelineError, match=r"n_rows = 0: expected an integer >= 1"):
-        simulate_tickets(0, seed=1)

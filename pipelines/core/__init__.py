@@ -1,1 +1,1 @@
-"""Modality-free pieces the modality plug-ins share: each module here serves every modality."""
+"""Modality-free building blocks that every modality's plug-ins share."""

@@ -46,16 +46,21 @@ def _stratified(rows, strata: pd.Series, n_test: int, n_val: int, split: SplitCo
     return {"train": train, "val": val, "test": test}
 
 
+def _by_time(split: SplitConfig, schema: SchemaConfig) -> bool:
+    """Whether the split is by time (which needs the time column declared)."""
+    if split.method == "time" and not schema.time_column:
+        raise PipelineError(
+            "config key 'data.split.method' = 'time' needs 'data.schema.time_column'"
+        )
+    return split.method == "time"
+
+
 def split_frame(
     frame: pd.DataFrame, split: SplitConfig, schema: SchemaConfig, seed: int
 ) -> dict[str, pd.DataFrame]:
     n_rows = len(frame)
     n_test, n_val = _sizes(n_rows, split)
-    if split.method == "time":
-        if not schema.time_column:
-            raise PipelineError(
-                "config key 'data.split.method' = 'time' needs 'data.schema.time_column'"
-            )
+    if _by_time(split, schema):
         ordered = frame.sort_values(schema.time_column, kind="stable").reset_index(drop=True)
         n_train = n_rows - n_val - n_test
         parts = {
@@ -82,11 +87,7 @@ def split_dataset(
 
     n_rows = len(dataset)
     n_test, n_val = _sizes(n_rows, split)
-    if split.method == "time":
-        if not schema.time_column:
-            raise PipelineError(
-                "config key 'data.split.method' = 'time' needs 'data.schema.time_column'"
-            )
+    if _by_time(split, schema):
         # Arrow's sort is stable and puts missing times last, as pandas' sort_values does
         times = arrow_column(dataset, schema.time_column)
         order = pc.array_sort_indices(times, null_placement="at_end").to_numpy()

@@ -4,18 +4,28 @@ fails before any image is read, with the key, the value and what was expected (e
 "data.image.clean.size.height = 0: expected an integer >= 1").
 
 Free of heavy imports (no Pillow, numpy or datasets) so pipelines.config can declare these in
-the structured config cheaply. The check helpers are the text rules' own, so both modalities
-word their errors alike.
+the structured config cheaply. The check helpers are pipelines/core/config_checks.py's, so
+every modality words its errors alike.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
-from typing import Any
 
+from pipelines.core.config_checks import (
+    DirtShares,
+    build_sections,
+    check_bool,
+    check_fraction,
+    check_gate_bounds,
+    check_int,
+    check_interval,
+    check_number,
+    check_str,
+    fail,
+    from_mapping,
+)
 from pipelines.errors import PipelineError
-from pipelines.modalities.text.rules_config import check_bool, check_fraction, check_int, check_str
 
 CLEAN_KEY = "data.image.clean"
 GATES_KEY = "data.image.profile.gates"
@@ -29,48 +39,11 @@ HASH_METHODS = ("phash", "dhash", "ahash")
 DEFECT_CLASSES = ("clean", "scratch", "spot", "crack")
 
 
-def _fail(key: str, value: object, expected: str) -> None:
-    raise PipelineError(f"{key} = {value!r}: expected {expected}")
-
-
-def check_number(key: str, value: object, minimum: float, maximum: float | None = None) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value >= minimum
-        and (maximum is None or value <= maximum)
-    )
-    if not ok:
-        upper = "" if maximum is None else f", {maximum:g}]"
-        _fail(
-            key, value, f"a number in [{minimum:g}{upper}" if upper else f"a number >= {minimum:g}"
-        )
-
-
-def from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
-    """A section given as a plain mapping (YAML), unknown keys named before construction."""
-    known = [f.name for f in fields(cls)]
-    for name in mapping:
-        if name not in known:
-            raise PipelineError(f"{key}.{name}: unknown key; expected one of {', '.join(known)}")
-    return cls(**mapping)
-
-
-def _sections(owner: Any, key: str, sections: dict[str, type]) -> None:
-    for name, cls in sections.items():
-        value = getattr(owner, name)
-        if isinstance(value, dict):
-            setattr(owner, name, from_mapping(f"{key}.{name}", cls, value))
-        elif not isinstance(value, cls):
-            _fail(f"{key}.{name}", value, f"a {cls.__name__} or a mapping")
-
-
 # --- the simulator ---------------------------------------------------------------------------
 
 
 @dataclass
-class ImageDirt:
+class ImageDirt(DirtShares):
     """Share of images that get each kind of dirt (exclusive kinds: the sum must be <= 1).
     Each kind is made to trip exactly one cleaning rule, so the rules can be scored on it."""
 
@@ -88,15 +61,7 @@ class ImageDirt:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_fraction(f"{SIMULATOR_KEY}.dirt.{f.name}", getattr(self, f.name))
-        total = sum(self.rates().values())
-        if total > 1.0 + 1e-9:
-            raise PipelineError(
-                f"{SIMULATOR_KEY}.dirt: rates sum to {total:g}: expected <= 1 (each image gets at "
-                "most one kind of dirt)"
-            )
-
-    def rates(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+        self.check_total(f"{SIMULATOR_KEY}.dirt", "image")
 
 
 NO_IMAGE_DIRT = ImageDirt(**dict.fromkeys((f.name for f in fields(ImageDirt)), 0.0))
@@ -121,17 +86,17 @@ class ImageSimulatorConfig:
         check_int(f"{SIMULATOR_KEY}.width", self.width, 16)
         key = f"{SIMULATOR_KEY}.class_shares"
         if not isinstance(self.class_shares, dict) or len(self.class_shares) < 2:
-            _fail(key, self.class_shares, f"a mapping of at least 2 of {', '.join(DEFECT_CLASSES)}")
+            fail(key, self.class_shares, f"a mapping of at least 2 of {', '.join(DEFECT_CLASSES)}")
         for name, share in self.class_shares.items():
             if name not in DEFECT_CLASSES:
-                _fail(f"{key}.{name}", share, f"a class among {', '.join(DEFECT_CLASSES)}")
+                fail(f"{key}.{name}", share, f"a class among {', '.join(DEFECT_CLASSES)}")
             check_number(f"{key}.{name}", share, 0.0)
         if sum(self.class_shares.values()) <= 0:
-            _fail(key, self.class_shares, "shares with a positive sum")
+            fail(key, self.class_shares, "shares with a positive sum")
         if isinstance(self.dirt, dict):
             self.dirt = from_mapping(f"{SIMULATOR_KEY}.dirt", ImageDirt, self.dirt)
         elif not isinstance(self.dirt, ImageDirt):
-            _fail(f"{SIMULATOR_KEY}.dirt", self.dirt, "an ImageDirt or a mapping")
+            fail(f"{SIMULATOR_KEY}.dirt", self.dirt, "an ImageDirt or a mapping")
 
 
 # --- the cleaning rules -----------------------------------------------------------------------
@@ -163,9 +128,9 @@ class ModeConfig:
 
     def __post_init__(self) -> None:
         if self.target not in MODES:
-            _fail(f"{CLEAN_KEY}.mode.target", self.target, f"one of {', '.join(MODES)}")
+            fail(f"{CLEAN_KEY}.mode.target", self.target, f"one of {', '.join(MODES)}")
         if self.policy not in MODE_POLICIES:
-            _fail(f"{CLEAN_KEY}.mode.policy", self.policy, f"one of {', '.join(MODE_POLICIES)}")
+            fail(f"{CLEAN_KEY}.mode.policy", self.policy, f"one of {', '.join(MODE_POLICIES)}")
 
 
 @dataclass
@@ -188,10 +153,10 @@ class SizeConfig:
         check_int(f"{key}.height", self.height, 1)
         check_int(f"{key}.width", self.width, 1)
         if self.fit not in FITS:
-            _fail(f"{key}.fit", self.fit, f"one of {', '.join(FITS)}")
+            fail(f"{key}.fit", self.fit, f"one of {', '.join(FITS)}")
         check_int(f"{key}.pad_value", self.pad_value, 0)
         if self.pad_value > 255:
-            _fail(f"{key}.pad_value", self.pad_value, "an integer in [0, 255]")
+            fail(f"{key}.pad_value", self.pad_value, "an integer in [0, 255]")
         check_int(f"{key}.min_side", self.min_side, 1)
 
 
@@ -212,11 +177,11 @@ class ImageDedupConfig:
         check_bool(f"{key}.exact", self.exact)
         check_bool(f"{key}.perceptual", self.perceptual)
         if self.method not in HASH_METHODS:
-            _fail(f"{key}.method", self.method, f"one of {', '.join(HASH_METHODS)}")
+            fail(f"{key}.method", self.method, f"one of {', '.join(HASH_METHODS)}")
         check_int(f"{key}.hash_size", self.hash_size, 4)
         check_int(f"{key}.max_distance", self.max_distance, 0)
         if self.max_distance >= self.hash_size**2:
-            _fail(f"{key}.max_distance", self.max_distance, f"an integer < {self.hash_size**2} "
+            fail(f"{key}.max_distance", self.max_distance, f"an integer < {self.hash_size**2} "
                   f"(the bits of a hash_size {self.hash_size} hash)")  # fmt: skip
 
 
@@ -273,7 +238,7 @@ class ImageCleanConfig:
         check_str(f"{CLEAN_KEY}.image_column", self.image_column)
         if self.label_column is not None:
             check_str(f"{CLEAN_KEY}.label_column", self.label_column)
-        _sections(
+        build_sections(
             self,
             CLEAN_KEY,
             {
@@ -305,33 +270,10 @@ class ImageGatesConfig:
     max_brightness_psi: float = 0.25  # train vs test, mean brightness
 
     def __post_init__(self) -> None:
-        for name in ("min_rows", "min_class_rows"):
-            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
-        for name in (
-            "max_unreadable_rate",
-            "max_duplicate_rate",
-            "max_leak_rate",
-            "max_blurry_rate",
-            "max_exposure_rate",
-        ):
-            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
-        for name in ("max_label_psi", "max_brightness_psi"):
-            check_number(f"{GATES_KEY}.{name}", getattr(self, name), 0.0)
+        check_gate_bounds(self, GATES_KEY)
 
 
 # --- the augmentation policy -------------------------------------------------------------------
-
-
-def _check_number(key: str, value: object, low: float, high: float, *, open_low: bool) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (value > low if open_low else value >= low)
-        and value <= high
-    )
-    if not ok:
-        _fail(key, value, f"a number in {'(' if open_low else '['}{low:g}, {high:g}]")
 
 
 @dataclass
@@ -371,10 +313,10 @@ class ImageAugmentConfig:
         check_bool(f"{key}.enabled", self.enabled)
         check_fraction(f"{key}.min_class_share", self.min_class_share)
         if not isinstance(self.class_min_share, dict):
-            _fail(f"{key}.class_min_share", self.class_min_share, "a mapping class -> share")
+            fail(f"{key}.class_min_share", self.class_min_share, "a mapping class -> share")
         for name, share in self.class_min_share.items():
             if not isinstance(name, str) or not name:
-                _fail(f"{key}.class_min_share", name, "class names as non-empty strings")
+                fail(f"{key}.class_min_share", name, "class names as non-empty strings")
             check_fraction(f"{key}.class_min_share.{name}", share)
         for name in (
             "horizontal_flip",
@@ -387,8 +329,8 @@ class ImageAugmentConfig:
             "mixup_probability",
         ):
             check_fraction(f"{key}.{name}", getattr(self, name))
-        _check_number(f"{key}.rotation_degrees", self.rotation_degrees, 0, 180, open_low=False)
-        _check_number(f"{key}.hue", self.hue, 0, 0.5, open_low=False)
+        check_interval(f"{key}.rotation_degrees", self.rotation_degrees, 0, 180, open_low=False)
+        check_interval(f"{key}.hue", self.hue, 0, 0.5, open_low=False)
         scale = self.crop_scale
         if (
             not isinstance(scale, list | tuple)
@@ -398,14 +340,14 @@ class ImageAugmentConfig:
             )
             or scale[0] > scale[1]
         ):
-            _fail(f"{key}.crop_scale", scale, "[low, high] with 0 < low <= high <= 1")
+            fail(f"{key}.crop_scale", scale, "[low, high] with 0 < low <= high <= 1")
         self.crop_scale = [float(s) for s in scale]
         for name in ("cutmix_alpha", "mixup_alpha"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                _fail(f"{key}.{name}", value, "a number > 0")
+                fail(f"{key}.{name}", value, "a number > 0")
         if self.cutmix_probability + self.mixup_probability > 1:
-            _fail(
+            fail(
                 f"{key}.cutmix_probability + {key}.mixup_probability",
                 self.cutmix_probability + self.mixup_probability,
                 "at most 1 (one mixer per batch at most)",

@@ -4,7 +4,7 @@ normalised pixels) and perceptual (hashes within a Hamming distance).
 Hashes are computed row-wise inside Dataset.map; deciding what is a duplicate is one ordered
 pass in the driver ("a later copy of an earlier image" is a global question), as for texts. A
 val/test image matching a kept train image is a leak, reported apart from a plain duplicate.
-The exact pass is the text modality's own: it only compares keys.
+The exact pass is pipelines/core/dedup.py: it only compares keys.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from pipelines.modalities.text.dedup import exact_pass
-
-__all__ = ["exact_pass", "hamming_pass", "hamming_distances"]
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 _BLOCK = 64  # rows compared against the kept set in one operation (64 x kept x 8 bytes)

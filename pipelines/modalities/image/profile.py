@@ -16,9 +16,6 @@ and sharpness are of the normalised image (target mode and size), what the model
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -28,12 +25,23 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from pipelines.core.dedup import exact_pass
+from pipelines.core.profile_page import (
+    check_gates,
+    label_balance,
+    panels,
+    png_tag,
+    quantile_marks,
+    quantiles,
+    rate,
+    save_figure,
+    write_profile_page,
+)
 from pipelines.modalities.image.analysis import analyse, decode, raw_bytes
 from pipelines.modalities.image.config import GATES_KEY as KEY
 from pipelines.modalities.image.config import ImageCleanConfig, ImageGatesConfig
-from pipelines.modalities.image.dedup import exact_pass, hamming_pass
+from pipelines.modalities.image.dedup import hamming_pass
 from pipelines.modalities.image.rules import undecoded
-from pipelines.plots import gates_html
 from pipelines.profiling import categorical_psi, population_stability_index
 
 _FACTS = datasets.Features(
@@ -49,15 +57,6 @@ _FACTS = datasets.Features(
         "phash": datasets.Value("binary"),
     }
 )
-
-
-def _quantiles(values: np.ndarray) -> dict[str, float]:
-    if len(values) == 0:
-        return {}
-    points = np.percentile(values, [0, 5, 50, 95, 100])
-    names = ("min", "p5", "median", "p95", "max")
-    quantiles = {n: float(p) for n, p in zip(names, points, strict=True)}
-    return {**quantiles, "mean": float(values.mean())}
 
 
 def _facts_batch(batch: dict[str, list], cfg: ImageCleanConfig) -> dict[str, list]:
@@ -129,25 +128,25 @@ def profile_image_splits(
         report["splits"][name] = {
             "rows": n,
             "unreadable": int(n - len(ok)),
-            "unreadable_rate": _rate(n - len(ok), n),
+            "unreadable_rate": rate(n - len(ok), n),
             "sizes": dict(Counter(ok["size"]).most_common()),
             "modes": dict(Counter(ok["mode"]).most_common()),
             "channel_mean": mean,
             "channel_std": std,
-            "brightness": _quantiles(brightness),
-            "laplacian_var": _quantiles(sharpness),
+            "brightness": quantiles(brightness),
+            "laplacian_var": quantiles(sharpness),
             # blur is judged after exposure, as clean does: a black frame is not "blurry"
-            "blurry_rate": _rate(
+            "blurry_rate": rate(
                 int(((sharpness < cfg.blur.min_laplacian_var) & ~badly_exposed).sum()), n
             ),
-            "exposure_rate": _rate(int(badly_exposed.sum()), n),
+            "exposure_rate": rate(int(badly_exposed.sum()), n),
             "labels": dict(sorted(Counter(labels[name]).items())),
-            "exact_duplicate_rate": _rate(exact[i].count("duplicate"), n),
-            "near_duplicate_rate": _rate(near[i].count("duplicate"), n),
-            "duplicate_rate": _rate(exact[i].count("duplicate") + near[i].count("duplicate"), n),
-            "exact_leak_rate": _rate(exact[i].count("leak"), n),
-            "near_leak_rate": _rate(near[i].count("leak"), n),
-            "leak_rate": _rate(exact[i].count("leak") + near[i].count("leak"), n),
+            "exact_duplicate_rate": rate(exact[i].count("duplicate"), n),
+            "near_duplicate_rate": rate(near[i].count("duplicate"), n),
+            "duplicate_rate": rate(exact[i].count("duplicate") + near[i].count("duplicate"), n),
+            "exact_leak_rate": rate(exact[i].count("leak"), n),
+            "near_leak_rate": rate(near[i].count("leak"), n),
+            "leak_rate": rate(exact[i].count("leak") + near[i].count("leak"), n),
         }
     train, test = names[0], names[-1]
     brightness_of = {k: facts[k].loc[facts[k]["readable"], "brightness"] for k in (train, test)}
@@ -178,45 +177,26 @@ def _channel_stats(ok: pd.DataFrame) -> tuple[list[float], list[float]]:
     return [float(v) for v in means], [float(v) for v in stds]
 
 
-def _rate(count: int, total: int) -> float:
-    return float(count / total) if total else 0.0
+# the gates (figure: its name in a failure line; the bound is max_<figure>), in the order
+# their failures are listed
+IMAGE_GATES = {
+    "unreadable_rate": "unreadable rate",
+    "duplicate_rate": "duplicate rate",
+    "blurry_rate": "blurry rate",
+    "exposure_rate": "badly exposed rate",
+}
+IMAGE_LATER_SPLIT_GATES = {
+    "leak_rate": "leak rate (duplicates of train images)",
+}
+IMAGE_DRIFT_GATES = {
+    "label_psi": "label PSI",
+    "brightness_psi": "brightness PSI",
+}
 
 
 def check_image_gates(report: dict[str, Any], gates: ImageGatesConfig) -> list[str]:
     """One line per gate missed, naming the split, the figure and the gate's key."""
-    failures: list[str] = []
-
-    def over(split: str, figure: str, value: float | None, limit: float, key: str) -> None:
-        if value is not None and value > limit:
-            failures.append(f"{split}: {figure} {value:.4f} > {KEY}.{key} = {limit}")
-
-    names = list(report["splits"])
-    for name, stats in report["splits"].items():
-        if stats["rows"] < gates.min_rows:
-            failures.append(f"{name}: {stats['rows']} rows < {KEY}.min_rows = {gates.min_rows}")
-        over(name, "unreadable rate", stats["unreadable_rate"], gates.max_unreadable_rate,
-             "max_unreadable_rate")  # fmt: skip
-        over(name, "duplicate rate", stats["duplicate_rate"], gates.max_duplicate_rate,
-             "max_duplicate_rate")  # fmt: skip
-        over(name, "blurry rate", stats["blurry_rate"], gates.max_blurry_rate,
-             "max_blurry_rate")  # fmt: skip
-        over(name, "badly exposed rate", stats["exposure_rate"], gates.max_exposure_rate,
-             "max_exposure_rate")  # fmt: skip
-        if name != names[0]:
-            over(name, "leak rate (duplicates of train images)", stats["leak_rate"],
-                 gates.max_leak_rate, "max_leak_rate")  # fmt: skip
-    rarest = min(report["splits"][names[0]]["labels"].items(), key=lambda kv: kv[1], default=None)
-    if rarest is not None and rarest[1] < gates.min_class_rows:
-        failures.append(
-            f"{names[0]}: label {rarest[0]!r} has {rarest[1]} rows < {KEY}.min_class_rows = "
-            f"{gates.min_class_rows}"
-        )
-    drift = report["drift"]
-    pair = " vs ".join(drift["between"])
-    over(pair, "label PSI", drift["label_psi"], gates.max_label_psi, "max_label_psi")
-    over(pair, "brightness PSI", drift["brightness_psi"], gates.max_brightness_psi,
-         "max_brightness_psi")  # fmt: skip
-    return failures
+    return check_gates(report, gates, KEY, IMAGE_GATES, IMAGE_LATER_SPLIT_GATES, IMAGE_DRIFT_GATES)
 
 
 # --- pictures ------------------------------------------------------------------------------------
@@ -224,21 +204,11 @@ def check_image_gates(report: dict[str, Any], gates: ImageGatesConfig) -> list[s
 
 def image_profile_png(report: dict[str, Any], path: Path) -> None:
     """Label balance, brightness and sharpness quantiles, and the defect rates per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     splits = report["splits"]
     names = list(splits)
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
-    labels = sorted({label for stats in splits.values() for label in stats["labels"]})
+    fig, axes = panels(4, 19)
+    label_balance(axes[0], splits)
     width = 0.8 / max(1, len(names))
-    for offset, (name, stats) in enumerate(splits.items()):
-        total = max(1, stats["rows"])
-        shares = [stats["labels"].get(label, 0) / total for label in labels]
-        axes[0].bar(np.arange(len(labels)) + offset * width, shares, width, label=name)
-    axes[0].set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=45, ha="right")
     axes[0].set_title("label balance (share of rows)")
     axes[0].legend()
     limits = report["thresholds"]
@@ -250,13 +220,7 @@ def image_profile_png(report: dict[str, Any], path: Path) -> None:
     ):  # fmt: skip
         for value in lines:  # the rules' thresholds: what lies beyond is removed
             ax.axhline(value, color="tab:red", ls="--", lw=1)
-        for offset, name in enumerate(names):
-            q = splits[name][figure]
-            if q:
-                ax.errorbar([offset], [q["median"]], fmt="o", capsize=6, label=name,
-                            yerr=[[q["median"] - q["p5"]], [q["p95"] - q["median"]]])  # fmt: skip
-                ax.plot([offset, offset], [q["min"], q["max"]], "k:", lw=1)
-        ax.set_xticks(range(len(names)), names)
+        quantile_marks(ax, splits, figure, extremes=True)
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(title)
     axes[2].set_yscale("log")
@@ -267,9 +231,7 @@ def image_profile_png(report: dict[str, Any], path: Path) -> None:
     ticks = [r.replace("_rate", "") for r in rates]
     axes[3].set_xticks(np.arange(len(rates)) + 0.4 - width / 2, ticks, rotation=45, ha="right")
     axes[3].set_title("defect rates")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def sample_grid_png(
@@ -332,43 +294,11 @@ def image_profile_html(
         "channel_mean",
         "channel_std",
     )
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td>"
-        + "".join(f"<td>{_cell(stats.get(key))}</td>" for key in figures)
-        + "</tr>"
-        for name, stats in report["splits"].items()
-    )
-    header = "".join(f"<th>{key.replace('_', ' ')}</th>" for key in figures)
     pictures = [png] + ([grid_png] if grid_png is not None else [])
-    images = "".join(
-        f"<img src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}' "
-        "style='max-width:100%'><br>"
-        for p in pictures
-    )
+    tags = "".join(f"{png_tag(p)}<br>" for p in pictures)
     as_given = {
         name: {"sizes": stats["sizes"], "modes": stats["modes"]}
         for name, stats in report["splits"].items()
     }
-    path.write_text(
-        "<html><head><meta charset='utf-8'><title>Image profile</title></head><body>"
-        f"<h1>Image profile</h1>{gates_html(failures)}{images}"
-        f"<table border=1 cellpadding=3><tr><th>split</th>{header}</tr>{rows}</table>"
-        f"<h2>Sizes and modes (as given)</h2><pre>{_json(as_given)}</pre>"
-        f"<h2>Drift</h2><pre>{_json(report['drift'])}</pre>"
-        "</body></html>",
-        encoding="utf-8",
-    )
-
-
-def _json(value: Any) -> str:
-    return html.escape(json.dumps(value, indent=2))
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, list):
-        return ", ".join(f"{v:.3f}" for v in value)
-    return html.escape(str(value))
+    sections = {"Sizes and modes (as given)": as_given, "Drift": report["drift"]}
+    write_profile_page(path, "Image profile", report, failures, tags, figures, sections)

@@ -30,20 +30,18 @@ and its `split`; the counts go into the report. Kept rows leave with the normali
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import datasets
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from pipelines.core.rules import RuleSet, SplitVerdicts, column_sum, run_rules, validate_label
 from pipelines.errors import PipelineError
 from pipelines.io import arrow_column
 from pipelines.modalities.image.analysis import Facts, analyse, encode_png, raw_bytes
 from pipelines.modalities.image.config import CLEAN_KEY, ImageCleanConfig
-from pipelines.modalities.image.dedup import exact_pass, hamming_pass
+from pipelines.modalities.image.dedup import hamming_pass
 
 RULE_ORDER = (
     "unreadable",
@@ -93,15 +91,6 @@ _WORK_FEATURES = datasets.Features(
 _BINARY = ("binary", "large_binary")
 
 
-@dataclass
-class _Split:
-    """One split while the rules run: input rows plus working columns, and each row's verdict."""
-
-    name: str
-    work: datasets.Dataset
-    rules: list[str]
-
-
 def clean_image_splits(
     splits: dict[str, datasets.Dataset],
     cfg: ImageCleanConfig,
@@ -112,31 +101,23 @@ def clean_image_splits(
     `splits` is visited train first, then the others in the order given (the reference for
     cross-split leaks). The report has, per split: rows_in, rows_out, converted (images the
     mode rule converted), resized, and removed (per rule of REMOVAL_RULES)."""
-    if not splits:
-        raise PipelineError(f"{CLEAN_KEY}: no splits given; expected at least a 'train' split")
-    ordered = _train_first(splits)
-    for name, ds in ordered.items():
-        _check_reserved(ds, name)
-        min_classes = 2 if name == next(iter(ordered)) else 1
-        validate_image_columns(
-            ds, cfg.image_column, cfg.label_column, f"split '{name}'", min_classes=min_classes
-        )
-    states = []
-    for name, ds in ordered.items():
-        work = _row_pass(ds, cfg, num_proc, name)
-        states.append(_Split(name, work, work[_RULE][:]))
-    if cfg.dedup.exact:
-        keys = [s.work[_KEY][:] for s in states]
-        _apply_verdicts(states, exact_pass(keys, [_active(s) for s in states]), "exact")
-    if cfg.dedup.perceptual:
-        hashes = [_hash_matrix(s.work, cfg) for s in states]
-        verdicts = hamming_pass(hashes, [_active(s) for s in states], cfg.dedup.max_distance)
-        _apply_verdicts(states, verdicts, "near")
-    report = _report(states)
-    _fail_if_emptied(report)
-    cleaned = {s.name: _kept(s, cfg) for s in states}
-    quarantine = datasets.concatenate_datasets([_removed(s, cfg) for s in states])
-    return cleaned, quarantine, report
+    rules = RuleSet(
+        key=CLEAN_KEY,
+        removal_rules=REMOVAL_RULES,
+        reserved=(RULE_COLUMN, SPLIT_COLUMN, *_WORK_FEATURES),
+        owner="the image rules",
+        validate=lambda ds, source, min_classes: validate_image_columns(
+            ds, cfg.image_column, cfg.label_column, source, min_classes=min_classes
+        ),
+        row_pass=partial(_row_pass, cfg=cfg, num_proc=num_proc),
+        verdict_column=_RULE,
+        exact_keys=_KEY if cfg.dedup.exact else None,
+        near=partial(_perceptual_duplicates, cfg=cfg) if cfg.dedup.perceptual else None,
+        figures=_figures,
+        kept=partial(_kept, cfg=cfg),
+        removed=partial(_removed, cfg=cfg),
+    )
+    return run_rules(splits, rules)
 
 
 def validate_image_columns(
@@ -169,32 +150,7 @@ def validate_image_columns(
         )
     if label_column is None:
         return
-    if label_column not in columns:
-        raise PipelineError(
-            f"{source}: label column '{label_column}' is missing (columns: {', '.join(columns)}); "
-            "expected a column of class labels"
-        )
-    classes = pc.unique(arrow_column(ds, label_column)).drop_null()
-    if len(classes) < min_classes:
-        seen = ", ".join(repr(c) for c in classes.to_pylist()) or "none"
-        raise PipelineError(
-            f"{source}: label column '{label_column}' has {len(classes)} class(es) ({seen}); "
-            f"expected at least {min_classes}"
-        )
-
-
-def _train_first(splits: dict[str, datasets.Dataset]) -> dict[str, datasets.Dataset]:
-    names = sorted(splits, key=lambda n: n != "train")  # stable: the others keep their order
-    return {name: splits[name] for name in names}
-
-
-def _check_reserved(ds: datasets.Dataset, name: str) -> None:
-    for column in (RULE_COLUMN, SPLIT_COLUMN, *_WORK_FEATURES):
-        if column in ds.column_names:
-            raise PipelineError(
-                f"split '{name}': column '{column}' is reserved for the image rules; rename it "
-                f"before {CLEAN_KEY}"
-            )
+    validate_label(ds, label_column, source, min_classes)
 
 
 def undecoded(ds: datasets.Dataset, column: str) -> datasets.Dataset:
@@ -209,7 +165,7 @@ def undecoded(ds: datasets.Dataset, column: str) -> datasets.Dataset:
 
 
 def _row_pass(
-    ds: datasets.Dataset, cfg: ImageCleanConfig, num_proc: int | None, name: str
+    ds: datasets.Dataset, name: str, cfg: ImageCleanConfig, num_proc: int | None
 ) -> datasets.Dataset:
     """The input rows with the working columns beside them. Only the image column goes through
     map; the rest is joined back column-wise, so the other columns are never rewritten."""
@@ -278,15 +234,9 @@ def removal(facts: Facts, cfg: ImageCleanConfig) -> tuple[str, str]:
 # --- rules 6-7: duplicates across rows and splits ------------------------------------------------
 
 
-def _active(state: _Split) -> list[bool]:
-    return [rule == "" for rule in state.rules]
-
-
-def _apply_verdicts(states: list[_Split], verdicts: list[list[str]], kind: str) -> None:
-    for state, split_verdicts in zip(states, verdicts, strict=True):
-        for row, verdict in enumerate(split_verdicts):
-            if verdict:
-                state.rules[row] = f"{kind}_{verdict}"
+def _perceptual_duplicates(states: list[SplitVerdicts], cfg: ImageCleanConfig) -> list[list[str]]:
+    hashes = [_hash_matrix(s.work, cfg) for s in states]
+    return hamming_pass(hashes, [s.active() for s in states], cfg.dedup.max_distance)
 
 
 def _hash_matrix(work: datasets.Dataset, cfg: ImageCleanConfig) -> np.ndarray:
@@ -301,52 +251,28 @@ def _hash_matrix(work: datasets.Dataset, cfg: ImageCleanConfig) -> np.ndarray:
 # --- outputs -------------------------------------------------------------------------------------
 
 
-def _report(states: list[_Split]) -> dict[str, Any]:
-    report: dict[str, Any] = {}
-    for s in states:
-        removed = dict.fromkeys(REMOVAL_RULES, 0)
-        for rule in s.rules:
-            if rule:
-                removed[rule] += 1
-        report[s.name] = {
-            "rows_in": len(s.work),
-            "rows_out": len(s.work) - sum(removed.values()),
-            "converted": _column_sum(s.work, _CONVERTED),
-            "resized": _column_sum(s.work, _RESIZED),
-            "removed": removed,
-        }
-    return report
+def _figures(state: SplitVerdicts) -> dict[str, Any]:
+    """Images the mode rule converted and the size rule resized."""
+    return {
+        "converted": column_sum(state.work, _CONVERTED),
+        "resized": column_sum(state.work, _RESIZED),
+    }
 
 
-def _column_sum(ds: datasets.Dataset, column: str) -> int:
-    total = pc.sum(pc.cast(arrow_column(ds, column), pa.int64())).as_py()
-    return int(total or 0)
-
-
-def _fail_if_emptied(report: dict[str, Any]) -> None:
-    for name, split in report.items():
-        if split["rows_out"] == 0:
-            rule, count = max(split["removed"].items(), key=lambda item: item[1])
-            raise PipelineError(
-                f"{CLEAN_KEY}: every row of split '{name}' was removed ({rule} removed "
-                f"{count} of {split['rows_in']}); loosen {REMOVAL_RULES[rule]}"
-            )
-
-
-def _kept(state: _Split, cfg: ImageCleanConfig) -> datasets.Dataset:
+def _kept(state: SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
     """Kept rows with the normalised image in place of the original, as a datasets.Image."""
     columns = [c for c in state.work.column_names if c not in _WORK_FEATURES]
-    rows = [i for i, rule in enumerate(state.rules) if not rule]
+    rows = state.kept_rows()
     part = state.work.select(rows).remove_columns(cfg.image_column)
     part = part.rename_column(_PNG, cfg.image_column)
     part = part.cast_column(cfg.image_column, datasets.Image())
     return part.select_columns(columns).flatten_indices()
 
 
-def _removed(state: _Split, cfg: ImageCleanConfig) -> datasets.Dataset:
+def _removed(state: SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
     """Removed rows as they came (image undecoded: some cannot be), plus rule, reason and
     split."""
-    rows = [i for i, rule in enumerate(state.rules) if rule]
+    rows = state.removed_rows()
     row_reasons = arrow_column(state.work, _REASON).to_pylist()
     distance = cfg.dedup.max_distance
     reasons = {

@@ -24,18 +24,15 @@ import io
 import os
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipelines.errors import PipelineError
+from pipelines.core.simulator import DUPLICATE_KINDS, check_n_rows, plan_rows
 from pipelines.modalities.image.config import ImageSimulatorConfig
 
-CLEAN = ""  # the dirt value of an image without dirt
 WRONG_SIZES = ((96, 96), (128, 128), (80, 112), (112, 80))  # larger only: resizing keeps detail
-_DUPLICATE_KINDS = ("exact_duplicate", "near_duplicate")
 _NOT_IMAGES = (
     b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body>Not Found</body></html>",
     b"image_id,label,camera\n1042,scratch,line-3\n",
@@ -63,10 +60,12 @@ def simulate_images(
     """Columns image_id (int64), image (datasets.Image, PNG bytes), label (str); with
     with_dirt_column, `dirt`: the injected kind ("" for a clean image), ground truth for
     scoring the rules. Dirty cells may not decode: read them with Image(decode=False)."""
-    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
-        raise PipelineError(f"simulate_images: n_rows = {n_rows!r}: expected an integer >= 1")
+    check_n_rows("simulate_images", n_rows)
     cfg = ImageSimulatorConfig() if cfg is None else cfg
-    plan = datasets.Dataset.from_dict(_plan(n_rows, seed, cfg))
+    classes = list(cfg.class_shares)
+    shares = np.array([cfg.class_shares[c] for c in classes], dtype=float)
+    rows = plan_rows(n_rows, seed, classes, shares, cfg.dirt.rates(), "image_id")
+    plan = datasets.Dataset.from_dict(rows)
     ds = plan.map(
         partial(_write_batch, seed=seed, size=(cfg.height, cfg.width)),
         batched=True,
@@ -85,36 +84,6 @@ def simulate_images(
     )
     ds = ds.select_columns(list(FEATURES))
     return ds if with_dirt_column else ds.remove_columns("dirt")
-
-
-def _plan(n_rows: int, seed: int, cfg: ImageSimulatorConfig) -> dict[str, Any]:
-    """Per-image label, dirt kind and (for duplicates) the earlier clean image copied."""
-    rng = np.random.default_rng(seed)
-    classes = list(cfg.class_shares)
-    shares = np.array([cfg.class_shares[c] for c in classes], dtype=float)
-    labels = rng.choice(len(classes), size=n_rows, p=shares / shares.sum())
-    rates = cfg.dirt.rates()
-    kinds = [CLEAN, *rates]
-    probs = np.array([max(0.0, 1.0 - sum(rates.values())), *rates.values()])
-    kind_ix = rng.choice(len(kinds), size=n_rows, p=probs / probs.sum())
-    dirt = np.array(kinds, dtype=object)[kind_ix]
-
-    clean_rows = np.flatnonzero(kind_ix == 0)
-    n_clean_before = np.searchsorted(clean_rows, np.arange(n_rows))
-    pick = np.floor(rng.random(n_rows) * np.maximum(n_clean_before, 1)).astype(np.int64)
-    is_dup = np.isin(dirt, _DUPLICATE_KINDS)
-    orphan = is_dup & (n_clean_before == 0)
-    dirt[orphan] = CLEAN  # nothing to copy yet: the image stays clean
-    copied = clean_rows[np.minimum(pick, len(clean_rows) - 1)] if len(clean_rows) else pick
-    source = np.where(is_dup & ~orphan, copied, -1)
-    names = np.array(classes, dtype=object)
-    return {
-        "image_id": np.arange(n_rows, dtype=np.int64),
-        "label": names[labels].tolist(),
-        "dirt": dirt.tolist(),
-        "source": source,
-        "source_label": names[labels[np.maximum(source, 0)]].tolist(),
-    }
 
 
 def _write_batch(batch: dict[str, list], seed: int, size: tuple[int, int]) -> dict[str, list]:
@@ -152,7 +121,7 @@ def write_image(
 ) -> tuple[bytes, str]:
     """(encoded bytes, label) of one image; a duplicate takes its source's label."""
     rng = _dirt_rng(seed, image_id)
-    if kind in _DUPLICATE_KINDS:
+    if kind in DUPLICATE_KINDS:
         original = render_surface(_render_rng(seed, source), source_label, size)
         if kind == "exact_duplicate":  # same pixels; half re-encoded (other bytes, same image)
             return _png(original, compress_level=int(rng.choice([1, 9]))), source_label

@@ -15,11 +15,24 @@ nature so that a 10M-row split never sits in memory as a DataFrame:
   encodes the features in one pass, and the result is streamed into the output file.
 Rules run in their declared order, each on the rows the earlier ones kept, and kept rows
 keep their order, so the rows are what the pandas version gave. A split is finished (and
-its memory map dropped) before the next one is read, which bounds the pages held."""
+its memory map dropped) before the next one is read, which bounds the pages held.
+
+A user's own rules (data.clean.rules) run after the built-in row rules, in their listed
+order, before duplicates and outliers. Each entry is {_target_: module.Class, name: ...,
+<arguments>}: `name` is what the quarantine's `_rule` column and the metrics'
+removed_by_rule call it; the other keys build the object (hydra.utils.instantiate), whose
+module may live in any folder on PYTHONPATH. The contract of the object built:
+
+    rule(frame: pandas.DataFrame) -> boolean array-like of len(frame), True = remove the row
+
+`frame` is a batch of the split's rows with the input columns, as ingest wrote them (before
+imputation and encoding); only rows no earlier rule removed count for it. The verdict must
+depend on the row alone (batches and worker processes split the rows arbitrarily), and the
+object must pickle when data.num_proc > 1."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sklearn.ensemble import IsolationForest
 
+from pipelines.core.components import build
 from pipelines.data.schema import LABEL, MAP_BATCH
 from pipelines.errors import PipelineError
 from pipelines.io import WRITE_BATCH, arrow_column, iter_batches, write_split
@@ -43,6 +57,72 @@ if TYPE_CHECKING:
 RULE, SPLIT = "_rule", "_split"
 _CODE, _HASH = "_code", "_hash"
 OUTLIER = "isolation_forest_outlier"
+DUPLICATE = "duplicate"
+CUSTOM_RULES_KEY = "data.clean.rules"
+# rule names the built-in rules own (besides allowed_values:<column> and range:<column>)
+_BUILT_IN = ("missing_label", "missing_numeric", "missing_categorical", DUPLICATE, OUTLIER)
+
+
+@dataclass(frozen=True)
+class CustomRule:
+    """A user's row rule from data.clean.rules: its config key, its name, the callable."""
+
+    key: str
+    name: str
+    judge: Callable[[pd.DataFrame], object]
+
+    def removes(self, frame: pd.DataFrame) -> np.ndarray:
+        """The rows of `frame` the rule removes, checked against the contract."""
+        try:
+            verdict = self.judge(frame)
+        except Exception as err:
+            raise PipelineError(
+                f"{self.key} ({self.name!r}): the rule failed on a batch: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+        if isinstance(verdict, pd.Series) and verdict.dtype == "boolean":
+            verdict = verdict.fillna(False)  # pandas' nullable booleans: NA does not remove
+        mask = np.asarray(verdict)
+        if mask.dtype != np.bool_ or mask.shape != (len(frame),):
+            raise PipelineError(
+                f"{self.key} ({self.name!r}): the rule returned {mask.dtype} of shape "
+                f"{mask.shape} for {len(frame)} rows; expected a boolean mask of {len(frame)} "
+                "rows (True = remove)"
+            )
+        return mask
+
+
+def custom_rules(entries: Sequence[object], key: str = CUSTOM_RULES_KEY) -> list[CustomRule]:
+    """The user's rules built from their config entries, names checked: present, unique,
+    none of the built-in rules'."""
+    rules: list[CustomRule] = []
+    for index, entry in enumerate(entries):
+        entry_key = f"{key}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise PipelineError(
+                f"{entry_key} = {entry!r}: expected a mapping {{_target_: module.Class, name: "
+                "..., <arguments>}"
+            )
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise PipelineError(
+                f"{entry_key}.name = {name!r}: expected a non-empty string, the rule's name "
+                "in the quarantine and the metrics"
+            )
+        taken = [r.name for r in rules]
+        if name in _BUILT_IN or name in taken or name.startswith(("allowed_values:", "range:")):
+            raise PipelineError(
+                f"{entry_key}.name = {name!r}: already a rule's name (built-in: "
+                f"{', '.join(_BUILT_IN)}, allowed_values:<column>, range:<column>)"
+            )
+        judge = build(entry_key, {k: v for k, v in entry.items() if k != "name"})
+        if not callable(judge):
+            raise PipelineError(
+                f"{entry_key}: {type(judge).__name__} is not callable; expected "
+                "rule(frame) -> a boolean mask of the rows to remove"
+            )
+        rules.append(CustomRule(entry_key, name, judge))
+    return rules
 
 
 @dataclass
@@ -81,6 +161,7 @@ def clean_splits(
     turn comes (train first: its statistics fill the others) and written to `out(name)`.
     `work`: a scratch folder for the maps' Arrow files."""
     _check_rule_columns(schema, rules)
+    custom = custom_rules(rules.rules)
     if "train" not in splits:
         raise PipelineError("clean: a train split is required")
     order = ["train", *(name for name in splits if name != "train")]
@@ -95,7 +176,7 @@ def clean_splits(
     for name in order:
         data = splits[name]()
         keep, counts[name], parts = _row_and_duplicate_rules(
-            data, name, schema, rules, work, num_proc
+            data, name, schema, rules, custom, work, num_proc
         )
         removed += parts
         todo = {}
@@ -154,17 +235,19 @@ def _row_and_duplicate_rules(
     name: str,
     schema: SchemaConfig,
     rules: CleanConfig,
+    custom: list[CustomRule],
     work: Path,
     num_proc: int | None,
 ) -> tuple[np.ndarray, dict[str, int], list[Removed]]:
-    """(rows kept, rows removed per rule, the removed rows) for the row-wise rules and the
-    duplicate rule."""
-    codes, hashes = _rule_codes(data, schema, rules, work / f"rules-{name}.arrow", num_proc)
-    every = _row_rule_names(schema, rules)
+    """(rows kept, rows removed per rule, the removed rows) for the row-wise rules (the
+    user's included) and the duplicate rule."""
+    cache = work / f"rules-{name}.arrow"
+    codes, hashes = _rule_codes(data, schema, rules, custom, cache, num_proc)
+    every = _row_rule_names(schema, rules, custom)
     if rules.drop_duplicates:
         live = np.flatnonzero(codes < 0)
         codes[live[_duplicates(data, live, hashes, schema)]] = len(every)
-        every.append("duplicate")
+        every.append(DUPLICATE)
     counts: dict[str, int] = {}
     parts = []
     for code, rule in enumerate(every):
@@ -175,7 +258,9 @@ def _row_and_duplicate_rules(
     return codes < 0, counts, parts
 
 
-def _row_rule_names(schema: SchemaConfig, rules: CleanConfig) -> list[str]:
+def _row_rule_names(
+    schema: SchemaConfig, rules: CleanConfig, custom: list[CustomRule]
+) -> list[str]:
     """The row-wise rules in the order _row_rules yields them."""
     names = ["missing_label"]
     names += [f"allowed_values:{column}" for column in rules.allowed_values]
@@ -184,7 +269,7 @@ def _row_rule_names(schema: SchemaConfig, rules: CleanConfig) -> list[str]:
         names.append("missing_numeric")
     if rules.missing.categorical == "quarantine" and schema.categorical:
         names.append("missing_categorical")
-    return names
+    return names + [rule.name for rule in custom]
 
 
 def _duplicate_key(schema: SchemaConfig) -> list[str]:
@@ -193,13 +278,18 @@ def _duplicate_key(schema: SchemaConfig) -> list[str]:
 
 
 def _rule_codes(
-    data: Dataset, schema: SchemaConfig, rules: CleanConfig, cache: Path, num_proc: int | None
+    data: Dataset,
+    schema: SchemaConfig,
+    rules: CleanConfig,
+    custom: list[CustomRule],
+    cache: Path,
+    num_proc: int | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per row: the index of the first row-wise rule that removes it (-1: none), and the
     hash of its duplicate key (None when drop_duplicates is off)."""
     out = data.with_format("pandas").map(
         _rule_batch,
-        fn_kwargs={"schema": schema, "rules": rules},
+        fn_kwargs={"schema": schema, "rules": rules, "custom": custom},
         batched=True,
         batch_size=MAP_BATCH,
         num_proc=num_proc,
@@ -215,9 +305,11 @@ def _rule_codes(
     return codes, hashes
 
 
-def _rule_batch(frame: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig) -> pd.DataFrame:
+def _rule_batch(
+    frame: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig, custom: list[CustomRule]
+) -> pd.DataFrame:
     code = np.full(len(frame), -1, dtype=np.int16)
-    for index, (_, mask) in enumerate(_row_rules(frame, schema, rules)):
+    for index, (_, mask) in enumerate(_row_rules(frame, schema, rules, custom)):
         code[np.asarray(mask, dtype=bool) & (code < 0)] = index
     out = {_CODE: code}
     if rules.drop_duplicates:
@@ -247,7 +339,9 @@ def _duplicates(
     return flagged
 
 
-def _row_rules(frame: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig):
+def _row_rules(
+    frame: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig, custom: list[CustomRule]
+):
     """Yield (rule name, rows it removes) for the row-wise rules, in _row_rule_names' order;
     a row counts for the first rule that removes it."""
     yield "missing_label", frame[LABEL].isna()
@@ -263,6 +357,8 @@ def _row_rules(frame: pd.DataFrame, schema: SchemaConfig, rules: CleanConfig):
         yield "missing_numeric", frame[schema.numeric].isna().any(axis=1)
     if rules.missing.categorical == "quarantine" and schema.categorical:
         yield "missing_categorical", frame[schema.categorical].isna().any(axis=1)
+    for rule in custom:
+        yield rule.name, rule.removes(frame)
 
 
 def _fillable(schema: SchemaConfig, rules: CleanConfig) -> list[str]:

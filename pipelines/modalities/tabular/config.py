@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipelines.schema.fields import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, bounded
 
@@ -50,6 +51,9 @@ class CleanConfig:
     missing: MissingConfig = field(default_factory=MissingConfig)
     drop_duplicates: bool = True
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
+    # a user's own row rules, each {_target_: module.Class, name: ..., <its arguments>}; run
+    # after the built-in row rules (contract: pipelines/modalities/tabular/cleaning.py)
+    rules: list[Any] = field(default_factory=list)
 
 
 @dataclass

@@ -55,34 +55,16 @@ def signature(text: str, template: MinHash, shingle_size: int) -> np.ndarray:
     return m.hashvalues.astype(SIGNATURE_DTYPE)
 
 
-def exact_pass(keys: Sequence[Sequence[str]], active: Sequence[Sequence[bool]]) -> list[list[str]]:
-    """Per split, per row: "" (first occurrence or inactive), "duplicate" or "leak"."""
-    first_split: dict[str, int] = {}
-    verdicts: list[list[str]] = []
-    for split_ix, (split_keys, split_active) in enumerate(zip(keys, active, strict=True)):
-        out = []
-        for key, is_active in zip(split_keys, split_active, strict=True):
-            seen = first_split.get(key) if is_active else None
-            if not is_active:
-                out.append("")
-            elif seen is None:
-                first_split[key] = split_ix
-                out.append("")
-            else:
-                out.append("duplicate" if seen == split_ix else "leak")
-        verdicts.append(out)
-    return verdicts
-
-
 def near_pass(
     signatures: Sequence[np.ndarray],
     active: Sequence[Sequence[bool]],
     threshold: float,
     seed: int,
 ) -> list[list[str]]:
-    """Like exact_pass, for rows whose estimated Jaccard similarity to a kept earlier row is
-    >= threshold. LSH proposes candidates (from a lower threshold); the signature comparison
-    decides, so the verdict does not depend on the order LSH returns candidates in."""
+    """Like pipelines.core.dedup.exact_pass, for rows whose estimated Jaccard similarity to a
+    kept earlier row is >= threshold. LSH proposes candidates (from a lower threshold); the
+    signature comparison decides, so the verdict does not depend on the order LSH returns
+    candidates in."""
     num_perm = signatures[0].shape[1] if len(signatures) else 0
     lsh = MinHashLSH(threshold=max(0.05, threshold - CANDIDATE_MARGIN), num_perm=num_perm)
     kept: dict[tuple[int, int], np.ndarray] = {}

@@ -14,9 +14,6 @@ what the profile counts is what clean would remove with the same settings.
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -26,9 +23,20 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset
 
+from pipelines.core.dedup import exact_pass
+from pipelines.core.profile_page import (
+    check_gates,
+    label_balance,
+    panels,
+    png_tag,
+    quantile_marks,
+    quantiles,
+    rate,
+    save_figure,
+    write_profile_page,
+)
 from pipelines.modalities.text.dedup import (
     exact_key,
-    exact_pass,
     minhash_template,
     near_pass,
     signature,
@@ -36,24 +44,9 @@ from pipelines.modalities.text.dedup import (
 from pipelines.modalities.text.rules import detect_language, is_abusive, language_ok
 from pipelines.modalities.text.rules_config import GATES_KEY as KEY
 from pipelines.modalities.text.rules_config import TextCleanConfig, TextGatesConfig
-from pipelines.plots import gates_html
 from pipelines.profiling import categorical_psi, population_stability_index
 
 _WORDS = re.compile(r"\w+")
-
-
-def _quantiles(values: np.ndarray) -> dict[str, float]:
-    if len(values) == 0:
-        return {}
-    points = np.percentile(values, [0, 5, 50, 95, 100])
-    return {
-        "min": float(points[0]),
-        "p5": float(points[1]),
-        "median": float(points[2]),
-        "p95": float(points[3]),
-        "max": float(points[4]),
-        "mean": float(values.mean()),
-    }
 
 
 def profile_text_splits(
@@ -101,24 +94,24 @@ def profile_text_splits(
         label_counts = Counter(labels[name])
         report["splits"][name] = {
             "rows": n,
-            "chars": _quantiles(chars),
-            "words": _quantiles(n_words),
-            "empty_rate": _rate(sum(not t.strip() for t in texts[name]), n),
+            "chars": quantiles(chars),
+            "words": quantiles(n_words),
+            "empty_rate": rate(sum(not t.strip() for t in texts[name]), n),
             "languages": dict(detected.most_common()),
             "language_sample_rows": len(sample),
             # the clean rule's own verdict (confidence threshold), not the top guess, so the
             # profile predicts what clean removes
-            "foreign_rate": _rate(
+            "foreign_rate": rate(
                 sum(not language_ok(texts[name][j], rules.language) for j in sample), len(sample)
             ),
-            "duplicate_rate": _rate(exact[i].count("duplicate") + nearby[i].count("duplicate"), n),
-            "exact_duplicate_rate": _rate(exact[i].count("duplicate"), n),
-            "near_duplicate_rate": _rate(nearby[i].count("duplicate"), n),
-            "leak_rate": _rate(exact[i].count("leak") + nearby[i].count("leak"), n),
-            "abusive_rate": _rate(sum(is_abusive(t, rules.abuse) for t in texts[name]), n),
+            "duplicate_rate": rate(exact[i].count("duplicate") + nearby[i].count("duplicate"), n),
+            "exact_duplicate_rate": rate(exact[i].count("duplicate"), n),
+            "near_duplicate_rate": rate(nearby[i].count("duplicate"), n),
+            "leak_rate": rate(exact[i].count("leak") + nearby[i].count("leak"), n),
+            "abusive_rate": rate(sum(is_abusive(t, rules.abuse) for t in texts[name]), n),
             "labels": dict(sorted(label_counts.items())),
             "vocabulary_size": len(set(split_words)),
-            "oov_rate": None if i == 0 else _rate(unseen, len(split_words)),
+            "oov_rate": None if i == 0 else rate(unseen, len(split_words)),
         }
     train, test = names[0], names[-1]
     report["drift"] = {
@@ -131,76 +124,36 @@ def profile_text_splits(
     return report
 
 
-def _rate(count: int, total: int) -> float:
-    return float(count / total) if total else 0.0
+# the gates (figure: its name in a failure line; the bound is max_<figure>), in the order
+# their failures are listed
+TEXT_GATES = {
+    "duplicate_rate": "duplicate rate",
+    "abusive_rate": "abusive rate",
+    "foreign_rate": "foreign-language rate",
+}
+TEXT_LATER_SPLIT_GATES = {
+    "leak_rate": "leak rate (duplicates of train rows)",
+    "oov_rate": "out-of-vocabulary rate",
+}
+TEXT_DRIFT_GATES = {
+    "length_psi": "length PSI",
+    "label_psi": "label PSI",
+}
 
 
 def check_text_gates(report: dict[str, Any], gates: TextGatesConfig) -> list[str]:
     """One line per gate missed, naming the split, the figure and the gate's key."""
-    failures: list[str] = []
-
-    def over(split: str, figure: str, value: float | None, limit: float, key: str) -> None:
-        if value is not None and value > limit:
-            failures.append(f"{split}: {figure} {value:.4f} > {KEY}.{key} = {limit}")
-
-    names = list(report["splits"])
-    for name, stats in report["splits"].items():
-        if stats["rows"] < gates.min_rows:
-            failures.append(f"{name}: {stats['rows']} rows < {KEY}.min_rows = {gates.min_rows}")
-        over(name, "duplicate rate", stats["duplicate_rate"], gates.max_duplicate_rate,
-             "max_duplicate_rate")  # fmt: skip
-        over(name, "abusive rate", stats["abusive_rate"], gates.max_abusive_rate,
-             "max_abusive_rate")  # fmt: skip
-        over(name, "foreign-language rate", stats["foreign_rate"], gates.max_foreign_rate,
-             "max_foreign_rate")  # fmt: skip
-        if name != names[0]:
-            over(name, "leak rate (duplicates of train rows)", stats["leak_rate"],
-                 gates.max_leak_rate, "max_leak_rate")  # fmt: skip
-            over(name, "out-of-vocabulary rate", stats["oov_rate"], gates.max_oov_rate,
-                 "max_oov_rate")  # fmt: skip
-    rarest = min(report["splits"][names[0]]["labels"].items(), key=lambda kv: kv[1], default=None)
-    if rarest is not None and rarest[1] < gates.min_class_rows:
-        failures.append(
-            f"{names[0]}: label {rarest[0]!r} has {rarest[1]} rows < {KEY}.min_class_rows = "
-            f"{gates.min_class_rows}"
-        )
-    drift = report["drift"]
-    pair = " vs ".join(drift["between"])
-    over(pair, "length PSI", drift["length_psi"], gates.max_length_psi, "max_length_psi")
-    over(pair, "label PSI", drift["label_psi"], gates.max_label_psi, "max_label_psi")
-    return failures
+    return check_gates(report, gates, KEY, TEXT_GATES, TEXT_LATER_SPLIT_GATES, TEXT_DRIFT_GATES)
 
 
 def text_profile_png(report: dict[str, Any], path: Path) -> None:
     """Character-length quantiles, label balance and language mix, one panel each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     splits = report["splits"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for offset, (name, stats) in enumerate(splits.items()):
-        q = stats["chars"]
-        if q:
-            axes[0].errorbar(
-                [offset],
-                [q["median"]],
-                yerr=[[q["median"] - q["p5"]], [q["p95"] - q["median"]]],
-                fmt="o",
-                capsize=6,
-                label=name,
-            )
-    axes[0].set_xticks(range(len(splits)), list(splits))
+    fig, axes = panels(3, 15)
+    quantile_marks(axes[0], splits, "chars")
     axes[0].set_ylabel("characters (median, p5-p95)")
     axes[0].set_title("text length")
-    labels = sorted({label for stats in splits.values() for label in stats["labels"]})
-    width = 0.8 / max(1, len(splits))
-    for offset, (name, stats) in enumerate(splits.items()):
-        total = max(1, stats["rows"])
-        shares = [stats["labels"].get(label, 0) / total for label in labels]
-        axes[1].bar(np.arange(len(labels)) + offset * width, shares, width, label=name)
-    axes[1].set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=45, ha="right")
+    label_balance(axes[1], splits)
     axes[1].set_ylabel("share of rows")
     axes[1].set_title("label balance")
     axes[1].legend()
@@ -211,9 +164,7 @@ def text_profile_png(report: dict[str, Any], path: Path) -> None:
     axes[2].bar(top, [languages[lang] for lang in top])
     axes[2].set_yscale("log")
     axes[2].set_title("detected language (all splits, ? = too short to tell)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def text_profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[str]) -> None:
@@ -227,29 +178,5 @@ def text_profile_html(report: dict[str, Any], png: Path, path: Path, failures: l
         "vocabulary_size",
         "oov_rate",
     )
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td>"
-        + "".join(f"<td>{_cell(stats.get(key))}</td>" for key in figures)
-        + "</tr>"
-        for name, stats in report["splits"].items()
-    )
-    gates = gates_html(failures)
-    image = base64.b64encode(png.read_bytes()).decode()
-    header = "".join(f"<th>{key.replace('_', ' ')}</th>" for key in figures)
-    path.write_text(
-        "<html><head><meta charset='utf-8'><title>Text profile</title></head><body>"
-        f"<h1>Text profile</h1>{gates}"
-        f"<img src='data:image/png;base64,{image}' style='max-width:100%'>"
-        f"<table border=1 cellpadding=3><tr><th>split</th>{header}</tr>{rows}</table>"
-        f"<h2>Drift</h2><pre>{html.escape(json.dumps(report['drift'], indent=2))}</pre>"
-        "</body></html>",
-        encoding="utf-8",
-    )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return html.escape(str(value))
+    sections = {"Drift": report["drift"]}
+    write_profile_page(path, "Text profile", report, failures, png_tag(png), figures, sections)

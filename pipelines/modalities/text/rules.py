@@ -28,20 +28,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
 import datasets
 import ftfy
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from datasketch import MinHash
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
+from pipelines.core.rules import RuleSet, SplitVerdicts, column_sum, run_rules, validate_label
 from pipelines.errors import PipelineError
+from pipelines.io import arrow_column
 from pipelines.modalities.text import dedup, pii
 from pipelines.modalities.text.rules_config import (
     AbuseConfig,
@@ -73,6 +73,7 @@ REMOVAL_RULES = {
     "near_leak": "data.text.clean.dedup",
 }
 RULE_COLUMN, SPLIT_COLUMN = "rule", "split"
+CLEAN_KEY = "data.text.clean"
 
 # Working columns added by the row pass and removed before anything is returned.
 _RULE, _KEY, _SIG, _CHANGED = "_tc_rule", "_tc_key", "_tc_sig", "_tc_changed"
@@ -96,15 +97,6 @@ _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
 
 
-@dataclass
-class _Split:
-    """One split while the rules run: the working dataset and the verdict per row."""
-
-    name: str
-    work: datasets.Dataset
-    rules: list[str]
-
-
 def clean_text_splits(
     splits: dict[str, datasets.Dataset],
     cfg: TextCleanConfig,
@@ -116,28 +108,23 @@ def clean_text_splits(
     cross-split leaks). The report has, per split: rows_in, rows_out, normalized (texts the
     normalize rule changed), removed (per rule of REMOVAL_RULES) and masked (per PII kind).
     """
-    if not splits:
-        raise PipelineError("data.text.clean: no splits given; expected at least a 'train' split")
-    ordered = _train_first(splits)
-    for name, ds in ordered.items():
-        _check_reserved(ds, name)
-        min_classes = 2 if name == next(iter(ordered)) else 1
-        validate_text_columns(
-            ds, cfg.text_column, cfg.label_column, f"split '{name}'", min_classes=min_classes
-        )
-    states = []
-    for name, ds in ordered.items():
-        work = _row_pass(ds, cfg, num_proc, name)
-        states.append(_Split(name, work, _values(work, _RULE)))
-    if cfg.dedup.exact:
-        _apply_verdicts(states, dedup.exact_pass(*_keys_and_active(states)), "exact")
-    if cfg.dedup.near:
-        _near_duplicates(states, cfg, num_proc)
-    report = _report(states, cfg)
-    _fail_if_emptied(report)
-    cleaned = {s.name: _kept(s) for s in states}
-    quarantine = datasets.concatenate_datasets([_removed(s) for s in states])
-    return cleaned, quarantine, report
+    rules = RuleSet(
+        key=CLEAN_KEY,
+        removal_rules=REMOVAL_RULES,
+        reserved=(RULE_COLUMN, SPLIT_COLUMN),
+        owner="the quarantine",
+        validate=lambda ds, source, min_classes: validate_text_columns(
+            ds, cfg.text_column, cfg.label_column, source, min_classes=min_classes
+        ),
+        row_pass=partial(_row_pass, cfg=cfg, num_proc=num_proc),
+        verdict_column=_RULE,
+        exact_keys=_KEY if cfg.dedup.exact else None,
+        near=partial(_near_duplicates, cfg=cfg, num_proc=num_proc) if cfg.dedup.near else None,
+        figures=partial(_figures, cfg=cfg),
+        kept=_kept,
+        removed=_removed,
+    )
+    return run_rules(splits, rules)
 
 
 def validate_text_columns(
@@ -169,58 +156,20 @@ def validate_text_columns(
             "with text); expected at least one non-blank string"
         )
     if label_column is not None:
-        _validate_label(ds, label_column, source, min_classes)
-
-
-def _validate_label(ds: datasets.Dataset, label_column: str, source: str, min_classes: int) -> None:
-    if label_column not in ds.column_names:
-        raise PipelineError(
-            f"{source}: label column '{label_column}' is missing (columns: "
-            f"{', '.join(ds.column_names)}); expected a column of class labels"
-        )
-    classes = pc.unique(_arrow_column(ds, label_column)).drop_null()
-    if len(classes) < min_classes:
-        seen = ", ".join(repr(c) for c in classes.to_pylist()) or "none"
-        raise PipelineError(
-            f"{source}: label column '{label_column}' has {len(classes)} class(es) ({seen}); "
-            f"expected at least {min_classes}"
-        )
+        validate_label(ds, label_column, source, min_classes)
 
 
 def _has_text(ds: datasets.Dataset, column: str) -> bool:
-    lengths = pc.utf8_length(pc.utf8_trim_whitespace(_arrow_column(ds, column)))
+    lengths = pc.utf8_length(pc.utf8_trim_whitespace(arrow_column(ds, column)))
     longest = pc.max(lengths).as_py()
     return longest is not None and longest > 0
-
-
-def _values(ds: datasets.Dataset, column: str) -> list:
-    """A column as a list in one read (iterating a datasets Column reads row by row)."""
-    return ds[column][:]
-
-
-def _arrow_column(ds: datasets.Dataset, column: str) -> pa.ChunkedArray | pa.Array:
-    return ds.select_columns([column]).with_format("arrow")[:][column]
-
-
-def _train_first(splits: dict[str, datasets.Dataset]) -> dict[str, datasets.Dataset]:
-    names = sorted(splits, key=lambda n: n != "train")  # stable: the others keep their order
-    return {name: splits[name] for name in names}
-
-
-def _check_reserved(ds: datasets.Dataset, name: str) -> None:
-    for column in (RULE_COLUMN, SPLIT_COLUMN):
-        if column in ds.column_names:
-            raise PipelineError(
-                f"split '{name}': column '{column}' is reserved for the quarantine; rename it "
-                "before data.text.clean"
-            )
 
 
 # --- rules 1-6: one row-wise pass ------------------------------------------------------------
 
 
 def _row_pass(
-    ds: datasets.Dataset, cfg: TextCleanConfig, num_proc: int | None, name: str
+    ds: datasets.Dataset, name: str, cfg: TextCleanConfig, num_proc: int | None
 ) -> datasets.Dataset:
     if cfg.language.enabled:
         _detector_factory(cfg.language.seed)  # loaded before the fork: workers inherit it
@@ -351,33 +300,17 @@ def is_abusive(text: str, cfg: AbuseConfig) -> bool:
 # --- rules 7-8: duplicates across rows and splits ----------------------------------------------
 
 
-def _keys_and_active(states: list[_Split]) -> tuple[list[list[str]], list[list[bool]]]:
-    keys = [_values(s.work, _KEY) for s in states]
-    return keys, [_active(s) for s in states]
-
-
-def _active(state: _Split) -> list[bool]:
-    return [rule == "" for rule in state.rules]
-
-
-def _apply_verdicts(states: list[_Split], verdicts: list[list[str]], kind: str) -> None:
-    for state, split_verdicts in zip(states, verdicts, strict=True):
-        for row, verdict in enumerate(split_verdicts):
-            if verdict:
-                state.rules[row] = f"{kind}_{verdict}"
-
-
-def _near_duplicates(states: list[_Split], cfg: TextCleanConfig, num_proc: int | None) -> None:
+def _near_duplicates(
+    states: list[SplitVerdicts], cfg: TextCleanConfig, num_proc: int | None
+) -> list[list[str]]:
     template = dedup.minhash_template(cfg.dedup.num_perm, cfg.dedup.seed)
     signatures = [_signatures(s, cfg, template, num_proc) for s in states]
-    verdicts = dedup.near_pass(
-        signatures, [_active(s) for s in states], cfg.dedup.threshold, cfg.dedup.seed
-    )
-    _apply_verdicts(states, verdicts, "near")
+    active = [s.active() for s in states]
+    return dedup.near_pass(signatures, active, cfg.dedup.threshold, cfg.dedup.seed)
 
 
 def _signatures(
-    state: _Split, cfg: TextCleanConfig, template: MinHash, num_proc: int | None
+    state: SplitVerdicts, cfg: TextCleanConfig, template: MinHash, num_proc: int | None
 ) -> np.ndarray:
     """(rows, num_perm) MinHash signatures; rows already removed get zeros (never compared)."""
     with_active = state.work.select_columns([cfg.text_column]).add_column(_RULE, state.rules)
@@ -405,50 +338,25 @@ def _signature_batch(batch: dict[str, list], cfg: TextCleanConfig, template: Min
 # --- outputs -----------------------------------------------------------------------------------
 
 
-def _report(states: list[_Split], cfg: TextCleanConfig) -> dict[str, Any]:
-    report: dict[str, Any] = {}
-    for s in states:
-        removed = dict.fromkeys(REMOVAL_RULES, 0)
-        for rule in s.rules:
-            if rule:
-                removed[rule] += 1
-        masked = {kind: _column_sum(s.work, _MASKED[kind]) for kind in cfg.pii.kinds}
-        report[s.name] = {
-            "rows_in": len(s.work),
-            "rows_out": len(s.work) - sum(removed.values()),
-            "normalized": _column_sum(s.work, _CHANGED),
-            "removed": removed,
-            "masked": masked,
-        }
-    return report
-
-
-def _column_sum(ds: datasets.Dataset, column: str) -> int:
-    total = pc.sum(pc.cast(_arrow_column(ds, column), pa.int64())).as_py()
-    return int(total or 0)
-
-
-def _fail_if_emptied(report: dict[str, Any]) -> None:
-    for name, split in report.items():
-        if split["rows_out"] == 0:
-            rule, count = max(split["removed"].items(), key=lambda item: item[1])
-            raise PipelineError(
-                f"data.text.clean: every row of split '{name}' was removed ({rule} removed "
-                f"{count} of {split['rows_in']}); loosen {REMOVAL_RULES[rule]}"
-            )
+def _figures(state: SplitVerdicts, cfg: TextCleanConfig) -> dict[str, Any]:
+    """Texts the normalize rule changed, and PII masked per kind."""
+    return {
+        "normalized": column_sum(state.work, _CHANGED),
+        "masked": {kind: column_sum(state.work, _MASKED[kind]) for kind in cfg.pii.kinds},
+    }
 
 
 def _internal_columns(ds: datasets.Dataset) -> list[str]:
     return [c for c in ds.column_names if c.startswith("_tc_")]
 
 
-def _kept(state: _Split) -> datasets.Dataset:
-    rows = [i for i, rule in enumerate(state.rules) if not rule]
+def _kept(state: SplitVerdicts) -> datasets.Dataset:
+    rows = state.kept_rows()
     return state.work.select(rows).remove_columns(_internal_columns(state.work)).flatten_indices()
 
 
-def _removed(state: _Split) -> datasets.Dataset:
-    rows = [i for i, rule in enumerate(state.rules) if rule]
+def _removed(state: SplitVerdicts) -> datasets.Dataset:
+    rows = state.removed_rows()
     part = state.work.select(rows).remove_columns(_internal_columns(state.work))
     string = datasets.Value("string")
     part = part.add_column(RULE_COLUMN, [state.rules[i] for i in rows], feature=string)

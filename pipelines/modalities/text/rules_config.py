@@ -6,54 +6,22 @@ expected an integer >= 0")."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
+from pipelines.core.config_checks import (
+    build_sections,
+    check_bool,
+    check_fraction,
+    check_gate_bounds,
+    check_int,
+    check_str,
+    check_str_list,
+    fail,
+)
 from pipelines.errors import PipelineError
 
 PII_KINDS = ("email", "phone", "card")
 UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
-
-
-def _fail(key: str, value: object, expected: str) -> None:
-    raise PipelineError(f"{key} = {value!r}: expected {expected}")
-
-
-def check_bool(key: str, value: object) -> None:
-    if not isinstance(value, bool):
-        _fail(key, value, "true or false")
-
-
-def check_int(key: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(key, value, f"an integer >= {minimum}")
-
-
-def check_fraction(key: str, value: object, *, open_low: bool = False) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (value > 0.0 if open_low else value >= 0.0)
-        and value <= 1.0
-    )
-    if not ok:
-        _fail(key, value, f"a number in {'(' if open_low else '['}0, 1]")
-
-
-def check_str(key: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        _fail(key, value, "a non-empty string")
-
-
-def check_str_list(key: str, value: object, allowed: tuple[str, ...] | None = None) -> None:
-    items_ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
-    if not items_ok:
-        _fail(key, value, "a list of non-empty strings")
-    for item in value:  # type: ignore[union-attr]
-        if allowed is not None and item not in allowed:
-            _fail(key, list(value), f"items each one of {', '.join(allowed)}")  # type: ignore[arg-type]
 
 
 @dataclass
@@ -69,7 +37,7 @@ class NormalizeConfig:
         key = "data.text.clean.normalize"
         check_bool(f"{key}.enabled", self.enabled)
         if self.form not in UNICODE_FORMS:
-            _fail(f"{key}.form", self.form, f"one of {', '.join(UNICODE_FORMS)}")
+            fail(f"{key}.form", self.form, f"one of {', '.join(UNICODE_FORMS)}")
         check_bool(f"{key}.fix_mojibake", self.fix_mojibake)
         check_bool(f"{key}.collapse_whitespace", self.collapse_whitespace)
 
@@ -147,7 +115,7 @@ class LanguageConfig:
         check_bool(f"{key}.enabled", self.enabled)
         check_str_list(f"{key}.allowed", self.allowed)
         if not self.allowed:
-            _fail(f"{key}.allowed", self.allowed, "a non-empty list of language codes")
+            fail(f"{key}.allowed", self.allowed, "a non-empty list of language codes")
         check_fraction(f"{key}.min_confidence", self.min_confidence, open_low=True)
         check_int(f"{key}.min_chars", self.min_chars, 0)
         check_int(f"{key}.seed", self.seed, 0)
@@ -221,20 +189,7 @@ class TextCleanConfig:
             "abuse": AbuseConfig,
             "dedup": DedupConfig,
         }
-        for name, cls in sections.items():
-            value = getattr(self, name)
-            if isinstance(value, dict):  # a plain mapping (YAML): validated by the section
-                setattr(self, name, _from_mapping(f"data.text.clean.{name}", cls, value))
-            elif not isinstance(value, cls):
-                _fail(f"data.text.clean.{name}", value, f"a {cls.__name__} or a mapping")
-
-
-def _from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
-    known = [f.name for f in fields(cls)]
-    for name in mapping:
-        if name not in known:
-            raise PipelineError(f"{key}.{name}: unknown key; expected one of {', '.join(known)}")
-    return cls(**mapping)
+        build_sections(self, "data.text.clean", sections)
 
 
 # --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
@@ -296,20 +251,8 @@ class TextGatesConfig:
     max_label_psi: float = 0.25  # train vs test, label shares
 
     def __post_init__(self) -> None:
-        for name in ("min_rows", "min_class_rows"):
-            check_int(f"{GATES_KEY}.{name}", getattr(self, name), 0)
-        for name in (
-            "max_duplicate_rate",
-            "max_leak_rate",
-            "max_abusive_rate",
-            "max_foreign_rate",
-            "max_oov_rate",
-        ):
-            check_fraction(f"{GATES_KEY}.{name}", getattr(self, name))
-        for name in ("max_length_psi", "max_label_psi"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise PipelineError(f"{GATES_KEY}.{name} = {value!r}: expected a number >= 0")
+        # no finiteness check on a PSI bound: an infinite one turns the gate off
+        check_gate_bounds(self, GATES_KEY, finite_psi=False)
 
 
 @dataclass

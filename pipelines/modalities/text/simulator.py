@@ -19,19 +19,18 @@ import random
 import re
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any
 
 import datasets
 import numpy as np
 
+from pipelines.core.config_checks import DirtShares
+from pipelines.core.simulator import DUPLICATE_KINDS, check_n_rows, plan_rows
 from pipelines.errors import PipelineError
 from pipelines.modalities.text import ticket_phrases as P
 
-CLEAN = ""  # the dirt value of a row without dirt
-
 
 @dataclass(frozen=True)
-class TicketDirt:
+class TicketDirt(DirtShares):
     """Share of rows that get each kind of dirt (kinds are exclusive: the sum must be <= 1)."""
 
     empty: float = 0.01  # "" or whitespace only
@@ -53,19 +52,10 @@ class TicketDirt:
                 raise PipelineError(f"TicketDirt.{f.name} = {value!r}: expected a number")
             if not 0.0 <= value <= 1.0:
                 raise PipelineError(f"TicketDirt.{f.name} = {value!r}: expected a number in [0, 1]")
-        total = sum(self.rates().values())
-        if total > 1.0 + 1e-9:
-            raise PipelineError(
-                f"TicketDirt: rates sum to {total:g}: expected <= 1 (each row gets at most "
-                "one kind of dirt)"
-            )
-
-    def rates(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+        self.check_total("TicketDirt", "row")
 
 
 NO_DIRT = TicketDirt(**{f.name: 0.0 for f in fields(TicketDirt)})
-_DUPLICATE_KINDS = ("exact_duplicate", "near_duplicate")
 
 
 def simulate_tickets(
@@ -78,10 +68,10 @@ def simulate_tickets(
 ) -> datasets.Dataset:
     """Columns ticket_id (int64), text (str), label (str intent); with_dirt_column adds
     `dirt`, the injected kind ("" for a clean row): ground truth for measuring the rules."""
-    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
-        raise PipelineError(f"simulate_tickets: n_rows = {n_rows!r}: expected an integer >= 1")
+    check_n_rows("simulate_tickets", n_rows)
     dirt = TicketDirt() if dirt is None else dirt
-    plan = _plan(n_rows, seed, dirt)
+    shares = np.array(list(P.INTENT_SHARES.values()))
+    plan = plan_rows(n_rows, seed, list(P.INTENT_SHARES), shares, dirt.rates(), "ticket_id")
     ds = datasets.Dataset.from_dict(plan)
     ds = ds.map(
         partial(_write_batch, seed=seed),
@@ -92,36 +82,6 @@ def simulate_tickets(
     )
     ds = ds.select_columns(["ticket_id", "text", "label", "dirt"])
     return ds if with_dirt_column else ds.remove_columns("dirt")
-
-
-def _plan(n_rows: int, seed: int, dirt: TicketDirt) -> dict[str, Any]:
-    """Per-row label, dirt kind and (for duplicates) the earlier clean row copied."""
-    rng = np.random.default_rng(seed)
-    intents = list(P.INTENT_SHARES)
-    shares = np.array(list(P.INTENT_SHARES.values()))
-    labels = rng.choice(len(intents), size=n_rows, p=shares / shares.sum())
-    kinds = [CLEAN, *dirt.rates()]
-    probs = np.array([max(0.0, 1.0 - sum(dirt.rates().values())), *dirt.rates().values()])
-    kind_ix = rng.choice(len(kinds), size=n_rows, p=probs / probs.sum())
-    dirt_col = np.array(kinds, dtype=object)[kind_ix]
-
-    # A duplicate copies a uniformly drawn clean row that comes before it (a re-sent ticket).
-    clean_rows = np.flatnonzero(kind_ix == 0)
-    n_clean_before = np.searchsorted(clean_rows, np.arange(n_rows))
-    pick = np.floor(rng.random(n_rows) * np.maximum(n_clean_before, 1)).astype(np.int64)
-    is_dup = np.isin(dirt_col, _DUPLICATE_KINDS)
-    orphan = is_dup & (n_clean_before == 0)
-    dirt_col[orphan] = CLEAN  # nothing to copy yet: the row stays clean
-    copied = clean_rows[np.minimum(pick, len(clean_rows) - 1)] if len(clean_rows) else pick
-    source = np.where(is_dup & ~orphan, copied, -1)
-    label_names = np.array(intents, dtype=object)
-    return {
-        "ticket_id": np.arange(n_rows, dtype=np.int64),
-        "label": label_names[labels].tolist(),
-        "dirt": dirt_col.tolist(),
-        "source": source,
-        "source_label": label_names[labels[np.maximum(source, 0)]].tolist(),
-    }
 
 
 def _write_batch(batch: dict[str, list], seed: int) -> dict[str, list]:
@@ -148,7 +108,7 @@ def _write_row(
     seed: int, ticket_id: int, label: str, kind: str, source: int, source_label: str
 ) -> tuple[str, str]:
     rng = _row_rng(seed, ticket_id)
-    if kind in _DUPLICATE_KINDS:
+    if kind in DUPLICATE_KINDS:
         original = clean_ticket(_row_rng(seed, source), source_label)
         copy = _exact_copy if kind == "exact_duplicate" else _near_copy
         return copy(original, rng), source_label

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.config import PipelineConfig, to_container
+from pipelines.config import PipelineConfig
+from pipelines.core.ingest import check_simulator_rows, check_source_columns, split_and_publish
 from pipelines.errors import PipelineError
-from pipelines.io import no_cache_files, publish_splits
+from pipelines.io import no_cache_files
 from pipelines.layout import Layout
 from pipelines.modalities.image.plugins.common import IMAGE, LABEL
 from pipelines.progress import stage_steps
@@ -28,8 +29,6 @@ IMAGE_SUFFIXES = frozenset(
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
-    from pipelines.data.split import split_dataset
-
     data = cfg.data
     with stage_steps("ingest", 4) as step, no_cache_files():
         raw, origin = _load_images(cfg)
@@ -37,23 +36,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         table = conform_images(raw, data.schema.image or IMAGE, data.schema.label, origin)
         classes = sorted(set(table[LABEL][:]))
         step(f"{len(classes)} classes")
-        splits = split_dataset(table, data.split, data.schema, cfg.seed)
-        step(f"split by {data.split.method}")
-        rows = publish_splits(
-            layout.staging,
-            layout.ingested,
-            table,
-            splits,
-            {
-                "origin": origin,
-                "modality": "image",
-                "schema": to_container(data.schema),
-                # the label map: model output i is classes[i]
-                "classes": classes,
-            },
-        )
-        step("splits written")
-    return rows
+        # the label map: model output i is classes[i]
+        facts = {"modality": "image", "classes": classes}
+        return split_and_publish(cfg, layout, table, origin, step, facts)
 
 
 def _load_images(cfg: PipelineConfig) -> tuple[Dataset, str]:
@@ -61,11 +46,7 @@ def _load_images(cfg: PipelineConfig) -> tuple[Dataset, str]:
 
     source = cfg.data.source
     if source.kind == "simulator":
-        if not source.rows or source.rows < 100:
-            raise PipelineError(
-                f"config key 'data.source.rows' = {source.rows!r}: expected at least 100 "
-                "images for the simulator"
-            )
+        check_simulator_rows(source, "images")
         simulated = simulate_images(
             source.rows, cfg.seed, cfg.data.image.simulator, num_proc=cfg.data.num_proc
         )
@@ -177,11 +158,9 @@ def conform_images(raw: Dataset, image_column: str, label_column: str, origin: s
 
     from pipelines.modalities.image.rules import validate_image_columns
 
-    key = "data.schema.image" if image_column not in raw.column_names else "data.schema.label"
-    try:
-        validate_image_columns(raw, image_column, label_column, origin, min_classes=2)
-    except PipelineError as err:
-        raise PipelineError(f"{err} (config key {key})") from None
+    check_source_columns(
+        raw, image_column, "data.schema.image", label_column, origin, validate_image_columns
+    )
     table = raw.select_columns([image_column, label_column])
     if image_column != IMAGE:
         table = table.rename_column(image_column, IMAGE)

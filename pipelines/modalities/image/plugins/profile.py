@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.io import gates_failed, no_cache_files, read_split, staged_outputs, write_json
+from pipelines.core.profile_stage import publish_profile
+from pipelines.io import no_cache_files, read_split
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.image.plugins.common import IMAGE, LABEL, clean_rules
 
@@ -21,9 +22,6 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
         report = profile_image_splits(splits, clean_rules(cfg), cfg.data.num_proc)
         failures = check_image_gates(report, settings.gates)
-        if failures:
-            _write_profile(report, failures, layout.profile_diagnosis, splits["train"], cfg)
-            raise gates_failed(layout.ingested, failures, layout.profile_diagnosis)
         per_split = report["splits"]
         summary = {
             "rows": {name: s["rows"] for name, s in per_split.items()},
@@ -37,26 +35,19 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "label_psi": report["drift"]["label_psi"],
             "brightness_psi": report["drift"]["brightness_psi"],
         }
-        outputs = (layout.profile_report, layout.profile_metrics)
-        with staged_outputs(layout.staging, *outputs) as (folder, metrics):
-            _write_profile(report, failures, folder, splits["train"], cfg)
-            write_json(metrics, summary)
-    return summary
 
+        def pages(report: dict[str, Any], failures: list[str], folder: Path) -> None:
+            from pipelines.modalities.image.profile import (
+                image_profile_html,
+                image_profile_png,
+                sample_grid_png,
+            )
 
-def _write_profile(
-    report: dict[str, Any], failures: list[str], folder: Path, train: Any, cfg: PipelineConfig
-) -> None:
-    from pipelines.modalities.image.profile import (
-        image_profile_html,
-        image_profile_png,
-        sample_grid_png,
-    )
+            image_profile_png(report, folder / "profile.png")
+            grid = folder / "samples.png"
+            per_class = settings.samples_per_class
+            sample_grid_png(splits["train"], grid, per_class, IMAGE, LABEL, seed=cfg.seed)
+            png, html = folder / "profile.png", folder / "profile.html"
+            image_profile_html(report, png, html, failures, grid)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "profile.json", report)
-    image_profile_png(report, folder / "profile.png")
-    grid = folder / "samples.png"
-    per_class = cfg.data.image.profile.samples_per_class
-    sample_grid_png(train, grid, per_class, IMAGE, LABEL, seed=cfg.seed)
-    image_profile_html(report, folder / "profile.png", folder / "profile.html", failures, grid)
+        return publish_profile(layout, report, failures, summary, pages)

@@ -46,4 +46,3 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         write_quarantine(quarantine, result.removed, splits)
         write_json(metrics_file, metrics)
     return metrics
-

@@ -4,11 +4,11 @@ splits, one memory-mapped Arrow file each (Hugging Face `datasets`; see pipeline
 
 from __future__ import annotations
 
-from pipelines.config import PipelineConfig, to_container
+from pipelines.config import PipelineConfig
+from pipelines.core.ingest import split_and_publish
 from pipelines.data.schema import conform_dataset
 from pipelines.data.sources import load_source
-from pipelines.data.split import split_dataset
-from pipelines.io import publish_splits, scratch_dir
+from pipelines.io import scratch_dir
 from pipelines.layout import Layout
 from pipelines.progress import stage_steps
 
@@ -23,20 +23,5 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         table, classes = conform_dataset(raw, data.schema, origin, work, data.num_proc)
         del raw  # unmaps the raw file: its pages no longer count against this process
         step("schema checked")
-        splits = split_dataset(table, data.split, data.schema, cfg.seed)
-        step(f"split by {data.split.method}")
-        rows = publish_splits(
-            layout.staging,
-            layout.ingested,
-            table,
-            splits,
-            {
-                "origin": origin,
-                "schema": to_container(data.schema),
-                # the label's values as the source has them (the label column is 1/0 after)
-                "label_classes": classes,
-            },
-        )
-        step("splits written")
-    return rows
-
+        # the label's values as the source has them (the label column is 1/0 after)
+        return split_and_publish(cfg, layout, table, origin, step, {"label_classes": classes})

@@ -3,46 +3,27 @@ quarantine with its rule, per-rule counts to metrics."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.io import read_split, staged_outputs, write_json, write_split
-from pipelines.layout import SPLITS, Layout
-from pipelines.modalities.text.plugins.common import (
-    TEXT,
-    clean_rules,
-    no_cache_files,
-)
+from pipelines.core.clean_stage import clean_and_publish
+from pipelines.core.rules import split_totals
+from pipelines.layout import Layout
+from pipelines.modalities.text.plugins.common import TEXT, clean_rules
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.modalities.text.rules import clean_text_splits
 
-    outputs = (layout.cleaned, layout.quarantine, layout.clean_metrics)
-    with no_cache_files():
-        splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
-        cleaned, quarantine, report = clean_text_splits(splits, clean_rules(cfg), cfg.data.num_proc)
-        removed: dict[str, int] = {}
-        masked: dict[str, int] = {}
-        for split in report.values():
-            for rule, count in split["removed"].items():
-                removed[rule] = removed.get(rule, 0) + count
-            for kind, count in split["masked"].items():
-                masked[kind] = masked.get(kind, 0) + count
-        metrics = {
-            "rows_in": {name: s["rows_in"] for name, s in report.items()},
-            "rows_out": {name: s["rows_out"] for name, s in report.items()},
-            "quarantined": sum(removed.values()),
-            "removed_by_rule": removed,
-            "masked": masked,
-            "normalized": sum(s["normalized"] for s in report.values()),
-            "splits": report,
-        }
-        with staged_outputs(layout.staging, *outputs) as (folder, quarantine_file, metrics_file):
-            folder.mkdir()
-            for name, ds in cleaned.items():
-                write_split(layout.split(folder, name), ds)
-            write_json(folder / "features.json", {"features": [TEXT], "modality": "text"})
-            quarantine.to_parquet(str(quarantine_file))
-            write_json(metrics_file, metrics)
-    return metrics
+    clean = partial(clean_text_splits, cfg=clean_rules(cfg), num_proc=cfg.data.num_proc)
+    features = {"features": [TEXT], "modality": "text"}
+    return clean_and_publish(layout, clean, _figures, features)
+
+
+def _figures(report: dict[str, Any]) -> dict[str, Any]:
+    """PII masked per kind and texts the normalize rule changed, all splits together."""
+    return {
+        "masked": split_totals(report, "masked"),
+        "normalized": sum(s["normalized"] for s in report.values()),
+    }

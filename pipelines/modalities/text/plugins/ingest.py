@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.config import PipelineConfig, to_container
+from pipelines.config import PipelineConfig
+from pipelines.core.ingest import check_simulator_rows, check_source_columns, split_and_publish
 from pipelines.errors import PipelineError
-from pipelines.io import publish_splits, scratch_dir
+from pipelines.io import scratch_dir
 from pipelines.layout import Layout
 from pipelines.modalities.text.plugins.common import (
     LABEL,
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
-    from pipelines.data.split import split_dataset
-
     data = cfg.data
     with scratch_dir(layout.staging) as work, stage_steps("ingest", 4) as step, no_cache_files():
         raw, origin = _load_tickets(cfg, work)
@@ -32,24 +31,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
         table, dropped = conform_tickets(raw, data.schema.text or TEXT, data.schema.label, origin)
         classes = sorted(set(table[LABEL][:]))
         step(f"{len(classes)} intents; {dropped} rows without a label dropped")
-        splits = split_dataset(table, data.split, data.schema, cfg.seed)
-        step(f"split by {data.split.method}")
-        rows = publish_splits(
-            layout.staging,
-            layout.ingested,
-            table,
-            splits,
-            {
-                "origin": origin,
-                "modality": "text",
-                "unlabelled_rows_dropped": dropped,
-                "schema": to_container(data.schema),
-                # the label map: model output i is classes[i]
-                "classes": classes,
-            },
-        )
-        step("splits written")
-    return rows
+        # the label map: model output i is classes[i]
+        facts = {"modality": "text", "unlabelled_rows_dropped": dropped, "classes": classes}
+        return split_and_publish(cfg, layout, table, origin, step, facts)
 
 
 def _load_tickets(cfg: PipelineConfig, work: Path) -> tuple[Dataset, str]:
@@ -58,11 +42,7 @@ def _load_tickets(cfg: PipelineConfig, work: Path) -> tuple[Dataset, str]:
 
     source = cfg.data.source
     if source.kind == "simulator":
-        if not source.rows or source.rows < 100:
-            raise PipelineError(
-                f"config key 'data.source.rows' = {source.rows!r}: expected at least 100 "
-                "tickets for the simulator"
-            )
+        check_simulator_rows(source, "tickets")
         return simulate_tickets(source.rows, cfg.seed, num_proc=cfg.data.num_proc), "simulator"
     if source.kind == "file" and source.path:
         require_utf8(Path(source.path))
@@ -106,11 +86,9 @@ def conform_tickets(
     missing or empty, or the label has fewer than two classes."""
     from pipelines.modalities.text.rules import validate_text_columns
 
-    key = "data.schema.text" if text_column not in raw.column_names else "data.schema.label"
-    try:
-        validate_text_columns(raw, text_column, label_column, origin, min_classes=2)
-    except PipelineError as err:
-        raise PipelineError(f"{err} (config key {key})") from None
+    check_source_columns(
+        raw, text_column, "data.schema.text", label_column, origin, validate_text_columns
+    )
     table = raw.select_columns([text_column, label_column])
     labelled = table.filter(
         lambda batch: [v is not None for v in batch[label_column]], batched=True

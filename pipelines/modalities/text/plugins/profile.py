@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.io import gates_failed, read_split, staged_outputs, write_json
+from pipelines.core.profile_stage import publish_profile
+from pipelines.io import read_split
 from pipelines.layout import SPLITS, Layout
-from pipelines.modalities.text.plugins.common import (
-    clean_rules,
-)
+from pipelines.modalities.text.plugins.common import clean_rules
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
@@ -21,9 +20,6 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     settings = cfg.data.text.profile
     report = profile_text_splits(splits, clean_rules(cfg), settings.language_sample)
     failures = check_text_gates(report, settings.gates)
-    if failures:
-        _write_profile(report, failures, layout.profile_diagnosis)
-        raise gates_failed(layout.ingested, failures, layout.profile_diagnosis)
     per_split = report["splits"]
     summary = {
         "rows": {name: s["rows"] for name, s in per_split.items()},
@@ -36,17 +32,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "length_psi": report["drift"]["length_psi"],
         "label_psi": report["drift"]["label_psi"],
     }
-    outputs = (layout.profile_report, layout.profile_metrics)
-    with staged_outputs(layout.staging, *outputs) as (folder, metrics):
-        _write_profile(report, failures, folder)
-        write_json(metrics, summary)
-    return summary
+    return publish_profile(layout, report, failures, summary, _pages)
 
 
-def _write_profile(report: dict[str, Any], failures: list[str], folder: Path) -> None:
+def _pages(report: dict[str, Any], failures: list[str], folder: Path) -> None:
     from pipelines.modalities.text.profile import text_profile_html, text_profile_png
 
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "profile.json", report)
     text_profile_png(report, folder / "profile.png")
     text_profile_html(report, folder / "profile.png", folder / "profile.html", failures)

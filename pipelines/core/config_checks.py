@@ -1,0 +1,126 @@
+"""Checks of config values, shared by every modality's config dataclasses, so each bad value
+fails on construction with the key, the value and what was expected, worded alike
+everywhere (e.g. "data.text.clean.length.min_chars = -1: expected an integer >= 0").
+
+Free of heavy imports: pipelines.config declares the sections in the structured config."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any
+
+from pipelines.errors import PipelineError
+
+
+def fail(key: str, value: object, expected: str) -> None:
+    raise PipelineError(f"{key} = {value!r}: expected {expected}")
+
+
+def check_bool(key: str, value: object) -> None:
+    if not isinstance(value, bool):
+        fail(key, value, "true or false")
+
+
+def check_int(key: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        fail(key, value, f"an integer >= {minimum}")
+
+
+def check_number(key: str, value: object, minimum: float, maximum: float | None = None) -> None:
+    """A finite number in [minimum, maximum] (no upper bound when maximum is None)."""
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    )
+    if not ok:
+        upper = "" if maximum is None else f", {maximum:g}]"
+        fail(
+            key, value, f"a number in [{minimum:g}{upper}" if upper else f"a number >= {minimum:g}"
+        )
+
+
+def check_interval(key: str, value: object, low: float, high: float, *, open_low: bool) -> None:
+    """A finite number in [low, high], or in (low, high] when open_low."""
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value > low if open_low else value >= low)
+        and value <= high
+    )
+    if not ok:
+        fail(key, value, f"a number in {'(' if open_low else '['}{low:g}, {high:g}]")
+
+
+def check_fraction(key: str, value: object, *, open_low: bool = False) -> None:
+    check_interval(key, value, 0.0, 1.0, open_low=open_low)
+
+
+def check_str(key: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        fail(key, value, "a non-empty string")
+
+
+def check_str_list(key: str, value: object, allowed: tuple[str, ...] | None = None) -> None:
+    items_ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
+    if not items_ok:
+        fail(key, value, "a list of non-empty strings")
+    for item in value:  # type: ignore[union-attr]
+        if allowed is not None and item not in allowed:
+            fail(key, list(value), f"items each one of {', '.join(allowed)}")  # type: ignore[arg-type]
+
+
+def check_gate_bounds(gates: Any, key: str, *, finite_psi: bool = True) -> None:
+    """A profile's quality gates, by the names' convention: min_* an integer >= 0, max_*_rate
+    a fraction, max_*_psi a number >= 0 (with `finite_psi` False an infinite one, which turns
+    the gate off, passes too)."""
+    for f in fields(gates):
+        value, where = getattr(gates, f.name), f"{key}.{f.name}"
+        if f.name.startswith("min_"):
+            check_int(where, value, 0)
+        elif f.name.endswith("_rate"):
+            check_fraction(where, value)
+        elif finite_psi:
+            check_number(where, value, 0.0)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            fail(where, value, "a number >= 0")
+
+
+def from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
+    """A section given as a plain mapping (YAML), unknown keys named before construction."""
+    known = [f.name for f in fields(cls)]
+    for name in mapping:
+        if name not in known:
+            raise PipelineError(f"{key}.{name}: unknown key; expected one of {', '.join(known)}")
+    return cls(**mapping)
+
+
+def build_sections(owner: Any, key: str, sections: dict[str, type]) -> None:
+    """Each attribute `name` of `owner` given as a plain mapping becomes a `cls` (validated by
+    it); anything else than a `cls` or a mapping fails naming `key.name`."""
+    for name, cls in sections.items():
+        value = getattr(owner, name)
+        if isinstance(value, dict):
+            setattr(owner, name, from_mapping(f"{key}.{name}", cls, value))
+        elif not isinstance(value, cls):
+            fail(f"{key}.{name}", value, f"a {cls.__name__} or a mapping")
+
+
+class DirtShares:
+    """For a dataclass of dirt shares (one float field per kind, each row gets at most one)."""
+
+    def rates(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    def check_total(self, key: str, unit: str) -> None:
+        """Fail naming `key` when the shares sum above 1 (`unit`: what a row is)."""
+        total = sum(self.rates().values())
+        if total > 1.0 + 1e-9:
+            raise PipelineError(
+                f"{key}: rates sum to {total:g}: expected <= 1 (each {unit} gets at most one "
+                "kind of dirt)"
+            )

@@ -1,0 +1,57 @@
+"""The skeleton the data simulators share: exclusive dirt kinds drawn at declared shares, a
+label per row, and duplicates that copy an earlier clean row (a re-sent ticket, a re-taken
+photo). A modality's simulator renders each planned row (text, image) from the plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.errors import PipelineError
+
+CLEAN = ""  # the dirt value of a row without dirt
+DUPLICATE_KINDS = ("exact_duplicate", "near_duplicate")
+
+
+def check_n_rows(caller: str, n_rows: object) -> None:
+    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
+        raise PipelineError(f"{caller}: n_rows = {n_rows!r}: expected an integer >= 1")
+
+
+def plan_rows(
+    n_rows: int,
+    seed: int,
+    classes: list[str],
+    shares: Any,
+    rates: dict[str, float],
+    id_column: str,
+) -> dict[str, Any]:
+    """Per row: its id, label (drawn at `shares` among `classes`), dirt kind (drawn at
+    `rates`) and, for a duplicate, the earlier clean row it copies (`source`, -1 for none)
+    with that row's label (`source_label`). A duplicate with no clean row before it stays
+    clean."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(len(classes), size=n_rows, p=shares / shares.sum())
+    kinds = [CLEAN, *rates]
+    probs = np.array([max(0.0, 1.0 - sum(rates.values())), *rates.values()])
+    kind_ix = rng.choice(len(kinds), size=n_rows, p=probs / probs.sum())
+    dirt = np.array(kinds, dtype=object)[kind_ix]
+
+    # a duplicate copies a uniformly drawn clean row that comes before it
+    clean_rows = np.flatnonzero(kind_ix == 0)
+    n_clean_before = np.searchsorted(clean_rows, np.arange(n_rows))
+    pick = np.floor(rng.random(n_rows) * np.maximum(n_clean_before, 1)).astype(np.int64)
+    is_dup = np.isin(dirt, DUPLICATE_KINDS)
+    orphan = is_dup & (n_clean_before == 0)
+    dirt[orphan] = CLEAN  # nothing to copy yet: the row stays clean
+    copied = clean_rows[np.minimum(pick, len(clean_rows) - 1)] if len(clean_rows) else pick
+    source = np.where(is_dup & ~orphan, copied, -1)
+    names = np.array(classes, dtype=object)
+    return {
+        id_column: np.arange(n_rows, dtype=np.int64),
+        "label": names[labels].tolist(),
+        "dirt": dirt.tolist(),
+        "source": source,
+        "source_label": names[labels[np.maximum(source, 0)]].tolist(),
+    }
