@@ -14,8 +14,13 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
+from torch import Tensor, nn
+from torchmetrics.classification import (
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    MulticlassAccuracy,
+    MulticlassF1Score,
+)
 
 from pipelines.models.build import build_model
 from pipelines.schema.model import ModelConfig
@@ -34,6 +39,49 @@ class MoEClassifierBase(L.LightningModule):
         super().__init__()
         self.total_steps: int | None = None
         self.offload_optimizer = False
+
+    # the validation metrics, logged as val/<name> at each epoch's end, in this order
+    val_metrics: nn.ModuleDict
+
+    def model_inputs(self, x: Tensor) -> tuple[Tensor, ...]:
+        """What the model's forward takes for a batch `x` (text: ids and their mask)."""
+        return (x,)
+
+    def training_batch(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The batch a training step learns from (images: augmented on the fly, soft targets)."""
+        return x, y
+
+    def _task_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def update_val_metrics(self, logits: Tensor, y: Tensor) -> None:
+        for metric in self.val_metrics.values():
+            metric.update(logits, y)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(*self.model_inputs(x))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, targets = self.training_batch(*batch)
+        logits, aux_loss, expert_counts = self.model.forward_with_aux(*self.model_inputs(x))
+        task_loss = self._task_loss(logits, targets)
+        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
+        self.log_training(loss, task_loss, aux_loss, expert_counts)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(
+            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
+        )
+        self.update_val_metrics(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() already gathers every rank's state, so syncing averages equal values
+        for name, metric in self.val_metrics.items():
+            self.log(f"val/{name}", metric.compute(), prog_bar=True, sync_dist=True)
+            metric.reset()
 
     def log_training(
         self, loss: Tensor, task_loss: Tensor, aux_loss: Tensor, expert_counts: list[Tensor]
@@ -110,11 +158,14 @@ class RiskClassifier(MoEClassifierBase):
         self.model_cfg = ModelConfig(**model)
         self.train_cfg = TrainConfig(**train)
         self.model = build_model(n_features, self.model_cfg, feature_mean, feature_std)
-        self.val_auroc = BinaryAUROC()
-        self.val_auprc = BinaryAveragePrecision()
+        self.val_metrics = nn.ModuleDict(
+            {"auroc": BinaryAUROC(), "auprc": BinaryAveragePrecision()}
+        )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+    def update_val_metrics(self, logits: Tensor, y: Tensor) -> None:
+        probs, labels = torch.sigmoid(logits), y.long()
+        for metric in self.val_metrics.values():
+            metric.update(probs, labels)
 
     def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
         weight = None
@@ -126,30 +177,26 @@ class RiskClassifier(MoEClassifierBase):
             return ((1 - p_true) ** self.train_cfg.focal_gamma * bce).mean()
         return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        logits, aux_loss, expert_counts = self.model.forward_with_aux(x)
-        task_loss = self._task_loss(logits, y)
-        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
-        self.log_training(loss, task_loss, aux_loss, expert_counts)
-        return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self.model(x)
-        self.log(
-            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
+class MulticlassClassifierBase(MoEClassifierBase):
+    """What the multi-class modules (text, images) share: class-weighted cross-entropy, and
+    accuracy and macro-F1 (torchmetrics) on validation. Subclasses build `self.model` and may
+    override `model_inputs`, `training_batch` and `_task_loss`."""
+
+    def track_classes(self, n_classes: int) -> None:
+        self.val_metrics = nn.ModuleDict(
+            {
+                "accuracy": MulticlassAccuracy(num_classes=n_classes, average="micro"),
+                "macro_f1": MulticlassF1Score(num_classes=n_classes, average="macro"),
+            }
         )
-        probs = torch.sigmoid(logits)
-        self.val_auroc.update(probs, y.long())
-        self.val_auprc.update(probs, y.long())
 
-    def on_validation_epoch_end(self) -> None:
-        # compute() already gathers every rank's state, so syncing averages equal values
-        self.log("val/auroc", self.val_auroc.compute(), prog_bar=True, sync_dist=True)
-        self.log("val/auprc", self.val_auprc.compute(), prog_bar=True, sync_dist=True)
-        self.val_auroc.reset()
-        self.val_auprc.reset()
+    def class_weight(self, logits: Tensor) -> Tensor | None:
+        weights = self.hparams.class_weights
+        return None if weights is None else torch.tensor(weights, device=logits.device)
+
+    def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(logits, y, weight=self.class_weight(logits))
 
 
 def warmup_cosine(warmup: int, total: int):

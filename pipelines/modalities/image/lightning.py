@@ -20,17 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipelines.datamodule import TabularDataModule
-from pipelines.lightning_module import MoEClassifierBase
+from pipelines.lightning_module import MulticlassClassifierBase
 from pipelines.modalities.image.augment import BatchAugment, ImageAugmentConfig
 from pipelines.models.image import build_image_model
 from pipelines.schema.model import ModelConfig
 from pipelines.schema.training import TrainConfig
 
 
-class ImageClassifier(MoEClassifierBase):
+class ImageClassifier(MulticlassClassifierBase):
     def __init__(
         self,
         class_names: list[str],
@@ -57,11 +56,7 @@ class ImageClassifier(MoEClassifierBase):
             if augment is not None
             else None
         )
-        self.val_accuracy = MulticlassAccuracy(num_classes=n, average="micro")
-        self.val_macro_f1 = MulticlassF1Score(num_classes=n, average="macro")
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.model(images)
+        self.track_classes(n)
 
     def _task_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Class-weighted cross-entropy over soft targets (batch, classes), normalised by the
@@ -70,38 +65,18 @@ class ImageClassifier(MoEClassifierBase):
         if targets.ndim == 1:
             targets = F.one_hot(targets.long(), logits.shape[-1]).to(logits.dtype)
         weighted = targets.to(logits.dtype)
-        if self.hparams.class_weights is not None:
-            weight = torch.tensor(self.hparams.class_weights, device=logits.device)
+        weight = self.class_weight(logits)
+        if weight is not None:
             weighted = weighted * weight.to(logits.dtype)
         per_row = -(weighted * F.log_softmax(logits, dim=-1)).sum(dim=-1)
         return per_row.sum() / weighted.sum().clamp_min(torch.finfo(logits.dtype).tiny)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, y = batch
-        targets: Tensor = y
-        if self.batch_augment is not None:
-            with torch.no_grad():
-                images, targets = self.batch_augment(images, y)
-        logits, aux_loss, expert_counts = self.model.forward_with_aux(images)
-        task_loss = self._task_loss(logits, targets)
-        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
-        self.log_training(loss, task_loss, aux_loss, expert_counts)
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, y = batch
-        logits = self(images)
-        self.log(
-            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
-        )
-        self.val_accuracy.update(logits, y)
-        self.val_macro_f1.update(logits, y)
-
-    def on_validation_epoch_end(self) -> None:
-        self.log("val/accuracy", self.val_accuracy.compute(), prog_bar=True, sync_dist=True)
-        self.log("val/macro_f1", self.val_macro_f1.compute(), prog_bar=True, sync_dist=True)
-        self.val_accuracy.reset()
-        self.val_macro_f1.reset()
+    def training_batch(self, images: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The batch augmented on the batch's device (CutMix/MixUp give soft targets)."""
+        if self.batch_augment is None:
+            return images, y
+        with torch.no_grad():
+            return self.batch_augment(images, y)
 
 
 def image_datamodule(

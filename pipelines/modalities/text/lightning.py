@@ -17,18 +17,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import Tensor
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from pipelines.lightning_module import MoEClassifierBase
+from pipelines.lightning_module import MulticlassClassifierBase
 from pipelines.models.text import TextClassifier, trim_to_longest
 from pipelines.schema.model import ModelConfig
 from pipelines.schema.training import TrainConfig
 
 
-class TextIntentClassifier(MoEClassifierBase):
+class TextIntentClassifier(MulticlassClassifierBase):
     def __init__(
         self,
         vocab_size: int,
@@ -44,45 +42,11 @@ class TextIntentClassifier(MoEClassifierBase):
         self.model_cfg = ModelConfig(**model)
         self.train_cfg = TrainConfig(**train)
         self.model = TextClassifier(vocab_size, len(class_names), pad_id, self.model_cfg)
-        n = len(class_names)
-        self.val_accuracy = MulticlassAccuracy(num_classes=n, average="micro")
-        self.val_macro_f1 = MulticlassF1Score(num_classes=n, average="macro")
+        self.track_classes(len(class_names))
 
-    def inputs(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+    def model_inputs(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """Token ids and their attention mask, cut to the batch's longest text."""
         return trim_to_longest(ids, (ids != self.hparams.pad_id).long())
-
-    def forward(self, ids: Tensor) -> Tensor:
-        return self.model(*self.inputs(ids))
-
-    def _task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        weight = None
-        if self.hparams.class_weights is not None:
-            weight = torch.tensor(self.hparams.class_weights, device=logits.device)
-        return F.cross_entropy(logits, y, weight=weight)
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        ids, y = batch
-        logits, aux_loss, expert_counts = self.model.forward_with_aux(*self.inputs(ids))
-        task_loss = self._task_loss(logits, y)
-        loss = task_loss + self.model_cfg.aux_loss_weight * aux_loss
-        self.log_training(loss, task_loss, aux_loss, expert_counts)
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        ids, y = batch
-        logits = self(ids)
-        self.log(
-            "val/loss", self._task_loss(logits, y), prog_bar=True, on_epoch=True, sync_dist=True
-        )
-        self.val_accuracy.update(logits, y)
-        self.val_macro_f1.update(logits, y)
-
-    def on_validation_epoch_end(self) -> None:
-        self.log("val/accuracy", self.val_accuracy.compute(), prog_bar=True, sync_dist=True)
-        self.log("val/macro_f1", self.val_macro_f1.compute(), prog_bar=True, sync_dist=True)
-        self.val_accuracy.reset()
-        self.val_macro_f1.reset()
 
 
 def text_probabilities(

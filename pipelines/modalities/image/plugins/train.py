@@ -7,29 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import PipelineConfig, to_container
-from pipelines.io import staged_outputs, write_json
 from pipelines.layout import Layout
 from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    from pipelines.core.train_stage import train_and_publish
     from pipelines.modalities.image.lightning import (
         ImageClassifier,
         image_datamodule,
         image_probabilities,
     )
     from pipelines.modalities.image.preprocess import channel_statistics, normalise
-    from pipelines.models.moe import count_parameters
     from pipelines.multiclass import balanced_class_weights, multiclass_metrics
     from pipelines.strategy import check_hardware
-    from pipelines.training import (
-        drop_other_runs,
-        finish_run,
-        fit_classifier,
-        run_fingerprint,
-        save_checkpoint,
-        write_history,
-    )
 
     check_hardware(cfg)
     classes, size = class_names(layout), image_size(cfg)
@@ -64,29 +55,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             augment=to_container(policy) if policy.enabled else None,
         )
 
-    inputs = [layout.augmented_train, layout.cleaned]
-    work_dir = layout.train_work / run_fingerprint(cfg, inputs)
-    drop_other_runs(layout.train_work, keep=work_dir.name)
-    run_name = f"{cfg.data.name}-{cfg.model.name}"
-    result = fit_classifier(cfg, dm, work_dir, run_name=run_name, build_module=build)
-    module = result.module
-    scores = multiclass_metrics(y_val, image_probabilities(module, x_val), classes)
-    val = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
-    write_json(work_dir / "ranks" / f"rank{result.global_rank}.json", val)
-    if result.global_rank != 0:
-        return {"val": val}
-    metrics = {
-        "val": val,
-        "epochs_run": result.epochs_run,
-        "parameters": count_parameters(module.model),
-        "image_size": size,
-        "channel_mean": mean,
-        "channel_std": std,
-    }
-    outputs = (layout.checkpoint, layout.train_metrics, layout.train_history)
-    with staged_outputs(layout.staging, *outputs) as (ckpt, metrics_file, history):
-        save_checkpoint(module, ckpt, {"val_metrics": val, "modality": "image"})
-        write_json(metrics_file, metrics)
-        write_history(result.history, history)
-    finish_run(work_dir)
-    return metrics
+    def validate(module: ImageClassifier) -> dict[str, float]:
+        scores = multiclass_metrics(y_val, image_probabilities(module, x_val), classes)
+        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+    facts = {"image_size": size, "channel_mean": mean, "channel_std": std}
+    extra = {"modality": "image"}
+    return train_and_publish(cfg, layout, dm, validate, build, facts, extra)

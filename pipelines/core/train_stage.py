@@ -1,0 +1,60 @@
+"""The train stage's course, the same for every modality: fit in a work dir keyed by (config,
+inputs), so rerunning the same thing after a kill resumes it; each rank's validation figures
+(for checking that DDP ranks agree); rank 0 publishes checkpoint, metrics and history
+together. A modality supplies its data module, its module builder and how it validates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.config import PipelineConfig
+from pipelines.datamodule import TabularDataModule
+from pipelines.io import staged_outputs, write_json
+from pipelines.layout import Layout
+from pipelines.lightning_module import MoEClassifierBase
+from pipelines.models.moe import count_parameters
+from pipelines.training import (
+    drop_other_runs,
+    finish_run,
+    fit_classifier,
+    run_fingerprint,
+    save_checkpoint,
+    write_history,
+)
+
+
+def train_and_publish(
+    cfg: PipelineConfig,
+    layout: Layout,
+    datamodule: TabularDataModule,
+    validate: Callable[[Any], dict[str, float]],
+    build_module: Callable[[], MoEClassifierBase] | None = None,
+    facts: dict[str, Any] | None = None,
+    checkpoint_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit, validate (`validate(module)` -> the val figures), and publish: the checkpoint
+    (with the val figures and `checkpoint_extra`, e.g. the tokenizer that makes a text model
+    usable), metrics/train.json (with the modality's `facts`) and the history."""
+    inputs = [layout.augmented_train, layout.cleaned]
+    work_dir = layout.train_work / run_fingerprint(cfg, inputs)
+    drop_other_runs(layout.train_work, keep=work_dir.name)
+    run_name = f"{cfg.data.name}-{cfg.model.name}"
+    result = fit_classifier(cfg, datamodule, work_dir, run_name=run_name, build_module=build_module)
+    val = validate(result.module)
+    write_json(work_dir / "ranks" / f"rank{result.global_rank}.json", val)
+    if result.global_rank != 0:
+        return {"val": val}
+    metrics = {
+        "val": val,
+        "epochs_run": result.epochs_run,
+        "parameters": count_parameters(result.module.model),
+        **(facts or {}),
+    }
+    outputs = (layout.checkpoint, layout.train_metrics, layout.train_history)
+    with staged_outputs(layout.staging, *outputs) as (ckpt, metrics_file, history):
+        save_checkpoint(result.module, ckpt, {"val_metrics": val, **(checkpoint_extra or {})})
+        write_json(metrics_file, metrics)
+        write_history(result.history, history)
+    finish_run(work_dir)
+    return metrics
