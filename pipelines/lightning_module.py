@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -211,3 +212,16 @@ def warmup_cosine(warmup: int, total: int):
 
 def warmup_constant(warmup: int):
     return lambda step: min((step + 1) / max(warmup, 1), 1.0)
+
+
+def multiclass_probabilities(
+    module: MulticlassClassifierBase, inputs: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """Class probabilities (n, classes) of a multi-class module, in eval mode, batch by batch."""
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
+            out.append(torch.softmax(module(batch), dim=-1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(module.hparams.class_names)))

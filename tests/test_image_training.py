@@ -13,12 +13,9 @@ import pytest
 
 from pipelines.compose import compose_params
 from pipelines.config import load_params, to_container
+from pipelines.lightning_module import multiclass_probabilities
 from pipelines.modalities.image.augment import ImageAugmentConfig
-from pipelines.modalities.image.lightning import (
-    ImageClassifier,
-    image_datamodule,
-    image_probabilities,
-)
+from pipelines.modalities.image.lightning import ImageClassifier, image_datamodule
 from pipelines.modalities.image.preprocess import channel_statistics, normalise
 from pipelines.multiclass import multiclass_metrics
 from pipelines.training import fit_classifier
@@ -90,7 +87,7 @@ def test_the_moe_cnn_learns_the_classes_through_the_shared_fit(tmp_path: Path) -
     assert result.module.model_cfg.is_moe
     assert [row["epoch"] for row in result.history] == [0, 1, 2, 3]
     assert all("val_macro_f1" in row and "val_accuracy" in row for row in result.history)
-    scores = multiclass_metrics(y[480:], image_probabilities(result.module, x[480:]), NAMES)
+    scores = multiclass_metrics(y[480:], multiclass_probabilities(result.module, x[480:]), NAMES)
     # 60 steps from scratch: three easy shapes are learned far above chance (1/3)
     assert scores["accuracy"] > 0.85
     # the weights kept are the best epoch's: their figures are the logged ones

@@ -13,10 +13,8 @@ import pytest
 from pipelines.compose import compose_params
 from pipelines.config import load_params, to_container
 from pipelines.datamodule import TabularDataModule
-from pipelines.modalities.text.lightning import (
-    TextIntentClassifier,
-    text_probabilities,
-)
+from pipelines.lightning_module import multiclass_probabilities
+from pipelines.modalities.text.lightning import TextIntentClassifier
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
 from pipelines.multiclass import balanced_class_weights, multiclass_metrics
@@ -82,7 +80,7 @@ def test_the_moe_text_model_learns_the_intents_through_the_shared_fit(
     assert isinstance(result.module, TextIntentClassifier) and result.epochs_run == 4
     assert [row["epoch"] for row in result.history] == [0, 1, 2, 3]
     assert all("val_macro_f1" in row and "val_accuracy" in row for row in result.history)
-    model = multiclass_metrics(y_val, text_probabilities(result.module, ids_val), names)
+    model = multiclass_metrics(y_val, multiclass_probabilities(result.module, ids_val), names)
     chance = 1 / len(names)
     # 150 steps from scratch on 1,200 tickets: far from converged, but learning, and the
     # figures computed from the saved weights are the best epoch's logged ones

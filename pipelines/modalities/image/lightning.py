@@ -107,19 +107,6 @@ def image_datamodule(
     )
 
 
-def image_probabilities(
-    module: ImageClassifier, images: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
-    """Class probabilities (n, classes) of the PyTorch model, in eval mode, batch by batch."""
-    module.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-            out.append(torch.softmax(module(batch), dim=-1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(module.hparams.class_names)))
-
-
 def load_image_checkpoint(path: Path) -> ImageClassifier:
     """The image model (eval mode) from the train stage's checkpoint; its hyper-parameters
     carry the class names, the image size and the normalisation (mean, std)."""

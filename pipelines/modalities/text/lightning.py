@@ -15,8 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from tokenizers import Tokenizer
 from torch import Tensor
 
@@ -47,19 +45,6 @@ class TextIntentClassifier(MulticlassClassifierBase):
     def model_inputs(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """Token ids and their attention mask, cut to the batch's longest text."""
         return trim_to_longest(ids, (ids != self.hparams.pad_id).long())
-
-
-def text_probabilities(
-    module: TextIntentClassifier, ids: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
-    """Class probabilities (n, classes) of the PyTorch model, in eval mode, batch by batch."""
-    module.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(ids), batch_size):
-            batch = torch.from_numpy(ids[start : start + batch_size])
-            out.append(torch.softmax(module(batch), dim=-1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(module.hparams.class_names)))
 
 
 def load_text_checkpoint(path: Path) -> tuple[TextIntentClassifier, Tokenizer]:

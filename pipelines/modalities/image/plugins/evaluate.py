@@ -22,12 +22,13 @@ MISCLASSIFIED_SHOWN = 32
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.core.multiclass_evaluate import Baseline, MulticlassTest, evaluate_multiclass
+    from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.image.baseline import (
         class_probabilities,
         fit_baselines,
         texture_features,
     )
-    from pipelines.modalities.image.lightning import image_probabilities, load_image_checkpoint
+    from pipelines.modalities.image.lightning import load_image_checkpoint
     from pipelines.modalities.image.onnx_variants import image_feed
     from pipelines.modalities.image.preprocess import normalise
     from pipelines.models.moe import count_parameters
@@ -60,7 +61,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         y=y_test,
         x=x_test,
         onnx_feed=image_feed,
-        pytorch=lambda x: image_probabilities(module, x),
+        pytorch=lambda x: multiclass_probabilities(module, x),
         parameters=count_parameters(module.model),
         baselines={
             name: Baseline(

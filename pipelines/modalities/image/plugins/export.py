@@ -24,12 +24,13 @@ PARITY_IMAGES = 64
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.core.export_folder import FolderExport, export_multiclass
+    from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.image.export_folder import (
         image_preprocessing,
         score_image_files,
         write_image_export,
     )
-    from pipelines.modalities.image.lightning import image_probabilities, load_image_checkpoint
+    from pipelines.modalities.image.lightning import load_image_checkpoint
     from pipelines.modalities.image.onnx_variants import onnx_image_probabilities
     from pipelines.modalities.image.preprocess import decode_images, normalise
 
@@ -52,7 +53,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         # one batch, as the folder's scorer sends them: dynamic INT8 quantizes per batch
         expected = onnx_image_probabilities(model_file, x, batch_size=len(x))
         diff = float(np.abs(from_folder - expected).max())
-        vs_pytorch = float(np.abs(from_folder - image_probabilities(module, x)).max())
+        vs_pytorch = float(np.abs(from_folder - multiclass_probabilities(module, x)).max())
         if diff > cfg.export.parity_atol:
             raise PipelineError(
                 f"{folder}: scoring {len(x)} test image files from the export folder "

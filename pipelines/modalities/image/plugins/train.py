@@ -13,11 +13,8 @@ from pipelines.modalities.image.plugins.common import class_names, image_size, s
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.core.train_stage import train_and_publish
-    from pipelines.modalities.image.lightning import (
-        ImageClassifier,
-        image_datamodule,
-        image_probabilities,
-    )
+    from pipelines.lightning_module import multiclass_probabilities
+    from pipelines.modalities.image.lightning import ImageClassifier, image_datamodule
     from pipelines.modalities.image.preprocess import channel_statistics, normalise
     from pipelines.multiclass import balanced_class_weights, multiclass_metrics
     from pipelines.strategy import check_hardware
@@ -56,7 +53,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         )
 
     def validate(module: ImageClassifier) -> dict[str, float]:
-        scores = multiclass_metrics(y_val, image_probabilities(module, x_val), classes)
+        scores = multiclass_metrics(y_val, multiclass_probabilities(module, x_val), classes)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
     facts = {"image_size": size, "channel_mean": mean, "channel_std": std}

@@ -18,8 +18,9 @@ from pipelines.modalities.text.plugins.common import LABEL, TEXT, encoded_split
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.core.multiclass_evaluate import Baseline, MulticlassTest, evaluate_multiclass
+    from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.text.baseline import class_probabilities, tfidf_logistic_regression
-    from pipelines.modalities.text.lightning import load_text_checkpoint, text_probabilities
+    from pipelines.modalities.text.lightning import load_text_checkpoint
     from pipelines.modalities.text.onnx_variants import text_feed
     from pipelines.models.moe import count_parameters
 
@@ -43,7 +44,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         y=y_test,
         x=ids_test,
         onnx_feed=text_feed(pad_id),
-        pytorch=lambda ids: text_probabilities(module, ids),
+        pytorch=lambda ids: multiclass_probabilities(module, ids),
         parameters=count_parameters(module.model),
         baselines={
             "tfidf_logistic_regression": Baseline(

@@ -22,8 +22,9 @@ TOKENIZER = "tokenizer.json"
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.core.export_folder import FolderExport, export_multiclass
+    from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.text.export_folder import score_texts, write_text_export
-    from pipelines.modalities.text.lightning import load_text_checkpoint, text_probabilities
+    from pipelines.modalities.text.lightning import load_text_checkpoint
     from pipelines.modalities.text.tokenizer import encode
 
     module, tokenizer = load_text_checkpoint(layout.checkpoint)
@@ -38,7 +39,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         scored = score_texts(folder, sample)
         from_folder = np.array([[s["probabilities"][c] for c in classes] for s in scored])
         ids, _ = encode(tokenizer, sample)
-        expected = text_probabilities(module, ids)
+        expected = multiclass_probabilities(module, ids)
         diff = float(np.abs(from_folder - expected).max())
         atol = cfg.export.parity_atol if variant == "fp32" else cfg.export.quantized_atol
         if diff > atol:

@@ -19,10 +19,8 @@ from pipelines.modalities.text.plugins.common import (
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from pipelines.core.train_stage import train_and_publish
     from pipelines.datamodule import TabularDataModule
-    from pipelines.modalities.text.lightning import (
-        TextIntentClassifier,
-        text_probabilities,
-    )
+    from pipelines.lightning_module import multiclass_probabilities
+    from pipelines.modalities.text.lightning import TextIntentClassifier
     from pipelines.modalities.text.tokenizer import PAD, train_tokenizer
     from pipelines.multiclass import balanced_class_weights, multiclass_metrics
     from pipelines.strategy import check_hardware
@@ -49,7 +47,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         )
 
     def validate(module: TextIntentClassifier) -> dict[str, float]:
-        scores = multiclass_metrics(y_val, text_probabilities(module, ids_val), classes)
+        scores = multiclass_metrics(y_val, multiclass_probabilities(module, ids_val), classes)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
     facts = {"vocab_size": tokenizer.get_vocab_size()}
