@@ -134,7 +134,11 @@ def _check_ranges(cfg: PipelineConfig, source: str) -> None:
             "expected strategy=deepspeed_zero1|deepspeed_zero2 or a dense model"
         )
     # the modality's own rules: which models it takes, its section's invariants
-    modality(cfg.data.modality).check(cfg, source)
+    try:
+        plugin = modality(cfg.data.modality)
+    except PipelineError as err:
+        raise PipelineError(f"{source}: {err}") from None
+    plugin.check(cfg, source)
     try:
         families.check_family(cfg.model)
     except PipelineError as err:

@@ -4,13 +4,14 @@ A modality is a package with one module per stage, `<package>.plugins.<stage>`, 
 `run(cfg, layout) -> metrics`, and a `<package>.checks` module whose `check(cfg, source)`
 refuses configs the modality cannot run. The stages look the plug-in up here by
 `data.modality`, so they never name a modality, and adding one is a package plus a line in
-`BUILT_IN` (or, for a package outside this repository, its dotted path as `data.modality`).
+`BUILT_IN` (or, for a package outside this repository, its importable name as `data.modality`).
 Plug-ins are imported when a stage asks for them: a table run never imports torchvision-style
 image code, and `train.py --cfg job` stays fast."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,15 +57,23 @@ class Modality:
 
 
 def modality(name: str) -> Modality:
-    """`data.modality`: a built-in name, or the dotted path of a plug-in package on PYTHONPATH."""
+    """`data.modality`: a built-in name, or the importable name of a plug-in package of your
+    own (on PYTHONPATH)."""
     if name in BUILT_IN:
         return Modality(name, BUILT_IN[name])
-    if "." in name:
+    if _importable(name):
         return Modality(name, name)
     raise PipelineError(
         f"config key 'data.modality' = {name!r}: expected one of {', '.join(BUILT_IN)} or the "
-        "dotted path of a plug-in package (one with plugins/<stage>.py and checks.py)"
+        "name of a plug-in package on PYTHONPATH (one with plugins/<stage>.py and checks.py)"
     )
+
+
+def _importable(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a missing parent package, or an invalid name
+        return False
 
 
 def run_stage(stage: str, cfg: PipelineConfig, layout: Layout) -> Any:
