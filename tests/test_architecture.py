@@ -110,3 +110,17 @@ def test_a_modality_has_a_plug_in_for_every_stage_and_config_checks(modality: st
     package = BUILT_IN[modality]
     missing = [s for s in STAGES if f"{package}.plugins.{s}" not in MODULES]
     assert not missing and f"{package}.checks" in MODULES, missing
+
+
+# the data sections each modality reads (conf/config.yaml declares all of them empty, for DVC)
+DATA_SECTIONS = {"tabular": {"profile", "clean", "augment"}, "text": {"text"}, "image": {"image"}}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "conf" / "data").glob("*.yaml")), ids=str)
+def test_a_data_config_declares_only_its_own_modalitys_section(path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    own = data.get("modality", "tabular")
+    others = set().union(*(keys for name, keys in DATA_SECTIONS.items() if name != own))
+    assert not others & set(data), f"{path.name} declares {sorted(others & set(data))}"
