@@ -15,6 +15,20 @@ from pipelines.layout import Layout
 Pages = Callable[[dict[str, Any], list[str], Path], None]
 
 
+def split_summary(report: dict[str, Any], worst: tuple[str, ...]) -> dict[str, Any]:
+    """The metrics' common part: rows per split and, for each figure in `worst`, its highest
+    value over the splits as `max_<figure>` (a figure a split could not measure counts 0)."""
+    per_split = report["splits"]
+    return {
+        "rows": {name: s["rows"] for name, s in per_split.items()},
+        **{f"max_{f}": max(_measured(s[f]) for s in per_split.values()) for f in worst},
+    }
+
+
+def _measured(value: float | None) -> float:
+    return 0.0 if value is None else value
+
+
 def publish_profile(
     layout: Layout,
     report: dict[str, Any],

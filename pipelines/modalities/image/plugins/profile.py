@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.core.profile_stage import publish_profile
+from pipelines.core.profile_stage import publish_profile, split_summary
 from pipelines.io import no_cache_files, read_split
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.image.plugins.common import IMAGE, LABEL, clean_rules
@@ -22,16 +22,12 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
         report = profile_image_splits(splits, clean_rules(cfg), cfg.data.num_proc)
         failures = check_image_gates(report, settings.gates)
-        per_split = report["splits"]
+        worst = ("unreadable_rate", "duplicate_rate", "leak_rate", "blurry_rate", "exposure_rate")
+        train = report["splits"]["train"]
         summary = {
-            "rows": {name: s["rows"] for name, s in per_split.items()},
-            "max_unreadable_rate": max(s["unreadable_rate"] for s in per_split.values()),
-            "max_duplicate_rate": max(s["duplicate_rate"] for s in per_split.values()),
-            "max_leak_rate": max(s["leak_rate"] for s in per_split.values()),
-            "max_blurry_rate": max(s["blurry_rate"] for s in per_split.values()),
-            "max_exposure_rate": max(s["exposure_rate"] for s in per_split.values()),
-            "train_channel_mean": per_split["train"]["channel_mean"],
-            "train_channel_std": per_split["train"]["channel_std"],
+            **split_summary(report, worst),
+            "train_channel_mean": train["channel_mean"],
+            "train_channel_std": train["channel_std"],
             "label_psi": report["drift"]["label_psi"],
             "brightness_psi": report["drift"]["brightness_psi"],
         }

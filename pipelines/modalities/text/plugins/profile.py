@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PipelineConfig
-from pipelines.core.profile_stage import publish_profile
+from pipelines.core.profile_stage import publish_profile, split_summary
 from pipelines.io import read_split
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.text.plugins.common import clean_rules
@@ -20,14 +20,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     settings = cfg.data.text.profile
     report = profile_text_splits(splits, clean_rules(cfg), settings.language_sample)
     failures = check_text_gates(report, settings.gates)
-    per_split = report["splits"]
+    worst = ("duplicate_rate", "leak_rate", "abusive_rate", "foreign_rate", "oov_rate")
     summary = {
-        "rows": {name: s["rows"] for name, s in per_split.items()},
-        "max_duplicate_rate": max(s["duplicate_rate"] for s in per_split.values()),
-        "max_leak_rate": max(s["leak_rate"] for s in per_split.values()),
-        "max_abusive_rate": max(s["abusive_rate"] for s in per_split.values()),
-        "max_foreign_rate": max(s["foreign_rate"] for s in per_split.values()),
-        "max_oov_rate": max(s["oov_rate"] or 0.0 for s in per_split.values()),
+        **split_summary(report, worst),
         "train_vocabulary_size": report["train_vocabulary_size"],
         "length_psi": report["drift"]["length_psi"],
         "label_psi": report["drift"]["label_psi"],
