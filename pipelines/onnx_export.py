@@ -19,10 +19,25 @@ INPUT, OUTPUT = "features", "probability"
 def export_onnx(model: nn.Module, sample_shape: tuple[int, ...], path: Path, opset: int) -> None:
     """TorchScript-based exporter (dynamo=False) with a dynamic batch axis; MoE blocks take the
     tensor-op routing path so the expert capacity follows the batch size."""
-    head = ProbabilityHead(model).eval()
     example = torch.zeros(8, *sample_shape)
     if len(sample_shape) == 2:
         example[..., -1] = 1.0  # sequences: mark the rows real, so attention sees keys
+    export_graph(ProbabilityHead(model).eval(), model, example, path, opset)
+
+
+def export_graph(
+    head: nn.Module,
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    opset: int,
+    input_name: str = INPUT,
+    output_name: str = OUTPUT,
+) -> None:
+    """`head` (the probabilities of `model`) exported by the TorchScript-based exporter
+    (dynamo=False) from one traced `example`, with a dynamic batch axis on its one input and
+    output; `model`'s MoE blocks take the tensor-op routing path while it traces, so the
+    expert capacity follows the batch size."""
     with warnings.catch_warnings(), exportable(model), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -30,9 +45,9 @@ def export_onnx(model: nn.Module, sample_shape: tuple[int, ...], path: Path, ops
             (example,),
             str(path),
             dynamo=False,
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
             opset_version=opset,
         )
 

@@ -21,7 +21,6 @@ the preprocessing (data side), so only the batch axis of the ONNX graph is dynam
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from pipelines.models.families import family_of, import_target, names_for
-from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input, exportable
+from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input
 from pipelines.models.sequence import AttentionBlock, run_encoder
 from pipelines.schema.model import ModelConfig
 
@@ -171,23 +170,13 @@ def export_image_onnx(
 
     TorchScript exporter (dynamo=False, as the other models); traced at batch 3 so the size
     is not baked in (a batch of 1 would be specialised as a constant)."""
+    from pipelines.onnx_export import export_graph
     from pipelines.runtime import session
 
     model = model.eval()
     head = _Probabilities(model).eval()
     example = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with warnings.catch_warnings(), exportable(model), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            head,
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=[IMAGES],
-            output_names=[PROBABILITIES],
-            dynamic_axes={IMAGES: {0: "batch"}, PROBABILITIES: {0: "batch"}},
-            opset_version=opset,
-        )
+    export_graph(head, model, example, path, opset, IMAGES, PROBABILITIES)
     ort = session(path, cpu_only=True)
     generator = torch.Generator().manual_seed(1)
     differences: dict[int, float] = {}
