@@ -28,6 +28,44 @@ STAGES = ("ingest", "profile", "clean", "augment", "train", "quantize", "evaluat
 DATA_STAGES = ("ingest", "profile", "clean", "augment", "train")
 # every modality's small run: one epoch, no W&B, few latency repeats
 SHARED_SMALL = ["trainer.max_epochs=1", "logger.wandb.enabled=false", "evaluate.latency_repeats=2"]
+# a multi-class fit of a few epochs, kept by validation macro-F1, every epoch run
+MULTICLASS_FIT = [
+    "train.lr=0.003",
+    "train.batch_size=32",
+    "trainer.max_epochs=4",
+    "callbacks.checkpoint.monitor=val/macro_f1",
+    "callbacks.early_stopping.enabled=false",
+    "logger.wandb.enabled=false",
+]
+# each experiment shrunk: 1,500 tickets / 600 images at 32x32, small models
+SMALL_TEXT = [
+    "data.source.rows=1500",
+    "data.text.profile.language_sample=150",
+    "data.text.profile.gates.min_rows=100",
+    "data.text.profile.gates.min_class_rows=5",
+    "data.text.tokenizer.vocab_size=500",
+    "data.text.tokenizer.max_length=48",
+    "model.seq_len=48",
+    "model.hidden_dim=32",
+    "model.ffn_dim=48",
+    "model.num_blocks=1",
+    "quantize.static.calibration_rows=64",
+]
+SMALL_IMAGES = [
+    "data.source.rows=600",
+    "data.image.simulator.height=32",
+    "data.image.simulator.width=32",
+    "data.image.clean.size.height=32",
+    "data.image.clean.size.width=32",
+    "data.image.profile.gates.min_rows=50",
+    "data.image.profile.gates.min_class_rows=5",
+    # 90 val/test images: a handful of split duplicates is a large share
+    "data.image.profile.gates.max_leak_rate=0.3",
+    "data.image.profile.samples_per_class=4",
+    "model.hidden_dim=16",
+    "model.ffn_dim=16",
+    "quantize.static.calibration_rows=32",
+]
 
 
 def small_config(experiment: str, small: list[str], tmp: Path, *extra: str) -> PipelineConfig:

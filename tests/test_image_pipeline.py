@@ -21,6 +21,7 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
 from tests.modality_runs import (
+    SMALL_IMAGES,
     assert_every_declared_output_exists,
     assert_quarantine_agrees_with_the_metrics,
     assert_same_seed_same_bytes,
@@ -33,22 +34,6 @@ from tests.modality_runs import (
     two_trial_sweep,
 )
 from tests.small import REPO, env
-
-SMALL_IMAGES = [
-    "data.source.rows=600",
-    "data.image.simulator.height=32",
-    "data.image.simulator.width=32",
-    "data.image.clean.size.height=32",
-    "data.image.clean.size.width=32",
-    "data.image.profile.gates.min_rows=50",
-    "data.image.profile.gates.min_class_rows=5",
-    # 90 val/test images: a handful of split duplicates is a large share
-    "data.image.profile.gates.max_leak_rate=0.3",
-    "data.image.profile.samples_per_class=4",
-    "model.hidden_dim=16",
-    "model.ffn_dim=16",
-    "quantize.static.calibration_rows=32",
-]
 
 
 def image_config(tmp: Path, *extra: str) -> PipelineConfig:

@@ -19,8 +19,10 @@ from pipelines.modalities.image.lightning import ImageClassifier, image_datamodu
 from pipelines.modalities.image.preprocess import channel_statistics, normalise
 from pipelines.multiclass import multiclass_metrics
 from pipelines.training import fit_classifier
+from tests.modality_runs import MULTICLASS_FIT
 
 SIZE, NAMES = 32, ["disc", "horizontal", "vertical"]
+
 
 
 def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,12 +60,7 @@ def test_the_moe_cnn_learns_the_classes_through_the_shared_fit(tmp_path: Path) -
             "model.ffn_dim=32",
             "model.num_blocks=1",
             "model.dropout=0.0",
-            "train.lr=0.003",
-            "train.batch_size=32",
-            "trainer.max_epochs=4",
-            "callbacks.checkpoint.monitor=val/macro_f1",
-            "callbacks.early_stopping.enabled=false",
-            "logger.wandb.enabled=false",
+            *MULTICLASS_FIT,
         ],
     )
     dm = image_datamodule((x[:480], y[:480]), (x[480:], y[480:]), 32, 256, seed=cfg.seed)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.modality_runs import SHARED_SMALL, SMALL_IMAGES, SMALL_TEXT
 from tests.small import REPO, committed_clone, copy_project, env
 
 
@@ -86,60 +87,43 @@ def test_the_readme_german_credit_experiment_runs_through_dvc(tmp_path: Path) ->
     assert (clone / "export" / "model_card.json").is_file()
 
 
+# what each modality's experiment must ship: (README heading, task, shipped variant, headline rows)
+MODALITY_EXPERIMENTS = {
+    "text": (
+        "## Text experiments",
+        SMALL_TEXT,
+        "text classification",
+        "int8_dynamic",
+        {"onnx_fp32", "onnx_int8_dynamic", "tfidf_logistic_regression"},
+    ),
+    "image": (
+        "## Image experiments",
+        SMALL_IMAGES,
+        "image classification",
+        "int8_static",
+        {"onnx_fp32", "onnx_int8_static", "hog_gradient_boosting"},
+    ),
+}
+
+
 @pytest.mark.slow
-def test_the_readme_text_experiment_runs_through_dvc(tmp_path: Path) -> None:
-    """`dvc exp run -S '+experiment=customer_service'`: DVC composes the text experiment into
-    params.yaml and `dvc repro` runs the same eight stages with the text plug-ins (1,500
-    tickets and one epoch here, the `-S` settings added)."""
+@pytest.mark.parametrize("modality", sorted(MODALITY_EXPERIMENTS))
+def test_the_readme_modality_experiment_runs_through_dvc(tmp_path: Path, modality: str) -> None:
+    """`dvc exp run -S '+experiment=customer_service'` (or `visual_inspection`): DVC composes
+    the experiment into params.yaml and `dvc repro` runs the same eight stages with the
+    modality's plug-ins (on the small data of the end-to-end tests, the `-S` settings added)."""
+    heading, small, task, variant, rows = MODALITY_EXPERIMENTS[modality]
     clone = committed_clone(tmp_path / "clone")
-    command = next(c for c in readme_block("## Text experiments") if "dvc exp run" in c)
-    small = [
-        "data.source.rows=1500",
-        "data.text.profile.language_sample=150",
-        "data.text.profile.gates.min_rows=100",
-        "data.text.profile.gates.min_class_rows=5",
-        "data.text.tokenizer.vocab_size=500",
-        "trainer.max_epochs=1",
-        "evaluate.latency_repeats=2",
-    ]
-    sh(command + "".join(f" -S {o}" for o in small), clone)
+    command = next(c for c in readme_block(heading) if "dvc exp run" in c)
+    sh(command + "".join(f" -S {o}" for o in [*small, *SHARED_SMALL]), clone)
     card = json.loads((clone / "export" / "model_card.json").read_text())
-    assert card["task"] == "text classification" and card["variant"] == "int8_dynamic"
+    assert card["task"] == task and card["variant"] == variant
     headline = json.loads((clone / "metrics" / "headline.json").read_text())["test"]
-    assert {"onnx_fp32", "onnx_int8_dynamic", "tfidf_logistic_regression"} <= set(headline)
-    lock = (clone / "dvc.lock").read_text()
-    assert "modality: text" in lock
-
-
-def test_the_readme_image_experiment_runs_through_dvc(tmp_path: Path) -> None:
-    """`dvc exp run -S '+experiment=visual_inspection'`: DVC composes the image experiment into
-    params.yaml and `dvc repro` runs the same eight stages with the image plug-ins (600 images
-    at 32x32 and one epoch here, the `-S` settings added)."""
-    clone = committed_clone(tmp_path / "clone")
-    command = next(c for c in readme_block("## Image experiments") if "dvc exp run" in c)
-    small = [
-        "data.source.rows=600",
-        "data.image.simulator.height=32",
-        "data.image.simulator.width=32",
-        "data.image.clean.size.height=32",
-        "data.image.clean.size.width=32",
-        "data.image.profile.gates.min_rows=50",
-        "data.image.profile.gates.min_class_rows=5",
-        "data.image.profile.gates.max_leak_rate=0.3",
-        "model.hidden_dim=16",
-        "model.ffn_dim=16",
-        "trainer.max_epochs=1",
-        "evaluate.latency_repeats=2",
-        "quantize.static.calibration_rows=32",
-    ]
-    sh(command + "".join(f" -S {o}" for o in small), clone)
-    card = json.loads((clone / "export" / "model_card.json").read_text())
-    assert card["task"] == "image classification" and card["variant"] == "int8_static"
-    assert card["preprocessing"]["height"] == 32
-    headline = json.loads((clone / "metrics" / "headline.json").read_text())["test"]
-    assert {"onnx_fp32", "onnx_int8_static", "hog_gradient_boosting"} <= set(headline)
-    assert "defect_recall" in headline["onnx_int8_static"]
-    assert "modality: image" in (clone / "dvc.lock").read_text()
+    assert rows <= set(headline)
+    assert f"modality: {modality}" in (clone / "dvc.lock").read_text()
+    if modality == "image":
+        assert card["preprocessing"]["height"] == 32
+        assert "defect_recall" in headline["onnx_int8_static"]
 
 
 def readme_commands() -> list[str]:
@@ -182,7 +166,7 @@ EXERCISED_BY: dict[str, str] = {
     "tests/test_text_pipeline.py::test_the_real_rotten_tomatoes_corpus_ingests_through_the_same_stage",
     "python train.py -m hparams_search=customer_service_optuna": "two trials on small data: "
     "tests/test_text_pipeline.py::test_the_text_search_space_runs_as_an_optuna_sweep",
-    "dvc exp run -S '+experiment=customer_service'": "tests/test_readme.py::test_the_readme_text_experiment_runs_through_dvc",
+    "dvc exp run -S '+experiment=customer_service'": "tests/test_readme.py::test_the_readme_modality_experiment_runs_through_dvc[text]",
     "python train.py +experiment=visual_inspection": "on 600 images through train, with a "
     "model override: tests/test_image_pipeline.py::test_train_py_runs_the_image_experiment_with_the_patch_transformer; "
     "all eight stages: tests/test_image_pipeline.py::test_every_stage_writes_what_dvc_yaml_declares",
@@ -199,7 +183,7 @@ EXERCISED_BY: dict[str, str] = {
     "tests/test_image_pipeline.py::test_the_real_digits_ingest_through_the_same_stage",
     "python train.py -m hparams_search=visual_inspection_optuna": "two trials on small data: "
     "tests/test_image_pipeline.py::test_the_image_search_space_runs_as_an_optuna_sweep",
-    "dvc exp run -S '+experiment=visual_inspection'": "tests/test_readme.py::test_the_readme_image_experiment_runs_through_dvc",
+    "dvc exp run -S '+experiment=visual_inspection'": "tests/test_readme.py::test_the_readme_modality_experiment_runs_through_dvc[image]",
     "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, README 'On a GPU'); its "
     "whole code path at toy size on CPU: "
     "tests/test_gpu_benchmark.py::test_the_gpu_benchmark_runs_its_code_path_on_a_cpu_at_toy_size",

@@ -15,6 +15,7 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
 from tests.modality_runs import (
+    SMALL_TEXT,
     assert_every_declared_output_exists,
     assert_quarantine_agrees_with_the_metrics,
     assert_same_seed_same_bytes,
@@ -27,20 +28,6 @@ from tests.modality_runs import (
     train_only,
     two_trial_sweep,
 )
-
-SMALL_TEXT = [
-    "data.source.rows=1500",
-    "data.text.profile.language_sample=150",
-    "data.text.profile.gates.min_rows=100",
-    "data.text.profile.gates.min_class_rows=5",
-    "data.text.tokenizer.vocab_size=500",
-    "data.text.tokenizer.max_length=48",
-    "model.seq_len=48",
-    "model.hidden_dim=32",
-    "model.ffn_dim=48",
-    "model.num_blocks=1",
-    "quantize.static.calibration_rows=64",
-]
 
 
 def text_config(tmp: Path, *extra: str) -> PipelineConfig:

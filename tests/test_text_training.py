@@ -19,9 +19,11 @@ from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
 from pipelines.multiclass import balanced_class_weights, multiclass_metrics
 from pipelines.training import fit_classifier
+from tests.modality_runs import MULTICLASS_FIT
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LEN = 48
+
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +55,7 @@ def test_the_moe_text_model_learns_the_intents_through_the_shared_fit(
             "model.ffn_dim=64",
             "model.num_blocks=1",
             f"model.seq_len={MAX_LEN}",
-            "train.lr=0.003",
-            "train.batch_size=32",
-            "trainer.max_epochs=4",
-            "callbacks.checkpoint.monitor=val/macro_f1",
-            "callbacks.early_stopping.enabled=false",
-            "logger.wandb.enabled=false",
+            *MULTICLASS_FIT,
         ],
     )
     dm = TabularDataModule(
