@@ -45,11 +45,3 @@ def split_arrays(path: Path, size: int, classes: list[str]) -> tuple[np.ndarray,
             "(data/ingested/schema.json); rerun ingest"
         )
     return decode_images(ds, size, IMAGE), np.array([index[v] for v in labels], dtype=np.int64)
-
-
-# the ONNX files quantize writes for an image model (models/onnx/model_<variant>.onnx)
-ONNX_VARIANTS = ("fp32", "int8_dynamic", "int8_static")
-
-
-def variant_file(folder: Path, variant: str) -> Path:
-    return folder / f"model_{variant}.onnx"

@@ -46,11 +46,3 @@ def encoded_split(
         )
     ids, _ = encode(tokenizer, texts)
     return ids, np.array([index[v] for v in labels], dtype=np.int64), texts
-
-
-# the ONNX files quantize writes for a text model (models/onnx/model_<variant>.onnx)
-ONNX_VARIANTS = ("fp32", "int8_dynamic", "int8_static")
-
-
-def variant_file(folder: Path, variant: str) -> Path:
-    return folder / f"model_{variant}.onnx"
