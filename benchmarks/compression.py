@@ -129,7 +129,7 @@ def fine_tune_control(layout: Layout, overrides: list[str]) -> dict[str, float]:
     """What QAT's fine-tune does to the model without fake quantization: the same epochs,
     learning rate and seed, the trained model fine-tuned in float. QAT's AUPRC kept, next to
     this, says how much of a loss is quantization's and how much the fine-tune's own."""
-    from pipelines.compression.finetune import fine_tune
+    from pipelines.compression.finetune import FineTuning, fine_tune
     from pipelines.config import load_params
     from pipelines.datamodule import TabularDataModule, model_inputs
     from pipelines.evaluation import ranking_metrics
@@ -146,11 +146,9 @@ def fine_tune_control(layout: Layout, overrides: list[str]) -> dict[str, float]:
     tuned, info = fine_tune(
         trained,
         dm,
+        FineTuning.from_config(cfg),
         epochs=cfg.quantize.qat.finetune_epochs,
-        lr=cfg.train.lr * cfg.quantize.qat.lr_factor,
-        seed=cfg.seed,
-        accelerator=cfg.trainer.accelerator,
-        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        lr_factor=cfg.quantize.qat.lr_factor,
         keep_start_if_best=False,
     )
     after = ranking_metrics(y_test, torch_probabilities(tuned.model, x_test))["auprc"]

@@ -19,7 +19,7 @@ from pipelines.compression.distillation import (
     soft_target_loss,
     student_model_config,
 )
-from pipelines.compression.finetune import fine_tune
+from pipelines.compression.finetune import FineTuning, fine_tune
 from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
@@ -37,6 +37,7 @@ TEACHER = ModelConfig(
 )
 STUDENT = StudentConfig(hidden_dim=8, num_blocks=1, ffn_dim=16)
 LR = 1e-2
+TUNING = FineTuning(lr=LR, seed=0)
 
 # the datamodule, and the validation features that agreement is measured on
 Problem = tuple[TabularDataModule, torch.Tensor]
@@ -105,7 +106,7 @@ def problem() -> Problem:
 def teacher(problem: Problem) -> RiskClassifier:
     """A trained DeepSpeed MoE teacher."""
     # train(): Lightning 2.x keeps the modes it finds, and classifier() returns eval mode
-    trained, _ = fine_tune(classifier(TEACHER).train(), problem[0], epochs=4, lr=LR, seed=0)
+    trained, _ = fine_tune(classifier(TEACHER).train(), problem[0], TUNING, epochs=4)
     return trained
 
 
@@ -114,7 +115,7 @@ def distilled(teacher: RiskClassifier, problem: Problem) -> Distilled:
     """distill() with soft targets only, and the teacher's weights from before it ran."""
     before = snapshot(teacher)
     cfg = DistillConfig(student=STUDENT, alpha=1.0, temperature=2.0, epochs=4)
-    student, info = distill(teacher, problem[0], cfg, lr=LR, seed=0)
+    student, info = distill(teacher, problem[0], cfg, TUNING)
     return student, info, before
 
 
@@ -347,7 +348,7 @@ def test_distillation_brings_the_student_close_to_the_teacher(
     dm, x = problem
     student, _, _ = distilled
     labels_only, _ = distill(
-        teacher, dm, DistillConfig(student=STUDENT, alpha=0.0, epochs=4), lr=LR, seed=0
+        teacher, dm, DistillConfig(student=STUDENT, alpha=0.0, epochs=4), TUNING
     )
     untrained = student_of(teacher).eval()
 
@@ -382,9 +383,7 @@ def test_a_sequence_teacher_distils_into_a_sequence_student(teacher_name: str) -
         )
     )
     cfg = DistillConfig(student=StudentConfig(hidden_dim=4, num_blocks=1, ffn_dim=8), epochs=1)
-    student, info = distill(
-        teacher, datamodule(histories(128, 0), histories(64, 1)), cfg, lr=LR, seed=0
-    )
+    student, info = distill(teacher, datamodule(histories(128, 0), histories(64, 1)), cfg, TUNING)
 
     expected = {"moe_transformer": "dense_transformer"}.get(teacher_name, teacher_name)
     assert student.model_cfg.name == expected

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipelines.compression.finetune import fine_tune
+from pipelines.compression.finetune import FineTuning, fine_tune
 from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.evaluation import ranking_metrics
@@ -36,7 +36,7 @@ def _problem() -> tuple[RiskClassifier, TabularDataModule]:
 
 def test_the_returned_weights_are_the_best_epochs_and_score_what_it_reports() -> None:
     module, dm = _problem()
-    tuned, info = fine_tune(module, dm, epochs=3, lr=3e-3, seed=0)
+    tuned, info = fine_tune(module, dm, FineTuning(lr=3e-3, seed=0), epochs=3)
     x_val, y_val = dm.val_xy
     score = ranking_metrics(y_val, torch_probabilities(tuned.model, x_val))["auprc"]
     assert 0.0 < info["best_val_auprc"] <= 1.0
@@ -55,23 +55,23 @@ def test_a_model_loaded_in_eval_mode_is_trained_in_train_mode() -> None:
         return original(batch, batch_idx)
 
     module.training_step = spy  # type: ignore[method-assign]
-    fine_tune(module, dm, epochs=1, lr=1e-3, seed=0)
+    fine_tune(module, dm, FineTuning(lr=1e-3, seed=0), epochs=1)
     assert modes and all(modes)
 
 
 def test_the_same_seed_gives_the_same_weights() -> None:
-    first, _ = fine_tune(*_problem(), epochs=1, lr=1e-3, seed=3)
-    second, _ = fine_tune(*_problem(), epochs=1, lr=1e-3, seed=3)
+    first, _ = fine_tune(*_problem(), FineTuning(lr=1e-3, seed=3), epochs=1)
+    second, _ = fine_tune(*_problem(), FineTuning(lr=1e-3, seed=3), epochs=1)
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
 def test_a_fit_that_only_makes_validation_worse_hands_back_the_starting_weights() -> None:
     module, dm = _problem()
-    trained, _ = fine_tune(module, dm, epochs=3, lr=3e-3, seed=0)
+    trained, _ = fine_tune(module, dm, FineTuning(lr=3e-3, seed=0), epochs=3)
     start = {k: v.clone() for k, v in trained.state_dict().items()}
     # a learning rate this large wrecks the weights in one epoch
-    again, info = fine_tune(trained, dm, epochs=1, lr=50.0, seed=0)
+    again, info = fine_tune(trained, dm, FineTuning(lr=50.0, seed=0), epochs=1)
     assert info["kept_start"] and info["best_epoch"] == -1
     assert info["best_val_auprc"] == info["start_val_auprc"]
     for name, value in again.state_dict().items():
@@ -80,5 +80,5 @@ def test_a_fit_that_only_makes_validation_worse_hands_back_the_starting_weights(
 
 def test_without_keep_start_only_trained_epochs_come_back() -> None:
     module, dm = _problem()
-    _, info = fine_tune(module, dm, epochs=1, lr=1e-3, seed=0, keep_start_if_best=False)
+    _, info = fine_tune(module, dm, FineTuning(lr=1e-3, seed=0), epochs=1, keep_start_if_best=False)
     assert info["best_epoch"] == 0 and "kept_start" not in info

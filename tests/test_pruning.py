@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipelines.compression.finetune import FineTuning
 from pipelines.compression.pruning import (
     iterative_prune,
     prune_ffn,
@@ -253,15 +254,19 @@ def test_iterative_pruning_fine_tunes_after_each_step_and_ends_at_the_target_wid
     calls: list[dict[str, Any]] = []
     real_fine_tune = pruning.fine_tune
 
-    def recording_fine_tune(module: RiskClassifier, dm: TabularDataModule, **kw: Any) -> Any:
+    def recording_fine_tune(
+        module: RiskClassifier, dm: TabularDataModule, tuning: FineTuning, **kw: Any
+    ) -> Any:
         calls.append(
             {
                 "width": module.hparams["model"]["ffn_dim"],
                 "all_training": all(m.training for m in module.modules()),
+                "seed": tuning.seed,
+                "lr": tuning.lr * kw["lr_factor"],
                 **kw,
             }
         )
-        tuned, info = real_fine_tune(module, dm, **kw)
+        tuned, info = real_fine_tune(module, dm, tuning, **kw)
         calls[-1]["info"] = info
         return tuned, info
 
@@ -269,7 +274,7 @@ def test_iterative_pruning_fine_tunes_after_each_step_and_ends_at_the_target_wid
     module = classifier("moe_mlp", num_experts=2)
     cfg = PruneConfig(step=0.2, target=0.6, finetune_epochs=1, lr_factor=0.1)
 
-    final, history = iterative_prune(module, tiny_data(), cfg, lr=3e-3, seed=0)
+    final, history = iterative_prune(module, tiny_data(), cfg, FineTuning(lr=3e-3, seed=0))
 
     assert [h["width"] for h in history] == [16, 12, 8]
     assert [h["removed_share"] for h in history] == pytest.approx([0.2, 0.4, 0.6])
@@ -288,11 +293,13 @@ def test_iterative_pruning_fine_tunes_after_each_step_and_ends_at_the_target_wid
 
 def test_iterative_pruning_refuses_before_any_fine_tune() -> None:
     with pytest.raises(PipelineError, match=r"model\.name=bilstm_attention"):
-        iterative_prune(classifier("bilstm_attention"), tiny_data(), PruneConfig(), 1e-3, 0)
+        iterative_prune(
+            classifier("bilstm_attention"), tiny_data(), PruneConfig(), FineTuning(1e-3, 0)
+        )
     # two units, 20% off: the width rounds back to 2, so no step would prune anything
     narrow = classifier("dense_mlp", ffn_dim=2)
     with pytest.raises(PipelineError, match=r"quantize\.prune\.target=0\.2: removes no unit"):
-        iterative_prune(narrow, tiny_data(), PruneConfig(step=0.1, target=0.2), 1e-3, 0)
+        iterative_prune(narrow, tiny_data(), PruneConfig(step=0.1, target=0.2), FineTuning(1e-3, 0))
 
 
 # --- attention heads --------------------------------------------------------------------------
@@ -390,7 +397,7 @@ def test_heads_are_refused_where_there_are_none_or_the_count_would_not_shrink() 
             prune_model(classifier("dense_transformer", num_heads=4), heads=heads)
 
 
-def fine_tune_unchanged(module: RiskClassifier, dm: TabularDataModule, **kw: Any) -> Any:
+def fine_tune_unchanged(module: RiskClassifier, dm: TabularDataModule, *_: Any, **kw: Any) -> Any:
     return module.eval(), {"best_val_auprc": 0.5}
 
 
@@ -404,7 +411,7 @@ def test_iterative_pruning_removes_the_same_share_of_heads_at_each_step(
     module = classifier("dense_transformer", num_heads=4)
     cfg = PruneConfig(step=0.2, target=0.6, heads=prune_heads)
 
-    final, history = iterative_prune(module, tiny_data(), cfg, lr=1e-3, seed=0)
+    final, history = iterative_prune(module, tiny_data(), cfg, FineTuning(lr=1e-3, seed=0))
 
     # 4 heads: 20% off keeps 3 (3.2), 40% keeps 2 (2.4), 60% keeps 2 (1.6 rounds up)
     assert [h["heads"] for h in history] == expected_heads

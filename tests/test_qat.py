@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipelines.compression.finetune import FineTuning
 from pipelines.compression.qat import (
     FakeQuantLinear,
     export_qat_onnx,
@@ -81,7 +82,11 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Tuned:
             module = classifier(name)
             before = copy.deepcopy(module)
             qat, info = qat_fine_tune(
-                module, datamodule(), QatConfig(finetune_epochs=1), keep_input_fp32, 3e-3, 0
+                module,
+                datamodule(),
+                QatConfig(finetune_epochs=1),
+                FineTuning(3e-3, 0),
+                keep_input_fp32,
             )
             path = tmp_path_factory.mktemp("qat") / "model_qat_int8.onnx"
             export_qat_onnx(qat.model, (N_FEATURES,), path, opset=17)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipelines.compression.finetune import fine_tune
+from pipelines.compression.finetune import FineTuning, fine_tune
 from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
@@ -203,30 +203,25 @@ def distill(
     teacher: RiskClassifier,
     dm: TabularDataModule,
     cfg: DistillConfig,
-    lr: float,
-    seed: int,
-    accelerator: str = "cpu",
-    gradient_clip_val: float | None = 1.0,
+    tuning: FineTuning,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
     """Trains a dense student from scratch on the teacher's soft targets and the labels for
-    `cfg.epochs` at `lr * cfg.lr_factor` (fine_tune: constant lr, best val/auprc epoch kept).
+    `cfg.epochs` at `tuning.lr * cfg.lr_factor` (fine_tune: constant lr, best val/auprc epoch kept).
     Returns the student as a plain RiskClassifier in eval mode, and the fit's summary. The
     teacher is left as it was, apart from being in eval mode."""
     student_model = student_model_config(teacher.model_cfg, cfg.student)
     # the student's initial weights depend on the seed alone, without moving the caller's RNG
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(tuning.seed)
         module = DistillationModule.from_teacher(
             teacher, student_model, temperature=cfg.temperature, alpha=cfg.alpha
         )
     module, fit = fine_tune(
         module,
         dm,
+        tuning,
         epochs=cfg.epochs,
-        lr=lr * cfg.lr_factor,
-        seed=seed,
-        accelerator=accelerator,
-        gradient_clip_val=gradient_clip_val,
+        lr_factor=cfg.lr_factor,
     )
     # a plain RiskClassifier from the same hparams: what load_checkpoint would rebuild, with
     # the teacher's train settings (fine_tune's constant-lr copy lives on `module` only)

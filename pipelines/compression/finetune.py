@@ -9,7 +9,8 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -18,6 +19,9 @@ from lightning.pytorch.callbacks import Callback
 from pipelines.datamodule import TabularDataModule
 from pipelines.lightning_module import RiskClassifier
 from pipelines.training import _lightning_noise_silenced
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
 
 
 class _BestWeights(Callback):
@@ -42,24 +46,45 @@ class _BestWeights(Callback):
             self.best_epoch = trainer.current_epoch if trainer.state.fn == "fit" else -1
 
 
+@dataclass(frozen=True)
+class FineTuning:
+    """What every compression fine-tune takes from the run: each method trains at a share (its
+    lr_factor) of the run's learning rate, with its seed, on the trainer's device and with
+    the trainer's gradient clipping."""
+
+    lr: float
+    seed: int
+    accelerator: str = "cpu"
+    gradient_clip_val: float | None = 1.0
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig) -> FineTuning:
+        return cls(
+            lr=cfg.train.lr,
+            seed=cfg.seed,
+            accelerator=cfg.trainer.accelerator,
+            gradient_clip_val=cfg.trainer.gradient_clip_val,
+        )
+
+
 def fine_tune(
     module: RiskClassifier,
     dm: TabularDataModule,
+    tuning: FineTuning,
     *,
     epochs: int,
-    lr: float,
-    seed: int,
-    accelerator: str = "cpu",
-    gradient_clip_val: float | None = 1.0,
+    lr_factor: float = 1.0,
     keep_start_if_best: bool = True,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
-    """Fits `module` in place for `epochs` at a constant `lr` (no warmup: the weights are
-    trained already) and returns it with its best-epoch weights and the fit's summary.
+    """Fits `module` in place for `epochs` at a constant `tuning.lr * lr_factor` (no warmup:
+    the weights are trained already) and returns it with its best-epoch weights and the fit's
+    summary.
 
     With `keep_start_if_best`, the starting weights are validated first and are a candidate
     like any epoch (early stopping at epoch 0): a model that already overfits its train split
     comes back no worse on validation than it went in. QAT passes False: its starting point
     has uncalibrated fake-quant observers and is not a model to ship."""
+    lr = tuning.lr * lr_factor
     module.train_cfg = dataclasses.replace(
         module.train_cfg, lr=lr, warmup_ratio=0.0, scheduler="constant"
     )
@@ -69,9 +94,9 @@ def fine_tune(
     module.train()
     best = _BestWeights()
     with _lightning_noise_silenced(single_process=True), _lightning_info_hidden():
-        L.seed_everything(seed, workers=True)
+        L.seed_everything(tuning.seed, workers=True)
         trainer = L.Trainer(
-            accelerator=accelerator,
+            accelerator=tuning.accelerator,
             devices=1,
             max_epochs=epochs,
             logger=False,
@@ -80,7 +105,7 @@ def fine_tune(
             enable_progress_bar=False,
             deterministic=True,
             use_distributed_sampler=False,
-            gradient_clip_val=gradient_clip_val,
+            gradient_clip_val=tuning.gradient_clip_val,
             callbacks=[best],
             num_sanity_val_steps=0,
         )

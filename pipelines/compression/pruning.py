@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pipelines.compression.finetune import fine_tune
+from pipelines.compression.finetune import FineTuning, fine_tune
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
@@ -220,13 +220,11 @@ def iterative_prune(
     module: RiskClassifier,
     dm: TabularDataModule,
     cfg: PruneConfig,
-    lr: float,
-    seed: int,
-    accelerator: str = "cpu",
-    gradient_clip_val: float | None = 1.0,
+    tuning: FineTuning,
 ) -> tuple[RiskClassifier, list[dict[str, Any]]]:
     """Prunes `module` along `prune_schedule`, fine-tuning for `cfg.finetune_epochs` at
-    `lr * cfg.lr_factor` after each step (importance is re-ranked on the fine-tuned weights).
+    `tuning.lr * cfg.lr_factor` after each step (importance is re-ranked on the fine-tuned
+    weights).
     With `cfg.heads` and a model that has attention, each step also removes the same share of
     the original heads (rounded as widths are, never below one head), so the attention layers
     shrink in step with the feed-forwards. Returns the final module in eval mode and one
@@ -255,11 +253,9 @@ def iterative_prune(
         module, info = fine_tune(
             module,
             dm,
+            tuning,
             epochs=cfg.finetune_epochs,
-            lr=lr * cfg.lr_factor,
-            seed=seed,
-            accelerator=accelerator,
-            gradient_clip_val=gradient_clip_val,
+            lr_factor=cfg.lr_factor,
         )
         history.append(
             {

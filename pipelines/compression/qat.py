@@ -49,7 +49,7 @@ from torch.ao.quantization import (
     MovingAveragePerChannelMinMaxObserver,
 )
 
-from pipelines.compression.finetune import fine_tune
+from pipelines.compression.finetune import FineTuning, fine_tune
 from pipelines.compression.qdq_fold import fold_weights
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
@@ -219,11 +219,8 @@ def qat_fine_tune(
     module: RiskClassifier,
     dm: TabularDataModule,
     cfg: QatConfig,
+    tuning: FineTuning,
     keep_input_fp32: bool,
-    lr: float,
-    seed: int,
-    accelerator: str = "cpu",
-    gradient_clip_val: float | None = 1.0,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
     """Prepares `module` in place, fine-tunes it for cfg.finetune_epochs at lr x
     cfg.lr_factor (best validation epoch kept, validation run on the fake-quantized model, so
@@ -233,11 +230,9 @@ def qat_fine_tune(
     module, info = fine_tune(
         module,
         dm,
+        tuning,
         epochs=cfg.finetune_epochs,
-        lr=lr * cfg.lr_factor,
-        seed=seed,
-        accelerator=accelerator,
-        gradient_clip_val=gradient_clip_val,
+        lr_factor=cfg.lr_factor,
         # the start has no calibrated ranges: only fake-quant-trained weights may come back
         keep_start_if_best=False,
     )

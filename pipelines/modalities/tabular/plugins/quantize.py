@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.compression.distillation import distill
+from pipelines.compression.finetune import FineTuning
 from pipelines.compression.pruning import iterative_prune, prunable
 from pipelines.compression.qat import export_qat_onnx, qat_fine_tune, strip_fake_quant
 from pipelines.config import PipelineConfig
@@ -43,18 +44,12 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     def datamodule() -> TabularDataModule:
         return TabularDataModule.from_config(cfg, data["train"], data["val"], features)
 
-    # each method starts from the trained weights, on the trainer's device, at a share of the
-    # training learning rate
-    tuning = {
-        "seed": cfg.seed,
-        "accelerator": cfg.trainer.accelerator,
-        "gradient_clip_val": cfg.trainer.gradient_clip_val,
-        "lr": cfg.train.lr,
-    }
+    tuning = FineTuning.from_config(cfg)
 
     def from_trained(method: Callable[..., Any], settings: Any, **extra: Any) -> Any:
         """`method` run on a fresh copy of the trained model and the train/val loaders."""
-        return method(load_checkpoint(layout.checkpoint), datamodule(), settings, **tuning, **extra)
+        return method(load_checkpoint(layout.checkpoint), datamodule(), settings, tuning, **extra)
+
     compression: dict[str, Any] = {"trained_parameters": count_parameters(module.model)}
     with staged_outputs(layout.staging, layout.onnx_dir, layout.quantize_metrics) as (
         folder,
