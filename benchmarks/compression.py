@@ -146,9 +146,8 @@ def fine_tune_control(layout: Layout, overrides: list[str]) -> dict[str, float]:
     tuned, info = fine_tune(
         trained,
         dm,
-        FineTuning.from_config(cfg),
+        FineTuning.from_config(cfg).scaled(cfg.quantize.qat.lr_factor),
         epochs=cfg.quantize.qat.finetune_epochs,
-        lr_factor=cfg.quantize.qat.lr_factor,
         keep_start_if_best=False,
     )
     after = ranking_metrics(y_test, torch_probabilities(tuned.model, x_test))["auprc"]

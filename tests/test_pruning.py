@@ -262,7 +262,7 @@ def test_iterative_pruning_fine_tunes_after_each_step_and_ends_at_the_target_wid
                 "width": module.hparams["model"]["ffn_dim"],
                 "all_training": all(m.training for m in module.modules()),
                 "seed": tuning.seed,
-                "lr": tuning.lr * kw["lr_factor"],
+                "lr": tuning.lr,
                 **kw,
             }
         )

@@ -216,13 +216,7 @@ def distill(
         module = DistillationModule.from_teacher(
             teacher, student_model, temperature=cfg.temperature, alpha=cfg.alpha
         )
-    module, fit = fine_tune(
-        module,
-        dm,
-        tuning,
-        epochs=cfg.epochs,
-        lr_factor=cfg.lr_factor,
-    )
+    module, fit = fine_tune(module, dm, tuning.scaled(cfg.lr_factor), epochs=cfg.epochs)
     # a plain RiskClassifier from the same hparams: what load_checkpoint would rebuild, with
     # the teacher's train settings (fine_tune's constant-lr copy lives on `module` only)
     student = RiskClassifier(**dict(module.hparams))

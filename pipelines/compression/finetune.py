@@ -66,6 +66,10 @@ class FineTuning:
             gradient_clip_val=cfg.trainer.gradient_clip_val,
         )
 
+    def scaled(self, lr_factor: float) -> FineTuning:
+        """These settings at `lr_factor` times the learning rate."""
+        return dataclasses.replace(self, lr=self.lr * lr_factor)
+
 
 def fine_tune(
     module: RiskClassifier,
@@ -73,18 +77,17 @@ def fine_tune(
     tuning: FineTuning,
     *,
     epochs: int,
-    lr_factor: float = 1.0,
     keep_start_if_best: bool = True,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
-    """Fits `module` in place for `epochs` at a constant `tuning.lr * lr_factor` (no warmup:
-    the weights are trained already) and returns it with its best-epoch weights and the fit's
+    """Fits `module` in place for `epochs` at the constant `tuning.lr` (no warmup: the
+    weights are trained already) and returns it with its best-epoch weights and the fit's
     summary.
 
     With `keep_start_if_best`, the starting weights are validated first and are a candidate
     like any epoch (early stopping at epoch 0): a model that already overfits its train split
     comes back no worse on validation than it went in. QAT passes False: its starting point
     has uncalibrated fake-quant observers and is not a model to ship."""
-    lr = tuning.lr * lr_factor
+    lr = tuning.lr
     module.train_cfg = dataclasses.replace(
         module.train_cfg, lr=lr, warmup_ratio=0.0, scheduler="constant"
     )

@@ -251,11 +251,7 @@ def iterative_prune(
         # eval mode, which would fine-tune without dropout and with inference routing
         module = prune_model(module, width=width, heads=heads).train()
         module, info = fine_tune(
-            module,
-            dm,
-            tuning,
-            epochs=cfg.finetune_epochs,
-            lr_factor=cfg.lr_factor,
+            module, dm, tuning.scaled(cfg.lr_factor), epochs=cfg.finetune_epochs
         )
         history.append(
             {

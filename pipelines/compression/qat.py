@@ -230,9 +230,8 @@ def qat_fine_tune(
     module, info = fine_tune(
         module,
         dm,
-        tuning,
+        tuning.scaled(cfg.lr_factor),
         epochs=cfg.finetune_epochs,
-        lr_factor=cfg.lr_factor,
         # the start has no calibrated ranges: only fake-quant-trained weights may come back
         keep_start_if_best=False,
     )
