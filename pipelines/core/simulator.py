@@ -4,7 +4,11 @@ photo). A modality's simulator renders each planned row (text, image) from the p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
+
+import datasets
 
 from pipelines.errors import PipelineError
 
@@ -55,3 +59,62 @@ def plan_rows(
         "source": source,
         "source_label": names[labels[np.maximum(source, 0)]].tolist(),
     }
+
+
+# render(row id, label, dirt kind, source row, source label) -> (content cell, label): a dirt
+# kind may change the label (a mislabelled row)
+RenderRow = Callable[[int, str, str, int, str], tuple[Any, str]]
+
+
+def simulate_rows(
+    caller: str,
+    n_rows: int,
+    seed: int,
+    class_shares: Mapping[str, float],
+    dirt_rates: dict[str, float],
+    render: RenderRow,
+    *,
+    id_column: str,
+    content_column: str,
+    features: datasets.Features | None = None,
+    batch_size: int = 1000,
+    num_proc: int | None = None,
+    with_dirt_column: bool = False,
+) -> datasets.Dataset:
+    """`n_rows` planned by plan_rows and rendered by `render`: columns `id_column` (int64),
+    `content_column`, label and, with `with_dirt_column`, dirt (the injected kind, "" for a
+    clean row: ground truth for scoring the rules)."""
+    import numpy as np
+
+    check_n_rows(caller, n_rows)
+    shares = np.array(list(class_shares.values()), dtype=float)
+    plan = plan_rows(n_rows, seed, list(class_shares), shares, dirt_rates, id_column)
+    ds = datasets.Dataset.from_dict(plan).map(
+        partial(_render_batch, render=render, id_column=id_column, content_column=content_column),
+        batched=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        remove_columns=["source", "source_label"],
+        features=features,
+        desc=caller.replace("_", " "),
+    )
+    ds = ds.select_columns([id_column, content_column, "label", "dirt"])
+    return ds if with_dirt_column else ds.remove_columns("dirt")
+
+
+def _render_batch(
+    batch: dict[str, list], render: RenderRow, id_column: str, content_column: str
+) -> dict[str, list]:
+    contents, labels = [], []
+    for row in zip(
+        batch[id_column],
+        batch["label"],
+        batch["dirt"],
+        batch["source"],
+        batch["source_label"],
+        strict=True,
+    ):
+        content, label = render(*row)
+        contents.append(content)
+        labels.append(label)
+    return {content_column: contents, "label": labels}

@@ -24,12 +24,13 @@ import io
 import os
 from functools import cache, partial
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipelines.core.simulator import DUPLICATE_KINDS, check_n_rows, plan_rows
+from pipelines.core.simulator import DUPLICATE_KINDS, simulate_rows
 from pipelines.modalities.image.config import ImageSimulatorConfig
 
 WRONG_SIZES = ((96, 96), (128, 128), (80, 112), (112, 80))  # larger only: resizing keeps detail
@@ -60,18 +61,16 @@ def simulate_images(
     """Columns image_id (int64), image (datasets.Image, PNG bytes), label (str); with
     with_dirt_column, `dirt`: the injected kind ("" for a clean image), ground truth for
     scoring the rules. Dirty cells may not decode: read them with Image(decode=False)."""
-    check_n_rows("simulate_images", n_rows)
     cfg = ImageSimulatorConfig() if cfg is None else cfg
-    classes = list(cfg.class_shares)
-    shares = np.array([cfg.class_shares[c] for c in classes], dtype=float)
-    rows = plan_rows(n_rows, seed, classes, shares, cfg.dirt.rates(), "image_id")
-    plan = datasets.Dataset.from_dict(rows)
-    ds = plan.map(
-        partial(_write_batch, seed=seed, size=(cfg.height, cfg.width)),
-        batched=True,
-        batch_size=200,
-        num_proc=num_proc,
-        remove_columns=["source", "source_label"],
+    return simulate_rows(
+        "simulate_images",
+        n_rows,
+        seed,
+        cfg.class_shares,
+        cfg.dirt.rates(),
+        partial(_image_cell, seed=seed, size=(cfg.height, cfg.width)),
+        id_column="image_id",
+        content_column="image",
         features=datasets.Features(
             {
                 "image_id": FEATURES["image_id"],
@@ -80,26 +79,24 @@ def simulate_images(
                 "image": FEATURES["image"],
             }  # fmt: skip
         ),
-        desc="simulate images",
+        batch_size=200,
+        num_proc=num_proc,
+        with_dirt_column=with_dirt_column,
     )
-    ds = ds.select_columns(list(FEATURES))
-    return ds if with_dirt_column else ds.remove_columns("dirt")
 
 
-def _write_batch(batch: dict[str, list], seed: int, size: tuple[int, int]) -> dict[str, list]:
-    images, labels = [], []
-    for image_id, label, kind, source, source_label in zip(
-        batch["image_id"],
-        batch["label"],
-        batch["dirt"],
-        batch["source"],
-        batch["source_label"],
-        strict=True,
-    ):
-        data, label = write_image(seed, image_id, label, kind, source, source_label, size)
-        images.append({"bytes": data, "path": None})
-        labels.append(label)
-    return {"image": images, "label": labels}
+def _image_cell(
+    image_id: int,
+    label: str,
+    kind: str,
+    source: int,
+    source_label: str,
+    *,
+    seed: int,
+    size: tuple[int, int],
+) -> tuple[dict[str, Any], str]:
+    data, label = write_image(seed, image_id, label, kind, source, source_label, size)
+    return {"bytes": data, "path": None}, label
 
 
 def _render_rng(seed: int, image_id: int) -> np.random.Generator:

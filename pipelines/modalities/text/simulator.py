@@ -21,10 +21,9 @@ from dataclasses import dataclass, fields
 from functools import partial
 
 import datasets
-import numpy as np
 
 from pipelines.core.config_checks import DirtShares
-from pipelines.core.simulator import DUPLICATE_KINDS, check_n_rows, plan_rows
+from pipelines.core.simulator import DUPLICATE_KINDS, simulate_rows
 from pipelines.errors import PipelineError
 from pipelines.modalities.text import ticket_phrases as P
 
@@ -68,36 +67,19 @@ def simulate_tickets(
 ) -> datasets.Dataset:
     """Columns ticket_id (int64), text (str), label (str intent); with_dirt_column adds
     `dirt`, the injected kind ("" for a clean row): ground truth for measuring the rules."""
-    check_n_rows("simulate_tickets", n_rows)
     dirt = TicketDirt() if dirt is None else dirt
-    shares = np.array(list(P.INTENT_SHARES.values()))
-    plan = plan_rows(n_rows, seed, list(P.INTENT_SHARES), shares, dirt.rates(), "ticket_id")
-    ds = datasets.Dataset.from_dict(plan)
-    ds = ds.map(
-        partial(_write_batch, seed=seed),
-        batched=True,
+    return simulate_rows(
+        "simulate_tickets",
+        n_rows,
+        seed,
+        P.INTENT_SHARES,
+        dirt.rates(),
+        partial(_write_row, seed),
+        id_column="ticket_id",
+        content_column="text",
         num_proc=num_proc,
-        remove_columns=["source", "source_label"],
-        desc="simulate tickets",
+        with_dirt_column=with_dirt_column,
     )
-    ds = ds.select_columns(["ticket_id", "text", "label", "dirt"])
-    return ds if with_dirt_column else ds.remove_columns("dirt")
-
-
-def _write_batch(batch: dict[str, list], seed: int) -> dict[str, list]:
-    texts, labels = [], []
-    for ticket_id, label, kind, source, source_label in zip(
-        batch["ticket_id"],
-        batch["label"],
-        batch["dirt"],
-        batch["source"],
-        batch["source_label"],
-        strict=True,
-    ):
-        text, label = _write_row(seed, ticket_id, label, kind, source, source_label)
-        texts.append(text)
-        labels.append(label)
-    return {"text": texts, "label": labels}
 
 
 def _row_rng(seed: int, ticket_id: int) -> random.Random:
