@@ -7,7 +7,7 @@ Free of heavy imports: pipelines.config declares the sections in the structured 
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import field, fields
 from typing import Any
 
 from pipelines.errors import PipelineError
@@ -74,12 +74,36 @@ def check_str_list(key: str, value: object, allowed: tuple[str, ...] | None = No
             fail(key, list(value), f"items each one of {', '.join(allowed)}")  # type: ignore[arg-type]
 
 
+# where a gated figure is measured: in every split, in the splits after train (figures
+# relative to train: leaks, unseen words), or once between train and test (drift)
+EVERY_SPLIT, AFTER_TRAIN, DRIFT = "every split", "after train", "train vs test"
+
+
+def gate(bound: float, figure: str, where: str = EVERY_SPLIT) -> Any:
+    """A `max_<figure>` field of a gates config: its default `bound`, what a failure line calls
+    the figure, and where it is measured (EVERY_SPLIT, AFTER_TRAIN or DRIFT)."""
+    return field(default=bound, metadata={"figure": figure, "where": where})
+
+
+def gated_figures(gates: Any, where: str) -> dict[str, str]:
+    """{figure: its name in a failure line} of the `max_<figure>` gates measured `where`, in
+    field order."""
+    return {
+        f.name.removeprefix("max_"): f.metadata["figure"]
+        for f in fields(gates)
+        if f.metadata.get("where") == where
+    }
+
+
 def check_gate_bounds(gates: Any, key: str, *, finite_psi: bool = True) -> None:
     """A profile's quality gates, by the names' convention: min_* an integer >= 0, max_*_rate
     a fraction, max_*_psi a number >= 0 (with `finite_psi` False an infinite one, which turns
     the gate off, passes too)."""
     for f in fields(gates):
         value, where = getattr(gates, f.name), f"{key}.{f.name}"
+        if f.name.startswith("max_") and "where" not in f.metadata:
+            # a bound nobody checks would pass every profile: a programming error, not input
+            raise TypeError(f"{type(gates).__name__}.{f.name}: declare max_* gates with gate()")
         if f.name.startswith("min_"):
             check_int(where, value, 0)
         elif f.name.endswith("_rate"):

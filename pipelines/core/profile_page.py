@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.core.config_checks import AFTER_TRAIN, DRIFT, EVERY_SPLIT, gated_figures
 from pipelines.plots import gates_html
 
 
@@ -31,20 +32,15 @@ def rate(count: int, total: int) -> float:
     return float(count / total) if total else 0.0
 
 
-def check_gates(
-    report: dict[str, Any],
-    gates: Any,
-    key: str,
-    every_split: dict[str, str],
-    after_train: dict[str, str],
-    drift: dict[str, str],
-) -> list[str]:
+def check_gates(report: dict[str, Any], gates: Any, key: str) -> list[str]:
     """The gates a report missed, one line each, naming the split, the figure and the key
-    under `key` (e.g. data.text.profile.gates) that set the limit. Each figure of a report
-    (`duplicate_rate`, as the failure line calls it: "duplicate rate") has its upper bound in
-    the gates' `max_<figure>`. Per split: its rows (min_rows) and `every_split`; the splits
-    after train also `after_train`; the train split's rarest label (min_class_rows); then the
-    train-vs-test `drift` figures."""
+    under `key` (e.g. data.text.profile.gates) that set the limit. Each `max_<figure>` field
+    of `gates` (declared with config_checks.gate) bounds that figure of the report, in the
+    splits it is measured in. Per split: its rows (min_rows) and its figures; the train
+    split's rarest label (min_class_rows); then the train-vs-test drift figures."""
+    every_split = gated_figures(gates, EVERY_SPLIT)
+    after_train = gated_figures(gates, AFTER_TRAIN)
+    drift = gated_figures(gates, DRIFT)
     failures: list[str] = []
 
     def over(split: str, stats: dict[str, Any], figure: str, name: str) -> None:

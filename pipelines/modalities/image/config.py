@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from pipelines.core.config_checks import (
+    AFTER_TRAIN,
+    DRIFT,
     DirtShares,
     build_sections,
     check_bool,
@@ -24,6 +26,7 @@ from pipelines.core.config_checks import (
     check_str,
     fail,
     from_mapping,
+    gate,
 )
 from pipelines.errors import PipelineError
 
@@ -261,13 +264,16 @@ class ImageGatesConfig:
 
     min_rows: int = 100  # per split
     min_class_rows: int = 5  # of the rarest label, in train
-    max_unreadable_rate: float = 0.05
-    max_duplicate_rate: float = 0.2  # exact + perceptual duplicates within a split
-    max_leak_rate: float = 0.05  # val/test images duplicating train images
-    max_blurry_rate: float = 0.1  # judged with data.image.clean.blur's threshold
-    max_exposure_rate: float = 0.1  # judged with data.image.clean.exposure's bounds
-    max_label_psi: float = 0.25  # train vs test, label shares
-    max_brightness_psi: float = 0.25  # train vs test, mean brightness
+    max_unreadable_rate: float = gate(0.05, "unreadable rate")
+    # exact + perceptual duplicates within a split
+    max_duplicate_rate: float = gate(0.2, "duplicate rate")
+    max_leak_rate: float = gate(0.05, "leak rate (duplicates of train images)", AFTER_TRAIN)
+    # judged with data.image.clean.blur's threshold and data.image.clean.exposure's bounds
+    max_blurry_rate: float = gate(0.1, "blurry rate")
+    max_exposure_rate: float = gate(0.1, "badly exposed rate")
+    # train vs test: label shares, mean brightness
+    max_label_psi: float = gate(0.25, "label PSI", DRIFT)
+    max_brightness_psi: float = gate(0.25, "brightness PSI", DRIFT)
 
     def __post_init__(self) -> None:
         check_gate_bounds(self, GATES_KEY)

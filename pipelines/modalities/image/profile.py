@@ -25,18 +25,8 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from pipelines.core import profile_page as page
 from pipelines.core.dedup import exact_pass
-from pipelines.core.profile_page import (
-    check_gates,
-    label_balance,
-    panels,
-    png_tag,
-    quantile_marks,
-    quantiles,
-    rate,
-    save_figure,
-    write_profile_page,
-)
 from pipelines.modalities.image.analysis import analyse, decode, raw_bytes
 from pipelines.modalities.image.config import GATES_KEY as KEY
 from pipelines.modalities.image.config import ImageCleanConfig, ImageGatesConfig
@@ -128,25 +118,27 @@ def profile_image_splits(
         report["splits"][name] = {
             "rows": n,
             "unreadable": int(n - len(ok)),
-            "unreadable_rate": rate(n - len(ok), n),
+            "unreadable_rate": page.rate(n - len(ok), n),
             "sizes": dict(Counter(ok["size"]).most_common()),
             "modes": dict(Counter(ok["mode"]).most_common()),
             "channel_mean": mean,
             "channel_std": std,
-            "brightness": quantiles(brightness),
-            "laplacian_var": quantiles(sharpness),
+            "brightness": page.quantiles(brightness),
+            "laplacian_var": page.quantiles(sharpness),
             # blur is judged after exposure, as clean does: a black frame is not "blurry"
-            "blurry_rate": rate(
+            "blurry_rate": page.rate(
                 int(((sharpness < cfg.blur.min_laplacian_var) & ~badly_exposed).sum()), n
             ),
-            "exposure_rate": rate(int(badly_exposed.sum()), n),
+            "exposure_rate": page.rate(int(badly_exposed.sum()), n),
             "labels": dict(sorted(Counter(labels[name]).items())),
-            "exact_duplicate_rate": rate(exact[i].count("duplicate"), n),
-            "near_duplicate_rate": rate(near[i].count("duplicate"), n),
-            "duplicate_rate": rate(exact[i].count("duplicate") + near[i].count("duplicate"), n),
-            "exact_leak_rate": rate(exact[i].count("leak"), n),
-            "near_leak_rate": rate(near[i].count("leak"), n),
-            "leak_rate": rate(exact[i].count("leak") + near[i].count("leak"), n),
+            "exact_duplicate_rate": page.rate(exact[i].count("duplicate"), n),
+            "near_duplicate_rate": page.rate(near[i].count("duplicate"), n),
+            "duplicate_rate": page.rate(
+                exact[i].count("duplicate") + near[i].count("duplicate"), n
+            ),
+            "exact_leak_rate": page.rate(exact[i].count("leak"), n),
+            "near_leak_rate": page.rate(near[i].count("leak"), n),
+            "leak_rate": page.rate(exact[i].count("leak") + near[i].count("leak"), n),
         }
     train, test = names[0], names[-1]
     brightness_of = {k: facts[k].loc[facts[k]["readable"], "brightness"] for k in (train, test)}
@@ -177,26 +169,9 @@ def _channel_stats(ok: pd.DataFrame) -> tuple[list[float], list[float]]:
     return [float(v) for v in means], [float(v) for v in stds]
 
 
-# the gates (figure: its name in a failure line; the bound is max_<figure>), in the order
-# their failures are listed
-IMAGE_GATES = {
-    "unreadable_rate": "unreadable rate",
-    "duplicate_rate": "duplicate rate",
-    "blurry_rate": "blurry rate",
-    "exposure_rate": "badly exposed rate",
-}
-IMAGE_LATER_SPLIT_GATES = {
-    "leak_rate": "leak rate (duplicates of train images)",
-}
-IMAGE_DRIFT_GATES = {
-    "label_psi": "label PSI",
-    "brightness_psi": "brightness PSI",
-}
-
-
 def check_image_gates(report: dict[str, Any], gates: ImageGatesConfig) -> list[str]:
     """One line per gate missed, naming the split, the figure and the gate's key."""
-    return check_gates(report, gates, KEY, IMAGE_GATES, IMAGE_LATER_SPLIT_GATES, IMAGE_DRIFT_GATES)
+    return page.check_gates(report, gates, KEY)
 
 
 # --- pictures ------------------------------------------------------------------------------------
@@ -206,8 +181,8 @@ def image_profile_png(report: dict[str, Any], path: Path) -> None:
     """Label balance, brightness and sharpness quantiles, and the defect rates per split."""
     splits = report["splits"]
     names = list(splits)
-    fig, axes = panels(4, 19)
-    label_balance(axes[0], splits)
+    fig, axes = page.panels(4, 19)
+    page.label_balance(axes[0], splits)
     width = 0.8 / max(1, len(names))
     axes[0].set_title("label balance (share of rows)")
     axes[0].legend()
@@ -220,7 +195,7 @@ def image_profile_png(report: dict[str, Any], path: Path) -> None:
     ):  # fmt: skip
         for value in lines:  # the rules' thresholds: what lies beyond is removed
             ax.axhline(value, color="tab:red", ls="--", lw=1)
-        quantile_marks(ax, splits, figure, extremes=True)
+        page.quantile_marks(ax, splits, figure, extremes=True)
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(title)
     axes[2].set_yscale("log")
@@ -231,7 +206,7 @@ def image_profile_png(report: dict[str, Any], path: Path) -> None:
     ticks = [r.replace("_rate", "") for r in rates]
     axes[3].set_xticks(np.arange(len(rates)) + 0.4 - width / 2, ticks, rotation=45, ha="right")
     axes[3].set_title("defect rates")
-    save_figure(fig, path)
+    page.save_figure(fig, path)
 
 
 def sample_grid_png(
@@ -295,10 +270,10 @@ def image_profile_html(
         "channel_std",
     )
     pictures = [png] + ([grid_png] if grid_png is not None else [])
-    tags = "".join(f"{png_tag(p)}<br>" for p in pictures)
+    tags = "".join(f"{page.png_tag(p)}<br>" for p in pictures)
     as_given = {
         name: {"sizes": stats["sizes"], "modes": stats["modes"]}
         for name, stats in report["splits"].items()
     }
     sections = {"Sizes and modes (as given)": as_given, "Drift": report["drift"]}
-    write_profile_page(path, "Image profile", report, failures, tags, figures, sections)
+    page.write_profile_page(path, "Image profile", report, failures, tags, figures, sections)

@@ -23,18 +23,8 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset
 
+from pipelines.core import profile_page as page
 from pipelines.core.dedup import exact_pass
-from pipelines.core.profile_page import (
-    check_gates,
-    label_balance,
-    panels,
-    png_tag,
-    quantile_marks,
-    quantiles,
-    rate,
-    save_figure,
-    write_profile_page,
-)
 from pipelines.modalities.text.dedup import (
     exact_key,
     minhash_template,
@@ -94,24 +84,26 @@ def profile_text_splits(
         label_counts = Counter(labels[name])
         report["splits"][name] = {
             "rows": n,
-            "chars": quantiles(chars),
-            "words": quantiles(n_words),
-            "empty_rate": rate(sum(not t.strip() for t in texts[name]), n),
+            "chars": page.quantiles(chars),
+            "words": page.quantiles(n_words),
+            "empty_rate": page.rate(sum(not t.strip() for t in texts[name]), n),
             "languages": dict(detected.most_common()),
             "language_sample_rows": len(sample),
             # the clean rule's own verdict (confidence threshold), not the top guess, so the
             # profile predicts what clean removes
-            "foreign_rate": rate(
+            "foreign_rate": page.rate(
                 sum(not language_ok(texts[name][j], rules.language) for j in sample), len(sample)
             ),
-            "duplicate_rate": rate(exact[i].count("duplicate") + nearby[i].count("duplicate"), n),
-            "exact_duplicate_rate": rate(exact[i].count("duplicate"), n),
-            "near_duplicate_rate": rate(nearby[i].count("duplicate"), n),
-            "leak_rate": rate(exact[i].count("leak") + nearby[i].count("leak"), n),
-            "abusive_rate": rate(sum(is_abusive(t, rules.abuse) for t in texts[name]), n),
+            "duplicate_rate": page.rate(
+                exact[i].count("duplicate") + nearby[i].count("duplicate"), n
+            ),
+            "exact_duplicate_rate": page.rate(exact[i].count("duplicate"), n),
+            "near_duplicate_rate": page.rate(nearby[i].count("duplicate"), n),
+            "leak_rate": page.rate(exact[i].count("leak") + nearby[i].count("leak"), n),
+            "abusive_rate": page.rate(sum(is_abusive(t, rules.abuse) for t in texts[name]), n),
             "labels": dict(sorted(label_counts.items())),
             "vocabulary_size": len(set(split_words)),
-            "oov_rate": None if i == 0 else rate(unseen, len(split_words)),
+            "oov_rate": None if i == 0 else page.rate(unseen, len(split_words)),
         }
     train, test = names[0], names[-1]
     report["drift"] = {
@@ -124,36 +116,19 @@ def profile_text_splits(
     return report
 
 
-# the gates (figure: its name in a failure line; the bound is max_<figure>), in the order
-# their failures are listed
-TEXT_GATES = {
-    "duplicate_rate": "duplicate rate",
-    "abusive_rate": "abusive rate",
-    "foreign_rate": "foreign-language rate",
-}
-TEXT_LATER_SPLIT_GATES = {
-    "leak_rate": "leak rate (duplicates of train rows)",
-    "oov_rate": "out-of-vocabulary rate",
-}
-TEXT_DRIFT_GATES = {
-    "length_psi": "length PSI",
-    "label_psi": "label PSI",
-}
-
-
 def check_text_gates(report: dict[str, Any], gates: TextGatesConfig) -> list[str]:
     """One line per gate missed, naming the split, the figure and the gate's key."""
-    return check_gates(report, gates, KEY, TEXT_GATES, TEXT_LATER_SPLIT_GATES, TEXT_DRIFT_GATES)
+    return page.check_gates(report, gates, KEY)
 
 
 def text_profile_png(report: dict[str, Any], path: Path) -> None:
     """Character-length quantiles, label balance and language mix, one panel each."""
     splits = report["splits"]
-    fig, axes = panels(3, 15)
-    quantile_marks(axes[0], splits, "chars")
+    fig, axes = page.panels(3, 15)
+    page.quantile_marks(axes[0], splits, "chars")
     axes[0].set_ylabel("characters (median, p5-p95)")
     axes[0].set_title("text length")
-    label_balance(axes[1], splits)
+    page.label_balance(axes[1], splits)
     axes[1].set_ylabel("share of rows")
     axes[1].set_title("label balance")
     axes[1].legend()
@@ -164,7 +139,7 @@ def text_profile_png(report: dict[str, Any], path: Path) -> None:
     axes[2].bar(top, [languages[lang] for lang in top])
     axes[2].set_yscale("log")
     axes[2].set_title("detected language (all splits, ? = too short to tell)")
-    save_figure(fig, path)
+    page.save_figure(fig, path)
 
 
 def text_profile_html(report: dict[str, Any], png: Path, path: Path, failures: list[str]) -> None:
@@ -179,4 +154,6 @@ def text_profile_html(report: dict[str, Any], png: Path, path: Path, failures: l
         "oov_rate",
     )
     sections = {"Drift": report["drift"]}
-    write_profile_page(path, "Text profile", report, failures, png_tag(png), figures, sections)
+    page.write_profile_page(
+        path, "Text profile", report, failures, page.png_tag(png), figures, sections
+    )

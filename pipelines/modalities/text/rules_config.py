@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipelines.core.config_checks import (
+    AFTER_TRAIN,
+    DRIFT,
     build_sections,
     check_bool,
     check_fraction,
@@ -17,6 +19,7 @@ from pipelines.core.config_checks import (
     check_str,
     check_str_list,
     fail,
+    gate,
 )
 from pipelines.errors import PipelineError
 
@@ -242,13 +245,17 @@ class TextGatesConfig:
 
     min_rows: int = 100  # per split
     min_class_rows: int = 5  # of the rarest label, in train
-    max_duplicate_rate: float = 0.2  # exact + near duplicates within a split
-    max_leak_rate: float = 0.05  # val/test rows duplicating train rows
-    max_abusive_rate: float = 0.1
-    max_foreign_rate: float = 0.2  # rows in no allowed language
-    max_oov_rate: float = 0.2  # val/test words never seen in train
-    max_length_psi: float = 0.25  # train vs test, character length
-    max_label_psi: float = 0.25  # train vs test, label shares
+    # exact + near duplicates within a split
+    max_duplicate_rate: float = gate(0.2, "duplicate rate")
+    max_leak_rate: float = gate(0.05, "leak rate (duplicates of train rows)", AFTER_TRAIN)
+    max_abusive_rate: float = gate(0.1, "abusive rate")
+    # rows in no allowed language
+    max_foreign_rate: float = gate(0.2, "foreign-language rate")
+    # val/test words never seen in train
+    max_oov_rate: float = gate(0.2, "out-of-vocabulary rate", AFTER_TRAIN)
+    # train vs test: character length, label shares
+    max_length_psi: float = gate(0.25, "length PSI", DRIFT)
+    max_label_psi: float = gate(0.25, "label PSI", DRIFT)
 
     def __post_init__(self) -> None:
         # no finiteness check on a PSI bound: an infinite one turns the gate off
