@@ -7,7 +7,7 @@ Free of heavy imports: pipelines.config declares the sections in the structured 
 from __future__ import annotations
 
 import math
-from dataclasses import field, fields
+from dataclasses import field, fields, is_dataclass
 from typing import Any
 
 from pipelines.errors import PipelineError
@@ -123,15 +123,28 @@ def from_mapping(key: str, cls: type, mapping: dict[str, Any]) -> Any:
     return cls(**mapping)
 
 
-def build_sections(owner: Any, key: str, sections: dict[str, type]) -> None:
-    """Each attribute `name` of `owner` given as a plain mapping becomes a `cls` (validated by
-    it); anything else than a `cls` or a mapping fails naming `key.name`."""
-    for name, cls in sections.items():
-        value = getattr(owner, name)
+def build_sections(owner: Any, key: str) -> None:
+    """Each nested section of the dataclass `owner` (a field whose default is made by a
+    dataclass) given as a plain mapping becomes that dataclass (validated by it); anything
+    else than the dataclass or a mapping fails naming `key.name`."""
+    for f in fields(owner):
+        cls = f.default_factory
+        if not (isinstance(cls, type) and is_dataclass(cls)):
+            continue
+        value = getattr(owner, f.name)
         if isinstance(value, dict):
-            setattr(owner, name, from_mapping(f"{key}.{name}", cls, value))
+            setattr(owner, f.name, from_mapping(f"{key}.{f.name}", cls, value))
         elif not isinstance(value, cls):
-            fail(f"{key}.{name}", value, f"a {cls.__name__} or a mapping")
+            fail(f"{key}.{f.name}", value, f"a {cls.__name__} or a mapping")
+
+
+def check_columns(owner: Any, key: str, *names: str) -> None:
+    """The column-name fields `names` of `owner` are non-empty strings; None (no such column,
+    e.g. no label) passes."""
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None:
+            check_str(f"{key}.{name}", value)
 
 
 class DirtShares:

@@ -18,14 +18,13 @@ from pipelines.core.config_checks import (
     DirtShares,
     build_sections,
     check_bool,
+    check_columns,
     check_fraction,
     check_gate_bounds,
     check_int,
     check_interval,
     check_number,
-    check_str,
     fail,
-    from_mapping,
     gate,
 )
 from pipelines.errors import PipelineError
@@ -96,10 +95,7 @@ class ImageSimulatorConfig:
             check_number(f"{key}.{name}", share, 0.0)
         if sum(self.class_shares.values()) <= 0:
             fail(key, self.class_shares, "shares with a positive sum")
-        if isinstance(self.dirt, dict):
-            self.dirt = from_mapping(f"{SIMULATOR_KEY}.dirt", ImageDirt, self.dirt)
-        elif not isinstance(self.dirt, ImageDirt):
-            fail(f"{SIMULATOR_KEY}.dirt", self.dirt, "an ImageDirt or a mapping")
+        build_sections(self, SIMULATOR_KEY)
 
 
 # --- the cleaning rules -----------------------------------------------------------------------
@@ -238,21 +234,8 @@ class ImageCleanConfig:
     dedup: ImageDedupConfig = field(default_factory=ImageDedupConfig)
 
     def __post_init__(self) -> None:
-        check_str(f"{CLEAN_KEY}.image_column", self.image_column)
-        if self.label_column is not None:
-            check_str(f"{CLEAN_KEY}.label_column", self.label_column)
-        build_sections(
-            self,
-            CLEAN_KEY,
-            {
-                "readable": ReadableConfig,
-                "mode": ModeConfig,
-                "size": SizeConfig,
-                "blur": BlurConfig,
-                "exposure": ExposureConfig,
-                "dedup": ImageDedupConfig,
-            },
-        )
+        check_columns(self, CLEAN_KEY, "image_column", "label_column")
+        build_sections(self, CLEAN_KEY)
 
 
 # --- the profile gates ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pipelines.core.config_checks import (
     DRIFT,
     build_sections,
     check_bool,
+    check_columns,
     check_fraction,
     check_gate_bounds,
     check_int,
@@ -180,19 +181,8 @@ class TextCleanConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
 
     def __post_init__(self) -> None:
-        check_str("data.text.clean.text_column", self.text_column)
-        if self.label_column is not None:
-            check_str("data.text.clean.label_column", self.label_column)
-        sections = {
-            "normalize": NormalizeConfig,
-            "pii": PiiConfig,
-            "empty": EmptyConfig,
-            "length": LengthConfig,
-            "language": LanguageConfig,
-            "abuse": AbuseConfig,
-            "dedup": DedupConfig,
-        }
-        build_sections(self, "data.text.clean", sections)
+        check_columns(self, "data.text.clean", "text_column", "label_column")
+        build_sections(self, "data.text.clean")
 
 
 # --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
@@ -235,8 +225,7 @@ class TextAugmentConfig:
             check_fraction(f"{AUGMENT_KEY}.{name}", getattr(self, name))
         if self.lexicon is not None:
             check_str(f"{AUGMENT_KEY}.lexicon", self.lexicon)
-        if isinstance(self.back_translation, dict):
-            self.back_translation = BackTranslationConfig(**self.back_translation)
+        build_sections(self, AUGMENT_KEY)
 
 
 @dataclass
