@@ -133,6 +133,27 @@ def assert_quarantine_agrees_with_the_metrics(root: Path, clean: dict[str, Any])
         assert clean["rows_out"][split] + removed == clean["rows_in"][split]
 
 
+def assert_multiclass_evaluation(
+    root: Path, results: dict[str, Any], baselines: set[str], timed: set[str]
+) -> dict[str, Any]:
+    """evaluate's report: the model, its ONNX copies and `baselines`, each with per-class
+    figures and a macro-F1; ONNX FP32 decides as PyTorch does on every test row; the latency
+    report times `timed`; quantize's FP32 graph matches PyTorch. Returns the variants."""
+    report = results["evaluate"]
+    onnx = {"pytorch_fp32", "onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
+    assert set(report["variants"]) == onnx | baselines
+    for m in report["variants"].values():
+        assert set(m["per_class"]) == set(report["classes"])
+        assert 0.0 <= m["macro_f1"] <= 1.0
+    torch_m, onnx_m = report["variants"]["pytorch_fp32"], report["variants"]["onnx_fp32"]
+    assert onnx_m["confusion_matrix"] == torch_m["confusion_matrix"]
+    latency = json.loads((Layout(root).latency_report / "latency.json").read_text())["variants"]
+    assert {"onnx_fp32", "pytorch_fp32", *timed} <= set(latency)
+    assert set(latency["onnx_fp32"]) >= {"batch1", "batch32"}
+    assert results["quantize"]["variants"]["fp32"]["max_abs_diff_vs_pytorch"] < 1e-4
+    return report["variants"]
+
+
 def assert_same_seed_same_bytes(
     cfg: PipelineConfig, root: Path, results: dict[str, Any], again: Path
 ) -> None:

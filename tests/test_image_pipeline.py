@@ -20,27 +20,15 @@ from PIL import Image
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
-from tests.modality_runs import (
-    SMALL_IMAGES,
-    assert_every_declared_output_exists,
-    assert_quarantine_agrees_with_the_metrics,
-    assert_same_seed_same_bytes,
-    fails,
-    ingest_real_data,
-    pipeline_fixture,
-    run,
-    small_config,
-    train_only,
-    two_trial_sweep,
-)
+from tests import modality_runs as runs
 from tests.small import REPO, env
 
 
 def image_config(tmp: Path, *extra: str) -> PipelineConfig:
-    return small_config("visual_inspection", SMALL_IMAGES, tmp, *extra)
+    return runs.small_config("visual_inspection", runs.SMALL_IMAGES, tmp, *extra)
 
 
-pipeline = pipeline_fixture(image_config, "images")
+pipeline = runs.pipeline_fixture(image_config, "images")
 
 
 def test_the_visual_inspection_experiment_selects_the_image_modality(tmp_path: Path) -> None:
@@ -55,7 +43,7 @@ def test_the_visual_inspection_experiment_selects_the_image_modality(tmp_path: P
 def test_every_stage_writes_what_dvc_yaml_declares(pipeline: tuple[Path, dict]) -> None:
     root, _ = pipeline
     layout = Layout(root)
-    assert_every_declared_output_exists(
+    runs.assert_every_declared_output_exists(
         root,
         layout.profile_report / "profile.html",
         layout.profile_report / "profile.png",
@@ -77,7 +65,7 @@ def test_every_stage_writes_what_dvc_yaml_declares(pipeline: tuple[Path, dict]) 
 def test_every_removed_image_is_in_quarantine_with_its_rule(pipeline: tuple[Path, dict]) -> None:
     root, results = pipeline
     clean = results["clean"]
-    assert_quarantine_agrees_with_the_metrics(root, clean)
+    runs.assert_quarantine_agrees_with_the_metrics(root, clean)
     # the simulator's dirt reaches the rules: unreadable files, duplicates, bad exposure
     for rule in ("unreadable", "exposure", "exact_duplicate"):
         assert clean["removed_by_rule"][rule] > 0, rule
@@ -101,42 +89,25 @@ def test_evaluate_reports_the_defect_view_beside_the_int8_copies_and_the_baselin
     pipeline: tuple[Path, dict],
 ) -> None:
     root, results = pipeline
-    report = results["evaluate"]
-    assert set(report["variants"]) == {
-        "pytorch_fp32",
-        "onnx_fp32",
-        "onnx_int8_dynamic",
-        "onnx_int8_static",
-        "hog_logistic_regression",
-        "hog_gradient_boosting",
-    }
-    classes = report["classes"]
-    for m in report["variants"].values():
-        assert set(m["per_class"]) == set(classes)
+    baselines = {"hog_logistic_regression", "hog_gradient_boosting"}
+    timed = {"onnx_int8_static", "texture_features_only"}
+    variants = runs.assert_multiclass_evaluation(root, results, baselines, timed)
+    for m in variants.values():
         assert set(m["defect_class_recall"]) == {"crack", "scratch", "spot"}
         assert 0.0 <= m["defect_recall"] <= 1.0
         at = m["precision_at_defect_recall"]
         assert at["recall"] >= at["recall_target"] == 0.95
-    # ONNX FP32 is the PyTorch model: the same decisions on every test image
-    torch_m, onnx_m = report["variants"]["pytorch_fp32"], report["variants"]["onnx_fp32"]
-    assert onnx_m["confusion_matrix"] == torch_m["confusion_matrix"]
     # the texture features tell the simulator's defects apart: real baselines
-    assert report["variants"]["hog_logistic_regression"]["macro_f1"] > 0.5
-    assert report["variants"]["hog_gradient_boosting"]["macro_f1"] > 0.5
-    latency = json.loads((Layout(root).latency_report / "latency.json").read_text())["variants"]
-    timed = {"onnx_fp32", "onnx_int8_static", "pytorch_fp32", "texture_features_only"}
-    assert timed <= set(latency)
-    assert set(latency["onnx_fp32"]) >= {"batch1", "batch32"}
-    quantize = results["quantize"]
-    assert quantize["variants"]["fp32"]["max_abs_diff_vs_pytorch"] < 1e-4
-    assert quantize["parity_batches"] == [1, 3, 32]
+    assert variants["hog_logistic_regression"]["macro_f1"] > 0.5
+    assert variants["hog_gradient_boosting"]["macro_f1"] > 0.5
+    assert results["quantize"]["parity_batches"] == [1, 3, 32]
 
 
 def test_the_same_config_and_seed_give_the_same_data_and_metrics(
     pipeline: tuple[Path, dict], tmp_path: Path
 ) -> None:
     root, results = pipeline
-    assert_same_seed_same_bytes(image_config(tmp_path), root, results, tmp_path)
+    runs.assert_same_seed_same_bytes(image_config(tmp_path), root, results, tmp_path)
 
 
 # --- an image folder, and bad input ---------------------------------------------------------
@@ -195,10 +166,10 @@ def test_an_image_folder_with_bad_files_is_read_and_the_bad_files_quarantined(
     (folder / "good" / "truncated.png").write_bytes(whole[: len(whole) // 2])
     (folder / "dent" / "notes.txt").write_text("not an image", encoding="utf-8")
     cfg = folder_config(tmp_path, folder)
-    rows = run("ingest", cfg, tmp_path)
+    rows = runs.run("ingest", cfg, tmp_path)
     assert sum(rows.values()) == 2 * 80 + 2
-    run("profile", cfg, tmp_path)
-    clean = run("clean", cfg, tmp_path)
+    runs.run("profile", cfg, tmp_path)
+    clean = runs.run("clean", cfg, tmp_path)
     quarantine = pd.read_parquet(Layout(tmp_path).quarantine)
     unreadable = quarantine[quarantine["rule"] == "unreadable"]
     paths = sorted(Path(cell["path"]).name for cell in unreadable["image"])
@@ -212,20 +183,24 @@ def test_a_folder_with_one_class_or_an_empty_class_is_named(tmp_path: Path) -> N
     (folder / "good").mkdir(parents=True)
     (folder / "good" / "a.png").write_bytes(_png(1))
     cfg = folder_config(tmp_path, folder)
-    fails("ingest", cfg, tmp_path, r"one: 1 class folder\(s\) \(good\); expected at least 2", out)
+    runs.fails(
+        "ingest", cfg, tmp_path, r"one: 1 class folder\(s\) \(good\); expected at least 2", out
+    )
 
     (folder / "dent").mkdir()
-    fails("ingest", cfg, tmp_path, r"one/dent: empty class folder; expected at least one", out)
+    runs.fails("ingest", cfg, tmp_path, r"one/dent: empty class folder; expected at least one", out)
 
     cfg = folder_config(tmp_path, tmp_path / "missing")
-    fails("ingest", cfg, tmp_path, r"'data\.source\.path' = '.*missing': expected a folder", out)
+    runs.fails(
+        "ingest", cfg, tmp_path, r"'data\.source\.path' = '.*missing': expected a folder", out
+    )
 
 
 def test_rules_that_remove_every_image_name_the_rule_that_removed_most(tmp_path: Path) -> None:
     cfg = image_config(tmp_path, "data.image.clean.size.min_side=100")
-    run("ingest", cfg, tmp_path)
+    runs.run("ingest", cfg, tmp_path)
     layout = Layout(tmp_path)
-    fails("clean", cfg, tmp_path, r"split 'train'.*size", layout.cleaned)
+    runs.fails("clean", cfg, tmp_path, r"split 'train'.*size", layout.cleaned)
     assert not layout.quarantine.exists() and not layout.clean_metrics.exists()
 
 
@@ -247,8 +222,8 @@ def test_image_settings_are_checked_before_any_image_is_read(tmp_path: Path) -> 
 def test_train_py_runs_the_image_experiment_with_the_patch_transformer(tmp_path: Path) -> None:
     """The user's command with Hydra overrides, the patch Transformer's dense twin; stopped
     after train (the later stages are covered above) to keep the suite short."""
-    metrics = train_only(
-        "visual_inspection", ["model=image_patch_dense", *SMALL_IMAGES], tmp_path / "run"
+    metrics = runs.train_only(
+        "visual_inspection", ["model=image_patch_dense", *runs.SMALL_IMAGES], tmp_path / "run"
     )
     assert metrics["image_size"] == 32
 
@@ -327,7 +302,7 @@ def test_the_image_model_trains_in_bf16_and_under_ddp_on_cpu(
             str(tmp_path / "params.yaml"),
             "--root",
             str(tmp_path),
-            *SMALL_IMAGES,
+            *runs.SMALL_IMAGES,
             *options,
         ],  # fmt: skip
         cwd=REPO,
@@ -349,15 +324,15 @@ def test_the_image_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
     """`python train.py -m hparams_search=visual_inspection_optuna`, two trials on small data:
     the searched keys reach the trials and the study records both values."""
     searched = ("model.hidden_dim", "model.ffn_dim")
-    overrides = [o for o in SMALL_IMAGES if not o.startswith(searched)]
-    done = two_trial_sweep("visual_inspection_optuna", overrides, tmp_path, data_entries=1)
+    overrides = [o for o in runs.SMALL_IMAGES if not o.startswith(searched)]
+    done = runs.two_trial_sweep("visual_inspection_optuna", overrides, tmp_path, data_entries=1)
     assert {"train.lr", "model.num_experts", "model.hidden_dim"} <= set(done[0].params)
 
 
 def test_the_real_digits_ingest_through_the_same_stage(tmp_path: Path) -> None:
     """data=digits: the 1,797 handwritten digits scikit-learn ships, split by class, the label
     map in schema.json, and every image readable."""
-    rows, schema, cfg = ingest_real_data("visual_inspection", "digits", tmp_path)
+    rows, schema, cfg = runs.ingest_real_data("visual_inspection", "digits", tmp_path)
     assert sum(rows.values()) == 1_797 and rows["test"] == round(1_797 * 0.15)
     assert schema["classes"] == [str(d) for d in range(10)]
     assert schema["origin"].startswith("scikit-learn load_digits")

@@ -115,7 +115,7 @@ def test_gates_name_the_split_the_figure_and_the_key(tmp_path: Path) -> None:
     key = "data.image.profile.gates"
     assert f"val: 2 rows < {key}.min_rows = 3" in failures
     assert f"train: unreadable rate 0.2000 > {key}.max_unreadable_rate = 0.05" in failures
-    leak = "leak rate (duplicates of train images)"
+    leak = "leak rate (duplicates of train rows)"
     assert f"val: {leak} 0.5000 > {key}.max_leak_rate = 0.05" in failures
     assert f"train: label 'scratch' has 1 rows < {key}.min_class_rows = 2" in failures
     loose = ImageGatesConfig(

@@ -7,8 +7,8 @@ Free of heavy imports: pipelines.config declares the sections in the structured 
 from __future__ import annotations
 
 import math
-from dataclasses import field, fields, is_dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar
 
 from pipelines.errors import PipelineError
 
@@ -95,10 +95,9 @@ def gated_figures(gates: Any, where: str) -> dict[str, str]:
     }
 
 
-def check_gate_bounds(gates: Any, key: str, *, finite_psi: bool = True) -> None:
+def check_gate_bounds(gates: Any, key: str) -> None:
     """A profile's quality gates, by the names' convention: min_* an integer >= 0, max_*_rate
-    a fraction, max_*_psi a number >= 0 (with `finite_psi` False an infinite one, which turns
-    the gate off, passes too)."""
+    a fraction, max_*_psi a number >= 0 (an infinite one turns the gate off)."""
     for f in fields(gates):
         value, where = getattr(gates, f.name), f"{key}.{f.name}"
         if f.name.startswith("max_") and "where" not in f.metadata:
@@ -108,8 +107,6 @@ def check_gate_bounds(gates: Any, key: str, *, finite_psi: bool = True) -> None:
             check_int(where, value, 0)
         elif f.name.endswith("_rate"):
             check_fraction(where, value)
-        elif finite_psi:
-            check_number(where, value, 0.0)
         elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             fail(where, value, "a number >= 0")
 
@@ -145,6 +142,53 @@ def check_columns(owner: Any, key: str, *names: str) -> None:
         value = getattr(owner, name)
         if value is not None:
             check_str(f"{key}.{name}", value)
+
+
+class Section:
+    """A config section that knows its key, named in the class statement
+    (`class TextCleanConfig(CleanSettings, key="data.text.clean")`), so that its checks and
+    errors name it without each section spelling it again."""
+
+    key: ClassVar[str] = ""
+
+    def __init_subclass__(cls, key: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if key:
+            cls.key = key
+
+
+@dataclass
+class CleanSettings(Section):
+    """What every modality's cleaning config has: the column-name keys it lists in
+    `columns` (its content column, e.g. text_column) and the label column (None: no labels),
+    each a non-empty string, and its rules as nested sections (built from mappings)."""
+
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    label_column: str | None = "label"
+
+    def __post_init__(self) -> None:
+        check_columns(self, self.key, *self.columns, "label_column")
+        build_sections(self, self.key)
+
+
+@dataclass
+class ProfileGates(Section):
+    """The quality gates every modality's profile has; a modality's gates config extends it
+    with its own `max_<figure>` gates and names its key in the class statement
+    (`class TextGates(ProfileGates, key="data.text.profile.gates")`). The profile stage
+    fails, naming each gate missed, when one is."""
+
+    min_rows: int = 100  # per split
+    min_class_rows: int = 5  # of the rarest label, in train
+    # exact + near duplicates within a split; val/test rows repeating train rows
+    max_duplicate_rate: float = gate(0.2, "duplicate rate")
+    max_leak_rate: float = gate(0.05, "leak rate (duplicates of train rows)", AFTER_TRAIN)
+    # train vs test, label shares
+    max_label_psi: float = gate(0.25, "label PSI", DRIFT)
+
+    def __post_init__(self) -> None:
+        check_gate_bounds(self, self.key)
 
 
 class DirtShares:

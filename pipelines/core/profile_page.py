@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.core.config_checks import AFTER_TRAIN, DRIFT, EVERY_SPLIT, gated_figures
+from pipelines.core.config_checks import (
+    AFTER_TRAIN,
+    DRIFT,
+    EVERY_SPLIT,
+    ProfileGates,
+    gated_figures,
+)
 from pipelines.plots import gates_html
 
 
@@ -32,15 +38,16 @@ def rate(count: int, total: int) -> float:
     return float(count / total) if total else 0.0
 
 
-def check_gates(report: dict[str, Any], gates: Any, key: str) -> list[str]:
+def check_gates(report: dict[str, Any], gates: ProfileGates) -> list[str]:
     """The gates a report missed, one line each, naming the split, the figure and the key
-    under `key` (e.g. data.text.profile.gates) that set the limit. Each `max_<figure>` field
-    of `gates` (declared with config_checks.gate) bounds that figure of the report, in the
-    splits it is measured in. Per split: its rows (min_rows) and its figures; the train
+    under `gates.key` (e.g. data.text.profile.gates) that set the limit. Each `max_<figure>`
+    field of `gates` (declared with config_checks.gate) bounds that figure of the report, in
+    the splits it is measured in. Per split: its rows (min_rows) and its figures; the train
     split's rarest label (min_class_rows); then the train-vs-test drift figures."""
     every_split = gated_figures(gates, EVERY_SPLIT)
     after_train = gated_figures(gates, AFTER_TRAIN)
     drift = gated_figures(gates, DRIFT)
+    key = gates.key
     failures: list[str] = []
 
     def over(split: str, stats: dict[str, Any], figure: str, name: str) -> None:

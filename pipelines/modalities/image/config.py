@@ -11,16 +11,16 @@ every modality words its errors alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 from pipelines.core.config_checks import (
-    AFTER_TRAIN,
     DRIFT,
+    CleanSettings,
     DirtShares,
+    ProfileGates,
     build_sections,
     check_bool,
-    check_columns,
     check_fraction,
-    check_gate_bounds,
     check_int,
     check_interval,
     check_number,
@@ -220,12 +220,13 @@ class ExposureConfig:
 
 
 @dataclass
-class ImageCleanConfig:
+class ImageCleanConfig(CleanSettings, key=CLEAN_KEY):
     """All image cleaning rules; they run in the order of
     pipelines.modalities.image.rules.RULE_ORDER."""
 
+    columns: ClassVar[tuple[str, ...]] = ("image_column",)
+
     image_column: str = "image"
-    label_column: str | None = "label"
     readable: ReadableConfig = field(default_factory=ReadableConfig)
     mode: ModeConfig = field(default_factory=ModeConfig)
     size: SizeConfig = field(default_factory=SizeConfig)
@@ -233,33 +234,21 @@ class ImageCleanConfig:
     exposure: ExposureConfig = field(default_factory=ExposureConfig)
     dedup: ImageDedupConfig = field(default_factory=ImageDedupConfig)
 
-    def __post_init__(self) -> None:
-        check_columns(self, CLEAN_KEY, "image_column", "label_column")
-        build_sections(self, CLEAN_KEY)
-
 
 # --- the profile gates ------------------------------------------------------------------------
 
 
 @dataclass
-class ImageGatesConfig:
-    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
+class ImageGatesConfig(ProfileGates, key=GATES_KEY):
+    """Besides duplicates, leaks and label drift: unreadable files, blur, exposure and
+    brightness drift."""
 
-    min_rows: int = 100  # per split
-    min_class_rows: int = 5  # of the rarest label, in train
     max_unreadable_rate: float = gate(0.05, "unreadable rate")
-    # exact + perceptual duplicates within a split
-    max_duplicate_rate: float = gate(0.2, "duplicate rate")
-    max_leak_rate: float = gate(0.05, "leak rate (duplicates of train images)", AFTER_TRAIN)
     # judged with data.image.clean.blur's threshold and data.image.clean.exposure's bounds
     max_blurry_rate: float = gate(0.1, "blurry rate")
     max_exposure_rate: float = gate(0.1, "badly exposed rate")
-    # train vs test: label shares, mean brightness
-    max_label_psi: float = gate(0.25, "label PSI", DRIFT)
+    # train vs test, mean brightness
     max_brightness_psi: float = gate(0.25, "brightness PSI", DRIFT)
-
-    def __post_init__(self) -> None:
-        check_gate_bounds(self, GATES_KEY)
 
 
 # --- the augmentation policy -------------------------------------------------------------------

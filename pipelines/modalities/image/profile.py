@@ -28,7 +28,6 @@ import pandas as pd
 from pipelines.core import profile_page as page
 from pipelines.core.dedup import exact_pass
 from pipelines.modalities.image.analysis import analyse, decode, raw_bytes
-from pipelines.modalities.image.config import GATES_KEY as KEY
 from pipelines.modalities.image.config import ImageCleanConfig, ImageGatesConfig
 from pipelines.modalities.image.dedup import hamming_pass
 from pipelines.modalities.image.rules import undecoded
@@ -171,7 +170,7 @@ def _channel_stats(ok: pd.DataFrame) -> tuple[list[float], list[float]]:
 
 def check_image_gates(report: dict[str, Any], gates: ImageGatesConfig) -> list[str]:
     """One line per gate missed, naming the split, the figure and the gate's key."""
-    return page.check_gates(report, gates, KEY)
+    return page.check_gates(report, gates)
 
 
 # --- pictures ------------------------------------------------------------------------------------

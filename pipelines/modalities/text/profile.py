@@ -32,7 +32,6 @@ from pipelines.modalities.text.dedup import (
     signature,
 )
 from pipelines.modalities.text.rules import detect_language, is_abusive, language_ok
-from pipelines.modalities.text.rules_config import GATES_KEY as KEY
 from pipelines.modalities.text.rules_config import TextCleanConfig, TextGatesConfig
 from pipelines.profiling import categorical_psi, population_stability_index
 
@@ -118,7 +117,7 @@ def profile_text_splits(
 
 def check_text_gates(report: dict[str, Any], gates: TextGatesConfig) -> list[str]:
     """One line per gate missed, naming the split, the figure and the gate's key."""
-    return page.check_gates(report, gates, KEY)
+    return page.check_gates(report, gates)
 
 
 def text_profile_png(report: dict[str, Any], path: Path) -> None:

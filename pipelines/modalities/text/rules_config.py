@@ -7,15 +7,16 @@ expected an integer >= 0")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pipelines.core.config_checks import (
     AFTER_TRAIN,
     DRIFT,
+    CleanSettings,
+    ProfileGates,
     build_sections,
     check_bool,
-    check_columns,
     check_fraction,
-    check_gate_bounds,
     check_int,
     check_str,
     check_str_list,
@@ -167,11 +168,12 @@ class DedupConfig:
 
 
 @dataclass
-class TextCleanConfig:
+class TextCleanConfig(CleanSettings, key="data.text.clean"):
     """All text cleaning rules; they run in the order of rules.RULE_ORDER."""
 
+    columns: ClassVar[tuple[str, ...]] = ("text_column",)
+
     text_column: str = "text"
-    label_column: str | None = "label"
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     empty: EmptyConfig = field(default_factory=EmptyConfig)
@@ -179,10 +181,6 @@ class TextCleanConfig:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
-
-    def __post_init__(self) -> None:
-        check_columns(self, "data.text.clean", "text_column", "label_column")
-        build_sections(self, "data.text.clean")
 
 
 # --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
@@ -229,26 +227,17 @@ class TextAugmentConfig:
 
 
 @dataclass
-class TextGatesConfig:
-    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
+class TextGatesConfig(ProfileGates, key=GATES_KEY):
+    """Besides duplicates, leaks and label drift: abuse, foreign languages, words unseen in
+    train and length drift."""
 
-    min_rows: int = 100  # per split
-    min_class_rows: int = 5  # of the rarest label, in train
-    # exact + near duplicates within a split
-    max_duplicate_rate: float = gate(0.2, "duplicate rate")
-    max_leak_rate: float = gate(0.05, "leak rate (duplicates of train rows)", AFTER_TRAIN)
     max_abusive_rate: float = gate(0.1, "abusive rate")
     # rows in no allowed language
     max_foreign_rate: float = gate(0.2, "foreign-language rate")
     # val/test words never seen in train
     max_oov_rate: float = gate(0.2, "out-of-vocabulary rate", AFTER_TRAIN)
-    # train vs test: character length, label shares
+    # train vs test, character length
     max_length_psi: float = gate(0.25, "length PSI", DRIFT)
-    max_label_psi: float = gate(0.25, "label PSI", DRIFT)
-
-    def __post_init__(self) -> None:
-        # no finiteness check on a PSI bound: an infinite one turns the gate off
-        check_gate_bounds(self, GATES_KEY, finite_psi=False)
 
 
 @dataclass
