@@ -20,7 +20,6 @@ from pipelines.compression.distillation import (
     student_model_config,
 )
 from pipelines.compression.finetune import FineTuning, fine_tune
-from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
@@ -29,6 +28,7 @@ from pipelines.schema.compression import DistillConfig, StudentConfig
 from pipelines.schema.model import ModelConfig
 from pipelines.schema.training import TrainConfig
 from pipelines.training import load_checkpoint, save_checkpoint
+from tests.tiny_models import identity_scaled_classifier, small_model_config
 
 N_FEATURES = 6
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -61,16 +61,8 @@ def datamodule(
 
 
 def classifier(model: ModelConfig, pos_weight: float | None = None, **train: Any) -> RiskClassifier:
-    torch.manual_seed(0)
-    return RiskClassifier(
-        n_features=N_FEATURES,
-        feature_names=FEATURES,
-        feature_mean=[0.0] * N_FEATURES,
-        feature_std=[1.0] * N_FEATURES,
-        model=to_container(model),
-        train=to_container(TrainConfig(batch_size=64, eval_batch_size=256, lr=LR, **train)),
-        pos_weight=pos_weight,
-    ).eval()
+    settings = TrainConfig(batch_size=64, eval_batch_size=256, lr=LR, **train)
+    return identity_scaled_classifier(model, FEATURES, settings, pos_weight).eval()
 
 
 def student_of(
@@ -371,16 +363,7 @@ def test_a_sequence_teacher_distils_into_a_sequence_student(teacher_name: str) -
         return x, (x[:, -1, 0] > 0).astype(np.float32)
 
     teacher = classifier(
-        ModelConfig(
-            name=teacher_name,
-            hidden_dim=8,
-            num_blocks=1,
-            ffn_dim=8,
-            num_experts=2,
-            top_k=2,
-            seq_len=seq_len,
-            num_heads=2,
-        )
+        small_model_config(teacher_name, hidden_dim=8, ffn_dim=8, num_experts=2, seq_len=seq_len)
     )
     cfg = DistillConfig(student=StudentConfig(hidden_dim=4, num_blocks=1, ffn_dim=8), epochs=1)
     student, info = distill(teacher, datamodule(histories(128, 0), histories(64, 1)), cfg, TUNING)

@@ -22,7 +22,6 @@ from pipelines.compression.pruning import (
     prune_schedule,
     pruned_width,
 )
-from pipelines.config import to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.errors import PipelineError
 from pipelines.lightning_module import RiskClassifier
@@ -32,6 +31,7 @@ from pipelines.onnx_export import export_onnx
 from pipelines.schema.compression import PruneConfig
 from pipelines.schema.model import ModelConfig
 from pipelines.schema.training import TrainConfig
+from tests.tiny_models import identity_scaled_classifier
 
 N_FEATURES, HIDDEN, FFN, SEQ_LEN = 5, 16, 20, 6
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -40,8 +40,7 @@ FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 def classifier(
     name: str, *, ffn_dim: int = FFN, num_experts: int = 3, num_heads: int = 2
 ) -> RiskClassifier:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
+    model = ModelConfig(
         name=name,
         hidden_dim=HIDDEN,
         ffn_dim=ffn_dim,
@@ -52,14 +51,8 @@ def classifier(
         seq_len=SEQ_LEN,
         num_heads=num_heads,
     )
-    return RiskClassifier(
-        n_features=N_FEATURES,
-        feature_names=FEATURES,
-        feature_mean=[0.0] * N_FEATURES,
-        feature_std=[1.0] * N_FEATURES,
-        model=to_container(cfg),
-        train=to_container(TrainConfig(batch_size=64, eval_batch_size=128)),
-    ).eval()
+    settings = TrainConfig(batch_size=64, eval_batch_size=128)
+    return identity_scaled_classifier(model, FEATURES, settings).eval()
 
 
 def inputs(name: str, rows: int = 32) -> torch.Tensor:

@@ -36,6 +36,7 @@ from pipelines.schema.compression import QatConfig
 from pipelines.schema.model import ModelConfig
 from pipelines.schema.training import TrainConfig
 from pipelines.training import load_checkpoint, save_checkpoint
+from tests.tiny_models import identity_scaled_classifier
 
 N_FEATURES = 12
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -52,15 +53,9 @@ def rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classifier(name: str = "moe_mlp", **overrides: object) -> RiskClassifier:
-    torch.manual_seed(0)
     cfg = ModelConfig(name=name, hidden_dim=16, ffn_dim=20, num_experts=4, **overrides)
-    return RiskClassifier(
-        N_FEATURES,
-        FEATURES,
-        [0.0] * N_FEATURES,
-        [1.0] * N_FEATURES,
-        dataclasses.asdict(cfg),
-        dataclasses.asdict(TrainConfig(batch_size=128, eval_batch_size=512)),
+    return identity_scaled_classifier(
+        cfg, FEATURES, TrainConfig(batch_size=128, eval_batch_size=512)
     )
 
 

@@ -22,6 +22,7 @@ from pipelines.models.families import matched_dense
 from pipelines.models.moe import count_parameters
 from pipelines.onnx_export import export_onnx, parity_check
 from pipelines.schema.model import ModelConfig
+from tests.tiny_models import small_model_config
 
 N_FEATURES, SEQ_LEN = 5, 6
 
@@ -81,17 +82,7 @@ def sequences(rows: int, seed: int = 0) -> np.ndarray:
 
 def sequence_model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        name=name,
-        hidden_dim=16,
-        ffn_dim=32,
-        num_blocks=1,
-        num_heads=2,
-        seq_len=SEQ_LEN,
-        num_experts=4,
-        top_k=2,
-        dropout=0.0,
-    )
+    cfg = small_model_config(name, hidden_dim=16, ffn_dim=32, seq_len=SEQ_LEN, dropout=0.0)
     return build_model(N_FEATURES, cfg, [0.0] * N_FEATURES, [1.0] * N_FEATURES).eval()
 
 

@@ -22,8 +22,8 @@ from pipelines.modalities.text.tokenizer import (
     train_tokenizer,
 )
 from pipelines.models.text import TextClassifier, export_text_onnx
-from pipelines.schema.model import ModelConfig
 from tests.scoring_snippet import readme_snippet, run_snippet
+from tests.tiny_models import small_model_config
 
 MARKER = "<!-- text-scoring-snippet -->"
 MAX_LEN = 48
@@ -54,14 +54,7 @@ def export_text_folder(work: Path) -> dict:
     texts = simulate_tickets(200, seed=0, dirt=NO_DIRT)["text"][:]
     tokenizer = train_tokenizer(texts, TokenizerConfig(vocab_size=300, max_length=MAX_LEN))
     names = ["refund", "card_lost", "billing", "account_access", "technical_issue"]
-    cfg = ModelConfig(
-        name="moe_transformer",
-        hidden_dim=16,
-        ffn_dim=24,
-        num_blocks=1,
-        num_heads=2,
-        seq_len=MAX_LEN,
-    )
+    cfg = small_model_config("moe_transformer", hidden_dim=16, ffn_dim=24, seq_len=MAX_LEN)
     torch.manual_seed(0)
     model = TextClassifier(300, len(names), tokenizer.token_to_id(PAD), cfg).eval()
     export_text_onnx(model, work / "model.onnx", opset=17)

@@ -27,7 +27,7 @@ from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
 from pipelines.models.text import ATTENTION_MASK, INPUT_IDS, TextClassifier
 from pipelines.schema.compression import DynamicQuantConfig, QuantizeConfig, StaticQuantConfig
-from pipelines.schema.model import ModelConfig
+from tests.tiny_models import small_model_config
 
 MAX_LEN = 48
 SHAPES = [(1, 1), (1, 7), (4, 19), (9, MAX_LEN)]
@@ -47,14 +47,8 @@ def tickets() -> dict:
 
 
 def tiny_model(tickets: dict, seed: int = 0) -> TextClassifier:
-    cfg = ModelConfig(
-        name="moe_transformer",
-        hidden_dim=32,
-        ffn_dim=64,
-        num_blocks=1,
-        num_heads=2,
-        seq_len=MAX_LEN,
-        dropout=0.0,
+    cfg = small_model_config(
+        "moe_transformer", hidden_dim=32, ffn_dim=64, seq_len=MAX_LEN, dropout=0.0
     )
     torch.manual_seed(seed)
     return TextClassifier(300, len(tickets["names"]), tickets["pad_id"], cfg).eval()
