@@ -15,10 +15,9 @@ from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
+from pipelines.core.augment import AUGMENTED, SOURCE_ID
 from pipelines.errors import PipelineError
 from pipelines.modalities.image.augment import (
-    AUGMENTED,
-    SOURCE_ID,
     BatchAugment,
     ImageAugmentConfig,
     augment_train,

@@ -11,17 +11,15 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
+from pipelines.core.augment import AUGMENTED, SOURCE_ID, class_targets, top_up_plan
 from pipelines.errors import PipelineError
 from pipelines.modalities.text.augment import (
-    AUGMENTED,
     DEFAULT_LEXICON,
-    SOURCE_ID,
     BackTranslationConfig,
     TextAugmentConfig,
     augment_train,
     eda,
     load_lexicon,
-    top_up_plan,
 )
 
 LEXICON = load_lexicon(str(DEFAULT_LEXICON))
@@ -74,7 +72,7 @@ def test_the_same_generator_seed_gives_the_same_ticket() -> None:
 
 def test_the_plan_tops_each_class_up_to_its_share_of_the_largest_cycling_before_repeating() -> None:
     labels = ["billing"] * 20 + ["fraud"] * 3 + ["refund"] * 12
-    plan = top_up_plan(labels, min_class_share=0.5, seed=0)
+    plan = top_up_plan(labels, class_targets(labels, 0.5), seed=0)
     counts = Counter(labels[i] for i in plan)
     assert counts == {"fraud": 7}  # 10 wanted, 3 present; refund has 12 >= 10
     fraud_rows = [i for i in plan]

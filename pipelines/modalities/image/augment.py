@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipelines.core.augment import (
+    PlannedCopy,
+    append_generated,
+    class_targets,
+    mark_originals,
+    top_up_plan,
+)
 from pipelines.errors import PipelineError
 from pipelines.modalities.image.config import AUGMENT_KEY, ImageAugmentConfig
 
@@ -39,10 +45,6 @@ __all__ = ["ImageAugmentConfig", "AUGMENT_KEY"]
 
 def _fail(key: str, value: object, expected: str) -> None:
     raise PipelineError(f"{key} = {value!r}: expected {expected}")
-
-
-AUGMENTED = "augmented"  # column: True for a generated image
-SOURCE_ID = "source_row"  # column: the train row a generated image was made from (-1: none)
 
 
 # --------------------------------------------------------------------------- shared operations
@@ -91,37 +93,17 @@ def image_operations(cfg: ImageAugmentConfig, size: tuple[int, int]) -> nn.Modul
 # ---------------------------------------------------------------------------- offline top-up
 
 
-def class_targets(
+def image_class_targets(
     labels: list[str], cfg: ImageAugmentConfig, key: str = AUGMENT_KEY
 ) -> dict[str, int]:
     """Images each class should have after the top-up: its share (class_min_share, else
-    min_class_share) of the largest class's count, rounded up."""
-    counts = Counter(str(label) for label in labels)
-    unknown = sorted(set(cfg.class_min_share) - set(counts))
+    min_class_share) of the largest class's count, rounded up; a class_min_share naming no
+    class of the split fails naming the key."""
+    unknown = sorted(set(cfg.class_min_share) - {str(label) for label in labels})
     if unknown:
-        _fail(f"{key}.class_min_share", unknown, f"classes among {', '.join(sorted(counts))}")
-    largest = max(counts.values(), default=0)
-    return {
-        name: max(have, math.ceil(cfg.class_min_share.get(name, cfg.min_class_share) * largest))
-        for name, have in sorted(counts.items())
-    }
-
-
-def top_up_plan(labels: list[str], targets: dict[str, int], seed: int) -> list[int]:
-    """Train rows to copy (with repeats) so each class reaches its target: rows of a class in
-    a seeded shuffled order, cycling through all of them before any repeats (the rule of
-    pipelines.modalities.text.augment.top_up_plan, with a target per class)."""
-    rng = np.random.default_rng(seed)
-    labels_array = np.asarray([str(label) for label in labels], dtype=object)
-    plan: list[int] = []
-    for name, target in targets.items():
-        rows = np.flatnonzero(labels_array == name)
-        missing = target - len(rows)
-        if missing <= 0:
-            continue
-        order = np.concatenate([rng.permutation(rows) for _ in range(-(-missing // len(rows)))])
-        plan.extend(int(r) for r in order[:missing])
-    return plan
+        known = sorted({str(label) for label in labels})
+        _fail(f"{key}.class_min_share", unknown, f"classes among {', '.join(known)}")
+    return class_targets(labels, cfg.min_class_share, cfg.class_min_share)
 
 
 def image_seed(seed: int, source_row: int, copy: int) -> int:
@@ -158,62 +140,30 @@ def augment_train(
     """The train split (a datasets.Dataset with an Image column and a str label) with
     generated images appended (columns AUGMENTED and SOURCE_ID say which and from where), and
     a report: rows added per class, rows before and after, and each class's target."""
-    from datasets import concatenate_datasets
-
     rows = len(train)
-    original = train.map(
-        lambda batch: {
-            AUGMENTED: [False] * len(batch[label_column]),
-            SOURCE_ID: [-1] * len(batch[label_column]),
-        },
-        batched=True,
-    )
+    original = mark_originals(train, label_column)
     report: dict[str, Any] = {"added": {}, "rows_before": rows, "rows_after": rows, "targets": {}}
     if not cfg.enabled:
         return original, report
     # `[:]`: datasets 5 returns a lazy column that reads row by row when iterated
     labels = [str(label) for label in train[label_column][:]]
-    targets = class_targets(labels, cfg)
+    targets = image_class_targets(labels, cfg)
     report["targets"] = targets
     plan = top_up_plan(labels, targets, seed)
     if not plan:
         return original, report
-    # the k-th time a row appears in the plan is its copy k
-    seen: Counter[int] = Counter()
-    copies = []
-    for row in plan:
-        copies.append(seen[row])
-        seen[row] += 1
+    operations: dict[tuple[int, int], nn.Module] = {}  # by image size
 
-    def generate(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
-        images = batch[image_column]
-        first = images[0]
-        operations = image_operations(cfg, (first.height, first.width))
-        made = []
-        for image, position in zip(images, indices, strict=True):
-            if (image.height, image.width) != (first.height, first.width):
-                operations = image_operations(cfg, (image.height, image.width))
-            png = augment_image(
-                image, operations, image_seed(seed, plan[position], copies[position])
-            )
-            made.append({"bytes": png, "path": None})
-        return {
-            image_column: made,
-            AUGMENTED: [True] * len(made),
-            SOURCE_ID: [plan[i] for i in indices],
-        }
+    def make_image(image: Any, copy: PlannedCopy) -> dict[str, Any]:
+        size = (image.height, image.width)
+        if size not in operations:
+            operations[size] = image_operations(cfg, size)
+        png = augment_image(image, operations[size], image_seed(seed, copy.source, copy.copy))
+        return {"bytes": png, "path": None}
 
-    generated = original.select(plan).map(
-        generate,
-        batched=True,
-        batch_size=64,
-        with_indices=True,
-        num_proc=num_proc,
-        features=original.features,
-        desc="augment",
+    combined, added = append_generated(
+        original, plan, make_image, image_column, label_column, batch_size=64, num_proc=num_proc
     )
-    added = Counter(str(label) for label in generated[label_column][:])
-    combined = concatenate_datasets([original, generated])
     report.update(added=dict(sorted(added.items())), rows_after=len(combined))
     return combined, report
 

@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset
 from omegaconf import OmegaConf
 
+from pipelines.core.augment import (
+    PlannedCopy,
+    append_generated,
+    class_targets,
+    mark_originals,
+    top_up_plan,
+)
 from pipelines.errors import PipelineError
 from pipelines.modalities.text.rules_config import AUGMENT_KEY as KEY
 from pipelines.modalities.text.rules_config import (
@@ -30,8 +37,6 @@ from pipelines.modalities.text.rules_config import (
 )
 
 DEFAULT_LEXICON = Path(__file__).parent / "data" / "lexicon.yaml"
-AUGMENTED = "augmented"  # column: True for a generated ticket
-SOURCE_ID = "source_row"  # column: the train row a generated ticket was made from (-1: none)
 
 
 @cache
@@ -96,25 +101,6 @@ def eda(
     return " ".join(words)
 
 
-def top_up_plan(labels: list[Any], min_class_share: float, seed: int) -> list[int]:
-    """Train rows to copy (with repeats) so that every class reaches min_class_share of the
-    largest class: rows of a class are drawn in a seeded shuffled order, cycling through all
-    of them before any repeats."""
-    classes, counts = np.unique(np.asarray(labels, dtype=object), return_counts=True)
-    target = int(np.ceil(min_class_share * counts.max()))
-    rng = np.random.default_rng(seed)
-    plan: list[int] = []
-    by_class = {c: np.flatnonzero(np.asarray(labels, dtype=object) == c) for c in classes}
-    for cls, have in zip(classes, counts, strict=True):
-        missing = target - int(have)
-        if missing <= 0:
-            continue
-        rows = by_class[cls]
-        order = np.concatenate([rng.permutation(rows) for _ in range(-(-missing // len(rows)))])
-        plan.extend(int(r) for r in order[:missing])
-    return plan
-
-
 def augment_train(
     train: Dataset,
     cfg: TextAugmentConfig,
@@ -127,40 +113,24 @@ def augment_train(
     which and from where), and a report of rows added per class."""
     if cfg.back_translation.enabled:
         require_translation_models(cfg.back_translation)
-    original = train.map(
-        lambda batch: {
-            AUGMENTED: [False] * len(batch[text_column]),
-            SOURCE_ID: [-1] * len(batch[text_column]),
-        },
-        batched=True,
-    )
+    original = mark_originals(train, label_column)
+    unchanged = {"added": {}, "rows_before": len(train), "rows_after": len(train)}
     if not cfg.enabled:
-        return original, {"added": {}, "rows_before": len(train), "rows_after": len(train)}
+        return original, unchanged
     # `[:]`: datasets 5 returns a lazy column that reads row by row when iterated
-    plan = top_up_plan(train[label_column][:], cfg.min_class_share, seed)
+    labels = train[label_column][:]
+    plan = top_up_plan(labels, class_targets(labels, cfg.min_class_share), seed)
     if not plan:
-        return original, {"added": {}, "rows_before": len(train), "rows_after": len(train)}
+        return original, unchanged
     lexicon = load_lexicon(cfg.lexicon or str(DEFAULT_LEXICON))
 
-    def generate(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
-        texts = []
-        for text, position in zip(batch[text_column], indices, strict=True):
-            # one generator per generated ticket: the same ticket whatever num_proc does
-            rng = np.random.default_rng([seed, plan[position], position])
-            texts.append(eda(text, rng, cfg, lexicon))
-        return {
-            text_column: texts,
-            AUGMENTED: [True] * len(texts),
-            SOURCE_ID: [plan[i] for i in indices],
-        }
+    def make_ticket(text: str, copy: PlannedCopy) -> str:
+        # one generator per generated ticket: the same ticket whatever num_proc does
+        return eda(text, np.random.default_rng([seed, copy.source, copy.position]), cfg, lexicon)
 
-    generated = train.select(plan).map(
-        generate, batched=True, with_indices=True, num_proc=num_proc, desc="augment"
+    combined, added = append_generated(
+        original, plan, make_ticket, text_column, label_column, num_proc=num_proc
     )
-    added: dict[str, int] = {}
-    for label in generated[label_column][:]:
-        added[str(label)] = added.get(str(label), 0) + 1
-    combined = concatenate_datasets([original, generated.cast(original.features)])
     return combined, {"added": added, "rows_before": len(train), "rows_after": len(combined)}
 
 
