@@ -59,9 +59,11 @@ class PipelineConfig:
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    # numpy's generators take seeds in [0, 2**32)
     seed: int = bounded(42, ge=0, lt=2**32)
+    """Numpy's generators take seeds in [0, 2**32)"""
     optimized_metric: str = "val/auprc"
+    """The metric `train.py` returns to a Hydra sweeper (`val/<name>` from the train stage, or
+    `test/<variant>/<metric>` from evaluate)."""
 
 
 # each key's allowed values, declared beside its section's dataclass

@@ -16,43 +16,64 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "serve" / "defau
 
 @dataclass
 class DriftConfig:
-    window_rows: int = 5000  # the sliding window of served rows compared with the train split
-    min_rows: int = 500  # PSI is not reported on fewer rows: small samples read as drift
-    psi_warning: float = 0.1  # conventional PSI reading: < 0.1 stable, 0.1-0.25 shifting
-    psi_alert: float = 0.25  # > 0.25: the population has moved
+    window_rows: int = 5000
+    """The sliding window of served rows compared with the train split."""
+    min_rows: int = 500
+    """PSI is not reported on fewer rows: small samples read as drift."""
+    psi_warning: float = 0.1
+    """Conventional PSI reading: < 0.1 stable, 0.1-0.25 shifting."""
+    psi_alert: float = 0.25
+    """> 0.25: the population has moved."""
 
 
 @dataclass
 class AlertsConfig:
     p99_latency_ms: float = 50.0
-    error_rate: float = 0.01  # 5xx share of /predict requests
-    bad_request_rate: float = 0.2  # 4xx share: a client sending the wrong schema
-    window: str = "5m"  # PromQL range the rates and quantiles are taken over
-    for_duration: str = "5m"  # how long a condition holds before the alert fires
+    """ServeP99LatencyHigh fires when /predict's p99 exceeds this (> 0)."""
+    error_rate: float = 0.01
+    """5xx share of /predict requests."""
+    bad_request_rate: float = 0.2
+    """4xx share: a client sending the wrong schema."""
+    window: str = "5m"
+    """PromQL range the rates and quantiles are taken over."""
+    for_duration: str = "5m"
+    """How long a condition holds before the alert fires."""
 
 
 @dataclass
 class ServeConfig:
     export_dir: str = "export"
+    """The export folder served (`--export` overrides it)."""
     host: str = "127.0.0.1"
-    port: int = 8000  # 0 picks a free port (the printed URL tells which)
-    batching: bool = True  # false: one inference per request (the benchmark's baseline)
-    max_batch: int = 64  # rows per inference
-    # longest a request waits for others to share its batch. 0 still batches: what queues
-    # while one inference runs is the next batch. Measured (benchmarks/serving.py): waiting
-    # 2 ms cuts 1-8 closed-loop clients' throughput 2-5x; at 64 clients it fills batches
-    # (48-59 vs 34 rows) for -8% to +20% throughput over four runs
+    """Address the server listens on (keep loopback unless guarded upstream)."""
+    port: int = 8000
+    """0 picks a free port (the printed URL tells which)"""
+    batching: bool = True
+    """false: one inference per request (the benchmark's baseline)"""
+    max_batch: int = 64
+    """Rows per inference."""
     max_wait_ms: float = 0.0
-    max_queue_rows: int = 8192  # beyond this /predict answers 503 instead of queueing forever
+    """Longest a request waits for others to share its batch. 0 still batches: what queues while one
+    inference runs is the next batch. Measured (benchmarks/serving.py): waiting 2 ms cuts 1-8
+    closed-loop clients' throughput 2-5x; at 64 clients it fills batches (48-59 vs 34 rows) for -8%
+    to +20% throughput over four runs."""
+    max_queue_rows: int = 8192
+    """Beyond this /predict answers 503 instead of queueing forever."""
     max_rows_per_request: int = 1024
+    """Rows one /predict request may carry (>= 1; more: 413)."""
     max_body_bytes: int = 1_048_576
-    threads: int = 1  # ORT intra-op threads; the event loop needs the other core
-    # false: run each inference on the event loop (no thread hand-off, but nothing else is
-    # served while it runs); true keeps the loop accepting requests during an inference
+    """Largest request body (>= 64; more: 413)."""
+    threads: int = 1
+    """ORT intra-op threads; the event loop needs the other core."""
     inference_thread: bool = True
+    """false: run each inference on the event loop (no thread hand-off, but nothing else is served
+    while it runs); true keeps the loop accepting requests during an inference."""
     warmup_rounds: int = 3
-    allow_reload: bool = True  # POST /admin/reload (bind to loopback or guard it upstream)
+    """Inferences run before /ready turns 200 (>= 0)."""
+    allow_reload: bool = True
+    """POST /admin/reload (bind to loopback or guard it upstream)"""
     log_level: str = "warning"
+    """uvicorn's log level (critical, error, warning, info, debug)."""
     drift: DriftConfig = field(default_factory=DriftConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
 

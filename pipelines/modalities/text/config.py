@@ -16,9 +16,9 @@ from pipelines.schema.fields import AT_LEAST_ONE, bounded
 @dataclass
 class TextProfileConfig:
     gates: TextGatesConfig = field(default_factory=TextGatesConfig)
-    # langdetect takes about 6 ms a text: the language mix is estimated on a seeded sample
-    # of this many rows per split (the report says how many it read)
     language_sample: int = bounded(2000, **AT_LEAST_ONE)
+    """Langdetect takes about 6 ms a text: the language mix is estimated on a seeded sample of this
+    many rows per split (the report says how many it read)"""
 
 
 @dataclass
