@@ -25,8 +25,16 @@ ARGPARSE = [
     *[
         (f"python benchmarks/{name}.py", f"script:benchmarks/{name}.py")
         for name in (
-            "compression", "data_scale", "gpu", "image_int8", "inference", "pipeline",
-            "pruning", "serving", "text_int8", "training",
+            "compression",
+            "data_scale",
+            "gpu",
+            "image_int8",
+            "inference",
+            "pipeline",
+            "pruning",
+            "serving",
+            "text_int8",
+            "training",
         )
     ],
 ]
@@ -69,12 +77,22 @@ def collect() -> dict[str, str]:
     """Every entry point's help text; one child process for argparse, one for train.py."""
     done = subprocess.run(
         [sys.executable, "-c", "from docgen.cli_reference import dump_helps; dump_helps()"],
-        cwd=REPO, env=_child_env(), capture_output=True, text=True, check=True, timeout=300,
+        cwd=REPO,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     helps: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
     hydra = subprocess.run(
         [sys.executable, "train.py", "--help"],
-        cwd=REPO, env=_child_env(), capture_output=True, text=True, check=True, timeout=300,
+        cwd=REPO,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     ).stdout
     helps["python train.py"] = hydra.split("== Config ==")[0].strip()
     for command, module in BARE:

@@ -50,6 +50,4 @@ def _generate(kind: str, argument: str | None, page: str) -> str:
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001 - MkDocs API
-    return PLACEHOLDER.sub(
-        lambda m: _generate(m.group(1), m.group(2), page.file.src_uri), markdown
-    )
+    return PLACEHOLDER.sub(lambda m: _generate(m.group(1), m.group(2), page.file.src_uri), markdown)

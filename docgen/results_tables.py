@@ -76,8 +76,11 @@ def _pairs_table(pairs: dict[str, Any]) -> list[str]:
 
 def render(path: Path, repo: Path) -> str:
     results = json.loads(path.read_text())
-    facts = {k: v for k, v in results.items() if not isinstance(v, dict | list) or (
-        isinstance(v, list) and all(_scalar(i) for i in v))}
+    facts = {
+        k: v
+        for k, v in results.items()
+        if not isinstance(v, dict | list) or (isinstance(v, list) and all(_scalar(i) for i in v))
+    }
     out = [f"Recorded in `{path.relative_to(repo)}` (rendered by the docs build).", ""]
     if facts:
         out += _pairs_table(facts) + [""]
