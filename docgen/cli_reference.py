@@ -129,7 +129,7 @@ def render() -> str:
     helps = collect()
     out = ["## make targets", "", "| target | what it does |", "| --- | --- |"]
     for target, comment in make_targets(REPO / "Makefile"):
-        escaped = comment.replace("|", "\\|")
+        escaped = comment.replace("|", "\\|").replace("[", "\\[")
         out.append(f"| `make {target}` | {escaped} |")
     order = ["python train.py", *[c for c, _ in ARGPARSE], *[c for c, _ in BARE]]
     for command in order:

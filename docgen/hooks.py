@@ -5,13 +5,19 @@ does not know, or a schema key without a description, fails the build."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-from docgen import cli_reference, config_reference, results_tables, stage_table
-
 REPO = Path(__file__).resolve().parent.parent
+# MkDocs loads this file by path, from its own script's directory: the generators are
+# imported from the repository root, whatever the working directory or PYTHONPATH
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from docgen import cli_reference, config_reference, results_tables, stage_table  # noqa: E402
+
 PLACEHOLDER = re.compile(r"^<!-- generated: (\S+)(?: (\S+))? -->$", re.M)
 _cli_cache: dict[tuple[float, ...], str] = {}
 

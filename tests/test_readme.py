@@ -299,9 +299,10 @@ def test_every_bash_block_on_the_site_is_run_by_a_test_or_says_why_not() -> None
     for page in doc_pages():
         blocks = fenced_blocks(page)
         marked_lines = {b.line - 1 for b in blocks if b.not_run is not None}
+        inside = {b.line + n for b in blocks for n in range(1, b.text.count("\n") + 1)}
         lines = page.read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines, start=1):
-            if NOT_RUN.match(line) and number not in marked_lines:
+            if NOT_RUN.match(line) and number not in marked_lines | inside:
                 pytest.fail(
                     f"{page.relative_to(REPO)}:{number}: a not-run marker must sit on "
                     "the line right before a ```bash fence"
