@@ -126,6 +126,21 @@ def test_the_readme_modality_experiment_runs_through_dvc(tmp_path: Path, modalit
         assert "defect_recall" in headline["onnx_int8_static"]
 
 
+def test_the_remote_guide_points_the_default_remote_elsewhere_in_the_clone_only(
+    tmp_path: Path,
+) -> None:
+    """The guide's `dvc remote modify --local ...` and `dvc remote list`, as written: the
+    remote moves for this clone (`.dvc/config.local`), the committed `.dvc/config` is left."""
+    clone = committed_clone(tmp_path / "clone")
+    guide = doc_block("docs/how-to/dvc-remote.md", "Point the DVC remote at shared storage")
+    modify, listing = guide[:2]
+    committed = (clone / ".dvc" / "config").read_text()
+    sh(modify, clone)
+    assert "/mnt/shared/dvc-storage" in sh(listing, clone)
+    assert (clone / ".dvc" / "config").read_text() == committed
+    assert "/mnt/shared/dvc-storage" in (clone / ".dvc" / "config.local").read_text()
+
+
 def documented_commands() -> tuple[list[str], list[str]]:
     """(the commands of every bash block meant to run, those of the blocks marked not-run)."""
     run, not_run = [], []
@@ -236,6 +251,11 @@ EXERCISED_BY: dict[str, str] = {
     "tests/test_serve.py::test_the_cli_prints_its_url_reloads_on_sighup_and_drains_on_sigterm",
     "curl -s localhost:8000/predict -H 'content-type: application/json' -d *": "a POST /predict "
     "of feature rows by name: tests/test_serve.py::test_predict_scores_rows_like_the_onnx_session_and_names_the_version",
+    "dvc remote modify --local local url /mnt/shared/dvc-storage": "tests/test_readme.py::test_the_remote_guide_points_the_default_remote_elsewhere_in_the_clone_only",
+    "dvc remote list": "tests/test_readme.py::test_the_remote_guide_points_the_default_remote_elsewhere_in_the_clone_only",
+    "dvc push": "a push and a pull through the default remote: "
+    "tests/test_dvc_pipeline.py::test_outputs_round_trip_through_the_default_remote",
+    "dvc pull": "tests/test_dvc_pipeline.py::test_outputs_round_trip_through_the_default_remote",
     'make compare RUNS="lr-3e-3 lr-5e-4"': "the Makefile's compare target runs `python -m pipelines.compare $(RUNS)`: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
 }
