@@ -54,6 +54,12 @@ def attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def class_doc(cls: type) -> str:
+    """The class's own docstring; "" for the signature @dataclass writes when there is none."""
+    doc = " ".join((cls.__doc__ or "").split())
+    return "" if doc.startswith(f"{cls.__name__}(") else doc
+
+
 def _default(spec: dataclasses.Field) -> Any:
     if spec.default_factory is not dataclasses.MISSING:
         return spec.default_factory()
@@ -65,10 +71,16 @@ def _shown(value: Any) -> str:
     return json.dumps(value)
 
 
+def _number(value: float) -> str:
+    """Exact for integers (2**32 as 4294967296, not 4.29e+09), shortest form otherwise."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _range(key: str, spec: dataclasses.Field) -> str:
     bounds: Bounds | None = spec.metadata.get("bounds")
     if bounds is not None:
-        return bounds.describe().removeprefix("a number ")
+        limits = (("≥", bounds.ge), (">", bounds.gt), ("≤", bounds.le), ("<", bounds.lt))
+        return " and ".join(f"{op} {_number(n)}" for op, n in limits if n is not None)
     if key in CHOICES:
         return "one of " + ", ".join(CHOICES[key])
     if key in LIST_CHOICES:
@@ -86,7 +98,7 @@ def key_docs(cls: type, prefix: str = "") -> list[KeyDoc]:
         nested = dataclasses.is_dataclass(default)
         meaning = docs.get(spec.name, "")
         if nested and not meaning:
-            meaning = " ".join((type(default).__doc__ or "").split())
+            meaning = class_doc(type(default))
         type_name = type(default).__name__ if nested else str(spec.type)
         rows.append(
             KeyDoc(

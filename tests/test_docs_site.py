@@ -63,11 +63,14 @@ def test_the_config_reference_describes_every_schema_key() -> None:
         assert f"| `{key}` |" in page
     # the range and the allowed values come from the schema, not from prose
     assert "| `lr` | `float` | `0.003` | > 0 |" in page
+    assert "| `seed` | `int` | `42` | ≥ 0 and < 4294967296 |" in page
     assert "one of minmax, entropy, percentile" in page
 
 
 @dataclasses.dataclass
 class _Documented:
+    """A section documented by its class."""
+
     width: int = 4
     """How wide."""
 
@@ -78,11 +81,24 @@ class _Section:
     depth: int = 2
 
 
+@dataclasses.dataclass
+class _Loose:
+    size: int = 1
+    """How big."""
+
+
+@dataclasses.dataclass
+class _Bare:
+    loose: _Loose = dataclasses.field(default_factory=_Loose)
+
+
 def test_a_key_without_a_description_is_named_and_fails_the_reference() -> None:
     rows = config_reference.key_docs(_Section)
     assert [r.key for r in rows] == ["inner", "inner.width", "depth"]
-    assert rows[1].meaning == "How wide."
+    assert (rows[0].meaning, rows[1].meaning) == ("A section documented by its class.", "How wide.")
     assert config_reference.undocumented(rows) == ["depth"]
+    # a section whose class has only the signature @dataclass writes is undocumented too
+    assert config_reference.undocumented(config_reference.key_docs(_Bare)) == ["loose"]
 
 
 def test_the_stage_table_has_every_dvc_stage_with_its_command_and_params() -> None:
@@ -116,3 +132,11 @@ def test_every_benchmark_page_names_its_results_file_and_every_results_file_has_
     pages = "\n".join(p.read_text() for p in (REPO / "docs" / "benchmarks").glob("*.md"))
     for path in (REPO / "benchmarks" / "results").glob("*.json"):
         assert f"<!-- generated: results benchmarks/results/{path.name} -->" in pages
+
+
+def test_the_reference_page_refuses_to_render_with_an_undocumented_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config_reference, "all_key_docs", lambda: config_reference.key_docs(_Bare))
+    with pytest.raises(config_reference.UndocumentedKeys, match="loose"):
+        config_reference.render()

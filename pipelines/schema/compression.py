@@ -74,6 +74,7 @@ class DistillConfig:
     """Knowledge distillation: the student learns the teacher's soft targets (its probabilities at
     `temperature`) mixed with the labels."""
     student: StudentConfig = field(default_factory=StudentConfig)
+    """The student's size."""
     temperature: float = bounded(2.0, **POSITIVE)
     """Softening temperature T of the teacher's and the student's logits."""
     alpha: float = bounded(0.7, ge=0.0, le=1.0)
@@ -102,16 +103,24 @@ class QatConfig:
 @dataclass
 class QuantizeConfig:
     opset: int = bounded(17, ge=13, le=20)
-    """13: per-channel QDQ needs it; 20: the TorchScript exporter's newest."""
+    """ONNX opset of the exported graphs (13 at least: per-channel QDQ needs it; 20: the TorchScript
+    exporter's newest)."""
     keep_input_fp32: bool = True
     """The first layer sees standardised raw features, whose range rare one-hot levels set; INT8
     there cost most of the quantized models' error (pipelines/quantization.py)"""
     dynamic: DynamicQuantConfig = field(default_factory=DynamicQuantConfig)
+    """ONNX Runtime dynamic INT8 (weights INT8, activations quantized per call)."""
     static: StaticQuantConfig = field(default_factory=StaticQuantConfig)
+    """ONNX Runtime static INT8 (QDQ, activation ranges calibrated on validation rows)."""
     fp16: Fp16Config = field(default_factory=Fp16Config)
+    """An FP16 copy for GPUs (on CPU it runs for parity checks only)."""
     prune: PruneConfig = field(default_factory=PruneConfig)
+    """Structured L1 pruning of the feed-forward widths (and attention heads), each step fine-
+    tuned."""
     distill: DistillConfig = field(default_factory=DistillConfig)
+    """A dense student of the teacher's family, trained on the teacher's soft targets."""
     qat: QatConfig = field(default_factory=QatConfig)
+    """Quantization-aware training: fake-quantized fine-tune, exported as QDQ INT8."""
 
 
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -38,15 +38,15 @@ class SchemaConfig:
     id_columns: list[str] = field(default_factory=list)
     """Identifier columns kept through the stages but never used as features."""
     sequence_key: str | None = None
-    """The entity whose history the sequence models read (e.g. customer_id)"""
+    """The entity whose history the sequence models read (e.g. customer_id)."""
     numeric: list[str] = field(default_factory=list)
     """Numeric feature columns (standardised inside the model)."""
     categorical: list[str] = field(default_factory=list)
     """Categorical feature columns (one-hot encoded with the train split's categories)."""
     text: str | None = None
-    """data.modality=text: the column holding the text (renamed `text` after ingest)"""
+    """data.modality=text: the column holding the text (renamed `text` after ingest)."""
     image: str | None = None
-    """data.modality=image: the column holding the images (renamed `image` after ingest)"""
+    """data.modality=image: the column holding the images (renamed `image` after ingest)."""
 
     @property
     def features(self) -> list[str]:
@@ -75,11 +75,17 @@ class DataConfig:
     `text`, `image` and the tabular sections, since dvc.yaml tracks the same keys whatever the
     modality."""
     source: SourceConfig = field(default_factory=SourceConfig)
+    """Where the rows come from."""
     schema: SchemaConfig = field(default_factory=SchemaConfig)
+    """Which columns are the label, the features, the time and the ids."""
     split: SplitConfig = field(default_factory=SplitConfig)
+    """How rows are split into train, val and test."""
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    """The tabular profile stage's quality gates."""
     clean: CleanConfig = field(default_factory=CleanConfig)
+    """The tabular clean stage's rules; removed rows go to the quarantine with their rule."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """The tabular augment stage: resampling of the train split."""
     text: TextDataConfig = field(default_factory=TextDataConfig)
     image: ImageDataConfig = field(default_factory=ImageDataConfig)
     num_proc: int | None = bounded(None, **AT_LEAST_ONE)

@@ -66,7 +66,8 @@ class TrainerConfig:
 @dataclass
 class TrainConfig:
     batch_size: int = bounded(512, **AT_LEAST_ONE)
-    """How many epochs is trainer.max_epochs: one key for one thing."""
+    """Training batch size (per process). How many epochs is trainer.max_epochs: one key for one
+    thing."""
     eval_batch_size: int = bounded(2048, **AT_LEAST_ONE)
     """Batch size of validation and of the stages' scoring."""
     optimizer: str = "adamw"
@@ -112,6 +113,7 @@ class LoggerConfig:
     csv: bool = True
     """Write Lightning's CSV log."""
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    """Weights & Biases: offline without an API key, online with one."""
 
 
 @dataclass
@@ -142,7 +144,9 @@ class CheckpointConfig:
 @dataclass
 class CallbacksConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    """Lightning's EarlyStopping."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Which epoch's weights ship, and the resumable checkpoints."""
     extra: dict[str, Any] = field(default_factory=dict)
     """More Lightning callbacks by name (`+callbacks.lr_monitor._target_=...`), each a node with
     _target_ and arguments; validate() moves and checks them (pipelines/lightning_options.py)"""

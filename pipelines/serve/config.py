@@ -17,13 +17,14 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "serve" / "defau
 @dataclass
 class DriftConfig:
     window_rows: int = 5000
-    """The sliding window of served rows compared with the train split."""
+    """The sliding window of served rows compared with the train split (at least 10)."""
     min_rows: int = 500
-    """PSI is not reported on fewer rows: small samples read as drift."""
+    """PSI is not reported on fewer rows, 1 to window_rows: small samples read as drift."""
     psi_warning: float = 0.1
-    """Conventional PSI reading: < 0.1 stable, 0.1-0.25 shifting."""
+    """PSI above which a feature reads as shifting (> 0; conventional reading: < 0.1 stable,
+    0.1-0.25 shifting)."""
     psi_alert: float = 0.25
-    """> 0.25: the population has moved."""
+    """PSI above which the population has moved (at least psi_warning)."""
 
 
 @dataclass
@@ -31,13 +32,14 @@ class AlertsConfig:
     p99_latency_ms: float = 50.0
     """ServeP99LatencyHigh fires when /predict's p99 exceeds this (> 0)."""
     error_rate: float = 0.01
-    """5xx share of /predict requests."""
+    """ServeErrorRateHigh fires above this 5xx share of /predict requests, in (0, 1)."""
     bad_request_rate: float = 0.2
-    """4xx share: a client sending the wrong schema."""
+    """ServeBadRequestRateHigh fires above this 4xx share (a client sending the wrong schema), in
+    (0, 1)."""
     window: str = "5m"
-    """PromQL range the rates and quantiles are taken over."""
+    """PromQL range the rates and quantiles are taken over (a Prometheus duration: 30s, 5m, 1h)."""
     for_duration: str = "5m"
-    """How long a condition holds before the alert fires."""
+    """How long a condition holds before the alert fires (a Prometheus duration)."""
 
 
 @dataclass
@@ -47,24 +49,26 @@ class ServeConfig:
     host: str = "127.0.0.1"
     """Address the server listens on (keep loopback unless guarded upstream)."""
     port: int = 8000
-    """0 picks a free port (the printed URL tells which)"""
+    """Port to listen on, 0-65535; 0 picks a free port (the printed URL tells which)."""
     batching: bool = True
-    """false: one inference per request (the benchmark's baseline)"""
+    """Dynamic batching; false: one inference per request (the benchmark's baseline)."""
     max_batch: int = 64
-    """Rows per inference."""
+    """Rows per inference, 1-65536."""
     max_wait_ms: float = 0.0
-    """Longest a request waits for others to share its batch. 0 still batches: what queues while one
-    inference runs is the next batch. Measured (benchmarks/serving.py): waiting 2 ms cuts 1-8
-    closed-loop clients' throughput 2-5x; at 64 clients it fills batches (48-59 vs 34 rows) for -8%
-    to +20% throughput over four runs."""
+    """Longest a request waits for others to share its batch, 0-1000 ms. 0 still batches: what
+    queues while one inference runs is the next batch. Measured (benchmarks/serving.py): waiting 2
+    ms cuts 1-8 closed-loop clients' throughput 2-5x; at 64 clients it fills batches (48-59 vs 34
+    rows) for -8% to +20% throughput over four runs."""
     max_queue_rows: int = 8192
-    """Beyond this /predict answers 503 instead of queueing forever."""
+    """Rows waiting to be scored, at least max_rows_per_request; beyond this /predict answers 503
+    instead of queueing forever."""
     max_rows_per_request: int = 1024
     """Rows one /predict request may carry (>= 1; more: 413)."""
     max_body_bytes: int = 1_048_576
     """Largest request body (>= 64; more: 413)."""
     threads: int = 1
-    """ORT intra-op threads; the event loop needs the other core."""
+    """ONNX Runtime intra-op threads, 0 (ORT's choice) to 256; 1 by default: the event loop needs
+    the other core."""
     inference_thread: bool = True
     """false: run each inference on the event loop (no thread hand-off, but nothing else is served
     while it runs); true keeps the loop accepting requests during an inference."""
@@ -75,12 +79,16 @@ class ServeConfig:
     log_level: str = "warning"
     """uvicorn's log level (critical, error, warning, info, debug)."""
     drift: DriftConfig = field(default_factory=DriftConfig)
+    """Input drift monitoring: PSI of each served feature against the train split."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    """Thresholds of the Prometheus alert rules written to conf/serve/alerts.yml."""
 
 
 @dataclass
 class ServeFile:
     serve: ServeConfig = field(default_factory=ServeConfig)
+    """The model server's settings (conf/serve/default.yaml; `python -m pipelines.serve` overrides
+    with serve.key=value)."""
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

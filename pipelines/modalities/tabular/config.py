@@ -27,6 +27,7 @@ class GatesConfig:
 @dataclass
 class ProfileConfig:
     gates: GatesConfig = field(default_factory=GatesConfig)
+    """Quality gates: the profile stage fails, naming each gate missed, when one is."""
 
 
 @dataclass
@@ -50,7 +51,7 @@ class OutlierConfig:
     """Quarantine IsolationForest outliers of the train split (never a positive row when
     `keep_positive`)."""
     contamination: float = bounded(0.01, gt=0.0, le=0.5)
-    """IsolationForest's own range."""
+    """Expected share of outliers in the train split (IsolationForest's own range)."""
     keep_positive: bool = True
     """Never remove a positive row as an outlier (rare positives look like outliers)."""
 
@@ -63,9 +64,11 @@ class CleanConfig:
     """Per categorical column, the allowed values: other rows are quarantined (rule
     `allowed_values`)."""
     missing: MissingConfig = field(default_factory=MissingConfig)
+    """How missing feature values are handled."""
     drop_duplicates: bool = True
     """Quarantine exact duplicate rows (the first copy stays)."""
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
+    """IsolationForest outlier removal on the train split."""
     rules: list[Any] = field(default_factory=list)
     """A user's own row rules, each {_target_: module.Class, name: ..., <its arguments>}; run after
     the built-in row rules (contract: pipelines/modalities/tabular/cleaning.py)"""
