@@ -18,7 +18,7 @@ def _scalar(value: Any) -> bool:
 
 def _shown(value: Any) -> str:
     if isinstance(value, float):
-        text = f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        text = f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     elif _scalar(value):
         text = "null" if value is None else str(value)
     else:
@@ -52,7 +52,7 @@ def _rows_of(section: Any) -> list[tuple[str, dict[str, Any]]] | None:
         return None
     flat = [(name, _flat(v)) for name, v in entries]
     columns = [set(f) for _, f in flat]
-    if len(set.union(*columns)) > 14 or len(set.intersection(*columns)) < 1:
+    if len(set.union(*columns)) > 20 or len(set.intersection(*columns)) < 1:
         return None
     return flat
 
@@ -74,6 +74,25 @@ def _pairs_table(pairs: dict[str, Any]) -> list[str]:
     return out
 
 
+def _section(name: str, value: Any, depth: int) -> list[str]:
+    """A section as a table of records, or its plain values as a table and each nested
+    mapping as a section of its own (up to three levels, then flattened)."""
+    out = [f"**{name}**", ""]
+    records = _rows_of(value)
+    if records:
+        return out + _record_table(records) + [""]
+    if isinstance(value, dict) and depth < 3:
+        plain = {k: v for k, v in value.items() if not isinstance(v, dict) or not v}
+        nested = {k: v for k, v in value.items() if k not in plain}
+        if nested:
+            if plain:
+                out += _pairs_table(_flat(plain)) + [""]
+            for key, child in nested.items():
+                out += _section(f"{name}.{key}", child, depth + 1)
+            return out
+    return out + _pairs_table(_flat(value)) + [""]
+
+
 def render(path: Path, repo: Path) -> str:
     results = json.loads(path.read_text())
     facts = {
@@ -85,9 +104,6 @@ def render(path: Path, repo: Path) -> str:
     if facts:
         out += _pairs_table(facts) + [""]
     for name, section in results.items():
-        if name in facts:
-            continue
-        out += [f"**{name}**", ""]
-        records = _rows_of(section)
-        out += (_record_table(records) if records else _pairs_table(_flat(section))) + [""]
+        if name not in facts:
+            out += _section(name, section, 1)
     return "\n".join(out)
