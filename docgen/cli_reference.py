@@ -69,31 +69,22 @@ def dump_helps() -> None:
     print(json.dumps({command: _help_of(target) for command, target in ARGPARSE}))
 
 
-def _child_env() -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1"}
+def _output_of(*args: str) -> str:
+    """Stdout of `python <args>` run from the repository root, 100 columns wide."""
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1"}
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"python {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 def collect() -> dict[str, str]:
     """Every entry point's help text; one child process for argparse, one for train.py."""
-    done = subprocess.run(
-        [sys.executable, "-c", "from docgen.cli_reference import dump_helps; dump_helps()"],
-        cwd=REPO,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    helps: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
-    hydra = subprocess.run(
-        [sys.executable, "train.py", "--help"],
-        cwd=REPO,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
+    dumped = _output_of("-c", "from docgen.cli_reference import dump_helps; dump_helps()")
+    helps: dict[str, str] = json.loads(dumped.strip().splitlines()[-1])
+    hydra = _output_of("train.py", "--help")
     helps["python train.py"] = hydra.split("== Config ==")[0].strip()
     for command, module in BARE:
         source = (REPO / (module.replace(".", "/") + ".py")).read_text()

@@ -68,7 +68,7 @@ def test_the_config_reference_describes_every_schema_key() -> None:
 
 
 @dataclasses.dataclass
-class _Documented:
+class _Inner:
     """A section documented by its class."""
 
     width: int = 4
@@ -76,29 +76,30 @@ class _Documented:
 
 
 @dataclasses.dataclass
-class _Section:
-    inner: _Documented = dataclasses.field(default_factory=_Documented)
+class _Outer:
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
     depth: int = 2
 
 
 @dataclasses.dataclass
-class _Loose:
-    size: int = 1
-    """How big."""
-
-
-@dataclasses.dataclass
-class _Bare:
-    loose: _Loose = dataclasses.field(default_factory=_Loose)
+class _Top:
+    outer: _Outer = dataclasses.field(default_factory=_Outer)
+    """The outer section, described where it is declared."""
+    bare: _Outer = dataclasses.field(default_factory=_Outer)
 
 
 def test_a_key_without_a_description_is_named_and_fails_the_reference() -> None:
-    rows = config_reference.key_docs(_Section)
-    assert [r.key for r in rows] == ["inner", "inner.width", "depth"]
-    assert (rows[0].meaning, rows[1].meaning) == ("A section documented by its class.", "How wide.")
-    assert config_reference.undocumented(rows) == ["depth"]
-    # a section whose class has only the signature @dataclass writes is undocumented too
-    assert config_reference.undocumented(config_reference.key_docs(_Bare)) == ["loose"]
+    rows = {row.key: row for row in config_reference.key_docs(_Top)}
+    assert list(rows)[:4] == ["outer", "outer.inner", "outer.inner.width", "outer.depth"]
+    assert rows["outer"].meaning == "The outer section, described where it is declared."
+    assert rows["outer.inner"].meaning == "A section documented by its class."
+    assert rows["outer.inner.width"].meaning == "How wide."
+    # a leaf with no docstring, and a section whose class has only @dataclass's signature
+    assert config_reference.undocumented(list(rows.values())) == [
+        "outer.depth",
+        "bare",
+        "bare.depth",
+    ]
 
 
 def test_the_stage_table_has_every_dvc_stage_with_its_command_and_params() -> None:
@@ -137,6 +138,6 @@ def test_every_benchmark_page_names_its_results_file_and_every_results_file_has_
 def test_the_reference_page_refuses_to_render_with_an_undocumented_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(config_reference, "all_key_docs", lambda: config_reference.key_docs(_Bare))
-    with pytest.raises(config_reference.UndocumentedKeys, match="loose"):
+    monkeypatch.setattr(config_reference, "all_key_docs", lambda: config_reference.key_docs(_Top))
+    with pytest.raises(config_reference.UndocumentedKeys, match="outer.depth, bare, bare.depth"):
         config_reference.render()
