@@ -266,11 +266,19 @@ class ImageCleanConfig(CleanSettings, key=CLEAN_KEY):
     image_column: str = "image"
     """The image column the rules read (`image` after ingest)."""
     readable: ReadableConfig = field(default_factory=ReadableConfig)
+    """Rule 1: bytes Pillow cannot open, verify or fully decode are removed."""
     mode: ModeConfig = field(default_factory=ModeConfig)
+    """Rule 2: other colour modes than the target are converted, or removed by policy."""
     size: SizeConfig = field(default_factory=SizeConfig)
+    """Rule 3: every image to height x width (centre crop or pad); too small ones are removed,
+    since upscaling invents detail."""
     blur: BlurConfig = field(default_factory=BlurConfig)
+    """Rule 5 (after exposure: a black frame has no edges either): blurry images removed."""
     exposure: ExposureConfig = field(default_factory=ExposureConfig)
+    """Rule 4: images too dark or too bright removed."""
     dedup: ImageDedupConfig = field(default_factory=ImageDedupConfig)
+    """Rules 6-7: exact and perceptual-hash duplicates, judged across splits train first (a
+    val/test image repeating a train image is a leak)."""
 
 
 # --- the profile gates ------------------------------------------------------------------------

@@ -205,12 +205,21 @@ class TextCleanConfig(CleanSettings, key="data.text.clean"):
     text_column: str = "text"
     """The text column the rules read (`text` after ingest)."""
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    """Rule 1: mojibake repaired (ftfy), Unicode normalised, whitespace collapsed."""
     pii: PiiConfig = field(default_factory=PiiConfig)
+    """Rule 2, before any removal so the quarantine holds no raw personal data: e-mails,
+    phone numbers and Luhn-valid card numbers masked."""
     empty: EmptyConfig = field(default_factory=EmptyConfig)
+    """Rule 3: empty, whitespace-only and missing texts removed."""
     length: LengthConfig = field(default_factory=LengthConfig)
+    """Rule 4: texts outside the character bounds removed."""
     language: LanguageConfig = field(default_factory=LanguageConfig)
+    """Rule 5: texts an offline detector is confident are in no allowed language removed."""
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
+    """Rule 6: texts with too many words from the abusive-word list removed."""
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    """Rules 7-8: exact and MinHash near duplicates, judged across splits train first (a
+    val/test row repeating a train row is a leak)."""
 
 
 # --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
