@@ -32,6 +32,19 @@ class AlertsConfig:
 
 
 @dataclass
+class AdminConfig:
+    """/admin/*: off unless a bearer token is configured; the token itself never sits in a
+    config file (they get committed, copied and logged), only where it names it."""
+
+    token_env: str = "SERVE_ADMIN_TOKEN"  # environment variable holding the token
+    # a file holding the token (a mounted secret); wins over token_env when set
+    token_file: str | None = None
+    # POST /admin/reload {"export_dir": ...} loads only folders inside this one (after
+    # resolving `..` and symlinks); unset: only the folder being served reloads
+    export_root: str | None = None
+
+
+@dataclass
 class ServeConfig:
     export_dir: str = "export"
     host: str = "127.0.0.1"
@@ -51,8 +64,10 @@ class ServeConfig:
     # served while it runs); true keeps the loop accepting requests during an inference
     inference_thread: bool = True
     warmup_rounds: int = 3
-    allow_reload: bool = True  # POST /admin/reload (bind to loopback or guard it upstream)
+    # POST /admin/reload, when a token is configured (serve.admin); SIGHUP reloads regardless
+    allow_reload: bool = True
     log_level: str = "warning"
+    admin: AdminConfig = field(default_factory=AdminConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
@@ -93,6 +108,13 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
     _check(c.warmup_rounds >= 0, source, "warmup_rounds", c.warmup_rounds, "an integer >= 0")
     levels = ", ".join(LOG_LEVELS)
     _check(c.log_level in LOG_LEVELS, source, "log_level", c.log_level, f"one of {levels}")
+    _check(
+        c.admin.token_env.isidentifier(),
+        source,
+        "admin.token_env",
+        c.admin.token_env,
+        "an environment variable name",
+    )
     d = c.drift
     _check(d.window_rows >= 10, source, "drift.window_rows", d.window_rows, "an integer >= 10")
     _check(
@@ -146,6 +168,12 @@ def load_serve_config(
     except Exception as err:  # YAML syntax or a malformed override: say which, in one line
         reason = " ".join(str(err).split())
         raise PipelineError(f"{source}: not a valid serve config: {reason}") from None
+    if OmegaConf.select(raw, "serve.admin.token") is not None:
+        raise PipelineError(
+            f"{source}: config key 'serve.admin.token': a token is never read from the config; "
+            "put it in the environment variable serve.admin.token_env names or in the file "
+            "serve.admin.token_file names"
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ServeFile), raw)
         typed: ServeFile = OmegaConf.to_object(merged)  # type: ignore[assignment]
