@@ -183,7 +183,8 @@ def test_the_admin_api_on_a_network_address_without_a_token_stops_the_start(
     # either fix starts it: no admin API, or a token
     create_app(load_serve_config(overrides=[f"serve.host='{host}'", "serve.allow_reload=false"]))
     monkeypatch.setenv("SERVE_ADMIN_TOKEN", ADMIN_TOKEN)
-    assert create_app(load_serve_config(overrides=[f"serve.host='{host}'"])).state.server.admin.token
+    app = create_app(load_serve_config(overrides=[f"serve.host='{host}'"]))
+    assert app.state.server.admin.token == ADMIN_TOKEN
 
 
 def test_the_cli_refuses_an_open_admin_api_in_one_line_before_taking_the_port(
