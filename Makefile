@@ -22,8 +22,9 @@ setup: $(VENV)/.installed
 # machine next month installs the very files tested today and pip refuses any other file.
 # DeepSpeed's source release builds against the torch already installed, so torch (the CPU
 # build) and pip's own tools come first. The project itself goes in without dependencies: the
-# lock holds every one of them. With an NVIDIA driver there is no CUDA lock yet (see
-# docs/security.md): pyproject's ranges install the CUDA build of torch as before, unpinned.
+# lock holds every one of them. With an NVIDIA driver, pyproject's ranges install the CUDA
+# build of torch as before, unpinned: requirements/cuda-linux*.lock are generated but not yet
+# installed on a GPU machine (docs/security.md says how to use them).
 # PyTorch's page of its CPU wheels (PyPI has only the CUDA build): a find-links page, so pip
 # asks it once for torch, not for every package (where it is unreachable: one warning, ~8 s)
 TORCH_CPU_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
@@ -47,19 +48,25 @@ $(VENV)/.installed: pyproject.toml $(wildcard requirements/*.lock)
 
 # Regenerates the locks from pyproject.toml and requirements/*.in with uv (a dev dependency),
 # keeping every version already locked unless LOCK_FLAGS=--upgrade. LOCK_SOURCES: where the
-# CPU torch wheel and the other packages are found (a mirror: `--index-url URL`).
+# CPU torch wheel and the other packages are found (a mirror: `--index-url URL`); the CUDA
+# locks take PyPI's Linux torch, which is the CUDA build (CUDA_LOCK_SOURCES, default PyPI).
 LOCK_SOURCES ?= --find-links $(TORCH_CPU_WHEELS)
+CUDA_LOCK_SOURCES ?=
 LOCK_FLAGS ?=
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --index-strategy unsafe-best-match \
-	--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" \
-	$(LOCK_SOURCES) $(LOCK_FLAGS)
+	--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" $(LOCK_FLAGS)
+UV_PROJECT = pyproject.toml --extra dev --python $(BIN)/python --no-build-isolation-package deepspeed
 lock: setup
-	$(UV_COMPILE) pyproject.toml requirements/cpu-linux.in --extra dev \
-		--python $(BIN)/python --no-build-isolation-package deepspeed -o requirements/cpu-linux.lock
-	$(UV_COMPILE) requirements/cpu-linux-torch.in --constraint requirements/cpu-linux.lock \
-		-o requirements/cpu-linux-torch.lock
-	$(UV_COMPILE) requirements/data-only.in --no-deps -o requirements/data-only.lock
+	$(UV_COMPILE) $(LOCK_SOURCES) $(UV_PROJECT) requirements/cpu-linux.in \
+		-o requirements/cpu-linux.lock
+	$(UV_COMPILE) $(LOCK_SOURCES) requirements/cpu-linux-torch.in \
+		--constraint requirements/cpu-linux.lock -o requirements/cpu-linux-torch.lock
+	$(UV_COMPILE) $(LOCK_SOURCES) requirements/data-only.in --no-deps -o requirements/data-only.lock
+	$(UV_COMPILE) $(CUDA_LOCK_SOURCES) $(UV_PROJECT) requirements/cuda-linux.in \
+		-o requirements/cuda-linux.lock
+	$(UV_COMPILE) $(CUDA_LOCK_SOURCES) requirements/cuda-linux-torch.in \
+		--constraint requirements/cuda-linux.lock -o requirements/cuda-linux-torch.lock
 
 params: setup
 	python -m pipelines.compose

@@ -1,6 +1,7 @@
 """The hashed locks `make setup` installs from (requirements/*.lock, written by `make lock`):
-they must cover every dependency pyproject.toml declares for CPU Linux, at versions inside
-pyproject's ranges, each pinned with a hash, so an install cannot drift from the tested set."""
+they must cover every dependency pyproject.toml declares for Linux, at versions inside
+pyproject's ranges, each pinned with a hash, so an install cannot drift from the tested set.
+The CPU locks hold the CPU build of torch, the CUDA locks PyPI's CUDA build and its wheels."""
 
 from __future__ import annotations
 
@@ -60,17 +61,19 @@ def cpu_lock() -> dict[str, tuple[Version, list[str]]]:
     return locked(LOCKS / "cpu-linux.lock")
 
 
-def test_the_cpu_lock_covers_every_pyproject_dependency_within_its_range(cpu_lock) -> None:
+@pytest.mark.parametrize("name", ["cpu-linux.lock", "cuda-linux.lock"])
+def test_each_linux_lock_covers_every_pyproject_dependency_within_its_range(name: str) -> None:
+    lock = locked(LOCKS / name)
     wanted = [req for req in declared() if applies_on_cpu_linux(req)]
     assert len(wanted) > 40  # the parse saw pyproject's whole list
-    missing = [req.name for req in wanted if canonicalize_name(req.name) not in cpu_lock]
-    assert not missing, f"not in requirements/cpu-linux.lock (run `make lock`): {missing}"
+    missing = [req.name for req in wanted if canonicalize_name(req.name) not in lock]
+    assert not missing, f"not in requirements/{name} (run `make lock`): {missing}"
     outside = {
-        req.name: str(cpu_lock[canonicalize_name(req.name)][0])
+        req.name: str(lock[canonicalize_name(req.name)][0])
         for req in wanted
-        if not req.specifier.contains(cpu_lock[canonicalize_name(req.name)][0], prereleases=True)
+        if not req.specifier.contains(lock[canonicalize_name(req.name)][0], prereleases=True)
     }
-    assert not outside, f"locked versions outside pyproject's ranges: {outside}"
+    assert not outside, f"{name}: locked versions outside pyproject's ranges: {outside}"
 
 
 def test_a_dependency_for_another_platform_is_not_locked(cpu_lock) -> None:
@@ -78,7 +81,16 @@ def test_a_dependency_for_another_platform_is_not_locked(cpu_lock) -> None:
     assert "onnxruntime-gpu" in cpu_lock and "onnxruntime" not in cpu_lock
 
 
-@pytest.mark.parametrize("name", ["cpu-linux.lock", "cpu-linux-torch.lock", "data-only.lock"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cpu-linux.lock",
+        "cpu-linux-torch.lock",
+        "cuda-linux.lock",
+        "cuda-linux-torch.lock",
+        "data-only.lock",
+    ],
+)
 def test_every_locked_package_is_pinned_with_a_hash(name: str) -> None:
     pins = locked(LOCKS / name)
     assert pins
@@ -97,6 +109,14 @@ def test_torch_is_the_cpu_build_and_both_cpu_locks_agree(cpu_lock) -> None:
     }
     assert not differ, f"cpu-linux-torch.lock and cpu-linux.lock disagree: {differ}"
     assert set(first["torch"][1]) == set(cpu_lock["torch"][1])
+
+
+def test_the_cuda_locks_hold_pypis_cuda_torch_with_its_nvidia_wheels() -> None:
+    cuda, first = locked(LOCKS / "cuda-linux.lock"), locked(LOCKS / "cuda-linux-torch.lock")
+    assert cuda["torch"][0] == Version("2.13.0")  # no local label: PyPI's (CUDA) build
+    assert any(name.startswith("nvidia-") for name in cuda) and "triton" in cuda
+    differ = {n: (str(v), str(cuda[n][0])) for n, (v, _) in first.items() if v != cuda[n][0]}
+    assert not differ, f"cuda-linux-torch.lock and cuda-linux.lock disagree: {differ}"
 
 
 def test_the_lock_parser_rejects_what_pip_would_read_differently(tmp_path: Path) -> None:
