@@ -110,3 +110,28 @@ def test_the_leak_scan_finds_a_secret_in_a_nested_file_and_on_the_console(tmp_pa
         f"a/.hydra/overrides.yaml: {DB_PASSWORD[:12]}...",
         f"console: {CREDENTIALS['WANDB_API_KEY'][:12]}...",
     ]
+
+
+@pytest.mark.parametrize(
+    ("override", "saved"),
+    [
+        (
+            f"hydra.sweeper.storage=postgresql://optuna:{DB_PASSWORD}@db.internal:5432/studies",
+            "hydra.sweeper.storage='postgresql://optuna:***@db.internal:5432/studies'",
+        ),
+        (
+            f"++hydra.sweeper.storage='mysql+pymysql://u:{DB_PASSWORD}@h/db'",
+            "++hydra.sweeper.storage='mysql+pymysql://u:***@h/db'",
+        ),
+        # nothing to hide: kept exactly as given
+        ("hydra.sweeper.storage=sqlite:////tmp/study.db", None),
+        ("hydra.sweeper.storage=null", None),
+        ("hydra.sweeper.n_trials=3", None),
+    ],
+)
+def test_a_storage_override_is_saved_with_its_password_masked(
+    override: str, saved: str | None
+) -> None:
+    from hydra_plugins.moe_optuna_sweeper._secrets import _masked_override
+
+    assert _masked_override(override) == (saved or override)
