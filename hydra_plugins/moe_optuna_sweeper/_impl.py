@@ -46,7 +46,7 @@ from optuna.trial import TrialState
 
 from . import trial as trial_contract
 from ._build import SweepConfigError, build
-from ._secrets import hide_password, mask_storage_in_config
+from ._secrets import hide_password, mask_storage_in_argv, mask_storage_in_config
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,7 @@ class OptunaSweeperImpl(Sweeper):
         self.storage_shown = hide_password(self.storage) if self.storage else "memory"
         # before the launcher composes any job from it: Hydra saves it in each job's .hydra/
         mask_storage_in_config(config)
+        mask_storage_in_argv()
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
