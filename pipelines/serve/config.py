@@ -43,6 +43,20 @@ class AlertsConfig:
 
 
 @dataclass
+class AdminConfig:
+    """/admin/*: off unless a bearer token is configured; the token itself never sits in a
+    config file (they get committed, copied and logged), only where it names it."""
+
+    token_env: str = "SERVE_ADMIN_TOKEN"
+    """Environment variable holding the bearer token (at least 16 characters)."""
+    token_file: str | None = None
+    """A file holding the token (a mounted secret); wins over token_env when set."""
+    export_root: str | None = None
+    """POST /admin/reload {"export_dir": ...} loads only folders inside this one (after
+    resolving `..` and symlinks); unset: only the folder being served reloads."""
+
+
+@dataclass
 class ServeConfig:
     export_dir: str = "export"
     """The export folder served (`--export` overrides it)."""
@@ -75,9 +89,12 @@ class ServeConfig:
     warmup_rounds: int = 3
     """Inferences run before /ready turns 200 (>= 0)."""
     allow_reload: bool = True
-    """POST /admin/reload (bind to loopback or guard it upstream)"""
+    """POST /admin/reload, when an admin token is configured (serve.admin); SIGHUP reloads
+    regardless."""
     log_level: str = "warning"
     """uvicorn's log level (critical, error, warning, info, debug)."""
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    """The admin API's credential and the folders it may reload."""
     drift: DriftConfig = field(default_factory=DriftConfig)
     """Input drift monitoring: PSI of each served feature against the train split."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
@@ -122,6 +139,13 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
     _check(c.warmup_rounds >= 0, source, "warmup_rounds", c.warmup_rounds, "an integer >= 0")
     levels = ", ".join(LOG_LEVELS)
     _check(c.log_level in LOG_LEVELS, source, "log_level", c.log_level, f"one of {levels}")
+    _check(
+        c.admin.token_env.isidentifier(),
+        source,
+        "admin.token_env",
+        c.admin.token_env,
+        "an environment variable name",
+    )
     d = c.drift
     _check(d.window_rows >= 10, source, "drift.window_rows", d.window_rows, "an integer >= 10")
     _check(
@@ -175,6 +199,12 @@ def load_serve_config(
     except Exception as err:  # YAML syntax or a malformed override: say which, in one line
         reason = " ".join(str(err).split())
         raise PipelineError(f"{source}: not a valid serve config: {reason}") from None
+    if OmegaConf.select(raw, "serve.admin.token") is not None:
+        raise PipelineError(
+            f"{source}: config key 'serve.admin.token': a token is never read from the config; "
+            "put it in the environment variable serve.admin.token_env names or in the file "
+            "serve.admin.token_file names"
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ServeFile), raw)
         typed: ServeFile = OmegaConf.to_object(merged)  # type: ignore[assignment]
