@@ -10,14 +10,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test docs docs-serve setup lock params lint clean-outputs compare serve
+.PHONY: run test test-fast durations docs docs-serve setup lock params lint clean-outputs compare serve
 
 run: setup
 	dvc repro
 	python -m pipelines.summary
+	python -m pipelines.reproducibility
 
 test: setup
-	python -m pytest -q
+	python -m pytest -q --durations=20
+
+# the edit-test loop: modules measured fast (tests/durations.json) and one end-to-end run
+test-fast: setup
+	python -m pytest -q --fast
+
+# refresh tests/durations.json from a full run (what test-fast selects by)
+durations: setup
+	python -m pytest -q --store-durations
 
 docs: setup
 	mkdocs build --strict
