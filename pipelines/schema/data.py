@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pipelines.modalities.image.config import ImageDataConfig
 from pipelines.modalities.tabular.config import AugmentConfig, CleanConfig, ProfileConfig
 from pipelines.modalities.text.config import TextDataConfig
+from pipelines.modalities.timeseries.config import TimeseriesDataConfig
 from pipelines.schema.fields import AT_LEAST_ONE, bounded
 
 
@@ -17,7 +18,9 @@ class SourceConfig:
     rows: int | None = bounded(100_000, **AT_LEAST_ONE)
     n_days: int = bounded(90, **AT_LEAST_ONE)
     # kind=file: the file (read by the `datasets` builder for `format`, else its suffix);
-    # kind=hub: the Hugging Face hub dataset id (owner/name), all its splits concatenated
+    # kind=hub: the Hugging Face hub dataset id (owner/name), all its splits concatenated;
+    # kind=aeon: a UEA/UCR set the aeon package ships (BasicMotions, ACSF1); kind=ts: a .ts
+    # file (its _TEST twin, when beside it, is the test split)
     path: str | None = None
     format: str | None = None
 
@@ -66,6 +69,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     text: TextDataConfig = field(default_factory=TextDataConfig)
     image: ImageDataConfig = field(default_factory=ImageDataConfig)
+    timeseries: TimeseriesDataConfig = field(default_factory=TimeseriesDataConfig)
     # processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
     # imputation, feature encoding); None: in process. The output files are the same bytes
     # either way, so dvc.yaml does not declare it: changing it reruns nothing
@@ -81,6 +85,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
         "hub",
         "imagefolder",
         "digits",
+        "aeon",
+        "ts",
     ),
     "data.source.format": ("csv", "parquet", "json", "text"),
     "data.split.method": ("time", "stratified"),

@@ -1,0 +1,207 @@
+"""Settings of the sensor time-series modality: the declared sampling and channels, the
+simulator, the cleaning rules, the profile gates, the augmentation policy and the windows the
+model reads. One dataclass per section, each validated on construction, so a bad value fails
+before any series is read, naming the key, the value and what was expected.
+
+Free of heavy imports (no numpy or datasets) so pipelines.config can declare these in the
+structured config cheaply. The check helpers are pipelines/core/config_checks.py's, so every
+modality words its errors alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from pipelines.core.config_checks import (
+    DirtShares,
+    build_sections,
+    check_bool,
+    check_fraction,
+    check_gate_bounds,
+    check_int,
+    check_number,
+    check_str,
+    check_str_list,
+    fail,
+    from_mapping,
+)
+
+KEY = "data.timeseries"
+MACHINE_CLASSES = ("healthy", "bearing_wear", "imbalance", "looseness", "overheating")
+
+
+@dataclass
+class SeriesDirt(DirtShares):
+    """Share of simulated series that get each kind of dirt (at most one per series). Each
+    kind is made to trip one cleaning rule, or to be repaired by one, so the rules can be
+    scored on it."""
+
+    long_gap: float = 0.02  # samples missing for longer than clean.max_gap_samples (gap)
+    short_gap: float = 0.04  # a few samples missing: resampling fills them (filled)
+    nan_burst: float = 0.03  # a burst of NaN readings on one channel, short enough to fill
+    stuck: float = 0.02  # one channel flat-lined for most of the series (stuck)
+    spikes: float = 0.03  # isolated readings far off scale (spikes: replaced)
+    duplicate_timestamps: float = 0.03  # some samples logged twice (deduplicated)
+    jitter: float = 0.03  # the clock wanders by up to 20% of a period (resampled)
+    too_short: float = 0.02  # the logger stopped early (too_short)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_fraction(f"{KEY}.simulator.dirt.{f.name}", getattr(self, f.name))
+        self.check_total(f"{KEY}.simulator.dirt", "series")
+
+
+def _machine_shares() -> dict[str, float]:
+    # overheating is the rare fault a monitor exists for
+    return {
+        "healthy": 0.4,
+        "bearing_wear": 0.2,
+        "imbalance": 0.17,
+        "looseness": 0.15,
+        "overheating": 0.08,
+    }
+
+
+@dataclass
+class SimulatorConfig:
+    """Machines sampled at data.timeseries.sampling_rate_hz on the declared channels
+    (vibration, current, temperature), healthy or with one of MACHINE_CLASSES' faults."""
+
+    samples: int = 512  # per series before dirt
+    class_shares: dict[str, float] = field(default_factory=_machine_shares)
+    dirt: SeriesDirt = field(default_factory=SeriesDirt)
+
+    def __post_init__(self) -> None:
+        key = f"{KEY}.simulator"
+        check_int(f"{key}.samples", self.samples, 64)
+        if not isinstance(self.class_shares, dict) or len(self.class_shares) < 2:
+            fail(f"{key}.class_shares", self.class_shares, "a mapping of at least 2 classes")
+        for name, share in self.class_shares.items():
+            if name not in MACHINE_CLASSES:
+                fail(f"{key}.class_shares.{name}", share, f"one of {', '.join(MACHINE_CLASSES)}")
+            check_number(f"{key}.class_shares.{name}", share, 0.0)
+        if sum(self.class_shares.values()) <= 0:
+            fail(f"{key}.class_shares", self.class_shares, "shares with a positive sum")
+        if isinstance(self.dirt, dict):
+            self.dirt = from_mapping(f"{key}.dirt", SeriesDirt, self.dirt)
+
+
+@dataclass
+class CleanConfig:
+    """The rules, in order: too_short, timestamps deduplicated, resampled to the declared
+    rate with gaps up to max_gap_samples filled (longer: gap), stuck channels, spikes
+    replaced. A removed series goes to quarantine with its rule, reason and a figure."""
+
+    min_samples: int = 256  # after resampling; must hold at least one window
+    max_gap_samples: int = 8  # longest run of missing samples filled by interpolation
+    stuck_samples: int = 64  # a channel repeating one value this long is a stuck sensor
+    spike_z: float = 12.0  # |x - median| / (1.4826 MAD) above this is a spike (replaced)
+
+    def __post_init__(self) -> None:
+        key = f"{KEY}.clean"
+        check_int(f"{key}.min_samples", self.min_samples, 2)
+        check_int(f"{key}.max_gap_samples", self.max_gap_samples, 0)
+        check_int(f"{key}.stuck_samples", self.stuck_samples, 2)
+        check_number(f"{key}.spike_z", self.spike_z, 1.0)
+
+
+@dataclass
+class GatesConfig:
+    min_rows: int = 30  # series per split
+    min_class_rows: int = 5  # of the rarest class, in train
+    max_irregular_rate: float = 0.3  # series whose intervals stray > 5% from the declared one
+    max_gap_rate: float = 0.2  # series with a gap longer than clean.max_gap_samples
+    max_flat_rate: float = 0.2  # series with a stuck channel
+    max_label_psi: float = 0.25  # train vs test
+    max_channel_psi: float = 0.25  # train vs test, worst per-channel statistic (mean, std)
+
+    def __post_init__(self) -> None:
+        check_gate_bounds(self, f"{KEY}.profile.gates")
+
+
+@dataclass
+class ProfileConfig:
+    gates: GatesConfig = field(default_factory=GatesConfig)
+    examples_per_class: int = 2  # series drawn per class in profile/examples.png
+
+    def __post_init__(self) -> None:
+        check_int(f"{KEY}.profile.examples_per_class", self.examples_per_class, 1)
+        build_sections(self, f"{KEY}.profile", {"gates": GatesConfig})
+
+
+@dataclass
+class AugmentConfig:
+    """Train-split top-up: every class reaches min_class_share of the largest class's series
+    with transformed copies of its own series; each copy gets every operation whose strength
+    is > 0 (a strength of 0 turns it off)."""
+
+    enabled: bool = True
+    min_class_share: float = 0.5
+    jitter_std: float = 0.03  # Gaussian noise, in units of the channel's std
+    scaling_std: float = 0.1  # one factor per channel ~ N(1, s)
+    magnitude_warp_std: float = 0.1  # a smooth curve (4 knots) ~ N(1, s) multiplies the series
+    time_warp_std: float = 0.1  # a smooth monotone re-timing, knot speeds ~ N(1, s)
+    slice_ratio: float = 0.9  # a random slice of this share of the series, stretched back
+    mix_share: float = 0.3  # weight of a second same-class series mixed in (0: off)
+
+    def __post_init__(self) -> None:
+        key = f"{KEY}.augment"
+        check_bool(f"{key}.enabled", self.enabled)
+        for name in ("min_class_share", "jitter_std", "scaling_std", "magnitude_warp_std",
+                     "time_warp_std", "mix_share"):  # fmt: skip
+            check_fraction(f"{key}.{name}", getattr(self, name))
+        check_fraction(f"{key}.slice_ratio", self.slice_ratio, open_low=True)
+
+
+@dataclass
+class WindowConfig:
+    """What the model reads: windows of `length` samples every `stride` samples of a series,
+    each labelled with its series' class (windows never cross a split: series are split)."""
+
+    length: int = 128
+    stride: int = 64
+
+    def __post_init__(self) -> None:
+        check_int(f"{KEY}.window.length", self.length, 8)
+        check_int(f"{KEY}.window.stride", self.stride, 1)
+
+
+@dataclass
+class TimeseriesDataConfig:
+    """data.modality = timeseries (conf/data/machine_signals.yaml). Long-format files name
+    their series with data.schema.id_columns[0] and their clock with data.schema.time_column
+    (seconds, or timestamps)."""
+
+    channels: list[str] = field(default_factory=lambda: ["vibration", "current", "temperature"])
+    sampling_rate_hz: float = 200.0
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+    def __post_init__(self) -> None:
+        check_str_list(f"{KEY}.channels", self.channels)
+        if not self.channels:
+            fail(f"{KEY}.channels", self.channels, "at least one channel")
+        for channel in self.channels:
+            check_str(f"{KEY}.channels", channel)
+        check_number(f"{KEY}.sampling_rate_hz", self.sampling_rate_hz, 1e-6)
+        build_sections(
+            self,
+            KEY,
+            {
+                "simulator": SimulatorConfig,
+                "profile": ProfileConfig,
+                "clean": CleanConfig,
+                "augment": AugmentConfig,
+                "window": WindowConfig,
+            },
+        )
+        if self.clean.min_samples < self.window.length:
+            fail(
+                f"{KEY}.clean.min_samples",
+                self.clean.min_samples,
+                f"at least {KEY}.window.length = {self.window.length} (a kept series must "
+                "hold a window)",
+            )
