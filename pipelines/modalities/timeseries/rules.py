@@ -175,7 +175,7 @@ def _kept(state: SplitVerdicts, rate_hz: float) -> datasets.Dataset:
 
 def _removed(state: SplitVerdicts) -> datasets.Dataset:
     """Removed series as they came, with rule, reason, split and a PNG figure."""
-    work = state.work.select(state.removed_rows())
+    work = state.work.select(state.removed_rows()).flatten_indices()
     figures = [
         series_png(np.asarray(t), np.asarray(v, np.float32), span, f"{rule}: {reason}")
         for t, v, span, rule, reason in zip(
@@ -187,10 +187,16 @@ def _removed(state: SplitVerdicts) -> datasets.Dataset:
             strict=True,
         )  # fmt: skip
     ]
-    out = work.rename_columns({_RULE: RULE, _REASON: REASON})
-    out = out.remove_columns([c for c in WORK if c in out.column_names])
-    out = out.add_column(SPLIT, [state.name] * len(out))
-    return out.add_column(FIGURE, figures)
+    from pipelines.modalities.timeseries.series import SERIES_ID, features
+
+    columns = {name: work[name] for name in (SERIES_ID, LABEL, TIME)}
+    columns[VALUES] = arrow_column(work, VALUES).to_pylist()
+    extra = {RULE: work[_RULE], REASON: work[_REASON], SPLIT: [state.name] * len(work)}
+    types = {name: datasets.Value("string") for name in extra}
+    return datasets.Dataset.from_dict(
+        {**columns, **extra, FIGURE: figures},
+        features=datasets.Features({**features(), **types, FIGURE: datasets.Value("binary")}),
+    )
 
 
 def series_png(t: np.ndarray, values: np.ndarray, span: list[float], title: str) -> bytes:
