@@ -34,6 +34,8 @@ EXPECTED = {
     "spikes": "",
     "duplicate_timestamps": "",
     "jitter": "",
+    # kept by the row rules: the exact pass across rows removes the copy
+    "exact_duplicate": "",
     "": "",
 }
 
@@ -88,6 +90,11 @@ def test_a_removed_series_reaches_quarantine_with_its_reason_and_figure(dirty: o
     row = quarantine[0]
     assert row["reason"] and row["split"] in splits
     assert row["figure"].startswith(b"\x89PNG")
+    # every simulated copy of an earlier series is removed, within a split or as a leak
+    dirt = {**dict(zip(dirty["series_id"], dirty["dirt"], strict=True))}
+    copies = {i for i, kind in dirt.items() if kind == "exact_duplicate"}
+    removed = {r["series_id"]: r["rule"] for r in quarantine}
+    assert copies and all(removed.get(i) in ("exact_duplicate", "exact_leak") for i in copies)
     gap = next(r for r in quarantine if r["rule"] == "gap")
     assert "samples missing after t =" in gap["reason"] and "max_gap_samples 8" in gap["reason"]
     # kept series leave on the regular grid of the declared rate

@@ -13,17 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from pipelines.core.config_checks import (
+    DRIFT,
     DirtShares,
+    ProfileGates,
     build_sections,
     check_bool,
     check_fraction,
-    check_gate_bounds,
     check_int,
     check_number,
     check_str,
     check_str_list,
     fail,
-    from_mapping,
+    gate,
 )
 
 KEY = "data.timeseries"
@@ -44,6 +45,7 @@ class SeriesDirt(DirtShares):
     duplicate_timestamps: float = 0.03  # some samples logged twice (deduplicated)
     jitter: float = 0.03  # the clock wanders by up to 20% of a period (resampled)
     too_short: float = 0.02  # the logger stopped early (too_short)
+    exact_duplicate: float = 0.02  # an earlier series sent again (exact_duplicate, exact_leak)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -82,8 +84,7 @@ class SimulatorConfig:
             check_number(f"{key}.class_shares.{name}", share, 0.0)
         if sum(self.class_shares.values()) <= 0:
             fail(f"{key}.class_shares", self.class_shares, "shares with a positive sum")
-        if isinstance(self.dirt, dict):
-            self.dirt = from_mapping(f"{key}.dirt", SeriesDirt, self.dirt)
+        build_sections(self, key)
 
 
 @dataclass
@@ -96,6 +97,9 @@ class CleanConfig:
     max_gap_samples: int = 8  # longest run of missing samples filled by interpolation
     stuck_samples: int = 64  # a channel repeating one value this long is a stuck sensor
     spike_z: float = 12.0  # |x - median| / (1.4826 MAD) above this is a spike (replaced)
+    # a series whose readings repeat an earlier one's exactly: a duplicate within its split,
+    # a leak when the earlier one is in train
+    exact_duplicates: bool = True
 
     def __post_init__(self) -> None:
         key = f"{KEY}.clean"
@@ -103,20 +107,22 @@ class CleanConfig:
         check_int(f"{key}.max_gap_samples", self.max_gap_samples, 0)
         check_int(f"{key}.stuck_samples", self.stuck_samples, 2)
         check_number(f"{key}.spike_z", self.spike_z, 1.0)
+        check_bool(f"{key}.exact_duplicates", self.exact_duplicates)
 
 
 @dataclass
-class GatesConfig:
-    min_rows: int = 30  # series per split
-    min_class_rows: int = 5  # of the rarest class, in train
-    max_irregular_rate: float = 0.3  # series whose intervals stray > 5% from the declared one
-    max_gap_rate: float = 0.2  # series with a gap longer than clean.max_gap_samples
-    max_flat_rate: float = 0.2  # series with a stuck channel
-    max_label_psi: float = 0.25  # train vs test
-    max_channel_psi: float = 0.25  # train vs test, worst per-channel statistic (mean, std)
+class GatesConfig(ProfileGates, key=f"{KEY}.profile.gates"):
+    """Besides exact duplicates, leaks and label drift: sampling regularity, unfillable gaps,
+    stuck channels and the drift of the channels' per-series statistics."""
 
-    def __post_init__(self) -> None:
-        check_gate_bounds(self, f"{KEY}.profile.gates")
+    min_rows: int = 30  # series per split
+    # series whose intervals stray > 5% from the declared period (clean resamples them)
+    max_irregular_rate: float = gate(0.3, "irregular sampling rate")
+    # series with a gap longer than clean.max_gap_samples, or a stuck channel
+    max_gap_rate: float = gate(0.2, "unfillable gap rate")
+    max_flat_rate: float = gate(0.2, "stuck channel rate")
+    # train vs test, the worst channel statistic (per-series mean or std of a channel)
+    max_channel_psi: float = gate(0.25, "worst channel-statistic PSI", DRIFT)
 
 
 @dataclass
@@ -126,7 +132,7 @@ class ProfileConfig:
 
     def __post_init__(self) -> None:
         check_int(f"{KEY}.profile.examples_per_class", self.examples_per_class, 1)
-        build_sections(self, f"{KEY}.profile", {"gates": GatesConfig})
+        build_sections(self, f"{KEY}.profile")
 
 
 @dataclass
@@ -187,17 +193,7 @@ class TimeseriesDataConfig:
         for channel in self.channels:
             check_str(f"{KEY}.channels", channel)
         check_number(f"{KEY}.sampling_rate_hz", self.sampling_rate_hz, 1e-6)
-        build_sections(
-            self,
-            KEY,
-            {
-                "simulator": SimulatorConfig,
-                "profile": ProfileConfig,
-                "clean": CleanConfig,
-                "augment": AugmentConfig,
-                "window": WindowConfig,
-            },
-        )
+        build_sections(self, KEY)
         if self.clean.min_samples < self.window.length:
             fail(
                 f"{KEY}.clean.min_samples",

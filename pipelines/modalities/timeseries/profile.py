@@ -13,22 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core.profile_page import (
-    check_gates,
-    label_balance,
-    panels,
-    png_tag,
-    quantile_marks,
-    quantiles,
-    rate,
-    save_figure,
-    write_profile_page,
-)
+from pipelines.core import profile_page as page
 from pipelines.modalities.timeseries.config import CleanConfig
-from pipelines.modalities.timeseries.rules import longest_constant_run
+from pipelines.modalities.timeseries.rules import longest_constant_run, reading_key
 from pipelines.modalities.timeseries.series import LABEL, series_times, series_values
 
-GATES_KEY = "data.timeseries.profile.gates"
 # an interval further than this from the declared period is irregular
 IRREGULAR = 0.05
 # a series is irregular when more than this share of its intervals are
@@ -38,9 +27,15 @@ IRREGULAR_SHARE = 0.01
 def profile_series_splits(
     splits: dict[str, Any], channels: list[str], rate_hz: float, clean: CleanConfig
 ) -> dict[str, Any]:
+    """Per split (train first): rows, labels, the rates the gates bound and the channels'
+    per-series statistics; then the train-vs-test drift."""
     per_split, per_series = {}, {}
+    train_keys: set[str] = set()
     for name, ds in splits.items():
         values, times = series_values(ds), series_times(ds)
+        keys = [reading_key(v) for v in values]
+        if name == "train":
+            train_keys = set(keys)
         period = 1.0 / rate_hz
         irregular = gaps = flat = 0
         missing = total = 0
@@ -63,15 +58,20 @@ def profile_series_splits(
         per_split[name] = {
             "rows": n,
             "labels": dict(sorted(pd.Series(ds[LABEL]).value_counts().items())),
-            "irregular_rate": rate(irregular, n),
-            "gap_rate": rate(gaps, n),
-            "flat_rate": rate(flat, n),
-            "missing_reading_rate": rate(missing, total),
-            "samples": quantiles(np.array([v.shape[1] for v in values], dtype=float)),
+            "irregular_rate": page.rate(irregular, n),
+            "gap_rate": page.rate(gaps, n),
+            "flat_rate": page.rate(flat, n),
+            # readings repeating an earlier series' of the split exactly; of train's (leaks)
+            "duplicate_rate": page.rate(n - len(set(keys)), n),
+            "leak_rate": None
+            if name == "train"
+            else page.rate(sum(k in train_keys for k in keys), n),  # fmt: skip
+            "missing_reading_rate": page.rate(missing, total),
+            "samples": page.quantiles(np.array([v.shape[1] for v in values], dtype=float)),
             "channels": {
                 c: {
-                    "mean": quantiles(stats[f"{c}_mean"].dropna().to_numpy()),
-                    "std": quantiles(stats[f"{c}_std"].dropna().to_numpy()),
+                    "mean": page.quantiles(stats[f"{c}_mean"].dropna().to_numpy()),
+                    "std": page.quantiles(stats[f"{c}_std"].dropna().to_numpy()),
                 }
                 for c in channels
             },  # fmt: skip
@@ -95,18 +95,6 @@ def drift(splits: dict[str, Any], per_series: dict[str, pd.DataFrame]) -> dict[s
     }
 
 
-def check_series_gates(report: dict[str, Any], gates: Any) -> list[str]:
-    every = {"irregular_rate": "irregular rate", "gap_rate": "gap rate", "flat_rate": "flat rate"}
-    return check_gates(
-        report,
-        gates,
-        GATES_KEY,
-        every,
-        {},
-        {"label_psi": "label PSI", "channel_psi": "worst channel-statistic PSI"},
-    )
-
-
 def series_pictures(
     report: dict[str, Any],
     train: Any,
@@ -117,19 +105,22 @@ def series_pictures(
     failures: list[str],
 ) -> None:
     """profile.png (label balance, series lengths), examples.png, spectrum.png, profile.html."""
-    fig, axes = panels(2, 10)
-    label_balance(axes[0], report["splits"])
+    fig, axes = page.panels(2, 10)
+    page.label_balance(axes[0], report["splits"])
     axes[0].set_title("label share per split")
-    quantile_marks(axes[1], report["splits"], "samples", extremes=True)
+    page.quantile_marks(axes[1], report["splits"], "samples", extremes=True)
     axes[1].set_title("samples per series")
-    save_figure(fig, folder / "profile.png")
+    page.save_figure(fig, folder / "profile.png")
     values, labels = series_values(train), np.asarray(train[LABEL])
     classes = sorted(set(labels))
     examples_png(values, labels, classes, channels, rate_hz, per_class, folder / "examples.png")
     spectrum_png(values, labels, classes, channels, rate_hz, folder / "spectrum.png")
-    pictures = "".join(png_tag(folder / f) for f in ("profile.png", "examples.png", "spectrum.png"))
-    figures = ["rows", "irregular_rate", "gap_rate", "flat_rate", "missing_reading_rate"]
-    write_profile_page(
+    pictures = "".join(
+        page.png_tag(folder / f) for f in ("profile.png", "examples.png", "spectrum.png")
+    )
+    figures = ["rows", "irregular_rate", "gap_rate", "flat_rate", "missing_reading_rate",
+               "duplicate_rate", "leak_rate"]  # fmt: skip
+    page.write_profile_page(
         folder / "profile.html",
         "Series profile",
         report,
@@ -156,7 +147,7 @@ def examples_png(values, labels, classes, channels, rate_hz, per_class, path: Pa
         axes[row, 0].set_ylabel(name, fontsize=8)
     for c, channel in enumerate(channels):
         axes[0, c].set_title(channel, fontsize=9)
-    save_figure(fig, path)
+    page.save_figure(fig, path)
 
 
 def spectrum_png(values, labels, classes, channels, rate_hz, path: Path) -> None:
@@ -179,4 +170,4 @@ def spectrum_png(values, labels, classes, channels, rate_hz, path: Path) -> None
         axes[0, c].set_title(f"{channel}: mean spectrum", fontsize=9)
         axes[0, c].set_xlabel("Hz")
     axes[0, -1].legend(fontsize=6)
-    save_figure(fig, path)
+    page.save_figure(fig, path)

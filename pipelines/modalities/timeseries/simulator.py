@@ -13,16 +13,18 @@ Channels: vibration (g), current (A, 50 Hz mains ripple on the load current), te
 (degrees C, a slow random walk).
 
 Dirt kinds (SeriesDirt, at most one per series): a long gap, a short gap, a NaN burst, a
-stuck channel, spikes, duplicated timestamps, clock jitter, a series cut short. Each series is
+stuck channel, spikes, duplicated timestamps, clock jitter, a series cut short, an earlier
+series sent again (plan_rows picks which; it may land in another split: a leak). Each series is
 drawn by its own generator seeded by (seed, series id), so the table does not depend on how
-it is computed.
+it is computed. (core.simulator.simulate_rows renders one content column; a series is two,
+its clock and its readings, so the plan is rendered here.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipelines.core.simulator import check_n_rows, plan_rows
+from pipelines.core.simulator import DUPLICATE_KINDS, check_n_rows, plan_rows
 from pipelines.modalities.timeseries.config import SimulatorConfig
 from pipelines.modalities.timeseries.series import LABEL, SERIES_ID, TIME, VALUES, series_table
 
@@ -42,11 +44,19 @@ def simulate_series(
     shares = np.array([cfg.class_shares[c] for c in classes], dtype=float)
     plan = plan_rows(n_series, seed, classes, shares, cfg.dirt.rates(), SERIES_ID)
     rows: dict[str, list] = {SERIES_ID: [], LABEL: [], TIME: [], VALUES: []}
-    for i, label, dirt in zip(plan[SERIES_ID], plan["label"], plan["dirt"], strict=True):
-        rng = np.random.default_rng([seed, int(i)])
+    rows_planned = zip(
+        plan[SERIES_ID], plan["label"], plan["dirt"], plan["source"], plan["source_label"],
+        strict=True,
+    )  # fmt: skip
+    for i, label, dirt, source, source_label in rows_planned:
         t = np.arange(cfg.samples) / rate_hz
-        values = machine(label, t, rng)
-        t, values = add_dirt(dirt, t, values, rng, rate_hz)
+        if dirt in DUPLICATE_KINDS:
+            # the earlier series sent again: its own generator gives its readings back
+            label = source_label
+            values = machine(label, t, np.random.default_rng([seed, int(source)]))
+        else:
+            rng = np.random.default_rng([seed, int(i)])
+            t, values = add_dirt(dirt, t, machine(label, t, rng), rng, rate_hz)
         rows[SERIES_ID].append(f"machine-{int(i):05d}")
         rows[LABEL].append(label)
         rows[TIME].append(t)

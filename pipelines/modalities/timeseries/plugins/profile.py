@@ -15,19 +15,16 @@ from pipelines.layout import SPLITS, Layout
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.modalities.timeseries.profile import (
-        check_series_gates,
-        profile_series_splits,
-        series_pictures,
-    )
+    from pipelines.core.profile_page import check_gates
+    from pipelines.modalities.timeseries.profile import profile_series_splits, series_pictures
 
     settings = cfg.data.timeseries
     channels, rate_hz = list(settings.channels), settings.sampling_rate_hz
     with no_cache_files():
         splits = {name: read_split(layout.split(layout.ingested, name)) for name in SPLITS}
         report = profile_series_splits(splits, channels, rate_hz, settings.clean)
-        failures = check_series_gates(report, settings.profile.gates)
-        worst = ("irregular_rate", "gap_rate", "flat_rate", "missing_reading_rate")
+        failures = check_gates(report, settings.profile.gates)
+        worst = ("irregular_rate", "gap_rate", "flat_rate", "duplicate_rate", "leak_rate")
         summary = {
             **split_summary(report, worst),
             "label_psi": report["drift"]["label_psi"],
