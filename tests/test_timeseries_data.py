@@ -178,16 +178,22 @@ def test_bad_long_format_input_stops_ingest_naming_it(tmp_path: Path, damage, me
 def test_augment_tops_up_short_classes_with_transformed_copies(dirty: object) -> None:
     train = dirty.remove_columns("dirt").select(range(100))
     cfg = AugmentConfig(min_class_share=0.8)
-    combined, report = augment_train(train, cfg, 0, RATE)
+    combined, report = augment_train(train, cfg, 0)
     counts = pd.Series(combined[LABEL]).value_counts()
     assert counts.min() >= int(np.ceil(0.8 * counts.max())) - 0
     assert sum(report["added"].values()) == len(combined) - len(train) > 0
+    assert report["rows_after"] == len(combined)
     copies = series_values(combined.select(range(len(train), len(combined))))
     originals = series_values(train)
     assert not any(any(c.shape == o.shape and np.allclose(c, o) for o in originals)
                    for c in copies)  # fmt: skip
-    again, _ = augment_train(train, cfg, 0, RATE)
+    again, _ = augment_train(train, cfg, 0)
     assert again["series_id"] == combined["series_id"]
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in
+               zip(series_values(again), series_values(combined), strict=True))  # fmt: skip
+    # every copy says which train series it was made from, and has that series' class
+    sources = combined["source_row"][len(train):]
+    assert [combined[LABEL][s] for s in sources] == combined[LABEL][len(train):]
 
 
 @pytest.mark.parametrize(

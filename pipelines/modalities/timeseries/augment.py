@@ -2,8 +2,8 @@
 class's series gets transformed copies of its own series (Um et al. 2017, "Data augmentation
 of wearable sensor data"; Le Guennec et al. 2016, window slicing; Iwana & Uchida 2021's
 survey): jitter, per-channel scaling, magnitude warping, time warping, window slicing, and
-mixing with a second series of the same class. Each copy is drawn by its own generator seeded
-by (seed, copy number)."""
+mixing with a second series of the same class. The top-up itself (targets, which rows are
+copied, the appended rows' AUGMENTED and SOURCE_ID columns) is pipelines.core.augment's."""
 
 from __future__ import annotations
 
@@ -11,45 +11,45 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.modalities.timeseries.config import AugmentConfig
-from pipelines.modalities.timeseries.series import (
-    LABEL,
-    SERIES_ID,
-    TIME,
-    VALUES,
-    series_table,
-    series_values,
+from pipelines.core.augment import (
+    PlannedCopy,
+    append_generated,
+    class_targets,
+    mark_originals,
+    top_up_plan,
 )
+from pipelines.modalities.timeseries.config import AugmentConfig
+from pipelines.modalities.timeseries.series import LABEL, VALUES, series_values
 
 KNOTS = 4  # of the smooth warping curves
 
 
-def augment_train(train: Any, cfg: AugmentConfig, seed: int, rate_hz: float) -> tuple[Any, dict]:
-    """(train with the top-up copies appended, report: copies per class)."""
-    import datasets
-
-    labels = np.asarray(train[LABEL])
-    counts = {c: int((labels == c).sum()) for c in sorted(set(labels))}
-    target = int(np.ceil(cfg.min_class_share * max(counts.values())))
-    added = {c: max(0, target - n) if cfg.enabled else 0 for c, n in counts.items()}
-    if not any(added.values()):
-        return train, {"series_in": len(train), "added": added}
+def augment_train(train: Any, cfg: AugmentConfig, seed: int) -> tuple[Any, dict[str, Any]]:
+    """(train with the top-up copies appended and marked by the core's AUGMENTED and
+    SOURCE_ID columns, report: rows before and after, targets and copies per class). A copy
+    keeps its source's length, so its clock (copied with it) still fits."""
+    original = mark_originals(train, LABEL)
+    rows = len(train)
+    report: dict[str, Any] = {"added": {}, "rows_before": rows, "rows_after": rows, "targets": {}}
+    if not cfg.enabled:
+        return original, report
+    labels = [str(label) for label in train[LABEL][:]]
+    report["targets"] = targets = class_targets(labels, cfg.min_class_share)
+    plan = top_up_plan(labels, targets, seed)
+    if not plan:
+        return original, report
     values = series_values(train)
-    rows: dict[str, list] = {SERIES_ID: [], LABEL: [], TIME: [], VALUES: []}
-    copy = 0
-    for name, n in added.items():
-        members = np.flatnonzero(labels == name)
-        for _ in range(n):
-            rng = np.random.default_rng([seed, copy])
-            first, second = rng.choice(members, size=2)
-            out = transform(values[first], values[second], cfg, rng)
-            rows[SERIES_ID].append(f"{train[int(first)][SERIES_ID]}-aug{copy}")
-            rows[LABEL].append(name)
-            rows[TIME].append(np.arange(out.shape[1]) / rate_hz)
-            rows[VALUES].append(out)
-            copy += 1
-    combined = datasets.concatenate_datasets([train, series_table(rows)])
-    return combined, {"series_in": len(train), "added": added}
+    members = {name: np.flatnonzero(np.asarray(labels) == name) for name in targets}
+
+    def make_series(content: Any, copy: PlannedCopy) -> np.ndarray:
+        # a function of what the copy is (source row, copy number), not of the process
+        rng = np.random.default_rng([seed, copy.source, copy.copy])
+        other = values[int(rng.choice(members[labels[copy.source]]))]
+        return transform(np.asarray(content, np.float32), other, cfg, rng)
+
+    combined, added = append_generated(original, plan, make_series, VALUES, LABEL)
+    report.update(added=dict(sorted(added.items())), rows_after=len(combined))
+    return combined, report
 
 
 def transform(x: np.ndarray, other: np.ndarray, cfg: AugmentConfig, rng) -> np.ndarray:

@@ -17,9 +17,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     settings = cfg.data.timeseries
     with no_cache_files():
         train = read_split(layout.split(layout.cleaned, "train"))
-        combined, report = augment_train(
-            train, settings.augment, cfg.seed, settings.sampling_rate_hz
-        )
+        combined, report = augment_train(train, settings.augment, cfg.seed)
         metrics = {"method": "policy" if settings.augment.enabled else "none", **report}
         with staged_outputs(layout.staging, layout.augmented_train, layout.augment_metrics) as (
             out,
