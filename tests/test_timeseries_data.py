@@ -192,8 +192,8 @@ def test_augment_tops_up_short_classes_with_transformed_copies(dirty: object) ->
     assert all(np.array_equal(a, b, equal_nan=True) for a, b in
                zip(series_values(again), series_values(combined), strict=True))  # fmt: skip
     # every copy says which train series it was made from, and has that series' class
-    sources = combined["source_row"][len(train):]
-    assert [combined[LABEL][s] for s in sources] == combined[LABEL][len(train):]
+    sources = combined["source_row"][len(train) :]
+    assert [combined[LABEL][s] for s in sources] == combined[LABEL][len(train) :]
 
 
 @pytest.mark.parametrize(
@@ -214,3 +214,24 @@ def test_settings_are_checked_before_any_series_is_read(
 ) -> None:
     with pytest.raises(PipelineError, match=message):
         series_config(tmp_path, override)
+
+
+def test_the_dense_twin_composes_with_the_same_active_width(tmp_path: Path) -> None:
+    from pipelines.compose import compose_params
+    from pipelines.config import load_params
+    from pipelines.models.families import is_moe, matched_dense
+
+    models = {}
+    for name in ("ts_inception_moe", "ts_inception_dense"):
+        compose_params(
+            tmp_path / f"{name}.yaml", ["+experiment=machine_monitoring", f"model={name}"]
+        )
+        models[name] = load_params(tmp_path / f"{name}.yaml").model
+    moe, dense = models["ts_inception_moe"], models["ts_inception_dense"]
+    twin = matched_dense(moe)
+    assert is_moe(moe) and not is_moe(dense)
+    assert (dense.name, dense.ffn_dim, dense.hidden_dim) == (
+        twin.name,
+        twin.ffn_dim,
+        twin.hidden_dim,
+    )
