@@ -175,6 +175,18 @@ def matched_dense(cfg: ModelConfig) -> ModelConfig:
     )
 
 
+def build_for(modality: str, cfg: ModelConfig, *args: Any) -> Any:
+    """The model of `cfg`'s family, built by its builder from `args` (an image family:
+    num_classes, image_size; a series one: num_classes, channels) and `cfg`; ValueError when
+    the family does not read `modality`."""
+    family = family_of(cfg)
+    if family is None or modality not in family.modalities:
+        raise ValueError(
+            f"model.name = {cfg.name!r}: expected one of {', '.join(names_for(modality))}"
+        )
+    return import_target(family.target)(*args, cfg)
+
+
 def check_family(model: ModelConfig) -> None:
     """The family's own invariants (a user's model: none beyond its arguments)."""
     family = family_of(model)

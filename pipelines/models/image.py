@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipelines.models.families import family_of, import_target, names_for
+from pipelines.models.families import build_for
 from pipelines.models.moe import (
     SoftmaxHead,
     as_float32,
@@ -130,12 +130,7 @@ class ImagePatchClassifier(nn.Module):
 
 
 def build_image_model(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
-    family = family_of(cfg)
-    if family is None or "image" not in family.modalities:
-        raise ValueError(
-            f"model.name = {cfg.name!r}: expected one of {', '.join(names_for('image'))}"
-        )
-    return import_target(family.target)(num_classes, image_size, cfg)
+    return build_for("image", cfg, num_classes, image_size)
 
 
 def export_image_onnx(

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from pipelines.models.families import family_of, import_target, names_for
+from pipelines.models.families import build_for
 from pipelines.models.moe import SoftmaxHead, as_layer_input, classify_pooled, feed_forward
 from pipelines.schema.model import ModelConfig
 
@@ -81,12 +81,7 @@ class InceptionClassifier(nn.Module):
 
 
 def build_series_model(num_classes: int, channels: int, cfg: ModelConfig) -> nn.Module:
-    family = family_of(cfg)
-    if family is None or "timeseries" not in family.modalities:
-        raise ValueError(
-            f"model.name = {cfg.name!r}: expected one of {', '.join(names_for('timeseries'))}"
-        )
-    return import_target(family.target)(num_classes, channels, cfg)
+    return build_for("timeseries", cfg, num_classes, channels)
 
 
 def export_series_onnx(
