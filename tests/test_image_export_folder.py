@@ -1,9 +1,9 @@
 """The image export folder: three files that score image files without this repository. The
-reference scorer (score_image_files) makes exactly the input training made (decode_images,
-then normalise) from the card alone, grey, RGBA and wrong-sized files included; a graph of
-another size is refused; and the README's snippet, run as written, gives the labels
-score_image_files gives. What every modality's folder does alike (scores equal to the
-PyTorch model's in labels.json order, a missing file named, mismatched labels refused, a
+reference scorer (score_image_files) makes exactly the input training made (decode_images, then
+normalise) from the card alone, grey, RGBA and wrong-sized files included; a graph of another
+size is refused; and the documented snippet (docs/tutorials/your-own-images.md), run as written,
+gives the labels score_image_files gives. What every modality's folder does alike (scores equal
+to the PyTorch model's in labels.json order, a missing file named, mismatched labels refused, a
 scorer free of the repository): tests/test_export_folders.py."""
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from pipelines.modalities.image.preprocess import channel_statistics, decode_ima
 from pipelines.modalities.image.simulator import simulate_images, write_image_folder
 from pipelines.models.image import build_image_model, export_image_onnx
 from pipelines.schema.model import ModelConfig
-from tests.scoring_snippet import readme_snippet, run_snippet
+from tests.scoring_snippet import doc_snippet, run_snippet
 
 SIZE = 32
+PAGE = "docs/tutorials/your-own-images.md"
 MARKER = "<!-- image-scoring-snippet -->"
 # deliberately not sorted, so a folder that sorted them would be caught
 NAMES = ["spot", "clean", "crack", "scratch"]
-# the snippet README.md shows; its first line names the folder, its paths are image files
+# the snippet the docs page shows; its first line names the folder, its paths are image files
 README_SNIPPET = """\
 folder = "export"
 import json, numpy as np, onnxruntime as ort, PIL.Image, PIL.ImageOps
@@ -185,5 +186,5 @@ def test_the_readme_snippet_is_this_one_and_runs_as_written(
     exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    snippet = readme_snippet(MARKER, "image-scoring snippet (this file's README_SNIPPET)")
+    snippet = doc_snippet(PAGE, MARKER, "image-scoring snippet (this file's README_SNIPPET)")
     check_snippet(snippet, exported, tmp_path)

@@ -6,23 +6,21 @@ epoch kept, and the classes learned well above chance."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipelines.compose import compose_params
-from pipelines.config import load_params, to_container
 from pipelines.lightning_module import multiclass_probabilities
 from pipelines.modalities.image.augment import ImageAugmentConfig
-from pipelines.modalities.image.lightning import ImageClassifier, image_datamodule
+from pipelines.modalities.image.lightning import ImageClassifier, image_classifier, image_datamodule
 from pipelines.modalities.image.preprocess import channel_statistics, normalise
 from pipelines.multiclass import multiclass_metrics
 from pipelines.training import fit_classifier
-from tests.modality_runs import MULTICLASS_FIT
+from tests.modality_runs import multiclass_fit_config
 
 SIZE, NAMES = 32, ["disc", "horizontal", "vertical"]
-
 
 
 def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,33 +49,20 @@ def test_the_moe_cnn_learns_the_classes_through_the_shared_fit(tmp_path: Path) -
     raw, y = synthetic_images(600, seed=7)
     mean, std = channel_statistics(raw[:480])  # train split only
     x = normalise(raw, mean, std)
-    compose_params(tmp_path / "params.yaml", ["+experiment=visual_inspection"])
-    cfg = load_params(
-        tmp_path / "params.yaml",
-        [
-            "model.name=image_cnn_moe",
-            "model.hidden_dim=32",
-            "model.ffn_dim=32",
-            "model.num_blocks=1",
-            "model.dropout=0.0",
-            *MULTICLASS_FIT,
-        ],
+    cfg = multiclass_fit_config(
+        tmp_path,
+        "+experiment=visual_inspection",
+        name="image_cnn_moe",
+        hidden_dim=32,
+        ffn_dim=32,
+        num_blocks=1,
+        dropout=0.0,
     )
     dm = image_datamodule((x[:480], y[:480]), (x[480:], y[480:]), 32, 256, seed=cfg.seed)
     # flips and mild jitter keep every class what it is; MixUp exercises the soft targets
     policy = ImageAugmentConfig(rotation_degrees=0.0, crop_scale=[0.9, 1.0], mixup_probability=0.3)
 
-    def build() -> ImageClassifier:
-        return ImageClassifier(
-            class_names=NAMES,
-            image_size=SIZE,
-            mean=mean,
-            std=std,
-            model=to_container(cfg.model),
-            train=to_container(cfg.train),
-            augment=to_container(policy),
-        )
-
+    build = partial(image_classifier, cfg, NAMES, SIZE, (mean, std), None, policy)
     result = fit_classifier(cfg, dm, tmp_path / "work", build_module=build)
 
     assert isinstance(result.module, ImageClassifier) and result.epochs_run == 4

@@ -1,4 +1,6 @@
-"""The README's commands, run exactly as written (copied out of README.md, not retyped)."""
+"""The documented commands, run exactly as written: read out of the pages where they live
+(README.md and docs/, through tests/doc_blocks.py), not retyped. Every bash block of the
+documentation is run by a test, or marked not runnable here with the reason."""
 
 from __future__ import annotations
 
@@ -9,24 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.doc_blocks import NOT_RUN, block_under, commands, doc_pages, fenced_blocks
 from tests.modality_runs import SHARED_SMALL, SMALL_IMAGES, SMALL_TEXT
 from tests.small import REPO, committed_clone, copy_project, env
 
 
-def readme_block(heading: str) -> list[str]:
-    """The commands of the first ```bash block after `heading`, continuation lines joined."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index(heading) :]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, f"no bash block under {heading!r}"
-    joined = block.group(1).replace("\\\n", " ")
-    return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip()]
+def doc_block(page: str, heading: str) -> list[str]:
+    """The commands of the first ```bash block under `heading` on `page`."""
+    return commands(block_under(page, heading))
 
 
 @pytest.mark.slow
 def test_your_own_table_runs_end_to_end_exactly_as_the_readme_says(tmp_path: Path) -> None:
     clone = copy_project(tmp_path / "clone")
-    commands = readme_block("### Your own table, with config only")
+    commands = doc_block("docs/tutorials/your-own-table.md", "Your own table, with config only")
     assert len(commands) == 2 and commands[1].startswith("python train.py data=my_table")
     for command in commands:
         done = subprocess.run(
@@ -57,10 +55,10 @@ def sh(command: str, cwd: Path) -> str:
 @pytest.mark.slow
 def test_the_readme_dvc_experiment_commands_run_and_compare(tmp_path: Path) -> None:
     """`dvc exp run -S ... -n lr-3e-3`, `-n lr-5e-4`, `dvc exp show --only-changed`, `dvc plots
-    diff` and `python -m pipelines.compare` as the README writes them, on 6,000 rows and one
+    diff` and `python -m pipelines.compare` as docs/how-to/compare-runs.md writes them, on 6,000 rows and one
     epoch (the `-S` settings added to each `dvc exp run`) so the test stays short."""
     clone = committed_clone(tmp_path / "clone")
-    commands = readme_block("## Comparing runs")
+    commands = doc_block("docs/how-to/compare-runs.md", "Comparing runs")
     small = " ".join(SMALL)
     for command in commands:
         if command.startswith("dvc exp run -S train.lr="):
@@ -82,22 +80,24 @@ def test_the_readme_german_credit_experiment_runs_through_dvc(tmp_path: Path) ->
     """`dvc exp run -S '+experiment=german_credit'` (it failed at export on the 150-row test
     split before the parity check cycled rows)."""
     clone = committed_clone(tmp_path / "clone")
-    command = next(c for c in readme_block("## Using it") if "+experiment=german_credit'" in c)
+    using_it = doc_block("docs/tutorials/first-run.md", "Using it")
+    command = next(c for c in using_it if "+experiment=german_credit'" in c)
     sh(command + " -S trainer.max_epochs=2", clone)
     assert (clone / "export" / "model_card.json").is_file()
 
 
-# what each modality's experiment must ship: (README heading, task, shipped variant, headline rows)
+# what each modality's experiment must ship: (its page and heading, small-data overrides, task,
+# shipped variant, headline rows)
 MODALITY_EXPERIMENTS = {
     "text": (
-        "## Text experiments",
+        ("docs/tutorials/your-own-text.md", "Text experiments (customer_service)"),
         SMALL_TEXT,
         "text classification",
         "int8_dynamic",
         {"onnx_fp32", "onnx_int8_dynamic", "tfidf_logistic_regression"},
     ),
     "image": (
-        "## Image experiments",
+        ("docs/tutorials/your-own-images.md", "Image experiments (visual_inspection)"),
         SMALL_IMAGES,
         "image classification",
         "int8_static",
@@ -112,9 +112,9 @@ def test_the_readme_modality_experiment_runs_through_dvc(tmp_path: Path, modalit
     """`dvc exp run -S '+experiment=customer_service'` (or `visual_inspection`): DVC composes
     the experiment into params.yaml and `dvc repro` runs the same eight stages with the
     modality's plug-ins (on the small data of the end-to-end tests, the `-S` settings added)."""
-    heading, small, task, variant, rows = MODALITY_EXPERIMENTS[modality]
+    (page, heading), small, task, variant, rows = MODALITY_EXPERIMENTS[modality]
     clone = committed_clone(tmp_path / "clone")
-    command = next(c for c in readme_block(heading) if "dvc exp run" in c)
+    command = next(c for c in doc_block(page, heading) if "dvc exp run" in c)
     sh(command + "".join(f" -S {o}" for o in [*small, *SHARED_SMALL]), clone)
     card = json.loads((clone / "export" / "model_card.json").read_text())
     assert card["task"] == task and card["variant"] == variant
@@ -126,31 +126,37 @@ def test_the_readme_modality_experiment_runs_through_dvc(tmp_path: Path, modalit
         assert "defect_recall" in headline["onnx_int8_static"]
 
 
-def readme_commands() -> list[str]:
-    """Every command line of every ```bash block in the README (comments stripped)."""
-    text = (REPO / "README.md").read_text()
-    commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        pending = ""
-        for line in block.replace("\\\n", " ").splitlines():
-            if pending:  # inside a quoted string that spans lines (a JSON body)
-                pending += " " + line.strip()
-            elif line.strip().startswith("#"):
-                continue
-            else:
-                pending = re.sub(r"\s+#.*$", "", line).strip()
-            if pending.count("'") % 2 == 0:
-                if pending:
-                    commands.append(" ".join(pending.split()))
-                pending = ""
-    return commands
+def test_the_remote_guide_points_the_default_remote_elsewhere_in_the_clone_only(
+    tmp_path: Path,
+) -> None:
+    """The guide's `dvc remote modify --local ...` and `dvc remote list`, as written: the
+    remote moves for this clone (`.dvc/config.local`), the committed `.dvc/config` is left."""
+    clone = committed_clone(tmp_path / "clone")
+    guide = doc_block("docs/how-to/dvc-remote.md", "Point the DVC remote at shared storage")
+    modify, listing = guide[:2]
+    committed = (clone / ".dvc" / "config").read_text()
+    sh(modify, clone)
+    assert "/mnt/shared/dvc-storage" in sh(listing, clone)
+    assert (clone / ".dvc" / "config").read_text() == committed
+    assert "/mnt/shared/dvc-storage" in (clone / ".dvc" / "config.local").read_text()
+
+
+def documented_commands() -> tuple[list[str], list[str]]:
+    """(the commands of every bash block meant to run, those of the blocks marked not-run)."""
+    run, not_run = [], []
+    for page in doc_pages():
+        for block in fenced_blocks(page):
+            if block.lang == "bash":
+                (not_run if block.not_run else run).extend(commands(block))
+    return run, not_run
 
 
 # ruff: noqa: E501 (the registry's entries are test ids, kept whole so they can be grepped)
-# Where each README command runs: a test (file::function) that runs it or the same command on
-# smaller data, CI itself, or why it cannot run here. A new or changed README command without
-# an entry fails the test below, and so does an entry that no README command matches.
-# A key is the whole command as the README writes it (whitespace runs read as one space). A
+# Where each documented command runs: a test (file::function) that runs it or the same command
+# on smaller data, CI itself, or (for a block marked not-run) what covers it on a CPU. A new or
+# changed command in a block meant to run without an entry fails the test below, and so does an
+# entry that no documented command matches.
+# A key is the whole command as the page writes it (whitespace runs read as one space). A
 # key ending in ANY_REST stands for every command that starts with the text before it: kept
 # for commands whose tail is data (a JSON body, a column list) that the test runs verbatim.
 ANY_REST = "*"
@@ -172,7 +178,7 @@ EXERCISED_BY: dict[str, str] = {
     "all eight stages: tests/test_image_pipeline.py::test_every_stage_writes_what_dvc_yaml_declares",
     "python train.py +experiment=visual_inspection model=image_cnn_dense": "composition: "
     "tests/test_config.py::test_the_image_experiment_composes_with_every_image_model; trained "
-    "for the README's figures",
+    "for the figures on docs/benchmarks/image.md",
     "python train.py +experiment=visual_inspection model=image_patch_moe": "composition: "
     "tests/test_config.py::test_the_image_experiment_composes_with_every_image_model; its dense "
     "twin through train.py: tests/test_image_pipeline.py::test_train_py_runs_the_image_experiment_with_the_patch_transformer",
@@ -196,9 +202,15 @@ EXERCISED_BY: dict[str, str] = {
     "python train.py +experiment=machine_monitoring data=acsf1": "aeon ships the set: "
     "tests/test_timeseries_data.py::test_the_aeon_package_ships_the_archive_sets_read_here; "
     "run through all eight stages for the README's figures",
-    "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, README 'On a GPU'); its "
+    "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, docs/benchmarks/gpu.md); its "
     "whole code path at toy size on CPU: "
     "tests/test_gpu_benchmark.py::test_the_gpu_benchmark_runs_its_code_path_on_a_cpu_at_toy_size",
+    "python benchmarks/text_int8.py --record": "at a toy width, the same code path: "
+    "tests/test_int8_benchmarks.py::test_the_benchmark_compares_int8_with_onnx_fp32",
+    "python benchmarks/image_int8.py --hidden 64 128 256 --batches 1 32 --repeats 20 --record": "at a toy "
+    "width, the same code path: tests/test_int8_benchmarks.py::test_the_benchmark_compares_int8_with_onnx_fp32",
+    "python benchmarks/data_scale.py --sizes 1000000 10000000 --record": "at small sizes, the same code path: "
+    "tests/test_data_scale_benchmark.py::test_the_benchmark_measures_ingest_and_clean_at_each_size",
     "python train.py +experiment=finance_risk trainer.max_epochs=2": "on 6,000 rows: "
     "tests/test_train_entry.py::test_experiment_with_overrides_trains_evaluates_and_returns_the_metric",
     "python train.py +experiment=german_credit": "through DVC, same composition: "
@@ -251,6 +263,11 @@ EXERCISED_BY: dict[str, str] = {
     "tests/test_serve.py::test_the_cli_prints_its_url_reloads_on_sighup_and_drains_on_sigterm",
     "curl -s localhost:8000/predict -H 'content-type: application/json' -d *": "a POST /predict "
     "of feature rows by name: tests/test_serve.py::test_predict_scores_rows_like_the_onnx_session_and_names_the_version",
+    "dvc remote modify --local local url /mnt/shared/dvc-storage": "tests/test_readme.py::test_the_remote_guide_points_the_default_remote_elsewhere_in_the_clone_only",
+    "dvc remote list": "tests/test_readme.py::test_the_remote_guide_points_the_default_remote_elsewhere_in_the_clone_only",
+    "dvc push": "a push and a pull through the default remote: "
+    "tests/test_dvc_pipeline.py::test_outputs_round_trip_through_the_default_remote",
+    "dvc pull": "tests/test_dvc_pipeline.py::test_outputs_round_trip_through_the_default_remote",
     'make compare RUNS="lr-3e-3 lr-5e-4"': "the Makefile's compare target runs `python -m pipelines.compare $(RUNS)`: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
 }
@@ -290,18 +307,58 @@ def test_a_registry_key_matches_its_command_exactly_or_by_an_explicit_wildcard()
     assert registry_entries("curl -s localhost:8000/predict -dx '{}'", registry) == []
 
 
-def test_every_readme_command_is_exercised_somewhere() -> None:
-    commands = readme_commands()
-    unmatched = [c for c in commands if not registry_entries(c, EXERCISED_BY)]
-    assert not unmatched, "README commands no test or script runs:\n" + "\n".join(unmatched)
-    ambiguous = [c for c in commands if len(registry_entries(c, EXERCISED_BY)) > 1]
-    assert not ambiguous, "README commands with more than one registry entry:\n" + "\n".join(
+def test_every_documented_command_is_exercised_somewhere() -> None:
+    run, not_run = documented_commands()
+    unmatched = [c for c in run if not registry_entries(c, EXERCISED_BY)]
+    assert not unmatched, "documented commands no test or script runs:\n" + "\n".join(unmatched)
+    ambiguous = [c for c in run + not_run if len(registry_entries(c, EXERCISED_BY)) > 1]
+    assert not ambiguous, "documented commands with more than one registry entry:\n" + "\n".join(
         ambiguous
     )
-    used = {key for c in commands for key in registry_entries(c, EXERCISED_BY)}
+    used = {key for c in run + not_run for key in registry_entries(c, EXERCISED_BY)}
     stale = [key for key in EXERCISED_BY if key not in used]
-    assert not stale, "registry entries no README command matches:\n" + "\n".join(stale)
+    assert not stale, "registry entries no documented command matches:\n" + "\n".join(stale)
     for where in EXERCISED_BY.values():
         for ref in re.findall(r"(tests/\w+\.py)::(\w+)", where):
             source = (REPO / ref[0]).read_text()
             assert f"def {ref[1]}(" in source, f"{ref[0]}::{ref[1]} does not exist"
+
+
+def test_every_bash_block_on_the_site_is_run_by_a_test_or_says_why_not() -> None:
+    """A block is either meant to run (each command then needs a registry entry, checked
+    above) or carries `<!-- not-run: reason -->` right before its fence; a marker anywhere
+    else would exempt nothing and is refused."""
+    for page in doc_pages():
+        blocks = fenced_blocks(page)
+        marked_lines = {b.line - 1 for b in blocks if b.not_run is not None}
+        inside = {b.line + n for b in blocks for n in range(1, b.text.count("\n") + 1)}
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if NOT_RUN.match(line) and number not in marked_lines | inside:
+                pytest.fail(
+                    f"{page.relative_to(REPO)}:{number}: a not-run marker must sit on "
+                    "the line right before a ```bash fence"
+                )
+        for block in blocks:
+            where = f"{block.page}:{block.line}"
+            if block.not_run is not None:
+                assert block.lang == "bash", f"{where}: not-run marks bash blocks only"
+                assert len(block.not_run.split()) >= 3, f"{where}: say why it cannot run here"
+            elif block.lang == "bash":
+                assert commands(block), f"{where}: an empty bash block"
+
+
+def test_the_block_reader_sees_markers_headings_and_multi_line_commands(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n\n## Run it\n\n```bash\nmake run   # comment\n# a comment line\n"
+        "python train.py a=1 \\\n  b=2\ncurl -d '{\"rows\": [1,\n  2]}'\n```\n\n"
+        "<!-- not-run: needs a CUDA GPU -->\n```bash\npython gpu.py\n```\n"
+    )
+    first, second = fenced_blocks(page)
+    assert (first.heading, first.not_run, second.not_run) == ("Run it", None, "needs a CUDA GPU")
+    assert commands(first) == [
+        "make run",
+        "python train.py a=1 b=2",
+        "curl -d '{\"rows\": [1, 2]}'",
+    ]

@@ -19,7 +19,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines.drift_reference import REFERENCE_FILE
 from pipelines.runtime import session
-from tests.serve_helpers import Export, as_rows, build_export, running_server
+from tests.serve_helpers import (
+    BEARER,
+    Export,
+    admin_overrides,
+    as_rows,
+    build_export,
+    running_server,
+)
 from tests.small import REPO, env
 
 
@@ -339,23 +346,30 @@ async def _traffic_across_reload(
         tasks = [asyncio.ensure_future(client(k)) for k in range(clients)]
         while len(answers) < clients:
             await asyncio.sleep(0.005)
-        reload = await c.post(f"{url}/admin/reload", json={"export_dir": str(target)})
+        reload = await c.post(
+            f"{url}/admin/reload", json={"export_dir": str(target)}, headers=BEARER
+        )
         reloaded.set()
         await asyncio.gather(*tasks)
     return answers, reload
 
 
-def test_reload_swaps_the_model_without_dropping_requests_in_flight(export: Export) -> None:
+def test_reload_swaps_the_model_without_dropping_requests_in_flight(
+    export: Export, tmp_path: Path
+) -> None:
     x = export.test[:400]
     bodies = [{"rows": as_rows(x[i : i + 2], export.features)} for i in range(0, 400, 2)]
     before = direct_scores(export.folder, x)
     after = direct_scores(export.other, x)
     assert np.abs(before - after).max() > 1e-6  # the two models really differ
-    with running_server(export.folder, "serve.max_wait_ms=5") as srv:
+    admin = admin_overrides(tmp_path, export.root)
+    with running_server(export.folder, "serve.max_wait_ms=5", *admin) as srv:
         old_version = srv.state.holder.current.version  # type: ignore[union-attr]
         answers, reload = asyncio.run(_traffic_across_reload(srv.url, bodies, export.other))
         late = httpx.post(f"{srv.url}/predict", json=bodies[0])
-        bad = httpx.post(f"{srv.url}/admin/reload", json={"export_dir": "/nonexistent/export"})
+        bad = httpx.post(
+            f"{srv.url}/admin/reload", json={"export_dir": "nonexistent/export"}, headers=BEARER
+        )
         still = httpx.post(f"{srv.url}/predict", json=bodies[0])
         page = samples(httpx.get(f"{srv.url}/metrics").text)
     assert reload.status_code == 200, reload.text
@@ -372,7 +386,7 @@ def test_reload_swaps_the_model_without_dropping_requests_in_flight(export: Expo
         expected = before if version == old_version else after
         np.testing.assert_allclose(answer.json()["scores"], expected[2 * i : 2 * i + 2], atol=1e-6)
     assert late.json()["model_version"] == "reloaded-int8"
-    assert bad.status_code == 422 and "/nonexistent/export" in bad.json()["error"]
+    assert bad.status_code == 422 and "nonexistent/export" in bad.json()["error"]
     assert still.status_code == 200 and still.json()["model_version"] == "reloaded-int8"
     assert page[("serve_model_reloads_total", (("result", "ok"),))] == 1
     assert page[("serve_model_reloads_total", (("result", "failed"),))] == 1

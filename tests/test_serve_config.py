@@ -202,3 +202,41 @@ def test_a_taken_port_fails_in_one_line_naming_the_keys(
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert lines[0].startswith("error: serve: ") and f"'serve.port' = {port}" in lines[0]
+
+
+def test_a_token_is_never_taken_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "serve.yaml"
+    path.write_text("serve:\n  admin:\n    token: s3cret-in-a-yaml-file-0123456789\n")
+    for attempt in (
+        lambda: load_serve_config(path),
+        lambda: load_serve_config(overrides=["serve.admin.token=s3cret-on-the-line-0123456"]),
+    ):
+        with pytest.raises(PipelineError) as err:
+            attempt()
+        message = str(err.value)
+        assert "'serve.admin.token'" in message and "never read from the config" in message
+        assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read it"),
+        ("", "0 characters"),
+        ("short-token\n", "11 characters"),
+    ],
+)
+def test_a_bad_token_file_fails_in_one_line_naming_the_key(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    from pipelines.serve.admin import read_token
+
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    cfg = load_serve_config(overrides=[f"serve.admin.token_file={path}"])
+    with pytest.raises(PipelineError) as err:
+        read_token(cfg.admin)
+    message = str(err.value)
+    assert "'serve.admin.token_file'" in message and expected in message and "\n" not in message
+    assert "short-token" not in message

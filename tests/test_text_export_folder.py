@@ -1,8 +1,8 @@
-"""The text export folder: four files that score raw text without this repository. The
-card states max_length and the graph's inputs, and the README's snippet, run as written,
-gives the same labels as score_texts. What every modality's folder does alike (scores equal
-to the PyTorch model's in labels.json order, a missing file named, mismatched labels
-refused, a scorer free of the repository): tests/test_export_folders.py."""
+"""The text export folder: four files that score raw text without this repository. The card states
+max_length and the graph's inputs, and the documented snippet (docs/tutorials/your-own-text.md),
+run as written, gives the same labels as score_texts. What every modality's folder does alike
+(scores equal to the PyTorch model's in labels.json order, a missing file named, mismatched
+labels refused, a scorer free of the repository): tests/test_export_folders.py."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ from pipelines.modalities.text.tokenizer import (
     train_tokenizer,
 )
 from pipelines.models.text import TextClassifier, export_text_onnx
-from tests.scoring_snippet import readme_snippet, run_snippet
+from tests.scoring_snippet import doc_snippet, run_snippet
 from tests.tiny_models import small_model_config
 
+PAGE = "docs/tutorials/your-own-text.md"
 MARKER = "<!-- text-scoring-snippet -->"
 MAX_LEN = 48
-# the snippet README.md shows under MARKER; its first line names the folder
+# the snippet the docs page shows under MARKER; its first line names the folder
 SNIPPET = """\
 folder = "export"
 import json, numpy as np, onnxruntime as ort
@@ -86,7 +87,7 @@ def check_snippet(snippet: str, folder: Path) -> None:
 
 
 def test_the_readme_snippet_scores_an_export_folder_as_score_texts_does(exported) -> None:
-    snippet = readme_snippet(MARKER, "text-scoring snippet (this file's SNIPPET)")
+    snippet = doc_snippet(PAGE, MARKER, "text-scoring snippet (this file's SNIPPET)")
     check_snippet(snippet, exported["folder"])
 
 

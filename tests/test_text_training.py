@@ -5,25 +5,23 @@ above chance."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipelines.compose import compose_params
-from pipelines.config import load_params, to_container
 from pipelines.datamodule import TabularDataModule
 from pipelines.lightning_module import multiclass_probabilities
-from pipelines.modalities.text.lightning import TextIntentClassifier
+from pipelines.modalities.text.lightning import TextIntentClassifier, intent_classifier
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
-from pipelines.modalities.text.tokenizer import PAD, TokenizerConfig, encode, train_tokenizer
+from pipelines.modalities.text.tokenizer import TokenizerConfig, encode, train_tokenizer
 from pipelines.multiclass import balanced_class_weights, multiclass_metrics
 from pipelines.training import fit_classifier
-from tests.modality_runs import MULTICLASS_FIT
+from tests.modality_runs import multiclass_fit_config
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LEN = 48
-
 
 
 @pytest.fixture(scope="module")
@@ -47,31 +45,14 @@ def test_the_moe_text_model_learns_the_intents_through_the_shared_fit(
     tokenizer = train_tokenizer(train_texts, TokenizerConfig(vocab_size=800, max_length=MAX_LEN))
     ids_train, _ = encode(tokenizer, train_texts)
     ids_val, _ = encode(tokenizer, val_texts)
-    compose_params(tmp_path / "params.yaml", ["model=moe_transformer"])
-    cfg = load_params(
-        tmp_path / "params.yaml",
-        [
-            "model.hidden_dim=32",
-            "model.ffn_dim=64",
-            "model.num_blocks=1",
-            f"model.seq_len={MAX_LEN}",
-            *MULTICLASS_FIT,
-        ],
-    )
+    model = {"hidden_dim": 32, "ffn_dim": 64, "num_blocks": 1, "seq_len": MAX_LEN}
+    cfg = multiclass_fit_config(tmp_path, "model=moe_transformer", **model)
     dm = TabularDataModule(
         (ids_train, y_train), (ids_val, y_val), ["input_ids"], 32, 256, seed=cfg.seed
     )
 
-    def build() -> TextIntentClassifier:
-        return TextIntentClassifier(
-            vocab_size=tokenizer.get_vocab_size(),
-            pad_id=tokenizer.token_to_id(PAD),
-            class_names=names,
-            model=to_container(cfg.model),
-            train=to_container(cfg.train),
-            class_weights=balanced_class_weights(y_train, len(names)),
-        )
-
+    weights = balanced_class_weights(y_train, len(names))
+    build = partial(intent_classifier, cfg, tokenizer, names, weights)
     result = fit_classifier(cfg, dm, tmp_path / "work", build_module=build)
 
     assert isinstance(result.module, TextIntentClassifier) and result.epochs_run == 4

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, MutableSequence, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from optuna.trial import TrialState
 
 from . import trial as trial_contract
 from ._build import SweepConfigError, build
+from ._secrets import hide_password, mask_storage_in_argv, mask_storage_in_config
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,10 @@ class OptunaSweeperImpl(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        self.storage_shown = hide_password(self.storage) if self.storage else "memory"
+        # before the launcher composes any job from it: Hydra saves it in each job's .hydra/
+        mask_storage_in_config(config)
+        mask_storage_in_argv()
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -343,7 +349,7 @@ class OptunaSweeperImpl(Sweeper):
             log.warning(f"Continuing study {stored.study_name!r} with changed overrides: {changes}")
             return
         raise SweepConfigError(
-            f"study {stored.study_name!r} in {self.storage} was run with other overrides "
+            f"study {stored.study_name!r} in {self.storage_shown} was run with other overrides "
             f"({changes}): continue it anyway with hydra.sweeper.force_continue=true, or start "
             "another with hydra.sweeper.study_name=<new name>"
         )
@@ -357,26 +363,29 @@ class OptunaSweeperImpl(Sweeper):
         recovered = recover_interrupted(study)
         done = counted_trials(study)
         log.info(
-            f"Study {study.study_name!r} in {self.storage or 'memory'}: "
+            f"Study {study.study_name!r} in {self.storage_shown}: "
             f"sampler {type(study.sampler).__name__}, pruner {type(study.pruner).__name__}, "
             f"directions {self.directions}; {done} of {self.n_trials} trials done"
             + (f", re-queued interrupted trials {recovered}" if recovered else "")
         )
         self._announce_trial_env(study)
-        remaining = self.n_trials - done
-        while remaining > 0:
-            batch = min(self.n_jobs, remaining)
-            trials = [study.ask(fixed_distributions=space) for _ in range(batch)]
-            overrides = [self._job_overrides(study, trial, fixed) for trial in trials]
-            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
-            failures = [self._tell(study, t, r) for t, r in zip(trials, returns, strict=True)]
-            failed = sum(failures)
-            if failed / batch > self.max_failure_rate:
-                raise RuntimeError(
-                    f"{failed} of {batch} trials failed (hydra.sweeper.max_failure_rate = "
-                    f"{self.max_failure_rate}); see the trials' logs in {self.sweep_dir}"
-                )
-            remaining -= batch
+        try:
+            remaining = self.n_trials - done
+            while remaining > 0:
+                batch = min(self.n_jobs, remaining)
+                trials = [study.ask(fixed_distributions=space) for _ in range(batch)]
+                overrides = [self._job_overrides(study, trial, fixed) for trial in trials]
+                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+                failures = [self._tell(study, t, r) for t, r in zip(trials, returns, strict=True)]
+                failed = sum(failures)
+                if failed / batch > self.max_failure_rate:
+                    raise RuntimeError(
+                        f"{failed} of {batch} trials failed (hydra.sweeper.max_failure_rate = "
+                        f"{self.max_failure_rate}); see the trials' logs in {self.sweep_dir}"
+                    )
+                remaining -= batch
+        finally:  # the storage URL (a DSN's password) does not outlive the sweep here
+            os.environ.pop(trial_contract.ENV_STORAGE, None)
         from ._results import write_results
 
         write_results(study, self.sweep_dir, self.config, plots=self.plots)
@@ -401,11 +410,14 @@ class OptunaSweeperImpl(Sweeper):
         ]
 
     def _announce_trial_env(self, study: optuna.Study) -> None:
-        """Put the study's identity into every job's `hydra.job.env_set` (the launcher composes
-        each job from these hydra overrides plus the job's own)."""
+        """Give every job the study's identity: the storage URL through this process's
+        environment, which the jobs inherit (in-process, joblib's workers, submitit's jobs),
+        since a DSN's password must not be in the config Hydra saves with each job; the rest
+        through the jobs' `hydra.job.env_set` (the launcher composes each job from these hydra
+        overrides plus the job's own)."""
         assert self.config is not None
+        os.environ[trial_contract.ENV_STORAGE] = self.storage or trial_contract.IN_MEMORY
         env = {
-            trial_contract.ENV_STORAGE: self.storage or trial_contract.IN_MEMORY,
             trial_contract.ENV_STUDY: study.study_name,
             trial_contract.ENV_TRIAL_ID: "-1",
             trial_contract.ENV_TRIAL_NUMBER: "-1",

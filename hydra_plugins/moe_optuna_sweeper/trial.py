@@ -3,7 +3,9 @@ reports intermediate values so the study's pruner can stop it.
 
 The sweeper puts the trial's identity into the job's environment (through Hydra's
 `hydra.job.env_set`, so it works in-process with the basic launcher and in joblib's worker
-processes alike). A job calls `report(value, step)` once per epoch; when the pruner says stop,
+processes alike; the storage URL, which may carry a database password, through the sweeper's
+own process environment instead, which the jobs inherit, so Hydra never saves it).
+A job calls `report(value, step)` once per epoch; when the pruner says stop,
 `report` raises `optuna.TrialPruned`, the job ends with that exception and the sweeper records
 the trial as PRUNED (not FAILED). Outside a sweep `report` does nothing.
 

@@ -166,6 +166,7 @@ class CleanSettings(Section):
     columns: ClassVar[tuple[str, ...]] = ()
 
     label_column: str | None = "label"
+    """The label column (`label` after ingest); null: the data has no labels."""
 
     def __post_init__(self) -> None:
         check_columns(self, self.key, *self.columns, "label_column")
@@ -179,13 +180,16 @@ class ProfileGates(Section):
     (`class TextGates(ProfileGates, key="data.text.profile.gates")`). The profile stage
     fails, naming each gate missed, when one is."""
 
-    min_rows: int = 100  # per split
-    min_class_rows: int = 5  # of the rarest label, in train
-    # exact + near duplicates within a split; val/test rows repeating train rows
+    min_rows: int = 100
+    """Fewest rows a split may have."""
+    min_class_rows: int = 5
+    """Fewest train rows the rarest label may have."""
     max_duplicate_rate: float = gate(0.2, "duplicate rate")
+    """Largest share of duplicates within a split (exact and near; perceptual for images)."""
     max_leak_rate: float = gate(0.05, "leak rate (duplicates of train rows)", AFTER_TRAIN)
-    # train vs test, label shares
+    """Largest share of val/test rows repeating train rows."""
     max_label_psi: float = gate(0.25, "label PSI", DRIFT)
+    """Largest train-vs-test PSI of the label shares."""
 
     def __post_init__(self) -> None:
         check_gate_bounds(self, self.key)

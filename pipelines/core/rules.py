@@ -9,9 +9,10 @@ row holds. Nothing is dropped silently: a removed row keeps its rule for the qua
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import pyarrow as pa
@@ -42,31 +43,99 @@ class SplitVerdicts:
 
 
 @dataclass(frozen=True)
-class RuleSet:
-    """What a modality's cleaning gives run_rules: its config key and the key to loosen per
-    rule, the columns it reserves (named `owner` in the error), how a split is validated
-    (ds, source, min_classes), the row pass (ds, split name) -> working dataset whose
-    `verdict_column` holds each row's rule ("" kept), the working column of exact-duplicate
-    keys (None: exact pass off), the near-duplicate verdicts (None: off), the report's
-    figures of a split besides rows and removals, and the kept and removed rows' datasets."""
+class ContentColumn:
+    """What a modality's content column must hold: its `role` in errors ("text" column), what
+    a missing one should have been, and `problem(ds, column)`: what is wrong with its values
+    (e.g. "holds int64 values; expected strings"), None when nothing is."""
 
-    key: str
-    removal_rules: Mapping[str, str]
-    reserved: tuple[str, ...]
-    owner: str
-    validate: Callable[[datasets.Dataset, str, int], None]
-    row_pass: Callable[[datasets.Dataset, str], datasets.Dataset]
-    verdict_column: str
-    exact_keys: str | None
-    near: Callable[[list[SplitVerdicts]], list[list[str]]] | None
-    figures: Callable[[SplitVerdicts], dict[str, Any]]
-    kept: Callable[[SplitVerdicts], datasets.Dataset]
-    removed: Callable[[SplitVerdicts], datasets.Dataset]
+    role: str
+    expected: str
+    problem: Callable[[datasets.Dataset, str], str | None]
+
+    def validate(
+        self,
+        ds: datasets.Dataset,
+        column: str,
+        label_column: str | None,
+        source: str,
+        *,
+        min_classes: int = 2,
+    ) -> None:
+        """Fail with a PipelineError naming `source` and the column when `ds` cannot be
+        cleaned: the content column missing or holding the wrong values, the label column
+        (unless None) missing or with fewer than `min_classes` classes."""
+        where = f"{source}: {self.role} column '{column}'"
+        if column not in ds.column_names:
+            raise PipelineError(
+                f"{where} is missing (columns: {', '.join(ds.column_names)}); "
+                f"expected {self.expected}"
+            )
+        problem = self.problem(ds, column)
+        if problem:
+            raise PipelineError(f"{where} {problem}")
+        if label_column is not None:
+            validate_label(ds, label_column, source, min_classes)
 
 
-def run_rules(
-    splits: dict[str, datasets.Dataset], rules: RuleSet
-) -> tuple[dict[str, datasets.Dataset], datasets.Dataset, dict[str, Any]]:
+class RuleSet(ABC):
+    """A modality's cleaning rules, as run_rules runs them. A subclass states what can appear
+    in the quarantine's `rule` column (`removal_rules`, each with the key to loosen), the
+    columns it reserves and what its content column must hold, names the working column
+    holding each row's verdict ("" kept) and the one holding its exact-duplicate key in the
+    class statement (`class TextRules(RuleSet, verdict="_tc_rule", exact_key="_tc_key")`), and
+    implements the hooks below. It is built from the modality's clean config (a
+    CleanSettings: `key` names it in errors) and the worker count."""
+
+    removal_rules: ClassVar[Mapping[str, str]]
+    reserved: ClassVar[tuple[str, ...]]
+    content: ClassVar[ContentColumn]
+    verdict_column: ClassVar[str]
+    exact_key_column: ClassVar[str]
+    owner: ClassVar[str] = "the cleaning rules"  # who reserves the columns, in the error
+
+    def __init_subclass__(cls, verdict: str = "", exact_key: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.verdict_column, cls.exact_key_column = verdict, exact_key
+
+    def __init__(self, cfg: Any, num_proc: int | None = None) -> None:
+        self.cfg = cfg
+        self.num_proc = num_proc
+
+    @property
+    def key(self) -> str:
+        return str(self.cfg.key)
+
+    def validate(self, ds: datasets.Dataset, source: str, min_classes: int) -> None:
+        """The clean config's content and label columns hold what the rules need."""
+        column = getattr(self.cfg, self.cfg.columns[0])
+        self.content.validate(ds, column, self.cfg.label_column, source, min_classes=min_classes)
+
+    @abstractmethod
+    def row_pass(self, ds: datasets.Dataset, name: str) -> datasets.Dataset:
+        """Split `name` with the working columns beside it (verdict, exact key, figures)."""
+
+    def near(self, states: list[SplitVerdicts]) -> list[list[str]] | None:
+        """Near-duplicate verdicts per split ("duplicate", "leak", ""); None: no such pass."""
+        return None
+
+    def figures(self, state: SplitVerdicts) -> dict[str, Any]:
+        """The report's figures of a split besides its rows and removals."""
+        return {}
+
+    @abstractmethod
+    def kept(self, state: SplitVerdicts) -> datasets.Dataset:
+        """The split's kept rows, working columns dropped."""
+
+    @abstractmethod
+    def removed(self, state: SplitVerdicts) -> datasets.Dataset:
+        """The split's removed rows for the quarantine, with RULE and SPLIT columns."""
+
+
+# (cleaned splits, quarantine, report)
+Cleaned = tuple[dict[str, datasets.Dataset], datasets.Dataset, dict[str, Any]]
+
+
+def run_rules(splits: dict[str, datasets.Dataset], rules: RuleSet) -> Cleaned:
     """(cleaned splits, quarantine, report): the row rules per split, then the exact and near
     duplicate passes across splits (train first), each judging only rows still kept. The
     report has per split rows_in, rows_out, removed (per rule of removal_rules) and the
@@ -76,11 +145,12 @@ def run_rules(
     for name, ds in ordered.items():
         work = rules.row_pass(ds, name)
         states.append(SplitVerdicts(name, work, work[rules.verdict_column][:]))
-    if rules.exact_keys is not None:
-        keys = [s.work[rules.exact_keys][:] for s in states]
+    if rules.cfg.dedup.exact:
+        keys = [s.work[rules.exact_key_column][:] for s in states]
         apply_verdicts(states, exact_pass(keys, [s.active() for s in states]), "exact")
-    if rules.near is not None:
-        apply_verdicts(states, rules.near(states), "near")
+    near = rules.near(states)
+    if near is not None:
+        apply_verdicts(states, near, "near")
     report = {}
     for s in states:
         removed = removed_counts(s, rules.removal_rules)

@@ -5,8 +5,9 @@ photo). A modality's simulator renders each planned row (text, image) from the p
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import datasets
 
@@ -66,40 +67,58 @@ def plan_rows(
 RenderRow = Callable[[int, str, str, int, str], tuple[Any, str]]
 
 
-def simulate_rows(
-    caller: str,
-    n_rows: int,
-    seed: int,
-    class_shares: Mapping[str, float],
-    dirt_rates: dict[str, float],
-    render: RenderRow,
-    *,
-    id_column: str,
-    content_column: str,
-    features: datasets.Features | None = None,
-    batch_size: int = 1000,
-    num_proc: int | None = None,
-    with_dirt_column: bool = False,
-) -> datasets.Dataset:
-    """`n_rows` planned by plan_rows and rendered by `render`: columns `id_column` (int64),
-    `content_column`, label and, with `with_dirt_column`, dirt (the injected kind, "" for a
-    clean row: ground truth for scoring the rules)."""
-    import numpy as np
+class SimulationOptions(TypedDict, total=False):
+    """What a caller of any simulator may ask for besides the rows."""
 
-    check_n_rows(caller, n_rows)
-    shares = np.array(list(class_shares.values()), dtype=float)
-    plan = plan_rows(n_rows, seed, list(class_shares), shares, dirt_rates, id_column)
-    ds = datasets.Dataset.from_dict(plan).map(
-        partial(_render_batch, render=render, id_column=id_column, content_column=content_column),
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc,
-        remove_columns=["source", "source_label"],
-        features=features,
-        desc=caller.replace("_", " "),
-    )
-    ds = ds.select_columns([id_column, content_column, "label", "dirt"])
-    return ds if with_dirt_column else ds.remove_columns("dirt")
+    num_proc: int | None  # worker processes rendering rows (None: this process)
+    with_dirt_column: bool  # keep the `dirt` column: each row's injected kind, "" for clean
+
+
+@dataclass(frozen=True)
+class RowSimulation:
+    """A modality's simulated table: `name` in errors and progress, its id and content
+    columns, the features rendering writes (None: inferred) and rows per rendering batch."""
+
+    name: str
+    id_column: str
+    content_column: str
+    features: datasets.Features | None = None
+    batch_size: int = 1000
+
+    def simulate(
+        self,
+        n_rows: int,
+        seed: int,
+        class_shares: Mapping[str, float],
+        dirt_rates: dict[str, float],
+        render: RenderRow,
+        **options: Unpack[SimulationOptions],
+    ) -> datasets.Dataset:
+        """`n_rows` planned by plan_rows and rendered by `render`: columns id (int64),
+        content, label and, with `with_dirt_column`, dirt (ground truth for scoring the
+        rules)."""
+        import numpy as np
+
+        check_n_rows(self.name, n_rows)
+        shares = np.array(list(class_shares.values()), dtype=float)
+        plan = plan_rows(n_rows, seed, list(class_shares), shares, dirt_rates, self.id_column)
+        render_batch = partial(
+            _render_batch,
+            render=render,
+            id_column=self.id_column,
+            content_column=self.content_column,
+        )
+        ds = datasets.Dataset.from_dict(plan).map(
+            render_batch,
+            batched=True,
+            batch_size=self.batch_size,
+            num_proc=options.get("num_proc"),
+            remove_columns=["source", "source_label"],
+            features=self.features,
+            desc=self.name.replace("_", " "),
+        )
+        ds = ds.select_columns([self.id_column, self.content_column, "label", "dirt"])
+        return ds if options.get("with_dirt_column", False) else ds.remove_columns("dirt")
 
 
 def _render_batch(

@@ -58,3 +58,28 @@ def train_and_publish(
         write_history(result.history, history)
     finish_run(work_dir)
     return metrics
+
+
+def multiclass_class_weights(
+    cfg: PipelineConfig, y_train: Any, n_classes: int
+) -> list[float] | None:
+    """With train.pos_weight = auto each class weighs the same in the loss in total; with a
+    number (a binary setting) a multi-class model weighs every row alike."""
+    from pipelines.multiclass import balanced_class_weights
+
+    return balanced_class_weights(y_train, n_classes) if cfg.train.pos_weight == "auto" else None
+
+
+def multiclass_validation(
+    x_val: Any, y_val: Any, classes: list[str]
+) -> Callable[[Any], dict[str, float]]:
+    """train_and_publish's `validate` for a multi-class model: accuracy and macro-F1 on the
+    val split's inputs `x_val`."""
+    from pipelines.lightning_module import multiclass_probabilities
+    from pipelines.multiclass import multiclass_metrics
+
+    def validate(module: Any) -> dict[str, float]:
+        scores = multiclass_metrics(y_val, multiclass_probabilities(module, x_val), classes)
+        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+    return validate

@@ -1,5 +1,6 @@
 """The HTTP surface: /predict, /health, /ready, /model, /metrics and /admin/reload, as a
-Starlette app over one Batcher and one ModelHolder.
+Starlette app over one Batcher and one ModelHolder. Everything under /admin answers only a
+request carrying the admin token (pipelines/serve/admin.py).
 
 Every client error is a 4xx whose JSON body is {"error": "<one line naming the field>"}; any
 other failure inside a request is a 5xx counted in `serve_errors_total`; nothing a request
@@ -20,11 +21,13 @@ from typing import Any
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from pipelines.errors import PipelineError
+from pipelines.serve.admin import AdminGate, AdminGuard, Refusal, refuse
 from pipelines.serve.batching import Batcher, QueueFull, ScoringError
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.drift import DriftMonitor
@@ -38,6 +41,7 @@ class ServerState:
 
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
+        self.admin = AdminGate(cfg)  # reads the token; refuses an open admin API on the network
         self.metrics = ServeMetrics(cfg.max_batch)
         self.holder = ModelHolder()
         self.batcher: Batcher | None = None
@@ -214,7 +218,11 @@ async def reload(request: Request) -> Response:
     folder = payload.get("export_dir") if isinstance(payload, dict) else None
     if folder is not None and not isinstance(folder, str):
         return _error(state, 422, "wrong_type", "field 'export_dir': expected a path string")
-    return await do_reload(state, folder)
+    try:
+        target = str(state.admin.reload_target(folder)) if folder is not None else None
+    except Refusal as refusal:
+        return refuse(state, refusal, request.scope)
+    return await do_reload(state, target)
 
 
 async def do_reload(state: ServerState, folder: str | None) -> JSONResponse:
@@ -312,7 +320,11 @@ def create_app(cfg: ServeConfig) -> Starlette:
             Route("/ready", ready, methods=["GET"]),
             Route("/model", model_card, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/admin/reload", reload, methods=["POST"]),
+            Mount(
+                "/admin",
+                routes=[Route("/reload", reload, methods=["POST"])],
+                middleware=[Middleware(AdminGuard)],
+            ),
         ],
         lifespan=lifespan,
     )

@@ -16,50 +16,96 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "serve" / "defau
 
 @dataclass
 class DriftConfig:
-    window_rows: int = 5000  # the sliding window of served rows compared with the train split
-    min_rows: int = 500  # PSI is not reported on fewer rows: small samples read as drift
-    psi_warning: float = 0.1  # conventional PSI reading: < 0.1 stable, 0.1-0.25 shifting
-    psi_alert: float = 0.25  # > 0.25: the population has moved
+    window_rows: int = 5000
+    """The sliding window of served rows compared with the train split (at least 10)."""
+    min_rows: int = 500
+    """PSI is not reported on fewer rows, 1 to window_rows: small samples read as drift."""
+    psi_warning: float = 0.1
+    """PSI above which a feature reads as shifting (> 0; conventional reading: < 0.1 stable,
+    0.1-0.25 shifting)."""
+    psi_alert: float = 0.25
+    """PSI above which the population has moved (at least psi_warning)."""
 
 
 @dataclass
 class AlertsConfig:
     p99_latency_ms: float = 50.0
-    error_rate: float = 0.01  # 5xx share of /predict requests
-    bad_request_rate: float = 0.2  # 4xx share: a client sending the wrong schema
-    window: str = "5m"  # PromQL range the rates and quantiles are taken over
-    for_duration: str = "5m"  # how long a condition holds before the alert fires
+    """ServeP99LatencyHigh fires when /predict's p99 exceeds this (> 0)."""
+    error_rate: float = 0.01
+    """ServeErrorRateHigh fires above this 5xx share of /predict requests, in (0, 1)."""
+    bad_request_rate: float = 0.2
+    """ServeBadRequestRateHigh fires above this 4xx share (a client sending the wrong schema), in
+    (0, 1)."""
+    window: str = "5m"
+    """PromQL range the rates and quantiles are taken over (a Prometheus duration: 30s, 5m, 1h)."""
+    for_duration: str = "5m"
+    """How long a condition holds before the alert fires (a Prometheus duration)."""
+
+
+@dataclass
+class AdminConfig:
+    """/admin/*: off unless a bearer token is configured; the token itself never sits in a
+    config file (they get committed, copied and logged), only where it names it."""
+
+    token_env: str = "SERVE_ADMIN_TOKEN"
+    """Environment variable holding the bearer token (at least 16 characters)."""
+    token_file: str | None = None
+    """A file holding the token (a mounted secret); wins over token_env when set."""
+    export_root: str | None = None
+    """POST /admin/reload {"export_dir": ...} loads only folders inside this one (after
+    resolving `..` and symlinks); unset: only the folder being served reloads."""
 
 
 @dataclass
 class ServeConfig:
     export_dir: str = "export"
+    """The export folder served (`--export` overrides it)."""
     host: str = "127.0.0.1"
-    port: int = 8000  # 0 picks a free port (the printed URL tells which)
-    batching: bool = True  # false: one inference per request (the benchmark's baseline)
-    max_batch: int = 64  # rows per inference
-    # longest a request waits for others to share its batch. 0 still batches: what queues
-    # while one inference runs is the next batch. Measured (benchmarks/serving.py): waiting
-    # 2 ms cuts 1-8 closed-loop clients' throughput 2-5x; at 64 clients it fills batches
-    # (48-59 vs 34 rows) for -8% to +20% throughput over four runs
+    """Address the server listens on (keep loopback unless guarded upstream)."""
+    port: int = 8000
+    """Port to listen on, 0-65535; 0 picks a free port (the printed URL tells which)."""
+    batching: bool = True
+    """Dynamic batching; false: one inference per request (the benchmark's baseline)."""
+    max_batch: int = 64
+    """Rows per inference, 1-65536."""
     max_wait_ms: float = 0.0
-    max_queue_rows: int = 8192  # beyond this /predict answers 503 instead of queueing forever
+    """Longest a request waits for others to share its batch, 0-1000 ms. 0 still batches: what
+    queues while one inference runs is the next batch. Measured (benchmarks/serving.py): waiting 2
+    ms cuts 1-8 closed-loop clients' throughput 2-5x; at 64 clients it fills batches (48-59 vs 34
+    rows) for -8% to +20% throughput over four runs."""
+    max_queue_rows: int = 8192
+    """Rows waiting to be scored, at least max_rows_per_request; beyond this /predict answers 503
+    instead of queueing forever."""
     max_rows_per_request: int = 1024
+    """Rows one /predict request may carry (>= 1; more: 413)."""
     max_body_bytes: int = 1_048_576
-    threads: int = 1  # ORT intra-op threads; the event loop needs the other core
-    # false: run each inference on the event loop (no thread hand-off, but nothing else is
-    # served while it runs); true keeps the loop accepting requests during an inference
+    """Largest request body (>= 64; more: 413)."""
+    threads: int = 1
+    """ONNX Runtime intra-op threads, 0 (ORT's choice) to 256; 1 by default: the event loop needs
+    the other core."""
     inference_thread: bool = True
+    """false: run each inference on the event loop (no thread hand-off, but nothing else is served
+    while it runs); true keeps the loop accepting requests during an inference."""
     warmup_rounds: int = 3
-    allow_reload: bool = True  # POST /admin/reload (bind to loopback or guard it upstream)
+    """Inferences run before /ready turns 200 (>= 0)."""
+    allow_reload: bool = True
+    """POST /admin/reload, when an admin token is configured (serve.admin); SIGHUP reloads
+    regardless."""
     log_level: str = "warning"
+    """uvicorn's log level (critical, error, warning, info, debug)."""
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    """The admin API's credential and the folders it may reload."""
     drift: DriftConfig = field(default_factory=DriftConfig)
+    """Input drift monitoring: PSI of each served feature against the train split."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    """Thresholds of the Prometheus alert rules written to conf/serve/alerts.yml."""
 
 
 @dataclass
 class ServeFile:
     serve: ServeConfig = field(default_factory=ServeConfig)
+    """The model server's settings (conf/serve/default.yaml; `python -m pipelines.serve` overrides
+    with serve.key=value)."""
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -93,6 +139,13 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
     _check(c.warmup_rounds >= 0, source, "warmup_rounds", c.warmup_rounds, "an integer >= 0")
     levels = ", ".join(LOG_LEVELS)
     _check(c.log_level in LOG_LEVELS, source, "log_level", c.log_level, f"one of {levels}")
+    _check(
+        c.admin.token_env.isidentifier(),
+        source,
+        "admin.token_env",
+        c.admin.token_env,
+        "an environment variable name",
+    )
     d = c.drift
     _check(d.window_rows >= 10, source, "drift.window_rows", d.window_rows, "an integer >= 10")
     _check(
@@ -146,6 +199,12 @@ def load_serve_config(
     except Exception as err:  # YAML syntax or a malformed override: say which, in one line
         reason = " ".join(str(err).split())
         raise PipelineError(f"{source}: not a valid serve config: {reason}") from None
+    if OmegaConf.select(raw, "serve.admin.token") is not None:
+        raise PipelineError(
+            f"{source}: config key 'serve.admin.token': a token is never read from the config; "
+            "put it in the environment variable serve.admin.token_env names or in the file "
+            "serve.admin.token_file names"
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ServeFile), raw)
         typed: ServeFile = OmegaConf.to_object(merged)  # type: ignore[assignment]

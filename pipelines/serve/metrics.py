@@ -108,6 +108,13 @@ class ServeMetrics:
         self.reloads = Counter(
             "serve_model_reloads", "Model reloads by result", ["result"], registry=r
         )
+        self.admin_refusals = Counter(
+            "serve_admin_refusals",
+            "Refused /admin requests by reason: off (no token configured), no_credential, "
+            "wrong_token, no_export_root, outside_root",
+            ["reason"],
+            registry=r,
+        )
         self.ready = Gauge("serve_ready", "1 when the model is loaded and warmed", registry=r)
 
     def add_drift(self, monitor: Callable[[], DriftMonitor | None], min_rows: int) -> None:

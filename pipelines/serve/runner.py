@@ -48,8 +48,8 @@ def bind(host: str, port: int) -> socket.socket:
 def build_server(
     cfg: ServeConfig, on_ready: Callable[[ServerState], None] = announce
 ) -> tuple[uvicorn.Server, socket.socket, ServerState]:
+    app = create_app(cfg)  # config errors (the admin token among them) before taking the port
     sock = bind(cfg.host, cfg.port)
-    app = create_app(cfg)
     state: ServerState = app.state.server
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     state.url = f"http://{host}:{sock.getsockname()[1]}"

@@ -38,6 +38,7 @@ from pipelines.core.augment import (
     top_up_plan,
 )
 from pipelines.errors import PipelineError
+from pipelines.modalities.image import COLUMNS
 from pipelines.modalities.image.config import AUGMENT_KEY, ImageAugmentConfig
 
 __all__ = ["ImageAugmentConfig", "AUGMENT_KEY"]
@@ -130,16 +131,12 @@ def augment_image(image: Any, operations: nn.Module, seed: int) -> bytes:
 
 
 def augment_train(
-    train: Any,
-    cfg: ImageAugmentConfig,
-    seed: int,
-    image_column: str = "image",
-    label_column: str = "label",
-    num_proc: int | None = None,
+    train: Any, cfg: ImageAugmentConfig, seed: int, num_proc: int | None = None
 ) -> tuple[Any, dict[str, Any]]:
-    """The train split (a datasets.Dataset with an Image column and a str label) with
+    """The train split (a datasets.Dataset with ingest's Image column and str label) with
     generated images appended (columns AUGMENTED and SOURCE_ID say which and from where), and
     a report: rows added per class, rows before and after, and each class's target."""
+    image_column, label_column = COLUMNS
     rows = len(train)
     original = mark_originals(train, label_column)
     report: dict[str, Any] = {"added": {}, "rows_before": rows, "rows_after": rows, "targets": {}}

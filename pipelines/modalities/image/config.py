@@ -49,16 +49,26 @@ class ImageDirt(DirtShares):
     """Share of images that get each kind of dirt (exclusive kinds: the sum must be <= 1).
     Each kind is made to trip exactly one cleaning rule, so the rules can be scored on it."""
 
-    corrupt: float = 0.01  # PNG bytes cut short or with flipped bytes (readable)
-    not_image: float = 0.005  # a text/HTML file where an image should be (readable)
-    grayscale: float = 0.01  # mode L (mode: converted, or quarantined by policy)
-    rgba: float = 0.01  # mode RGBA (mode)
-    wrong_size: float = 0.01  # rendered at another, larger size (size: resized)
-    exact_duplicate: float = 0.02  # an earlier image's pixels again (dedup.exact)
-    near_duplicate: float = 0.02  # an earlier image re-lit with fresh noise (dedup.perceptual)
-    blurry: float = 0.01  # Gaussian blur (blur)
-    overexposed: float = 0.005  # washed out to near white (exposure)
-    underexposed: float = 0.005  # near black (exposure)
+    corrupt: float = 0.01
+    """Share of PNG files cut short or with flipped bytes (rule: readable)."""
+    not_image: float = 0.005
+    """Share of text/HTML files where an image should be (rule: readable)."""
+    grayscale: float = 0.01
+    """Share of mode L images (rule: mode; converted, or quarantined by policy)."""
+    rgba: float = 0.01
+    """Share of mode RGBA images (rule: mode)."""
+    wrong_size: float = 0.01
+    """Share rendered at another, larger size (rule: size; resized)."""
+    exact_duplicate: float = 0.02
+    """Share that repeat an earlier image's pixels (rule: dedup.exact)."""
+    near_duplicate: float = 0.02
+    """Share that are an earlier image re-lit with fresh noise (rule: dedup.perceptual)."""
+    blurry: float = 0.01
+    """Share with a Gaussian blur (rule: blur)."""
+    overexposed: float = 0.005
+    """Share washed out to near white (rule: exposure)."""
+    underexposed: float = 0.005
+    """Share near black (rule: exposure)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -79,8 +89,11 @@ class ImageSimulatorConfig:
     """Textured surfaces with defects; classes are a subset of DEFECT_CLASSES."""
 
     height: int = 64
+    """Height of the simulated images, in pixels."""
     width: int = 64
+    """Width of the simulated images, in pixels."""
     class_shares: dict[str, float] = field(default_factory=_default_shares)
+    """Share of each class (clean, scratch, spot, crack) among the simulated images."""
     dirt: ImageDirt = field(default_factory=ImageDirt)
 
     def __post_init__(self) -> None:
@@ -109,7 +122,9 @@ class ReadableConfig:
     from the header, before any pixel is decoded."""
 
     verify: bool = True
+    """Run Pillow's structural check before decoding."""
     max_pixels: int = 50_000_000
+    """Larger images are refused as decompression bombs (rule `unreadable`)."""
 
     def __post_init__(self) -> None:
         check_bool(f"{CLEAN_KEY}.readable.verify", self.verify)
@@ -123,7 +138,9 @@ class ModeConfig:
     another camera or pipeline, a reviewer should see them first)."""
 
     target: str = "RGB"
+    """The colour mode every image leaves clean in."""
     policy: str = "convert"
+    """`convert` other modes (grey, RGBA) to the target, or `quarantine` them."""
 
     def __post_init__(self) -> None:
         if self.target not in MODES:
@@ -140,11 +157,17 @@ class SizeConfig:
     are removed: upscaling them invents the detail a model would learn from."""
 
     enabled: bool = True
+    """Bring every image to height x width (off: images must already have it)."""
     height: int = 64
+    """Height every image leaves clean at."""
     width: int = 64
+    """Width every image leaves clean at."""
     fit: str = "crop"
+    """`crop` (scale the shorter side, cut the centre) or `pad` (scale the longer side, pad)."""
     pad_value: int = 0
+    """Grey level of the padding, 0-255 (fit: pad)."""
     min_side: int = 16
+    """Images whose shorter side is below this are quarantined, not upscaled."""
 
     def __post_init__(self) -> None:
         key = f"{CLEAN_KEY}.size"
@@ -166,10 +189,18 @@ class ImageDedupConfig:
     within and across splits, train first: a val/test image repeating a train image is a leak."""
 
     exact: bool = True
+    """Quarantine images whose pixels repeat an earlier one, and val/test images that repeat train
+    images."""
     perceptual: bool = True
-    method: str = "phash"  # DCT hash: steady under small shifts and brightness changes
-    hash_size: int = 8  # bits = hash_size ** 2
-    max_distance: int = 8  # near copies: <= 8 bits; unrelated surfaces: >= 12 (simulator)
+    """Quarantine perceptual duplicates and leaks (perceptual hashes within max_distance bits)."""
+    method: str = "phash"
+    """Perceptual hash (imagehash); phash, the DCT hash, is steady under small shifts and brightness
+    changes."""
+    hash_size: int = 8
+    """Hash side: the hash has hash_size ** 2 bits."""
+    max_distance: int = 8
+    """Perceptual duplicates differ in at most this many bits (simulator: near copies <= 8,
+    unrelated surfaces >= 12)."""
 
     def __post_init__(self) -> None:
         key = f"{CLEAN_KEY}.dedup"
@@ -191,7 +222,10 @@ class BlurConfig:
     product shot reads as blurry), so declare it after reading the profile's blur quantiles."""
 
     enabled: bool = False
-    min_laplacian_var: float = 20.0  # simulator: blurred <= 10, sharp >= 50 (downscaled ones)
+    """Quarantine blurred images (variance of the Laplacian below the bound; rule `blur`)."""
+    min_laplacian_var: float = 20.0
+    """Images whose variance of the Laplacian is below this are blurred (simulator: blurred <= 10,
+    sharp >= 50)."""
 
     def __post_init__(self) -> None:
         check_bool(f"{CLEAN_KEY}.blur.enabled", self.enabled)
@@ -204,8 +238,11 @@ class ExposureConfig:
     max_brightness]: washed-out or black frames. Off by default for the same reason as blur."""
 
     enabled: bool = False
+    """Quarantine washed-out or black frames by mean brightness (rule `exposure`)."""
     min_brightness: float = 25.0
+    """Darkest mean grey level kept (0-255)."""
     max_brightness: float = 230.0
+    """Brightest mean grey level kept (0-255)."""
 
     def __post_init__(self) -> None:
         key = f"{CLEAN_KEY}.exposure"
@@ -227,12 +264,21 @@ class ImageCleanConfig(CleanSettings, key=CLEAN_KEY):
     columns: ClassVar[tuple[str, ...]] = ("image_column",)
 
     image_column: str = "image"
+    """The image column the rules read (`image` after ingest)."""
     readable: ReadableConfig = field(default_factory=ReadableConfig)
+    """Rule 1: bytes Pillow cannot open, verify or fully decode are removed."""
     mode: ModeConfig = field(default_factory=ModeConfig)
+    """Rule 2: other colour modes than the target are converted, or removed by policy."""
     size: SizeConfig = field(default_factory=SizeConfig)
+    """Rule 3: every image to height x width (centre crop or pad); too small ones are removed,
+    since upscaling invents detail."""
     blur: BlurConfig = field(default_factory=BlurConfig)
+    """Rule 5 (after exposure: a black frame has no edges either): blurry images removed."""
     exposure: ExposureConfig = field(default_factory=ExposureConfig)
+    """Rule 4: images too dark or too bright removed."""
     dedup: ImageDedupConfig = field(default_factory=ImageDedupConfig)
+    """Rules 6-7: exact and perceptual-hash duplicates, judged across splits train first (a
+    val/test image repeating a train image is a leak)."""
 
 
 # --- the profile gates ------------------------------------------------------------------------
@@ -244,11 +290,13 @@ class ImageGatesConfig(ProfileGates, key=GATES_KEY):
     brightness drift."""
 
     max_unreadable_rate: float = gate(0.05, "unreadable rate")
-    # judged with data.image.clean.blur's threshold and data.image.clean.exposure's bounds
+    """Largest share of files in a split that may fail to decode."""
     max_blurry_rate: float = gate(0.1, "blurry rate")
+    """Largest share of blurred images (judged with data.image.clean.blur's threshold)."""
     max_exposure_rate: float = gate(0.1, "badly exposed rate")
-    # train vs test, mean brightness
+    """Largest share of badly exposed images (judged with data.image.clean.exposure's bounds)."""
     max_brightness_psi: float = gate(0.25, "brightness PSI", DRIFT)
+    """Largest train-vs-test PSI of the mean brightness."""
 
 
 # --- the augmentation policy -------------------------------------------------------------------
@@ -260,31 +308,44 @@ class ImageAugmentConfig:
     operation off, so a YAML file lists exactly what changes an image."""
 
     enabled: bool = True
-    # offline top-up: every class reaches at least this share of the largest class's train
-    # images; `class_min_share` overrides it for named classes (the rare defects)
+    """Top classes up with augmented copies and augment every training batch on the fly."""
     min_class_share: float = 0.5
+    """Offline top-up: every class reaches at least this share of the largest class's train images;
+    class_min_share overrides it for named classes (the rare defects)."""
     class_min_share: dict[str, float] = field(default_factory=dict)
-    # geometric: defects have no preferred orientation, so both flips are label-preserving
+    """Per class, a share of the largest class that overrides min_class_share."""
     horizontal_flip: float = 0.5
+    """Probability of a horizontal flip (defects have no preferred orientation, so both flips keep
+    the label)."""
     vertical_flip: float = 0.5
-    rotation_degrees: float = 15.0  # uniform in [-d, d]
-    # random resized crop: the kept area's share of the image, resized back to full size.
-    # [1, 1] turns it off. Not too small a share: a crop can cut a small defect out
+    """Probability of a vertical flip."""
+    rotation_degrees: float = 15.0
+    """Largest rotation in degrees: uniform in [-d, d]."""
     crop_scale: list[float] = field(default_factory=lambda: [0.7, 1.0])
-    # colour jitter: brightness/contrast/saturation factors in [1 - s, 1 + s], hue shift
+    """Random resized crop: the kept area's share of the image, resized back to full size; [1, 1]
+    turns it off. Not too small a share: a crop can cut a small defect out."""
     brightness: float = 0.2
+    """Colour jitter: largest relative change of brightness (brightness, contrast and saturation
+    factors are drawn in [1 - s, 1 + s])."""
     contrast: float = 0.2
+    """Colour jitter: largest relative change of contrast."""
     saturation: float = 0.2
+    """Colour jitter: largest relative change of saturation."""
     hue: float = 0.0
-    # on-the-fly only: a random rectangle (2-33% of the image) set to the mean colour
+    """Colour jitter: largest hue shift (a fraction of the colour circle, at most 0.5)."""
     erasing_probability: float = 0.0
-    # on-the-fly only, at most one mixer per batch. Off by default: a CutMix box can carry a
-    # small defect into a good image (or out of a defect image) while the target says
-    # "mostly good"; worth trying on large, spread-out defects
+    """Probability of random erasing, on the fly only: a random rectangle (2-33% of the image) set
+    to the mean colour."""
     cutmix_probability: float = 0.0
+    """Probability of CutMix on a training batch, on the fly only (at most one mixer per batch). Off
+    by default: a CutMix box can carry a small defect into a good image (or out of a defect image)
+    while the target says "mostly good"; worth trying on large, spread-out defects."""
     cutmix_alpha: float = 1.0
+    """Beta distribution parameter of CutMix's mixing share."""
     mixup_probability: float = 0.0
+    """Probability that a training batch is mixed with MixUp (soft targets)."""
     mixup_alpha: float = 0.2
+    """Beta distribution parameter of MixUp's mixing share."""
 
     def __post_init__(self) -> None:
         key = AUGMENT_KEY
@@ -343,8 +404,8 @@ class ImageAugmentConfig:
 @dataclass
 class ImageProfileConfig:
     gates: ImageGatesConfig = field(default_factory=ImageGatesConfig)
-    # images per class in the profile's sample grid (profile/samples.png)
     samples_per_class: int = 8
+    """Images per class in the profile's sample grid (profile/samples.png)."""
 
     def __post_init__(self) -> None:
         check_int("data.image.profile.samples_per_class", self.samples_per_class, 1)
@@ -358,8 +419,9 @@ class ImageDataConfig:
 
     simulator: ImageSimulatorConfig = field(default_factory=ImageSimulatorConfig)
     profile: ImageProfileConfig = field(default_factory=ImageProfileConfig)
+    """The image profile stage: its gates and the sample grid."""
     clean: ImageCleanConfig = field(default_factory=ImageCleanConfig)
     augment: ImageAugmentConfig = field(default_factory=ImageAugmentConfig)
-    # the class that is not a defect: evaluate reports defect recall and precision at
-    # evaluate.defect_recall for "any other class"; null when no class is the good one
     good_class: str | None = "clean"
+    """The class that is not a defect: evaluate reports defect recall and precision at
+    evaluate.defect_recall for "any other class"; null when no class is the good one."""

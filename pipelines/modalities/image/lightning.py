@@ -79,6 +79,32 @@ class ImageClassifier(MulticlassClassifierBase):
             return self.batch_augment(images, y)
 
 
+def image_classifier(
+    cfg: Any,
+    class_names: list[str],
+    image_size: int,
+    statistics: tuple[list[float], list[float]],
+    class_weights: list[float] | None,
+    policy: ImageAugmentConfig | None,
+) -> ImageClassifier:
+    """The module for `cfg`'s model and train settings, on images normalised with the train
+    split's per-channel (mean, std) `statistics`, augmented on the fly by `policy` (None or
+    disabled: not at all)."""
+    from pipelines.config import to_container
+
+    mean, std = statistics
+    return ImageClassifier(
+        class_names=class_names,
+        image_size=image_size,
+        mean=mean,
+        std=std,
+        model=to_container(cfg.model),
+        train=to_container(cfg.train),
+        class_weights=class_weights,
+        augment=to_container(policy) if policy is not None and policy.enabled else None,
+    )
+
+
 def image_datamodule(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],

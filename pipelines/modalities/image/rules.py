@@ -36,8 +36,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from pipelines.core.rules import RuleSet, SplitVerdicts, column_sum, run_rules, validate_label
-from pipelines.errors import PipelineError
+from pipelines.core import rules as engine
 from pipelines.io import arrow_column
 from pipelines.modalities.image.analysis import Facts, analyse, encode_png, raw_bytes
 from pipelines.modalities.image.config import CLEAN_KEY, ImageCleanConfig
@@ -91,66 +90,18 @@ _WORK_FEATURES = datasets.Features(
 _BINARY = ("binary", "large_binary")
 
 
-def clean_image_splits(
-    splits: dict[str, datasets.Dataset],
-    cfg: ImageCleanConfig,
-    num_proc: int | None = None,
-) -> tuple[dict[str, datasets.Dataset], datasets.Dataset, dict[str, Any]]:
-    """Apply the rules to every split; returns (cleaned splits, quarantine, report).
-
-    `splits` is visited train first, then the others in the order given (the reference for
-    cross-split leaks). The report has, per split: rows_in, rows_out, converted (images the
-    mode rule converted), resized, and removed (per rule of REMOVAL_RULES)."""
-    rules = RuleSet(
-        key=CLEAN_KEY,
-        removal_rules=REMOVAL_RULES,
-        reserved=(RULE_COLUMN, SPLIT_COLUMN, *_WORK_FEATURES),
-        owner="the image rules",
-        validate=lambda ds, source, min_classes: validate_image_columns(
-            ds, cfg.image_column, cfg.label_column, source, min_classes=min_classes
-        ),
-        row_pass=partial(_row_pass, cfg=cfg, num_proc=num_proc),
-        verdict_column=_RULE,
-        exact_keys=_KEY if cfg.dedup.exact else None,
-        near=partial(_perceptual_duplicates, cfg=cfg) if cfg.dedup.perceptual else None,
-        figures=_figures,
-        kept=partial(_kept, cfg=cfg),
-        removed=partial(_removed, cfg=cfg),
-    )
-    return run_rules(splits, rules)
-
-
-def validate_image_columns(
-    ds: datasets.Dataset,
-    image_column: str,
-    label_column: str | None,
-    source: str,
-    *,
-    min_classes: int = 2,
-) -> None:
-    """Fail with a PipelineError naming `source` and the column when the input cannot be
-    cleaned: a missing or non-image image column, no rows, a missing label column or one with
-    fewer than `min_classes` classes."""
-    columns = ds.column_names
-    if image_column not in columns:
-        raise PipelineError(
-            f"{source}: image column '{image_column}' is missing (columns: {', '.join(columns)}); "
-            "expected a datasets.Image column"
-        )
-    feature = ds.features[image_column]
+def _image_problem(ds: datasets.Dataset, column: str) -> str | None:
+    feature = ds.features[column]
     if not isinstance(feature, datasets.Image) and getattr(feature, "dtype", None) not in _BINARY:
         kind = getattr(feature, "dtype", type(feature).__name__)
-        raise PipelineError(
-            f"{source}: image column '{image_column}' holds {kind} values; expected a "
-            "datasets.Image column (or encoded image bytes)"
-        )
+        return f"holds {kind} values; expected a datasets.Image column (or encoded image bytes)"
     if len(ds) == 0:
-        raise PipelineError(
-            f"{source}: image column '{image_column}' has no rows; expected at least one image"
-        )
-    if label_column is None:
-        return
-    validate_label(ds, label_column, source, min_classes)
+        return "has no rows; expected at least one image"
+    return None
+
+
+IMAGE_COLUMN = engine.ContentColumn("image", "a datasets.Image column", _image_problem)
+validate_image_columns = IMAGE_COLUMN.validate
 
 
 def undecoded(ds: datasets.Dataset, column: str) -> datasets.Dataset:
@@ -159,6 +110,46 @@ def undecoded(ds: datasets.Dataset, column: str) -> datasets.Dataset:
     if isinstance(ds.features[column], datasets.Image):
         return ds.cast_column(column, datasets.Image(decode=False))
     return ds
+
+
+class ImageRules(engine.RuleSet, verdict=_RULE, exact_key=_KEY):
+    """Rules 1-5 in one row pass over undecoded images, then exact and perceptual duplicates;
+    kept rows carry the normalised image, removed ones the original bytes and a reason."""
+
+    removal_rules = REMOVAL_RULES
+    content = IMAGE_COLUMN
+    reserved = (RULE_COLUMN, SPLIT_COLUMN, *_WORK_FEATURES)
+    cfg: ImageCleanConfig
+
+    def row_pass(self, ds: datasets.Dataset, name: str) -> datasets.Dataset:
+        return _row_pass(ds, name, self.cfg, self.num_proc)
+
+    def near(self, states: list[engine.SplitVerdicts]) -> list[list[str]] | None:
+        if not self.cfg.dedup.perceptual:
+            return None
+        hashes = [_hash_matrix(s.work, self.cfg) for s in states]
+        return hamming_pass(hashes, [s.active() for s in states], self.cfg.dedup.max_distance)
+
+    def figures(self, state: engine.SplitVerdicts) -> dict[str, Any]:
+        """Images the mode rule converted and the size rule resized."""
+        return {
+            "converted": engine.column_sum(state.work, _CONVERTED),
+            "resized": engine.column_sum(state.work, _RESIZED),
+        }
+
+    def kept(self, state: engine.SplitVerdicts) -> datasets.Dataset:
+        return _kept(state, self.cfg)
+
+    def removed(self, state: engine.SplitVerdicts) -> datasets.Dataset:
+        return _removed(state, self.cfg)
+
+
+def clean_image_splits(
+    splits: dict[str, datasets.Dataset], cfg: ImageCleanConfig, num_proc: int | None = None
+) -> engine.Cleaned:
+    """run_rules with ImageRules. The report has, per split, besides rows and removals:
+    converted (images the mode rule converted) and resized."""
+    return engine.run_rules(splits, ImageRules(cfg, num_proc))
 
 
 # --- rules 1-5: one row-wise pass --------------------------------------------------------------
@@ -234,11 +225,6 @@ def removal(facts: Facts, cfg: ImageCleanConfig) -> tuple[str, str]:
 # --- rules 6-7: duplicates across rows and splits ------------------------------------------------
 
 
-def _perceptual_duplicates(states: list[SplitVerdicts], cfg: ImageCleanConfig) -> list[list[str]]:
-    hashes = [_hash_matrix(s.work, cfg) for s in states]
-    return hamming_pass(hashes, [s.active() for s in states], cfg.dedup.max_distance)
-
-
 def _hash_matrix(work: datasets.Dataset, cfg: ImageCleanConfig) -> np.ndarray:
     """(rows, bytes) packed perceptual hashes; rows already removed get zeros (never compared:
     the pass only reads active rows)."""
@@ -251,15 +237,7 @@ def _hash_matrix(work: datasets.Dataset, cfg: ImageCleanConfig) -> np.ndarray:
 # --- outputs -------------------------------------------------------------------------------------
 
 
-def _figures(state: SplitVerdicts) -> dict[str, Any]:
-    """Images the mode rule converted and the size rule resized."""
-    return {
-        "converted": column_sum(state.work, _CONVERTED),
-        "resized": column_sum(state.work, _RESIZED),
-    }
-
-
-def _kept(state: SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
+def _kept(state: engine.SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
     """Kept rows with the normalised image in place of the original, as a datasets.Image."""
     columns = [c for c in state.work.column_names if c not in _WORK_FEATURES]
     rows = state.kept_rows()
@@ -269,7 +247,7 @@ def _kept(state: SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
     return part.select_columns(columns).flatten_indices()
 
 
-def _removed(state: SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
+def _removed(state: engine.SplitVerdicts, cfg: ImageCleanConfig) -> datasets.Dataset:
     """Removed rows as they came (image undecoded: some cannot be), plus rule, reason and
     split."""
     rows = state.removed_rows()

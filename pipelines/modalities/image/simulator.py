@@ -24,13 +24,13 @@ import io
 import os
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipelines.core.simulator import DUPLICATE_KINDS, simulate_rows
+from pipelines.core.simulator import DUPLICATE_KINDS, RowSimulation, SimulationOptions
 from pipelines.modalities.image.config import ImageSimulatorConfig
 
 WRONG_SIZES = ((96, 96), (128, 128), (80, 112), (112, 80))  # larger only: resizing keeps detail
@@ -50,39 +50,34 @@ FEATURES = datasets.Features(
 )
 
 
+IMAGES = RowSimulation(
+    "simulate_images",
+    id_column="image_id",
+    content_column="image",
+    features=datasets.Features(
+        {
+            "image_id": FEATURES["image_id"],
+            "label": FEATURES["label"],
+            "dirt": FEATURES["dirt"],
+            "image": FEATURES["image"],
+        }  # fmt: skip
+    ),
+    batch_size=200,
+)
+
+
 def simulate_images(
     n_rows: int,
     seed: int,
     cfg: ImageSimulatorConfig | None = None,
-    *,
-    num_proc: int | None = None,
-    with_dirt_column: bool = False,
+    **options: Unpack[SimulationOptions],
 ) -> datasets.Dataset:
     """Columns image_id (int64), image (datasets.Image, PNG bytes), label (str); with
     with_dirt_column, `dirt`: the injected kind ("" for a clean image), ground truth for
     scoring the rules. Dirty cells may not decode: read them with Image(decode=False)."""
     cfg = ImageSimulatorConfig() if cfg is None else cfg
-    return simulate_rows(
-        "simulate_images",
-        n_rows,
-        seed,
-        cfg.class_shares,
-        cfg.dirt.rates(),
-        partial(_image_cell, seed=seed, size=(cfg.height, cfg.width)),
-        id_column="image_id",
-        content_column="image",
-        features=datasets.Features(
-            {
-                "image_id": FEATURES["image_id"],
-                "label": FEATURES["label"],
-                "dirt": FEATURES["dirt"],
-                "image": FEATURES["image"],
-            }  # fmt: skip
-        ),
-        batch_size=200,
-        num_proc=num_proc,
-        with_dirt_column=with_dirt_column,
-    )
+    render = partial(_image_cell, seed=seed, size=(cfg.height, cfg.width))
+    return IMAGES.simulate(n_rows, seed, cfg.class_shares, cfg.dirt.rates(), render, **options)
 
 
 def _image_cell(

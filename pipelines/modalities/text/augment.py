@@ -30,6 +30,7 @@ from pipelines.core.augment import (
     top_up_plan,
 )
 from pipelines.errors import PipelineError
+from pipelines.modalities.text import COLUMNS
 from pipelines.modalities.text.rules_config import AUGMENT_KEY as KEY
 from pipelines.modalities.text.rules_config import (
     BackTranslationConfig,
@@ -102,15 +103,11 @@ def eda(
 
 
 def augment_train(
-    train: Dataset,
-    cfg: TextAugmentConfig,
-    seed: int,
-    text_column: str = "text",
-    label_column: str = "label",
-    num_proc: int | None = None,
+    train: Dataset, cfg: TextAugmentConfig, seed: int, num_proc: int | None = None
 ) -> tuple[Dataset, dict[str, Any]]:
-    """The train split with generated tickets appended (columns AUGMENTED and SOURCE_ID say
-    which and from where), and a report of rows added per class."""
+    """The train split (ingest's columns) with generated tickets appended (columns AUGMENTED
+    and SOURCE_ID say which and from where), and a report of rows added per class."""
+    text_column, label_column = COLUMNS
     if cfg.back_translation.enabled:
         require_translation_models(cfg.back_translation)
     original = mark_originals(train, label_column)

@@ -16,9 +16,9 @@ from pipelines.schema.fields import AT_LEAST_ONE, bounded
 @dataclass
 class TextProfileConfig:
     gates: TextGatesConfig = field(default_factory=TextGatesConfig)
-    # langdetect takes about 6 ms a text: the language mix is estimated on a seeded sample
-    # of this many rows per split (the report says how many it read)
     language_sample: int = bounded(2000, **AT_LEAST_ONE)
+    """Langdetect takes about 6 ms a text: the language mix is estimated on a seeded sample of this
+    many rows per split (the report says how many it read)"""
 
 
 @dataclass
@@ -27,6 +27,9 @@ class TextDataConfig:
     same stages run them in place of the tabular sections data.profile/clean/augment."""
 
     profile: TextProfileConfig = field(default_factory=TextProfileConfig)
+    """The text profile stage: its gates and the language sample."""
     clean: TextCleanConfig = field(default_factory=TextCleanConfig)
     augment: TextAugmentConfig = field(default_factory=TextAugmentConfig)
+    """The text augment stage: EDA copies of rare intents and back-translation."""
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    """The byte-level BPE tokenizer trained on the train split (shipped in the export folder)."""

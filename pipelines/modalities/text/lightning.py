@@ -47,6 +47,23 @@ class TextIntentClassifier(MulticlassClassifierBase):
         return trim_to_longest(ids, (ids != self.hparams.pad_id).long())
 
 
+def intent_classifier(
+    cfg: Any, tokenizer: Tokenizer, class_names: list[str], class_weights: list[float] | None
+) -> TextIntentClassifier:
+    """The module for `cfg`'s model and train settings over `tokenizer`'s vocabulary."""
+    from pipelines.config import to_container
+    from pipelines.modalities.text.tokenizer import PAD
+
+    return TextIntentClassifier(
+        vocab_size=tokenizer.get_vocab_size(),
+        pad_id=tokenizer.token_to_id(PAD),
+        class_names=class_names,
+        model=to_container(cfg.model),
+        train=to_container(cfg.train),
+        class_weights=class_weights,
+    )
+
+
 def load_text_checkpoint(path: Path) -> tuple[TextIntentClassifier, Tokenizer]:
     """The text model (eval mode) and the tokenizer it was trained with, from the train
     stage's checkpoint (the tokenizer travels inside it)."""

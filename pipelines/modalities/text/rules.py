@@ -39,8 +39,7 @@ from datasketch import MinHash
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
-from pipelines.core.rules import RuleSet, SplitVerdicts, column_sum, run_rules, validate_label
-from pipelines.errors import PipelineError
+from pipelines.core import rules as engine
 from pipelines.io import arrow_column
 from pipelines.modalities.text import dedup, pii
 from pipelines.modalities.text.rules_config import (
@@ -97,72 +96,65 @@ _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
 
 
-def clean_text_splits(
-    splits: dict[str, datasets.Dataset],
-    cfg: TextCleanConfig,
-    num_proc: int | None = None,
-) -> tuple[dict[str, datasets.Dataset], datasets.Dataset, dict[str, Any]]:
-    """Apply the rules to every split; returns (cleaned splits, quarantine, report).
-
-    `splits` is visited train first, then the others in the order given (the reference for
-    cross-split leaks). The report has, per split: rows_in, rows_out, normalized (texts the
-    normalize rule changed), removed (per rule of REMOVAL_RULES) and masked (per PII kind).
-    """
-    rules = RuleSet(
-        key=CLEAN_KEY,
-        removal_rules=REMOVAL_RULES,
-        reserved=(RULE_COLUMN, SPLIT_COLUMN),
-        owner="the quarantine",
-        validate=lambda ds, source, min_classes: validate_text_columns(
-            ds, cfg.text_column, cfg.label_column, source, min_classes=min_classes
-        ),
-        row_pass=partial(_row_pass, cfg=cfg, num_proc=num_proc),
-        verdict_column=_RULE,
-        exact_keys=_KEY if cfg.dedup.exact else None,
-        near=partial(_near_duplicates, cfg=cfg, num_proc=num_proc) if cfg.dedup.near else None,
-        figures=partial(_figures, cfg=cfg),
-        kept=_kept,
-        removed=_removed,
-    )
-    return run_rules(splits, rules)
-
-
-def validate_text_columns(
-    ds: datasets.Dataset,
-    text_column: str,
-    label_column: str | None,
-    source: str,
-    *,
-    min_classes: int = 2,
-) -> None:
-    """Fail with a PipelineError naming `source` and the column when the input cannot be
-    cleaned: missing or entirely empty text column, non-string texts, a label with fewer than
-    `min_classes` classes."""
-    columns = ds.column_names
-    if text_column not in columns:
-        raise PipelineError(
-            f"{source}: text column '{text_column}' is missing (columns: {', '.join(columns)}); "
-            "expected a column of strings"
-        )
-    feature = ds.features[text_column]
+def _text_problem(ds: datasets.Dataset, column: str) -> str | None:
+    feature = ds.features[column]
     dtype = getattr(feature, "dtype", type(feature).__name__)
     if dtype not in ("string", "large_string", "null"):
-        raise PipelineError(
-            f"{source}: text column '{text_column}' holds {dtype} values; expected strings"
+        return f"holds {dtype} values; expected strings"
+    if len(ds) == 0 or dtype == "null" or not _has_text(ds, column):
+        return (
+            f"is entirely empty ({len(ds)} rows, none with text); expected at least one "
+            "non-blank string"
         )
-    if len(ds) == 0 or dtype == "null" or not _has_text(ds, text_column):
-        raise PipelineError(
-            f"{source}: text column '{text_column}' is entirely empty ({len(ds)} rows, none "
-            "with text); expected at least one non-blank string"
-        )
-    if label_column is not None:
-        validate_label(ds, label_column, source, min_classes)
+    return None
+
+
+TEXT_COLUMN = engine.ContentColumn("text", "a column of strings", _text_problem)
+validate_text_columns = TEXT_COLUMN.validate
 
 
 def _has_text(ds: datasets.Dataset, column: str) -> bool:
     lengths = pc.utf8_length(pc.utf8_trim_whitespace(arrow_column(ds, column)))
     longest = pc.max(lengths).as_py()
     return longest is not None and longest > 0
+
+
+class TextRules(engine.RuleSet, verdict=_RULE, exact_key=_KEY):
+    """Rules 1-6 in one batched row pass, then exact and MinHash near duplicates."""
+
+    removal_rules = REMOVAL_RULES
+    content = TEXT_COLUMN
+    reserved = (RULE_COLUMN, SPLIT_COLUMN)
+    cfg: TextCleanConfig
+
+    def row_pass(self, ds: datasets.Dataset, name: str) -> datasets.Dataset:
+        return _row_pass(ds, name, self.cfg, self.num_proc)
+
+    def near(self, states: list[engine.SplitVerdicts]) -> list[list[str]] | None:
+        return _near_duplicates(states, self.cfg, self.num_proc) if self.cfg.dedup.near else None
+
+    def figures(self, state: engine.SplitVerdicts) -> dict[str, Any]:
+        """Texts the normalize rule changed, and PII masked per kind."""
+        return {
+            "normalized": engine.column_sum(state.work, _CHANGED),
+            "masked": {
+                kind: engine.column_sum(state.work, _MASKED[kind]) for kind in self.cfg.pii.kinds
+            },
+        }
+
+    def kept(self, state: engine.SplitVerdicts) -> datasets.Dataset:
+        return _kept(state)
+
+    def removed(self, state: engine.SplitVerdicts) -> datasets.Dataset:
+        return _removed(state)
+
+
+def clean_text_splits(
+    splits: dict[str, datasets.Dataset], cfg: TextCleanConfig, num_proc: int | None = None
+) -> engine.Cleaned:
+    """run_rules with TextRules. The report has, per split, besides rows and removals:
+    normalized (texts the normalize rule changed) and masked (per PII kind)."""
+    return engine.run_rules(splits, TextRules(cfg, num_proc))
 
 
 # --- rules 1-6: one row-wise pass ------------------------------------------------------------
@@ -301,7 +293,7 @@ def is_abusive(text: str, cfg: AbuseConfig) -> bool:
 
 
 def _near_duplicates(
-    states: list[SplitVerdicts], cfg: TextCleanConfig, num_proc: int | None
+    states: list[engine.SplitVerdicts], cfg: TextCleanConfig, num_proc: int | None
 ) -> list[list[str]]:
     template = dedup.minhash_template(cfg.dedup.num_perm, cfg.dedup.seed)
     signatures = [_signatures(s, cfg, template, num_proc) for s in states]
@@ -310,7 +302,7 @@ def _near_duplicates(
 
 
 def _signatures(
-    state: SplitVerdicts, cfg: TextCleanConfig, template: MinHash, num_proc: int | None
+    state: engine.SplitVerdicts, cfg: TextCleanConfig, template: MinHash, num_proc: int | None
 ) -> np.ndarray:
     """(rows, num_perm) MinHash signatures; rows already removed get zeros (never compared)."""
     with_active = state.work.select_columns([cfg.text_column]).add_column(_RULE, state.rules)
@@ -338,24 +330,16 @@ def _signature_batch(batch: dict[str, list], cfg: TextCleanConfig, template: Min
 # --- outputs -----------------------------------------------------------------------------------
 
 
-def _figures(state: SplitVerdicts, cfg: TextCleanConfig) -> dict[str, Any]:
-    """Texts the normalize rule changed, and PII masked per kind."""
-    return {
-        "normalized": column_sum(state.work, _CHANGED),
-        "masked": {kind: column_sum(state.work, _MASKED[kind]) for kind in cfg.pii.kinds},
-    }
-
-
 def _internal_columns(ds: datasets.Dataset) -> list[str]:
     return [c for c in ds.column_names if c.startswith("_tc_")]
 
 
-def _kept(state: SplitVerdicts) -> datasets.Dataset:
+def _kept(state: engine.SplitVerdicts) -> datasets.Dataset:
     rows = state.kept_rows()
     return state.work.select(rows).remove_columns(_internal_columns(state.work)).flatten_indices()
 
 
-def _removed(state: SplitVerdicts) -> datasets.Dataset:
+def _removed(state: engine.SplitVerdicts) -> datasets.Dataset:
     rows = state.removed_rows()
     part = state.work.select(rows).remove_columns(_internal_columns(state.work))
     string = datasets.Value("string")

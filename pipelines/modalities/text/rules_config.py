@@ -34,9 +34,14 @@ class NormalizeConfig:
     """Unicode normalisation; ftfy repairs mojibake (UTF-8 read as cp1252/latin-1) first."""
 
     enabled: bool = True
-    form: str = "NFKC"  # folds compatibility characters (ﬁ, full-width letters) for the tokenizer
+    """Normalise every text before the other rules (changes in place, removes nothing)."""
+    form: str = "NFKC"
+    """Unicode normal form; NFKC folds compatibility characters (ﬁ, full-width letters) for the
+    tokenizer."""
     fix_mojibake: bool = True
+    """Repair mojibake with ftfy before Unicode normalisation."""
     collapse_whitespace: bool = True
+    """Collapse runs of whitespace to one space and strip the ends."""
 
     def __post_init__(self) -> None:
         key = "data.text.clean.normalize"
@@ -52,10 +57,15 @@ class PiiConfig:
     """Masks personal data in place (the row stays); counts what it masked per kind."""
 
     enabled: bool = True
+    """Mask personal data in place (the row stays)."""
     kinds: list[str] = field(default_factory=lambda: list(PII_KINDS))
+    """Which kinds of personal data are masked (email, phone, card; cards Luhn-checked)."""
     email_token: str = "<EMAIL>"
+    """What an e-mail address is replaced with."""
     phone_token: str = "<PHONE>"
+    """What a phone number is replaced with."""
     card_token: str = "<CARD>"
+    """What a card number is replaced with."""
 
     def __post_init__(self) -> None:
         key = "data.text.clean.pii"
@@ -73,6 +83,7 @@ class EmptyConfig:
     """Removes texts that are empty, whitespace only or missing (null)."""
 
     enabled: bool = True
+    """Quarantine empty and whitespace-only texts (rule `empty`)."""
 
     def __post_init__(self) -> None:
         check_bool("data.text.clean.empty.enabled", self.enabled)
@@ -84,8 +95,11 @@ class LengthConfig:
     masking (what the model will see)."""
 
     enabled: bool = True
+    """Quarantine texts outside [min_chars, max_chars] (rule `length`)."""
     min_chars: int = 10
+    """Shortest text kept, in characters."""
     max_chars: int = 512
+    """Longest text kept, in characters."""
 
     def __post_init__(self) -> None:
         key = "data.text.clean.length"
@@ -110,10 +124,15 @@ class LanguageConfig:
     """
 
     enabled: bool = True
+    """Quarantine texts langdetect judges to be in a language not allowed (rule `language`)."""
     allowed: list[str] = field(default_factory=lambda: ["en"])
+    """ISO 639-1 codes of the languages kept."""
     min_confidence: float = 0.9
+    """A text is removed only when langdetect is at least this sure of another language."""
     min_chars: int = 20
-    seed: int = 0  # langdetect samples n-grams at random; a fixed seed makes it deterministic
+    """Texts with fewer letters are not judged (langdetect misreads short texts)."""
+    seed: int = 0
+    """langdetect samples n-grams at random; a fixed seed makes it deterministic."""
 
     def __post_init__(self) -> None:
         key = "data.text.clean.language"
@@ -133,9 +152,13 @@ class AbuseConfig:
     stays: complaints are a class to learn, not noise."""
 
     enabled: bool = True
+    """Quarantine abusive texts by the word list (rule `abuse`)."""
     min_count: int = 2
+    """Abusive words a text needs before it is removed."""
     min_share: float = 0.25
-    extra_words: list[str] = field(default_factory=list)  # added to the built-in list
+    """Or: the share of its words that are abusive at which a text is removed."""
+    extra_words: list[str] = field(default_factory=list)
+    """Words added to the built-in abusive-word list."""
 
     def __post_init__(self) -> None:
         key = "data.text.clean.abuse"
@@ -151,11 +174,17 @@ class DedupConfig:
     and across them (a val/test row that repeats a train row is a leak)."""
 
     exact: bool = True
+    """Quarantine exact duplicates within a split and val/test texts that repeat train texts."""
     near: bool = True
-    threshold: float = 0.7  # estimated Jaccard similarity of word shingles
+    """Quarantine near duplicates and near leaks (MinHash + LSH, datasketch)."""
+    threshold: float = 0.7
+    """Near duplicates: estimated Jaccard similarity of word shingles at or above this."""
     num_perm: int = 128
-    shingle_size: int = 2  # words per shingle; short tickets need short shingles
+    """MinHash permutations (more: a finer Jaccard estimate, slower)."""
+    shingle_size: int = 2
+    """Words per shingle; short tickets need short shingles."""
     seed: int = 1
+    """Seed of the MinHash permutations."""
 
     def __post_init__(self) -> None:
         key = "data.text.clean.dedup"
@@ -174,13 +203,23 @@ class TextCleanConfig(CleanSettings, key="data.text.clean"):
     columns: ClassVar[tuple[str, ...]] = ("text_column",)
 
     text_column: str = "text"
+    """The text column the rules read (`text` after ingest)."""
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    """Rule 1: mojibake repaired (ftfy), Unicode normalised, whitespace collapsed."""
     pii: PiiConfig = field(default_factory=PiiConfig)
+    """Rule 2, before any removal so the quarantine holds no raw personal data: e-mails,
+    phone numbers and Luhn-valid card numbers masked."""
     empty: EmptyConfig = field(default_factory=EmptyConfig)
+    """Rule 3: empty, whitespace-only and missing texts removed."""
     length: LengthConfig = field(default_factory=LengthConfig)
+    """Rule 4: texts outside the character bounds removed."""
     language: LanguageConfig = field(default_factory=LanguageConfig)
+    """Rule 5: texts an offline detector is confident are in no allowed language removed."""
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
+    """Rule 6: texts with too many words from the abusive-word list removed."""
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    """Rules 7-8: exact and MinHash near duplicates, judged across splits train first (a
+    val/test row repeating a train row is a leak)."""
 
 
 # --- the other text stages' settings: here, free of heavy imports, so pipelines.config can
@@ -194,9 +233,13 @@ TOKENIZER_KEY = "data.text.tokenizer"
 @dataclass
 class BackTranslationConfig:
     enabled: bool = False
-    # a Hugging Face translation model id (or local path) and the one translating back
+    """Also augment by back-translation through a `transformers` model (needs the model locally:
+    nothing is downloaded)."""
     model: str = "Helsinki-NLP/opus-mt-en-de"
+    """A Hugging Face translation model id (or local path) that translates out of the texts'
+    language."""
     reverse_model: str = "Helsinki-NLP/opus-mt-de-en"
+    """The model that translates back into the texts' language."""
 
     def __post_init__(self) -> None:
         check_bool(f"{AUGMENT_KEY}.back_translation.enabled", self.enabled)
@@ -207,15 +250,22 @@ class BackTranslationConfig:
 @dataclass
 class TextAugmentConfig:
     enabled: bool = True
-    # every class is topped up to at least this share of the largest class's train rows
+    """Top rare intents up with EDA copies of their own texts."""
     min_class_share: float = 0.5
-    # per generated ticket, the EDA rates: share of words replaced / inserted / swapped / deleted
+    """Every class is topped up to at least this share of the largest class's train rows."""
     synonym_rate: float = 0.1
+    """EDA synonym replacement: words replaced, as a share of the text's words (per generated
+    ticket)."""
     insert_rate: float = 0.1
+    """EDA random insertion: synonyms inserted, as a share of the text's words."""
     swap_rate: float = 0.1
+    """EDA random swap: word swaps, as a share of the text's words."""
     delete_rate: float = 0.1
-    lexicon: str | None = None  # None: pipelines/modalities/text/data/lexicon.yaml
+    """Probability of deleting each word (EDA random deletion)."""
+    lexicon: str | None = None
+    """The synonym lexicon (YAML); null: pipelines/modalities/text/data/lexicon.yaml."""
     back_translation: BackTranslationConfig = field(default_factory=BackTranslationConfig)
+    """Back-translation through local `transformers` models (off by default)."""
 
     def __post_init__(self) -> None:
         check_bool(f"{AUGMENT_KEY}.enabled", self.enabled)
@@ -232,20 +282,25 @@ class TextGatesConfig(ProfileGates, key=GATES_KEY):
     train and length drift."""
 
     max_abusive_rate: float = gate(0.1, "abusive rate")
-    # rows in no allowed language
+    """Largest share of texts the abuse rule would flag."""
     max_foreign_rate: float = gate(0.2, "foreign-language rate")
-    # val/test words never seen in train
+    """Largest share of rows in no allowed language."""
     max_oov_rate: float = gate(0.2, "out-of-vocabulary rate", AFTER_TRAIN)
-    # train vs test, character length
+    """Largest share of val/test words never seen in train."""
     max_length_psi: float = gate(0.25, "length PSI", DRIFT)
+    """Largest train-vs-test PSI of the character length."""
 
 
 @dataclass
 class TokenizerConfig:
     vocab_size: int = 8000
-    min_frequency: int = 2  # a word piece seen fewer times in train is not learned
-    max_length: int = 128  # tokens per text, [CLS] included; longer texts are truncated
+    """Entries of the byte-level BPE vocabulary trained on the train split (at least 258)."""
+    min_frequency: int = 2
+    """A word piece seen fewer times in train is not learned."""
+    max_length: int = 128
+    """Tokens per text, [CLS] included; longer texts are truncated."""
     lowercase: bool = True
+    """Lowercase texts before tokenising."""
 
     def __post_init__(self) -> None:
         for key, low in (

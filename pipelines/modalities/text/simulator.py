@@ -19,11 +19,12 @@ import random
 import re
 from dataclasses import dataclass, fields
 from functools import partial
+from typing import Unpack
 
 import datasets
 
 from pipelines.core.config_checks import DirtShares
-from pipelines.core.simulator import DUPLICATE_KINDS, simulate_rows
+from pipelines.core.simulator import DUPLICATE_KINDS, RowSimulation, SimulationOptions
 from pipelines.errors import PipelineError
 from pipelines.modalities.text import ticket_phrases as P
 
@@ -57,28 +58,17 @@ class TicketDirt(DirtShares):
 NO_DIRT = TicketDirt(**{f.name: 0.0 for f in fields(TicketDirt)})
 
 
+TICKETS = RowSimulation("simulate_tickets", id_column="ticket_id", content_column="text")
+
+
 def simulate_tickets(
-    n_rows: int,
-    seed: int,
-    dirt: TicketDirt | None = None,
-    *,
-    num_proc: int | None = None,
-    with_dirt_column: bool = False,
+    n_rows: int, seed: int, dirt: TicketDirt | None = None, **options: Unpack[SimulationOptions]
 ) -> datasets.Dataset:
     """Columns ticket_id (int64), text (str), label (str intent); with_dirt_column adds
     `dirt`, the injected kind ("" for a clean row): ground truth for measuring the rules."""
     dirt = TicketDirt() if dirt is None else dirt
-    return simulate_rows(
-        "simulate_tickets",
-        n_rows,
-        seed,
-        P.INTENT_SHARES,
-        dirt.rates(),
-        partial(_write_row, seed),
-        id_column="ticket_id",
-        content_column="text",
-        num_proc=num_proc,
-        with_dirt_column=with_dirt_column,
+    return TICKETS.simulate(
+        n_rows, seed, P.INTENT_SHARES, dirt.rates(), partial(_write_row, seed), **options
     )
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from pipelines.config import PipelineConfig
 from pipelines.io import no_cache_files, read_split, staged_outputs, write_json, write_split
 from pipelines.layout import Layout
-from pipelines.modalities.image.plugins.common import IMAGE, LABEL
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
@@ -18,9 +17,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     settings = cfg.data.image.augment
     with no_cache_files():
         train = read_split(layout.split(layout.cleaned, "train"))
-        combined, report = augment_train(
-            train, settings, cfg.seed, IMAGE, LABEL, num_proc=cfg.data.num_proc
-        )
+        combined, report = augment_train(train, settings, cfg.seed, num_proc=cfg.data.num_proc)
         metrics = {"method": "policy" if settings.enabled else "none", **report}
         outputs = (layout.augmented_train, layout.augment_metrics)
         with staged_outputs(layout.staging, *outputs) as (out, metrics_file):

@@ -12,9 +12,10 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.io import read_json, read_split
 from pipelines.layout import Layout
+from pipelines.modalities.image import COLUMNS
 from pipelines.modalities.image.config import ImageCleanConfig
 
-IMAGE, LABEL = "image", "label"
+IMAGE, LABEL = COLUMNS
 
 
 def clean_rules(cfg: PipelineConfig) -> ImageCleanConfig:

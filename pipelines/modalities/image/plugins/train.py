@@ -4,19 +4,22 @@ through the shared Lightning fit with the on-the-fly half of data.image.augment.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from pipelines.config import PipelineConfig, to_container
+from pipelines.config import PipelineConfig
 from pipelines.layout import Layout
 from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.train_stage import train_and_publish
-    from pipelines.lightning_module import multiclass_probabilities
-    from pipelines.modalities.image.lightning import ImageClassifier, image_datamodule
+    from pipelines.core.train_stage import (
+        multiclass_class_weights,
+        multiclass_validation,
+        train_and_publish,
+    )
+    from pipelines.modalities.image.lightning import image_classifier, image_datamodule
     from pipelines.modalities.image.preprocess import channel_statistics, normalise
-    from pipelines.multiclass import balanced_class_weights, multiclass_metrics
     from pipelines.strategy import check_hardware
 
     check_hardware(cfg)
@@ -35,27 +38,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         seed=cfg.seed,
         num_workers=cfg.train.num_workers,
     )
-    # train.pos_weight = auto: each class weighs the same in the loss in total
-    auto = cfg.train.pos_weight == "auto"
-    weights = balanced_class_weights(y_train, len(classes)) if auto else None
+    weights = multiclass_class_weights(cfg, y_train, len(classes))
     policy = cfg.data.image.augment
-
-    def build() -> ImageClassifier:
-        return ImageClassifier(
-            class_names=classes,
-            image_size=size,
-            mean=mean,
-            std=std,
-            model=to_container(cfg.model),
-            train=to_container(cfg.train),
-            class_weights=weights,
-            augment=to_container(policy) if policy.enabled else None,
-        )
-
-    def validate(module: ImageClassifier) -> dict[str, float]:
-        scores = multiclass_metrics(y_val, multiclass_probabilities(module, x_val), classes)
-        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
-
+    build = partial(image_classifier, cfg, classes, size, (mean, std), weights, policy)
     facts = {"image_size": size, "channel_mean": mean, "channel_std": std}
     extra = {"modality": "image"}
+    validate = multiclass_validation(x_val, y_val, classes)
     return train_and_publish(cfg, layout, dm, validate, build, facts, extra)

@@ -13,9 +13,10 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.io import no_cache_files, read_json, read_split
 from pipelines.layout import Layout
+from pipelines.modalities.text import COLUMNS
 from pipelines.modalities.text.rules_config import TextCleanConfig
 
-TEXT, LABEL = "text", "label"
+TEXT, LABEL = COLUMNS
 __all__ = ["no_cache_files"]  # re-exported: the text plug-ins import it from here
 
 

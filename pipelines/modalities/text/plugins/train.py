@@ -4,9 +4,10 @@ checkpoint."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from pipelines.config import PipelineConfig, to_container
+from pipelines.config import PipelineConfig
 from pipelines.io import read_split
 from pipelines.layout import Layout
 from pipelines.modalities.text.plugins.common import (
@@ -17,12 +18,14 @@ from pipelines.modalities.text.plugins.common import (
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.train_stage import train_and_publish
+    from pipelines.core.train_stage import (
+        multiclass_class_weights,
+        multiclass_validation,
+        train_and_publish,
+    )
     from pipelines.datamodule import TabularDataModule
-    from pipelines.lightning_module import multiclass_probabilities
-    from pipelines.modalities.text.lightning import TextIntentClassifier
-    from pipelines.modalities.text.tokenizer import PAD, train_tokenizer
-    from pipelines.multiclass import balanced_class_weights, multiclass_metrics
+    from pipelines.modalities.text.lightning import intent_classifier
+    from pipelines.modalities.text.tokenizer import train_tokenizer
     from pipelines.strategy import check_hardware
 
     check_hardware(cfg)
@@ -32,25 +35,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ids_train, y_train, _ = encoded_split(layout.augmented_train, tokenizer, classes)
     ids_val, y_val, _ = encoded_split(layout.split(layout.cleaned, "val"), tokenizer, classes)
     dm = TabularDataModule.from_config(cfg, (ids_train, y_train), (ids_val, y_val), ["input_ids"])
-    # train.pos_weight = auto: each intent weighs the same in the loss in total
-    auto = cfg.train.pos_weight == "auto"
-    weights = balanced_class_weights(y_train, len(classes)) if auto else None
-
-    def build() -> TextIntentClassifier:
-        return TextIntentClassifier(
-            vocab_size=tokenizer.get_vocab_size(),
-            pad_id=tokenizer.token_to_id(PAD),
-            class_names=classes,
-            model=to_container(cfg.model),
-            train=to_container(cfg.train),
-            class_weights=weights,
-        )
-
-    def validate(module: TextIntentClassifier) -> dict[str, float]:
-        scores = multiclass_metrics(y_val, multiclass_probabilities(module, ids_val), classes)
-        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
-
+    weights = multiclass_class_weights(cfg, y_train, len(classes))
+    build = partial(intent_classifier, cfg, tokenizer, classes, weights)
     facts = {"vocab_size": tokenizer.get_vocab_size()}
     # the tokenizer travels inside the checkpoint: the model is meaningless without it
     extra = {"modality": "text", "tokenizer": tokenizer.to_str()}
+    validate = multiclass_validation(ids_val, y_val, classes)
     return train_and_publish(cfg, layout, dm, validate, build, facts, extra)
