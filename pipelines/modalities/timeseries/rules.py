@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-from functools import partial
 from typing import Any
 
 import datasets
 import numpy as np
 
-from pipelines.core.rules import RuleSet, SplitVerdicts, run_rules, validate_label
+from pipelines.core.rules import Cleaned, RuleSet, SplitVerdicts, run_rules, validate_label
 from pipelines.io import arrow_column
 from pipelines.modalities.timeseries.config import CleanConfig
 from pipelines.modalities.timeseries.series import LABEL, TIME, VALUES
@@ -46,27 +45,47 @@ _FILLED, _SPIKES, _REPEATS, _KEY = "_ts_filled", "_ts_spikes", "_ts_repeats", "_
 WORK = (_RULE, _REASON, _CLEAN, _SPAN, _FILLED, _SPIKES, _REPEATS, _KEY)
 
 
+class SeriesRules(RuleSet, verdict=_RULE, exact_key=_KEY):
+    """Per series: repeated timestamps dropped, resampled to the declared rate, short gaps
+    filled, spikes replaced; too short, gapped and stuck series removed with the span that
+    broke the rule; exact copies across splits, train first."""
+
+    key = KEY
+    removal_rules = REMOVAL_RULES
+    reserved = WORK
+    owner = "the series cleaning rules"
+    cfg: CleanConfig
+
+    def __init__(self, cfg: CleanConfig, rate_hz: float, channels: list[str]) -> None:
+        super().__init__(cfg)
+        self.rate_hz, self.channels = rate_hz, channels
+
+    @property
+    def exact_duplicates(self) -> bool:
+        return bool(self.cfg.exact_duplicates)
+
+    def validate(self, ds: datasets.Dataset, source: str, min_classes: int) -> None:
+        validate_label(ds, LABEL, source, min_classes)
+
+    def row_pass(self, ds: datasets.Dataset, name: str) -> datasets.Dataset:
+        return _row_pass(ds, name, self.cfg, self.rate_hz, self.channels)
+
+    def figures(self, state: SplitVerdicts) -> dict[str, Any]:
+        return _figures(state)
+
+    def kept(self, state: SplitVerdicts) -> datasets.Dataset:
+        return _kept(state, self.rate_hz)
+
+    def removed(self, state: SplitVerdicts) -> datasets.Dataset:
+        return _removed(state)
+
+
 def clean_series_splits(
     splits: dict[str, datasets.Dataset], cfg: CleanConfig, rate_hz: float, channels: list[str]
-) -> tuple[dict[str, datasets.Dataset], datasets.Dataset, dict[str, Any]]:
-    """(cleaned splits, quarantine, report); the report per split: rows_in, rows_out,
-    removed per rule, and the repairs (series with gaps filled, spikes replaced, repeated
-    timestamps dropped)."""
-    rules = RuleSet(
-        key=KEY,
-        removal_rules=REMOVAL_RULES,
-        reserved=WORK,
-        owner="the series cleaning rules",
-        validate=lambda ds, source, n: validate_label(ds, LABEL, source, n),
-        row_pass=partial(_row_pass, cfg=cfg, rate_hz=rate_hz, channels=channels),
-        verdict_column=_RULE,
-        exact_keys=_KEY if cfg.exact_duplicates else None,
-        near=None,
-        figures=_figures,
-        kept=partial(_kept, rate_hz=rate_hz),
-        removed=_removed,
-    )
-    return run_rules(splits, rules)
+) -> Cleaned:
+    """run_rules with SeriesRules; the report per split: rows_in, rows_out, removed per rule,
+    and the repairs (series with gaps filled, spikes replaced, repeated timestamps dropped)."""
+    return run_rules(splits, SeriesRules(cfg, rate_hz, channels))
 
 
 def clean_one(
