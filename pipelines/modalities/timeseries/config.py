@@ -37,15 +37,24 @@ class SeriesDirt(DirtShares):
     kind is made to trip one cleaning rule, or to be repaired by one, so the rules can be
     scored on it."""
 
-    long_gap: float = 0.02  # samples missing for longer than clean.max_gap_samples (gap)
-    short_gap: float = 0.04  # a few samples missing: resampling fills them (filled)
-    nan_burst: float = 0.03  # a burst of NaN readings on one channel, short enough to fill
-    stuck: float = 0.02  # one channel flat-lined for most of the series (stuck)
-    spikes: float = 0.03  # isolated readings far off scale (spikes: replaced)
-    duplicate_timestamps: float = 0.03  # some samples logged twice (deduplicated)
-    jitter: float = 0.03  # the clock wanders by up to 20% of a period (resampled)
-    too_short: float = 0.02  # the logger stopped early (too_short)
-    exact_duplicate: float = 0.02  # an earlier series sent again (exact_duplicate, exact_leak)
+    long_gap: float = 0.02
+    """Samples missing for longer than clean.max_gap_samples (gap)."""
+    short_gap: float = 0.04
+    """A few samples missing: resampling fills them (filled)."""
+    nan_burst: float = 0.03
+    """A burst of NaN readings on one channel, short enough to fill."""
+    stuck: float = 0.02
+    """One channel flat-lined for most of the series (stuck)."""
+    spikes: float = 0.03
+    """Isolated readings far off scale (spikes: replaced)."""
+    duplicate_timestamps: float = 0.03
+    """Some samples logged twice (deduplicated)."""
+    jitter: float = 0.03
+    """The clock wanders by up to 20% of a period (resampled)."""
+    too_short: float = 0.02
+    """The logger stopped early (too_short)."""
+    exact_duplicate: float = 0.02
+    """An earlier series sent again (exact_duplicate, exact_leak)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -69,9 +78,12 @@ class SimulatorConfig:
     """Machines sampled at data.timeseries.sampling_rate_hz on the declared channels
     (vibration, current, temperature), healthy or with one of MACHINE_CLASSES' faults."""
 
-    samples: int = 512  # per series before dirt
+    samples: int = 512
+    """Samples per simulated series before dirt (at least 64)."""
     class_shares: dict[str, float] = field(default_factory=_machine_shares)
+    """Share of series per machine class (names among MACHINE_CLASSES; normalised to sum 1)."""
     dirt: SeriesDirt = field(default_factory=SeriesDirt)
+    """Share of series that get each kind of dirt."""
 
     def __post_init__(self) -> None:
         key = f"{KEY}.simulator"
@@ -93,13 +105,17 @@ class CleanConfig:
     rate with gaps up to max_gap_samples filled (longer: gap), stuck channels, spikes
     replaced. A removed series goes to quarantine with its rule, reason and a figure."""
 
-    min_samples: int = 256  # after resampling; must hold at least one window
-    max_gap_samples: int = 8  # longest run of missing samples filled by interpolation
-    stuck_samples: int = 64  # a channel repeating one value this long is a stuck sensor
-    spike_z: float = 12.0  # |x - median| / (1.4826 MAD) above this is a spike (replaced)
-    # a series whose readings repeat an earlier one's exactly: a duplicate within its split,
-    # a leak when the earlier one is in train
+    min_samples: int = 256
+    """Samples a series must keep after resampling (too_short below); at least one window."""
+    max_gap_samples: int = 8
+    """Longest run of missing samples filled by interpolation."""
+    stuck_samples: int = 64
+    """A channel repeating one value this long is a stuck sensor."""
+    spike_z: float = 12.0
+    """|x - median| / (1.4826 MAD) above this is a spike (replaced)."""
     exact_duplicates: bool = True
+    """Remove a series whose readings repeat an earlier one's exactly: a duplicate within its
+    split, a leak when the earlier one is in train."""
 
     def __post_init__(self) -> None:
         key = f"{KEY}.clean"
@@ -115,20 +131,24 @@ class GatesConfig(ProfileGates, key=f"{KEY}.profile.gates"):
     """Besides exact duplicates, leaks and label drift: sampling regularity, unfillable gaps,
     stuck channels and the drift of the channels' per-series statistics."""
 
-    min_rows: int = 30  # series per split
-    # series whose intervals stray > 5% from the declared period (clean resamples them)
+    min_rows: int = 30
+    """Series each split must hold."""
     max_irregular_rate: float = gate(0.3, "irregular sampling rate")
-    # series with a gap longer than clean.max_gap_samples, or a stuck channel
+    """Series whose intervals stray > 5% from the declared period (clean resamples them)."""
     max_gap_rate: float = gate(0.2, "unfillable gap rate")
+    """Series with a gap longer than clean.max_gap_samples, or a stuck channel."""
     max_flat_rate: float = gate(0.2, "stuck channel rate")
-    # train vs test, the worst channel statistic (per-series mean or std of a channel)
+    """Series with a stuck (flat-lined) channel."""
     max_channel_psi: float = gate(0.25, "worst channel-statistic PSI", DRIFT)
+    """Train vs test, the worst channel statistic (per-series mean or std of a channel)."""
 
 
 @dataclass
 class ProfileConfig:
     gates: GatesConfig = field(default_factory=GatesConfig)
-    examples_per_class: int = 2  # series drawn per class in profile/examples.png
+    """The profile's quality gates: the stage fails, naming each one missed."""
+    examples_per_class: int = 2
+    """Series drawn per class in profile/examples.png."""
 
     def __post_init__(self) -> None:
         check_int(f"{KEY}.profile.examples_per_class", self.examples_per_class, 1)
@@ -142,13 +162,21 @@ class AugmentConfig:
     is > 0 (a strength of 0 turns it off)."""
 
     enabled: bool = True
+    """False: the train split passes through unchanged."""
     min_class_share: float = 0.5
-    jitter_std: float = 0.03  # Gaussian noise, in units of the channel's std
-    scaling_std: float = 0.1  # one factor per channel ~ N(1, s)
-    magnitude_warp_std: float = 0.1  # a smooth curve (4 knots) ~ N(1, s) multiplies the series
-    time_warp_std: float = 0.1  # a smooth monotone re-timing, knot speeds ~ N(1, s)
-    slice_ratio: float = 0.9  # a random slice of this share of the series, stretched back
-    mix_share: float = 0.3  # weight of a second same-class series mixed in (0: off)
+    """Each class is topped up to this share of the largest class's series, in [0, 1]."""
+    jitter_std: float = 0.03
+    """Gaussian noise, in units of the channel's std."""
+    scaling_std: float = 0.1
+    """One factor per channel ~ N(1, s)."""
+    magnitude_warp_std: float = 0.1
+    """A smooth curve (4 knots) ~ N(1, s) multiplies the series."""
+    time_warp_std: float = 0.1
+    """A smooth monotone re-timing, knot speeds ~ N(1, s)."""
+    slice_ratio: float = 0.9
+    """A random slice of this share of the series, stretched back."""
+    mix_share: float = 0.3
+    """Weight of a second same-class series mixed in (0: off)."""
 
     def __post_init__(self) -> None:
         key = f"{KEY}.augment"
@@ -165,7 +193,9 @@ class WindowConfig:
     each labelled with its series' class (windows never cross a split: series are split)."""
 
     length: int = 128
+    """Samples per window (at least 8; a kept series holds at least one)."""
     stride: int = 64
+    """Samples between the starts of consecutive windows (at least 1)."""
 
     def __post_init__(self) -> None:
         check_int(f"{KEY}.window.length", self.length, 8)
@@ -179,12 +209,19 @@ class TimeseriesDataConfig:
     (seconds, or timestamps)."""
 
     channels: list[str] = field(default_factory=lambda: ["vibration", "current", "temperature"])
+    """The channels every series has, in the order the model reads them."""
     sampling_rate_hz: float = 200.0
+    """The declared sampling rate: clean resamples every series to it."""
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    """The seeded machine simulator (data.source.kind=simulator)."""
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    """The profile stage: gates and example figures."""
     clean: CleanConfig = field(default_factory=CleanConfig)
+    """The cleaning rules; removed series go to the quarantine with rule, reason and figure."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """The train split's top-up of rare classes."""
     window: WindowConfig = field(default_factory=WindowConfig)
+    """The windows the model reads."""
 
     def __post_init__(self) -> None:
         check_str_list(f"{KEY}.channels", self.channels)
