@@ -10,7 +10,7 @@ modality words its errors alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from pipelines.core.config_checks import (
     DRIFT,
@@ -32,7 +32,7 @@ MACHINE_CLASSES = ("healthy", "bearing_wear", "imbalance", "looseness", "overhea
 
 
 @dataclass
-class SeriesDirt(DirtShares):
+class SeriesDirt(DirtShares, key=f"{KEY}.simulator.dirt", unit="series"):
     """Share of simulated series that get each kind of dirt (at most one per series). Each
     kind is made to trip one cleaning rule, or to be repaired by one, so the rules can be
     scored on it."""
@@ -55,11 +55,6 @@ class SeriesDirt(DirtShares):
     """The logger stopped early (too_short)."""
     exact_duplicate: float = 0.02
     """An earlier series sent again (exact_duplicate, exact_leak)."""
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            check_fraction(f"{KEY}.simulator.dirt.{f.name}", getattr(self, f.name))
-        self.check_total(f"{KEY}.simulator.dirt", "series")
 
 
 def _machine_shares() -> dict[str, float]:
