@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import PipelineError
 from pipelines.layout import Layout
 from pipelines.modalities.timeseries.baseline import BASELINES
 from pipelines.modalities.timeseries.plugins.common import class_names, split_windows
@@ -20,7 +19,7 @@ PARITY_WINDOWS = 64  # test windows scored from the finished folder
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.export_folder import FolderExport, export_multiclass
+    from pipelines.core.export_folder import FolderExport, export_multiclass, require_parity
     from pipelines.core.onnx_variants import batch_scorer
     from pipelines.modalities.timeseries.export_folder import (
         score_windows,
@@ -45,13 +44,14 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         scored = score_windows(folder, raw)
         from_folder = np.array([[s["probabilities"][c] for c in classes] for s in scored])
         expected = batch_scorer(model_file, 0, series_feed, 256)(normalise(raw, mean, std))
-        diff = float(np.abs(from_folder - expected).max())
-        if diff > cfg.export.parity_atol:
-            raise PipelineError(
-                f"{folder}: scoring {len(raw)} test windows from the export folder ({variant}) "
-                f"differs from the pipeline's scores of {model_file.name} by {diff:.2e}; "
-                f"expected at most {cfg.export.parity_atol} (config key 'export.parity_atol')"
-            )
+        against, rows = (
+            f"the pipeline's own scores of {model_file.name}",
+            f"{len(raw)} test windows",
+        )
+        diff = require_parity(
+            folder, variant, from_folder, expected, rows, against, "export.parity_atol",
+            cfg.export.parity_atol,
+        )  # fmt: skip
         return {"folder_vs_variant_max_abs_diff": diff}
 
     def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
