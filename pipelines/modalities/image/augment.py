@@ -94,16 +94,14 @@ def image_operations(cfg: ImageAugmentConfig, size: tuple[int, int]) -> nn.Modul
 # ---------------------------------------------------------------------------- offline top-up
 
 
-def image_class_targets(
-    labels: list[str], cfg: ImageAugmentConfig, key: str = AUGMENT_KEY
-) -> dict[str, int]:
+def image_class_targets(labels: list[str], cfg: ImageAugmentConfig) -> dict[str, int]:
     """Images each class should have after the top-up: its share (class_min_share, else
     min_class_share) of the largest class's count, rounded up; a class_min_share naming no
     class of the split fails naming the key."""
     unknown = sorted(set(cfg.class_min_share) - {str(label) for label in labels})
     if unknown:
         known = sorted({str(label) for label in labels})
-        _fail(f"{key}.class_min_share", unknown, f"classes among {', '.join(known)}")
+        _fail(f"{AUGMENT_KEY}.class_min_share", unknown, f"classes among {', '.join(known)}")
     return class_targets(labels, cfg.min_class_share, cfg.class_min_share)
 
 
