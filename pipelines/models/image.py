@@ -34,6 +34,7 @@ from pipelines.models.moe import (
     as_layer_input,
     classify_pooled,
     feed_forward,
+    pooled_classifier_parts,
 )
 from pipelines.models.sequence import AttentionBlock, run_encoder
 from pipelines.schema.model import ModelConfig
@@ -64,11 +65,7 @@ class ImageCNNClassifier(nn.Module):
         self.backbone = nn.Sequential(
             _conv_stage(3, widths[0]), _conv_stage(widths[0], widths[1]), _conv_stage(*widths[1:])
         )
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.ffn = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
-        self.head = nn.Sequential(
-            nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes)
-        )
+        self.dropout, self.ffn, self.head = pooled_classifier_parts(cfg, num_classes)
 
     def forward_with_aux(self, images: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Class logits (batch, num_classes), the summed load-balancing loss, and the images

@@ -176,6 +176,16 @@ def feed_forward(cfg: ModelConfig) -> nn.Module:
     return MoEBlock(cfg) if cfg.is_moe else DenseBlock(cfg)
 
 
+def pooled_classifier_parts(
+    cfg: ModelConfig, num_classes: int
+) -> tuple[nn.Dropout, nn.ModuleList, nn.Sequential]:
+    """The dropout, the feed-forward (MoE) blocks and the class head that `classify_pooled`
+    runs, built in this order (the seeded initialisation depends on it)."""
+    blocks = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
+    head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes))
+    return nn.Dropout(cfg.dropout), blocks, head
+
+
 def classify_pooled(
     pooled: Tensor, dropout: nn.Module, blocks: nn.ModuleList, head: nn.Module
 ) -> tuple[Tensor, Tensor, list[Tensor]]:

@@ -24,7 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from pipelines.models.families import build_for
-from pipelines.models.moe import SoftmaxHead, as_layer_input, classify_pooled, feed_forward
+from pipelines.models.moe import (
+    SoftmaxHead,
+    as_layer_input,
+    classify_pooled,
+    pooled_classifier_parts,
+)
 from pipelines.schema.model import ModelConfig
 
 WINDOWS, PROBABILITIES = "windows", "probabilities"
@@ -63,11 +68,7 @@ class InceptionClassifier(nn.Module):
         self.shortcut = nn.Sequential(
             nn.Conv1d(channels, cfg.hidden_dim, 1, bias=False), nn.BatchNorm1d(cfg.hidden_dim)
         )
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.ffn = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
-        self.head = nn.Sequential(
-            nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes)
-        )
+        self.dropout, self.ffn, self.head = pooled_classifier_parts(cfg, num_classes)
 
     def forward_with_aux(self, windows: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Class logits (batch, num_classes), the summed load-balancing loss, and the windows

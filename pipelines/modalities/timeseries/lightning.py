@@ -11,8 +11,6 @@ from typing import Any
 
 from pipelines.lightning_module import MulticlassClassifierBase
 from pipelines.models.timeseries import build_series_model
-from pipelines.schema.model import ModelConfig
-from pipelines.schema.training import TrainConfig
 
 
 class SeriesClassifier(MulticlassClassifierBase):
@@ -31,10 +29,7 @@ class SeriesClassifier(MulticlassClassifierBase):
         """`mean`/`std`: the train split's per-channel statistics the windows were
         normalised with (export ships them, with the channels, window and rate)."""
         super().__init__()
-        # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters()
-        self.model_cfg = ModelConfig(**model)
-        self.train_cfg = TrainConfig(**train)
+        self.record_settings(model, train)
         self.model = build_series_model(len(class_names), len(channels), self.model_cfg)
         self.track_classes(len(class_names))
 

@@ -106,6 +106,8 @@ def read_long_format(data: DataConfig) -> tuple[datasets.Dataset, str]:
 
 
 def long_format_table(frame: pd.DataFrame, data: DataConfig, where: str) -> datasets.Dataset:
+    from pipelines.data.schema import numeric_column
+
     schema, channels = data.schema, data.timeseries.channels
     id_column = schema.id_columns[0] if schema.id_columns else None
     required = [
@@ -121,7 +123,7 @@ def long_format_table(frame: pd.DataFrame, data: DataConfig, where: str) -> data
                 f"{', '.join(map(str, frame.columns))}"
             )
     for channel in channels:
-        values = pd_numeric(frame[channel], where, channel)
+        values = numeric_column(frame[channel], channel, where, "data.timeseries.channels")
         if values.isna().all():
             raise PipelineError(f"{where}: channel column {channel!r} is all NaN")
         frame[channel] = values
@@ -157,18 +159,6 @@ def long_format_table(frame: pd.DataFrame, data: DataConfig, where: str) -> data
         rows[TIME].append(t - t[0])
         rows[VALUES].append(group[channels].to_numpy(np.float32).T)
     return series_table(rows)
-
-
-def pd_numeric(column: pd.Series, where: str, name: str) -> pd.Series:
-    import pandas as pd
-
-    try:
-        return pd.to_numeric(column)
-    except (TypeError, ValueError):
-        raise PipelineError(
-            f"{where}: channel column {name!r} holds non-numeric values "
-            f"(e.g. {column.dropna().iloc[0]!r}); expected numbers"
-        ) from None
 
 
 def timestamps_in_seconds(column: pd.Series, where: str, name: str) -> np.ndarray:
