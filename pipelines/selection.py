@@ -37,8 +37,9 @@ def describe(select: SelectConfig) -> str:
         return f"export.select: the named variant {select.variant!r}"
     if select.rule == "best":
         return (
-            "export.select: the candidate (every ONNX variant of the model and every "
-            "scikit-learn baseline) with the highest validation AUPRC"
+            "export.select: the candidate (every ONNX variant of the model and, for tables, "
+            "every scikit-learn baseline) with the highest validation AUPRC (macro-F1 for "
+            "multi-class models)"
         )
     return (
         f"export.select: the fastest ONNX variant at batch {select.batch_size} whose test "
@@ -118,9 +119,10 @@ def select_multiclass_variant(
     latency_file: Path,
     modality: str,
 ) -> tuple[str, str]:
-    """export.select for a multi-class model (text, images): the named variant, or the
-    fastest (evaluate's p50 latency at its largest batch size) of those whose test macro-F1 is
-    at least select.min_auprc_kept of the FP32 model's (the tabular rule's floor, read as
+    """export.select for a multi-class model (text, images, series): the named variant, the
+    highest validation macro-F1 (rule best; a tie goes to the smaller file), or the fastest
+    (evaluate's p50 latency at its largest batch size) of those whose test macro-F1 is at
+    least select.min_auprc_kept of the FP32 model's (the tabular rule's floor, read as
     macro-F1 here). Returns (variant, reason)."""
     select = cfg.export.select
     if select.rule == "variant":
@@ -131,11 +133,21 @@ def select_multiclass_variant(
             )
         return select.variant, "named in the config (export.select.variant)"
     if select.rule == "best":
-        raise PipelineError(
-            f"config key 'export.select.rule' = 'best': the {modality} evaluate report ranks "
-            "variants on test only (rule best ranks on validation, which tables report); "
-            "expected 'variant' or 'fastest'"
-        )
+        scored = {
+            v: m["val_macro_f1"]
+            for v in available
+            if "val_macro_f1" in (m := evaluation["variants"].get(f"onnx_{v}", {}))
+        }
+        if not scored:
+            raise PipelineError(
+                f"{describe(select)}: the {modality} evaluate report has no val_macro_f1; "
+                "rerun evaluate"
+            )
+        size = {v: evaluation["variants"][f"onnx_{v}"].get("size_bytes", 0) for v in scored}
+        chosen = max(scored, key=lambda v: (scored[v], -size[v]))
+        best_first = sorted(scored, key=lambda v: -scored[v])
+        ranking = ", ".join(f"{v} {scored[v]:.4f}" for v in best_first)
+        return chosen, f"highest validation macro-F1 of the ONNX variants: {ranking}"
     timings = json.loads(latency_file.read_text())["variants"] if latency_file.is_file() else {}
     kept = {
         v: evaluation["variants"][f"onnx_{v}"]["macro_f1_retained_vs_fp32"] or 0.0

@@ -637,12 +637,24 @@ def test_the_best_rule_ships_the_highest_validation_auprc_whatever_its_kind() ->
     assert chosen.variant == "int8_dynamic"
 
 
-def test_the_best_rule_is_refused_for_a_model_whose_report_has_no_validation_figures(
-    tmp_path: Path,
-) -> None:
+def test_the_best_rule_ranks_multiclass_variants_by_validation_macro_f1(tmp_path: Path) -> None:
     cfg = load_params(small_params(tmp_path / "params.yaml", ["export.select.rule=best"]))
-    with pytest.raises(PipelineError, match="'export.select.rule' = 'best'.*expected 'variant'"):
-        select_multiclass_variant(cfg, {"variants": {}}, ["fp32"], tmp_path / "none", "text")
+    evaluation = {
+        "variants": {
+            "onnx_fp32": {"val_macro_f1": 0.90, "macro_f1": 0.99, "size_bytes": 900},
+            "onnx_int8_dynamic": {"val_macro_f1": 0.92, "macro_f1": 0.80, "size_bytes": 300},
+            "onnx_int8_static": {"val_macro_f1": 0.92, "macro_f1": 0.81, "size_bytes": 250},
+        }
+    }
+    available = ["fp32", "int8_dynamic", "int8_static"]
+    chosen, reason = select_multiclass_variant(
+        cfg, evaluation, available, tmp_path / "none", "text"
+    )
+    # validation decides, never test; the tie goes to the smaller file
+    assert chosen == "int8_static"
+    assert reason.startswith("highest validation macro-F1") and "fp32 0.9000" in reason
+    with pytest.raises(PipelineError, match="has no val_macro_f1; rerun evaluate"):
+        select_multiclass_variant(cfg, {"variants": {}}, available, tmp_path / "none", "text")
 
 
 def test_the_policy_refuses_in_one_line_naming_the_rule_when_nothing_qualifies() -> None:

@@ -53,14 +53,16 @@ BASELINES = ("logistic_regression", "hist_gradient_boosting")
 @dataclass
 class SelectConfig:
     """What export ships, among every ONNX variant of the model and (tables) every scikit-learn
-    baseline converted to ONNX: the candidate with the highest validation AUPRC (rule=best),
+    baseline converted to ONNX: the candidate with the highest validation AUPRC (rule=best;
+    macro-F1 for multi-class models),
     the named one (rule=variant), or the fastest at `batch_size` whose test AUPRC is at least
     `min_auprc_kept` of the FP32 model's (rule=fastest; timed by export with `threads`
     threads, median of `repeats` calls)."""
 
     rule: str = "variant"
-    """`best`: the highest validation AUPRC, whatever its kind (tables); `variant`: ship the
-    named variant; `fastest`: the fastest that keeps min_auprc_kept of FP32's AUPRC."""
+    """`best`: the highest validation AUPRC, whatever its kind (validation macro-F1 of the ONNX
+    variants for multi-class models); `variant`: ship the named variant; `fastest`: the fastest
+    that keeps min_auprc_kept of FP32's AUPRC."""
     variant: str = "fp32"
     """rule `variant`: the candidate shipped (a model variant, or a baseline such as
     `sklearn_hist_gradient_boosting`)."""

@@ -181,6 +181,14 @@ def _evaluate(cfg: PipelineConfig, layout: Layout, converted: Path) -> dict[str,
         latency_folder,
     ):
         shutil.copytree(converted, baselines_folder)
+        write_json(
+            baselines_folder / "candidates.json",
+            {
+                "candidates": sorted(p.name for p in converted.glob("model_*.onnx")),
+                "why": "scikit-learn baselines as ONNX graphs with the model's interface: "
+                "export candidates like the model's variants",
+            },
+        )
         write_json(metrics_file, report)
         write_json(headline_file, headline(report))
         for directory, series in ((roc_dir, roc), (pr_dir, pr)):

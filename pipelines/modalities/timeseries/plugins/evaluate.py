@@ -30,6 +30,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     mean, std = list(module.hparams.mean), list(module.hparams.std)
     classes = class_names(layout)
     raw_test, y_test = split_windows(layout.split(layout.cleaned, "test"), cfg, classes)
+    raw_val, y_val = split_windows(layout.split(layout.cleaned, "val"), cfg, classes)
     raw_train, y_train = split_windows(layout.augmented_train, cfg, classes)
     baselines = fit_baselines(raw_train, y_train, cfg.seed)
     n = len(classes)
@@ -49,6 +50,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             for name, model in baselines.items()
         },
         preprocessing=("normalise_only", lambda b: normalise(raw_test[b], mean, std)),
+        validation=(normalise(raw_val, mean, std), y_val),
         facts={"window": int(module.hparams.window), "train_windows": len(y_train)},
     )
     return evaluate_multiclass(cfg, layout, test)
