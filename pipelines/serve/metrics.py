@@ -116,6 +116,39 @@ class ServeMetrics:
             registry=r,
         )
         self.ready = Gauge("serve_ready", "1 when the model is loaded and warmed", registry=r)
+        # per version: the primary, a canary and a shadow side by side (serve.release)
+        self.version_requests = Counter(
+            "serve_version_requests",
+            "/predict requests scored per model version and role (primary, canary, shadow), "
+            "by outcome (ok, error)",
+            ["version", "role", "outcome"],
+            registry=r,
+        )
+        self.version_latency = Histogram(
+            "serve_version_latency_seconds",
+            "Queue and inference time per model version and role",
+            ["version", "role"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.version_scores = Histogram(
+            "serve_version_score",
+            "Scores (a multi-class model's top probability) per model version and role",
+            ["version", "role"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.release_active = Gauge(
+            "serve_release_active", "1 while a canary or shadow candidate is served", ["role"],
+            registry=r,
+        )  # fmt: skip
+        self.rollbacks = Counter(
+            "serve_release_rollbacks",
+            "Candidates stopped by the rollback rule, by reason: error_rate, p99_latency, "
+            "score_psi",
+            ["reason"],
+            registry=r,
+        )
 
     def add_drift(self, monitor: Callable[[], DriftMonitor | None], min_rows: int) -> None:
         self.registry.register(DriftCollector(monitor, min_rows))

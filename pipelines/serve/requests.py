@@ -37,7 +37,7 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(400, "not_json", f"body is not valid JSON: {err}") from None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, float) else repr(value)
     return f"{type(value).__name__} {text[:40]}"
 
@@ -52,7 +52,7 @@ def rows_matrix(payload: Any, features: list[str], max_rows: int) -> np.ndarray:
         )
     rows = payload["rows"]
     if not isinstance(rows, list):
-        raise BadRequest(422, "wrong_type", f"field 'rows': expected a list, got {_describe(rows)}")
+        raise BadRequest(422, "wrong_type", f"field 'rows': expected a list, got {describe(rows)}")
     if not rows:
         raise BadRequest(422, "empty", "field 'rows': empty list; send at least one row")
     if len(rows) > max_rows:
@@ -65,7 +65,7 @@ def rows_matrix(payload: Any, features: list[str], max_rows: int) -> np.ndarray:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise BadRequest(
-                422, "wrong_type", f"field 'rows[{i}]': expected an object, got {_describe(row)}"
+                422, "wrong_type", f"field 'rows[{i}]': expected an object, got {describe(row)}"
             )
         try:
             values = [row[name] for name in features]
@@ -82,7 +82,7 @@ def rows_matrix(payload: Any, features: list[str], max_rows: int) -> np.ndarray:
                 raise BadRequest(
                     422,
                     "wrong_type",
-                    f"field 'rows[{i}].{name}': expected a number, got {_describe(value)}",
+                    f"field 'rows[{i}].{name}': expected a number, got {describe(value)}",
                 )
         try:
             with np.errstate(over="ignore"):  # 1e39 becomes inf in float32: reported below
