@@ -33,6 +33,7 @@ from pipelines.serve.answers import answer_body, top_scores
 from pipelines.serve.batching import Batcher, QueueFull, Scored, ScoringError
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.drift import DriftMonitor
+from pipelines.serve.feedback import FeedbackStore, QualityCollector
 from pipelines.serve.inputs import Parsed
 from pipelines.serve.metrics import ServeMetrics
 from pipelines.serve.model import LoadedModel, ModelHolder, load_warm
@@ -59,7 +60,13 @@ class ServerState:
         self.on_fatal: Callable[[str], None] | None = None
         self.metrics.add_drift(self._drift_monitor, cfg.drift.min_rows)
         self.release = Release(cfg.release, self.metrics)
+        self.feedback = FeedbackStore(cfg.feedback)
+        self.metrics.registry.register(QualityCollector(self.feedback, self.served_models))
         self.background: set[asyncio.Task[None]] = set()  # shadow copies being scored
+
+    def served_models(self) -> list[LoadedModel]:
+        """The primary and the release candidate, if any."""
+        return [m for m in (self.holder.current, self.release.candidate) if m is not None]
 
     def _drift_monitor(self) -> DriftMonitor | None:
         model = self.holder.current
@@ -189,6 +196,7 @@ async def _predict(state: ServerState, request: Request) -> Response:
         )
         state.background.add(task)
         task.add_done_callback(state.background.discard)
+    state.feedback.answered(request_id, scored.model, scored.scores)
     answer = {**answer_body(scored.model, scored.scores, request_id), **parsed.notes}
     headers = {
         "x-request-id": request_id,
@@ -247,6 +255,19 @@ async def _shadow(state: ServerState, model: LoadedModel, body: bytes, content_t
         state.metrics.errors.labels(kind="shadow_failed").inc()
     except Exception:  # never let a shadow's failure surface anywhere but its counters
         state.metrics.errors.labels(kind="shadow_failed").inc()
+
+
+async def feedback(request: Request) -> Response:
+    """POST /feedback {"request_id": ..., "label": ...}: the true label of an answered request."""
+    state: ServerState = request.app.state.server
+    try:
+        body = await _read_body(request, state.cfg.max_body_bytes)
+        joined = state.feedback.label(parse_json(body))
+    except BadRequest as err:
+        state.metrics.feedback.labels(result=err.kind).inc()
+        return _error(state, err.status, err.kind, str(err))
+    state.metrics.feedback.labels(result="joined").inc()
+    return JSONResponse(joined)
 
 
 async def health(request: Request) -> Response:
@@ -433,6 +454,7 @@ def create_app(cfg: ServeConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
+            Route("/feedback", feedback, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/model", model_card, methods=["GET"]),

@@ -36,6 +36,12 @@ class AlertsConfig:
     bad_request_rate: float = 0.2
     """ServeBadRequestRateHigh fires above this 4xx share (a client sending the wrong schema), in
     (0, 1)."""
+    cpu_share: float = 0.9
+    """ServeCpuHigh fires when the process uses more than this share of the cores it may run
+    on (serve_cpu_cores), in (0, 1]."""
+    memory_share: float = 0.85
+    """ServeMemoryHigh fires when its resident memory exceeds this share of the memory it may
+    use (serve_memory_limit_bytes: the cgroup limit, else RAM), in (0, 1]."""
     window: str = "5m"
     """PromQL range the rates and quantiles are taken over (a Prometheus duration: 30s, 5m, 1h)."""
     for_duration: str = "5m"
@@ -109,6 +115,23 @@ class ReleaseConfig:
 
 
 @dataclass
+class FeedbackConfig:
+    """POST /feedback: true labels joined to the scores the server answered with."""
+
+    retention_s: float = 3600.0
+    """How long an answer waits for its label (> 0); older ones are dropped unlabelled."""
+    max_pending: int = 100_000
+    """Answers kept waiting at most (>= 1), oldest dropped first: the memory bound."""
+    window: int = 1000
+    """Labelled rows per model version the online figures are computed over (>= 10)."""
+    min_labels: int = 100
+    """No online figure on fewer labelled rows (1 to window): a few labels say little."""
+    quality_margin: float = 0.05
+    """ServeOnlineQualityLow fires when an online figure falls more than this below the model
+    card's test figure (> 0)."""
+
+
+@dataclass
 class AdminConfig:
     """/admin/*: off unless a bearer token is configured; the token itself never sits in a
     config file (they get committed, copied and logged), only where it names it."""
@@ -165,6 +188,8 @@ class ServeConfig:
     """Input drift monitoring: PSI of each served feature against the train split."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     """Thresholds of the Prometheus alert rules written to conf/serve/alerts.yml."""
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    """Label feedback and the online quality figures per model version."""
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     """Canary and shadow releases of a second export folder, with automatic rollback."""
     text: TextInputConfig = field(default_factory=TextInputConfig)
@@ -250,6 +275,13 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
         c.image.modes,
         f"a non-empty list of {', '.join(IMAGE_MODES)}",
     )
+    f = c.feedback
+    _check(f.retention_s > 0, source, "feedback.retention_s", f.retention_s, "> 0")
+    _check(f.max_pending >= 1, source, "feedback.max_pending", f.max_pending, ">= 1")
+    _check(f.window >= 10, source, "feedback.window", f.window, "an integer >= 10")
+    _check(1 <= f.min_labels <= f.window, source, "feedback.min_labels", f.min_labels,
+           f"1 to serve.feedback.window ({f.window})")  # fmt: skip
+    _check(f.quality_margin > 0, source, "feedback.quality_margin", f.quality_margin, "> 0")
     r, rb = c.release, c.release.rollback
     _check(r.mode in ("off", "canary", "shadow"), source, "release.mode", r.mode,
            "off, canary or shadow")  # fmt: skip
@@ -290,6 +322,8 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
         a.bad_request_rate,
         "in (0, 1)",
     )
+    _check(0 < a.cpu_share <= 1, source, "alerts.cpu_share", a.cpu_share, "in (0, 1]")
+    _check(0 < a.memory_share <= 1, source, "alerts.memory_share", a.memory_share, "in (0, 1]")
     for key in ("window", "for_duration"):
         value = getattr(a, key)
         _check(

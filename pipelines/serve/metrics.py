@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pipelines.serve.drift import DriftMonitor
+from pipelines.serve.resources import register_resources
 
 # /predict is a sub-millisecond affair when idle and tens of ms under load on 2 cores: dense
 # buckets around the 50 ms p99 objective so histogram_quantile can see it crossed
@@ -116,6 +117,7 @@ class ServeMetrics:
             registry=r,
         )
         self.ready = Gauge("serve_ready", "1 when the model is loaded and warmed", registry=r)
+        self.gpu = register_resources(r)  # process CPU, memory, fds, threads; NVML GPUs
         # per version: the primary, a canary and a shadow side by side (serve.release)
         self.version_requests = Counter(
             "serve_version_requests",
@@ -136,6 +138,13 @@ class ServeMetrics:
             "Scores (a multi-class model's top probability) per model version and role",
             ["version", "role"],
             buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.feedback = Counter(
+            "serve_feedback",
+            "POST /feedback answers by result: joined, or the error kind (unknown_request, "
+            "wrong_label, ...)",
+            ["result"],
             registry=r,
         )
         self.release_active = Gauge(
