@@ -126,20 +126,15 @@ class ServeMetrics:
             ["version", "role", "outcome"],
             registry=r,
         )
-        self.version_latency = Histogram(
-            "serve_version_latency_seconds",
-            "Queue and inference time per model version and role",
-            ["version", "role"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.version_scores = Histogram(
-            "serve_version_score",
-            "Scores (a multi-class model's top probability) per model version and role",
-            ["version", "role"],
-            buckets=SCORE_BUCKETS,
-            registry=r,
-        )
+        self.version_latency, self.version_scores = (
+            Histogram(name, doc, ["version", "role"], buckets=buckets, registry=r)
+            for name, doc, buckets in (
+                ("serve_version_latency_seconds", "Queue and inference time per model version "
+                 "and role", LATENCY_BUCKETS),
+                ("serve_version_score", "Scores (a multi-class model's top probability) per "
+                 "model version and role", SCORE_BUCKETS),
+            )
+        )  # fmt: skip
         self.feedback = Counter(
             "serve_feedback",
             "POST /feedback answers by result: joined, or the error kind (unknown_request, "

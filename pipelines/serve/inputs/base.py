@@ -34,10 +34,15 @@ class InputAdapter(ABC):
     # the /predict body this adapter reads, for the error a body without its field gets
     example: str = ""
 
+    # the key of the card's "inputs" that marks this modality's graph (older cards have no
+    # "task")
+    input_key: str = ""
+
     @classmethod
-    @abstractmethod
     def recognises(cls, card: dict[str, Any]) -> bool:
-        """Whether a card without a "task" describes a graph of this modality (older exports)."""
+        """Whether a card without a "task" describes a graph of this modality."""
+        inputs = card.get("inputs")
+        return isinstance(inputs, dict) and cls.input_key in inputs
 
     @classmethod
     @abstractmethod

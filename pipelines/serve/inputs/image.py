@@ -25,21 +25,23 @@ from pipelines.errors import PipelineError
 from pipelines.modalities.image.export_folder import IMAGES, load_image_inputs
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.inputs.base import InputAdapter, Parsed
-from pipelines.serve.requests import BadRequest, describe, parse_json
+from pipelines.serve.requests import (
+    BadRequest,
+    check_count,
+    check_strings,
+    listed,
+    parse_json,
+)
 
 
 class ImageInput(InputAdapter):
     modality = "image"
     example = '{"images": ["<base64 PNG or JPEG>"]} or a multipart/form-data upload'
+    input_key = IMAGES
 
     def __init__(self, preprocessing: dict[str, Any], max_pixels: int, modes: list[str]) -> None:
         self.preprocessing, self.max_pixels, self.modes = preprocessing, max_pixels, modes
         self.shape = (3, int(preprocessing["height"]), int(preprocessing["width"]))
-
-    @classmethod
-    def recognises(cls, card: dict[str, Any]) -> bool:
-        inputs = card.get("inputs")
-        return isinstance(inputs, dict) and IMAGES in inputs
 
     @classmethod
     def open(
@@ -62,36 +64,16 @@ class ImageInput(InputAdapter):
         if content_type.split(";")[0].strip().lower() == "multipart/form-data":
             files = _form_files(body, content_type)
         else:
-            files = self._json_images(parse_json(body))
-        if not files:
-            raise BadRequest(422, "empty", "field 'images': no image sent")
-        if len(files) > max_rows:
-            raise BadRequest(
-                413,
-                "too_many_rows",
-                f"field 'images': {len(files)} images > serve.max_rows_per_request = {max_rows}",
+            files = self._json_images(
+                listed(parse_json(body), "images", self.example, "image", max_rows)
             )
+        check_count(len(files), "images", "image", max_rows)  # an upload of no file
         x = np.concatenate([self._pixels(name, data) for name, data in files])
         return Parsed(x, len(x))
 
-    def _json_images(self, payload: Any) -> list[tuple[str, bytes]]:
-        if not isinstance(payload, dict) or "images" not in payload:
-            raise BadRequest(
-                422, "missing_field", f"field 'images': missing; expected {self.example}"
-            )
-        images = payload["images"]
-        if not isinstance(images, list):
-            raise BadRequest(
-                422, "wrong_type", f"field 'images': expected a list, got {describe(images)}"
-            )
+    def _json_images(self, images: list[Any]) -> list[tuple[str, bytes]]:
         files = []
-        for i, item in enumerate(images):
-            if not isinstance(item, str):
-                raise BadRequest(
-                    422,
-                    "wrong_type",
-                    f"field 'images[{i}]': expected a base64 string, got {describe(item)}",
-                )
+        for i, item in enumerate(check_strings(images, "images", "a base64 string")):
             try:
                 files.append((f"images[{i}]", base64.b64decode(item, validate=True)))
             except (binascii.Error, ValueError):

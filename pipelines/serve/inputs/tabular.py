@@ -19,14 +19,10 @@ from pipelines.serve.requests import parse_json, rows_matrix
 class TabularInput(InputAdapter):
     modality = "tabular"
     example = '{"rows": [{feature: number}]}'
+    input_key = "features"
 
     def __init__(self, features: list[str], input_name: str) -> None:
         self.features, self.input_name = features, input_name
-
-    @classmethod
-    def recognises(cls, card: dict[str, Any]) -> bool:
-        inputs = card.get("inputs")
-        return isinstance(inputs, dict) and "features" in inputs
 
     @classmethod
     def open(

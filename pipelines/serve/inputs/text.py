@@ -22,7 +22,7 @@ from pipelines.modalities.text.export_folder import (
 )
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.inputs.base import InputAdapter, Parsed
-from pipelines.serve.requests import BadRequest, describe, parse_json
+from pipelines.serve.requests import BadRequest, check_strings, listed, parse_json
 
 WARM_TEXT = "warm up"
 
@@ -30,15 +30,11 @@ WARM_TEXT = "warm up"
 class TextInput(InputAdapter):
     modality = "text"
     example = '{"texts": ["..."]}'
+    input_key = INPUT_IDS
 
     def __init__(self, tokenizer: Tokenizer, pad_id: int, max_length: int, reject: bool) -> None:
         self.tokenizer, self.pad_id, self.max_length = tokenizer, pad_id, max_length
         self.reject_too_long = reject
-
-    @classmethod
-    def recognises(cls, card: dict[str, Any]) -> bool:
-        inputs = card.get("inputs")
-        return isinstance(inputs, dict) and INPUT_IDS in inputs
 
     @classmethod
     def open(
@@ -68,31 +64,8 @@ class TextInput(InputAdapter):
         return cls(tokenizer, int(padding["pad_id"]), int(truncation["max_length"]), reject)
 
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
-        payload = parse_json(body)
-        if not isinstance(payload, dict) or "texts" not in payload:
-            raise BadRequest(
-                422, "missing_field", f"field 'texts': missing; expected {self.example}"
-            )
-        texts = payload["texts"]
-        if not isinstance(texts, list):
-            raise BadRequest(
-                422, "wrong_type", f"field 'texts': expected a list, got {describe(texts)}"
-            )
-        if not texts:
-            raise BadRequest(422, "empty", "field 'texts': empty list; send at least one text")
-        if len(texts) > max_rows:
-            raise BadRequest(
-                413,
-                "too_many_rows",
-                f"field 'texts': {len(texts)} texts > serve.max_rows_per_request = {max_rows}",
-            )
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise BadRequest(
-                    422,
-                    "wrong_type",
-                    f"field 'texts[{i}]': expected a string, got {describe(text)}",
-                )
+        texts = listed(parse_json(body), "texts", self.example, "text", max_rows)
+        for i, text in enumerate(check_strings(texts, "texts", "a string")):
             if not text.strip():
                 # the model would answer [CLS] alone with a confident-looking class
                 raise BadRequest(422, "empty_text", f"field 'texts[{i}]': empty text")
