@@ -176,7 +176,7 @@ async def _predict(state: ServerState, request: Request) -> Response:
     try:
         body = await _read_body(request, state.cfg.max_body_bytes)
         content_type = request.headers.get("content-type", "")
-        parsed = target.adapter.parse(body, content_type, state.cfg.max_rows_per_request)
+        parsed = await _parse(state, target, body, content_type)
         scored = await _score(state, target, "canary" if canary else "primary", parsed)
     except BadRequest as err:
         return _error(state, err.status, err.kind, str(err), request_id)
@@ -210,6 +210,15 @@ async def _predict(state: ServerState, request: Request) -> Response:
     return Response(
         json.dumps(answer, separators=(",", ":")), media_type="application/json", headers=headers
     )
+
+
+async def _parse(state: ServerState, model: LoadedModel, body: bytes, content_type: str) -> Parsed:
+    """The body as `model`'s input, parsed where its adapter says (BadRequest otherwise)."""
+    adapter, limit = model.adapter, state.cfg.max_rows_per_request
+    if not adapter.parse_off_loop:
+        return adapter.parse(body, content_type, limit)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, adapter.parse, body, content_type, limit)
 
 
 async def _score(state: ServerState, model: LoadedModel, role: str, parsed: Parsed) -> Scored:
@@ -247,7 +256,7 @@ async def _shadow(state: ServerState, model: LoadedModel, body: bytes, content_t
     """Score a copy of an answered request on the shadow (parsed by its own adapter); its
     outcome is recorded and judged, never answered."""
     try:
-        parsed = model.adapter.parse(body, content_type, state.cfg.max_rows_per_request)
+        parsed = await _parse(state, model, body, content_type)
         await _score(state, model, "shadow", parsed)
     except QueueFull:  # the primary's traffic comes first: the copy is dropped
         state.metrics.errors.labels(kind="shadow_dropped").inc()

@@ -37,6 +37,10 @@ class InputAdapter(ABC):
     # the key of the card's "inputs" that marks this modality's graph (older cards have no
     # "task")
     input_key: str = ""
+    # parse on a worker thread rather than the event loop: decoding an image takes long
+    # enough to stall every other request; parsing JSON rows does not, and the thread
+    # hand-off would cost more than it saves
+    parse_off_loop: bool = False
 
     @classmethod
     def recognises(cls, card: dict[str, Any]) -> bool:

@@ -38,6 +38,7 @@ class ImageInput(InputAdapter):
     modality = "image"
     example = '{"images": ["<base64 PNG or JPEG>"]} or a multipart/form-data upload'
     input_key = IMAGES
+    parse_off_loop = True
 
     def __init__(self, preprocessing: dict[str, Any], max_pixels: int, modes: list[str]) -> None:
         self.preprocessing, self.max_pixels, self.modes = preprocessing, max_pixels, modes
