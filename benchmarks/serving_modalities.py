@@ -7,8 +7,8 @@
    request), and on with a shadow (the same folder scoring a copy of every request: what a
    shadow release costs), with the method and load client of benchmarks/serving.py. Server
    CPU seconds per request come from its process_cpu_seconds_total.
-2. Text padding: one ONNX Runtime call on 64 texts padded to the longest in the batch (what
-   the server does) vs padded to the tokenizer's max_length.
+2. Text padding: one ONNX Runtime call on 64 texts of 2-24 words padded to the longest in
+   the batch (what the server does) vs padded to the tokenizer's max_length.
 
 The folders are the tiny untrained ones the tests build (tests/test_text_export_folder.py,
 tests/test_image_export_folder.py: hidden size 16, 48 tokens, 32 x 32 images), written to a
@@ -100,7 +100,10 @@ def padding(folder: Path, repeats: int = 50) -> dict[str, Any]:
     from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
     from pipelines.runtime import session
 
-    texts = simulate_tickets(64, seed=2, dirt=NO_DIRT)["text"][:]
+    # chat-length messages: each ticket cut to 2-24 words, so lengths in a batch differ
+    tickets = simulate_tickets(64, seed=2, dirt=NO_DIRT)["text"][:]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(t.split()[: int(rng.integers(2, 25))]) for t in tickets]
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     ids, mask, _ = encode_texts(tokenizer, texts)
     full = tokenizer.encode_batch(texts)

@@ -126,7 +126,7 @@ def test_a_canary_whose_scores_move_away_from_the_primary_is_rolled_back(folders
     assert "sharp: score_psi" in status["stopped"]
     assert page[("serve_release_rollbacks_total", (("reason", "score_psi"),))] == 1
     sharp = [i for i, a in enumerate(answers) if a.json()["model_version"] == "sharp"]
-    # judged from min_requests on: stopped at its 20th request, never answering again
+    # judged from min_requests (20) on, every 10th request: stopped at its 20th, never again
     assert len(sharp) == 20 and sharp[-1] < len(answers) - 50
 
 

@@ -4,9 +4,10 @@ rollback rule of `serve.release.rollback` judged after each of the candidate's r
 A canary answers `share` of the requests (sticky by `sticky_header` when a request carries
 it); a shadow scores a copy of every request after the primary answered it and is never
 answered. Either is stopped (and the reason logged and counted) as soon as, over its last
-`window_requests` requests, its failures exceed `max_error_rate x window_requests`, or (from
-`min_requests` on) its p99 latency exceeds `max_p99_ms` or its score PSI against the primary's
-recent scores exceeds `max_score_psi`."""
+`window_requests` requests, its failures exceed `max_error_rate x window_requests` (judged on
+every request), or (from `min_requests` on, judged every JUDGE_EVERY requests) its p99 latency
+exceeds `max_p99_ms` or its score PSI against the primary's recent scores exceeds
+`max_score_psi`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from pipelines.serve.config import ReleaseConfig
 from pipelines.serve.metrics import SCORE_BUCKETS, ServeMetrics
 from pipelines.serve.model import LoadedModel
 
+# p99 latency and score PSI are judged on every JUDGE_EVERY-th request of the candidate
+JUDGE_EVERY = 10
 # the score histogram's bins (fine near 0, where fraud-style scores pile up)
 SCORE_EDGES = np.asarray(SCORE_BUCKETS[:-1], dtype=np.float64)
 
@@ -42,6 +45,8 @@ class Release:
         self.candidate: LoadedModel | None = None
         self.stopped: str | None = None  # why the last candidate was stopped
         self._window: deque[Outcome] = deque(maxlen=self.rule.window_requests)
+        self._failed = 0  # failures in the window, kept as it slides
+        self._seen = 0  # the candidate's requests so far
         # the primary's recent scores, what the candidate's are compared with
         self._primary: deque[float] = deque(maxlen=self.rule.window_requests * 8)
         self._lock = threading.Lock()
@@ -54,6 +59,7 @@ class Release:
         with self._lock:
             self.candidate, self.stopped = candidate, None
             self._window.clear()
+            self._failed = self._seen = 0
         self.metrics.release_active.labels(role=self.mode).set(1)
 
     def canary_for(self, key: str | None) -> LoadedModel | None:
@@ -80,7 +86,11 @@ class Release:
         with self._lock:
             if model is not self.candidate:
                 return None  # already stopped or promoted: requests still in flight
+            if len(self._window) == self._window.maxlen and not self._window[0].ok:
+                self._failed -= 1  # the oldest outcome slides out
             self._window.append(outcome)
+            self._failed += not outcome.ok
+            self._seen += 1
             reason = self._verdict()
             if reason is None:
                 return None
@@ -91,16 +101,19 @@ class Release:
         return reason
 
     def _verdict(self) -> str | None:
-        rule, window = self.rule, list(self._window)
-        failed = sum(not o.ok for o in window)
+        """The error count after every request; p99 and PSI (a percentile and two histograms
+        over the window) every JUDGE_EVERY requests, which keeps a shadow's cost per request
+        near its inference's."""
+        rule = self.rule
         allowed = math.floor(rule.max_error_rate * rule.window_requests)
-        if failed > allowed:
+        if self._failed > allowed:
             return (
-                f"error_rate {failed} failed of the last {len(window)} requests > "
+                f"error_rate {self._failed} failed of the last {len(self._window)} requests > "
                 f"{rule.max_error_rate:g} x {rule.window_requests}"
             )
-        if len(window) < rule.min_requests:
+        if len(self._window) < rule.min_requests or self._seen % JUDGE_EVERY:
             return None
+        window = list(self._window)
         p99_ms = float(np.percentile([o.latency_s for o in window], 99)) * 1000
         if p99_ms > rule.max_p99_ms:
             return f"p99_latency {p99_ms:.1f} ms > {rule.max_p99_ms:g} ms"
