@@ -95,12 +95,18 @@ class Server:
 
 def requests_for(x: np.ndarray, features: list[str], rows: int, host: str) -> list[bytes]:
     """Pre-built HTTP/1.1 requests of `rows` rows each, cycling through the test split."""
+    bodies = [
+        {"rows": [dict(zip(features, map(float, r), strict=True)) for r in x[start : start + rows]]}
+        for start in range(0, min(len(x), 512 * rows) - rows + 1, rows)
+    ]
+    return http_requests(bodies, host)
+
+
+def http_requests(bodies: list[dict[str, Any]], host: str) -> list[bytes]:
+    """Each JSON body as a pre-built HTTP/1.1 POST /predict request."""
     out = []
-    for start in range(0, min(len(x), 512 * rows) - rows + 1, rows):
-        chunk = x[start : start + rows]
-        body = json.dumps(
-            {"rows": [dict(zip(features, map(float, r), strict=True)) for r in chunk]}
-        ).encode()
+    for payload in bodies:
+        body = json.dumps(payload).encode()
         head = (
             f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"

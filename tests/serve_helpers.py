@@ -104,3 +104,52 @@ def running_server(export_dir: Path, *overrides: str) -> Iterator[Running]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+TABLE_FEATURES = ["age", "amount", "hour"]
+TABLE_CLASSES = ["low", "medium", "high", "fraud"]
+
+
+def multiclass_table_folder(
+    folder: Path,
+    seed: int = 0,
+    version: str | None = None,
+    sharpness: float = 1.0,
+    binary: bool = False,
+    test_metrics: dict[str, float] | None = None,
+) -> tuple[list[str], list[str]]:
+    """A three-feature, four-class table model (linear + softmax, weights from `seed`) as an
+    export folder in a second: the tabular card's features, labels.json naming the classes;
+    `binary`: one sigmoid probability instead (no labels.json, a label_map in the card).
+    The release tests serve two of them side by side; `sharpness` scales the weights (a
+    sharper model is more confident: its scores move away from the others')."""
+    import torch
+
+    torch.manual_seed(seed)
+    head = (torch.nn.Linear(3, 1), torch.nn.Sigmoid()) if binary else (
+        torch.nn.Linear(3, 4), torch.nn.Softmax(dim=1))  # fmt: skip
+    model = torch.nn.Sequential(*head).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(sharpness)
+    folder.mkdir(parents=True)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3),),
+        str(folder / "model.onnx"),
+        input_names=["features"],
+        output_names=["probabilities"],
+        dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}},
+        dynamo=False,
+    )
+    card = {
+        "model": "linear",
+        "version": version or f"linear-seed{seed}",
+        "inputs": {"features": TABLE_FEATURES, "shape": ["batch", 3]},
+        "test_metrics": test_metrics or {},
+    }
+    if binary:
+        card["label_map"] = {"1": "fraud", "0": "legit"}
+    else:
+        (folder / "labels.json").write_text(json.dumps({"labels": TABLE_CLASSES}))
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return TABLE_FEATURES, ["legit", "fraud"] if binary else TABLE_CLASSES

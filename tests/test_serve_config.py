@@ -16,6 +16,7 @@ from pipelines.serve.alerts import ALERTS_FILE, alert_rules, render
 from pipelines.serve.batching import Batcher, QueueFull, ScoringError
 from pipelines.serve.config import DEFAULT_CONFIG, load_serve_config
 from pipelines.serve.drift import DriftMonitor
+from pipelines.serve.inputs.tabular import TabularInput
 from pipelines.serve.metrics import ServeMetrics
 from pipelines.serve.requests import BadRequest, parse_json, rows_matrix
 
@@ -122,8 +123,10 @@ class _Model:
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[int] = []
         self.fail = fail
+        self.adapter = TabularInput(["a", "b"], "x")  # stacks the requests' rows
 
-    def score(self, x: np.ndarray) -> np.ndarray:
+    def score(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        x = feeds["x"]
         self.batches.append(len(x))
         if self.fail:
             raise RuntimeError("boom")
@@ -136,7 +139,7 @@ def test_the_batcher_merges_waiting_requests_and_splits_the_answers_back() -> No
         batcher = Batcher(10, 200, 100, ServeMetrics(10))
         batcher.start()
         xs = [np.full((n, 2), float(i), dtype=np.float32) for i, n in enumerate([3, 3, 3, 3])]
-        answers = await asyncio.gather(*(batcher.submit(x, model) for x in xs))  # type: ignore[arg-type]
+        answers = await asyncio.gather(*(batcher.submit(x, len(x), model) for x in xs))  # type: ignore[arg-type]
         await batcher.stop()
         return answers, model.batches
 
@@ -154,10 +157,10 @@ def test_the_batcher_fails_every_request_of_a_failed_batch_and_keeps_going() -> 
         x = np.ones((2, 2), dtype=np.float32)
         bad = _Model(fail=True)
         failed = await asyncio.gather(
-            *(batcher.submit(x, bad) for _ in range(2)),  # type: ignore[arg-type]
+            *(batcher.submit(x, 2, bad) for _ in range(2)),  # type: ignore[arg-type]
             return_exceptions=True,
         )
-        ok = await batcher.submit(x, _Model())  # type: ignore[arg-type]
+        ok = await batcher.submit(x, 2, _Model())  # type: ignore[arg-type]
         await batcher.stop()
         return failed, ok.scores
 
@@ -174,8 +177,8 @@ def test_the_batcher_pushes_back_when_the_queue_is_full() -> None:
         batcher.start()
         x = np.ones((3, 2), dtype=np.float32)
         results = await asyncio.gather(
-            batcher.submit(x, model),  # type: ignore[arg-type]
-            batcher.submit(x, model),  # type: ignore[arg-type]
+            batcher.submit(x, 3, model),  # type: ignore[arg-type]
+            batcher.submit(x, 3, model),  # type: ignore[arg-type]
             return_exceptions=True,
         )
         await batcher.stop()

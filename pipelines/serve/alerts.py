@@ -1,6 +1,6 @@
-"""Prometheus alert rules for the server, with thresholds from `serve.alerts` and
-`serve.drift`, so the rules file and the config cannot disagree (a test keeps the shipped
-conf/serve/alerts.yml equal to what the default config generates)."""
+"""Prometheus alert rules for the server, with thresholds from `serve.alerts`, `serve.drift`
+and `serve.feedback`, so the rules file and the config cannot disagree (a test keeps the
+shipped conf/serve/alerts.yml equal to what the default config generates)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,46 @@ def alert_rules(cfg: ServeConfig) -> dict[str, Any]:
                     f"PSI over the last {d.window_rows} served rows vs the train split; "
                     "consider retraining"
                 ),
+            },
+        },
+        {
+            "alert": "ServeOnlineQualityLow",
+            "expr": (
+                "serve_online_quality < on (version, metric) "
+                f"(serve_card_quality - {cfg.feedback.quality_margin:g})"
+            ),
+            "for": a.for_duration,
+            "labels": {"severity": "ticket"},
+            "annotations": {
+                "summary": (
+                    "{{ $labels.version }}: online {{ $labels.metric }} {{ $value }} is more "
+                    f"than {cfg.feedback.quality_margin:g} below the model card's test figure"
+                ),
+                "description": (
+                    f"over the last {cfg.feedback.window} labelled rows (POST /feedback)"
+                ),
+            },
+        },
+        {
+            "alert": "ServeCpuHigh",
+            "expr": f"rate(process_cpu_seconds_total[{w}]) / serve_cpu_cores > {a.cpu_share:g}",
+            "for": a.for_duration,
+            "labels": {"severity": "ticket"},
+            "annotations": {
+                "summary": f"the server uses more than {a.cpu_share:.0%} of its cores",
+                "description": "CPU share over the last window: {{ $value }}",
+            },
+        },
+        {
+            "alert": "ServeMemoryHigh",
+            "expr": (
+                f"process_resident_memory_bytes / serve_memory_limit_bytes > {a.memory_share:g}"
+            ),
+            "for": a.for_duration,
+            "labels": {"severity": "page"},
+            "annotations": {
+                "summary": f"resident memory above {a.memory_share:.0%} of the limit",
+                "description": "share of the cgroup limit (else RAM): {{ $value }}",
             },
         },
         {

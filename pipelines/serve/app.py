@@ -1,6 +1,7 @@
-"""The HTTP surface: /predict, /health, /ready, /model, /metrics and /admin/reload, as a
-Starlette app over one Batcher and one ModelHolder. Everything under /admin answers only a
-request carrying the admin token (pipelines/serve/admin.py).
+"""The HTTP surface: /predict (any modality: the loaded model's input adapter reads the body),
+/health, /ready, /model, /metrics and /admin/reload, as a Starlette app over one Batcher and
+one ModelHolder. Everything under /admin answers only a request carrying the admin token
+(pipelines/serve/admin.py).
 
 Every client error is a 4xx whose JSON body is {"error": "<one line naming the field>"}; any
 other failure inside a request is a 5xx counted in `serve_errors_total`; nothing a request
@@ -14,9 +15,9 @@ import gc
 import json
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,12 +29,16 @@ from starlette.routing import Mount, Route
 
 from pipelines.errors import PipelineError
 from pipelines.serve.admin import AdminGate, AdminGuard, Refusal, refuse
-from pipelines.serve.batching import Batcher, QueueFull, ScoringError
+from pipelines.serve.answers import answer_body, top_scores
+from pipelines.serve.batching import Batcher, QueueFull, Scored, ScoringError
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.drift import DriftMonitor
+from pipelines.serve.feedback import FeedbackStore, QualityCollector
+from pipelines.serve.inputs import Parsed
 from pipelines.serve.metrics import ServeMetrics
-from pipelines.serve.model import LoadedModel, ModelHolder
-from pipelines.serve.requests import BadRequest, parse_json, rows_matrix
+from pipelines.serve.model import LoadedModel, ModelHolder, load_warm
+from pipelines.serve.release import Outcome, Release
+from pipelines.serve.requests import BadRequest, parse_json
 
 
 class ServerState:
@@ -54,41 +59,68 @@ class ServerState:
         self.on_ready: Callable[[ServerState], None] | None = None
         self.on_fatal: Callable[[str], None] | None = None
         self.metrics.add_drift(self._drift_monitor, cfg.drift.min_rows)
+        self.release = Release(cfg.release, self.metrics)
+        self.feedback = FeedbackStore(cfg.feedback)
+        self.metrics.registry.register(QualityCollector(self.feedback, self.served_models))
+        self.background: set[asyncio.Task[None]] = set()  # shadow copies being scored
+
+    def served_models(self) -> list[LoadedModel]:
+        """The primary and the release candidate, if any."""
+        return [m for m in (self.holder.current, self.release.candidate) if m is not None]
 
     def _drift_monitor(self) -> DriftMonitor | None:
         model = self.holder.current
         return model.drift if model else None
 
-    def on_batch(self, model: LoadedModel, x: np.ndarray, scores: np.ndarray) -> None:
+    def on_batch(
+        self, model: LoadedModel, feeds: dict[str, np.ndarray], scores: np.ndarray
+    ) -> None:
         """Runs on the scoring thread after each batch: score histogram, drift window."""
-        for score in scores.tolist():
+        for score in top_scores(scores).tolist():
             self.metrics.scores.observe(score)
         self.metrics.rows.inc(len(scores))
         if model.drift is not None:
-            model.drift.observe(x)
+            rows = model.adapter.drift_rows(feeds)
+            if rows is not None:
+                model.drift.observe(rows)
+
+    async def start_release(self) -> None:
+        """Load the candidate of serve.release beside the primary (a fatal error when it
+        cannot load or reads another modality's requests)."""
+        cfg, primary = self.cfg, self.holder.current
+        if cfg.release.mode == "off" or primary is None:
+            return
+        loop = asyncio.get_running_loop()
+        candidate = await loop.run_in_executor(None, load_warm, cfg.release.export_dir, cfg)
+        if candidate.adapter.modality != primary.adapter.modality:
+            raise PipelineError(
+                f"config key 'serve.release.export_dir' = {cfg.release.export_dir!r}: a "
+                f"{candidate.adapter.modality} model; the primary is {primary.adapter.modality}"
+            )
+        self.release.start(candidate)
 
     async def load(self, folder: str | Path) -> LoadedModel:
         """Load, verify and warm a model off the event loop, then make it the current one."""
         cfg = self.cfg
         loop = asyncio.get_running_loop()
-        model = await loop.run_in_executor(
-            None,
-            self.holder.load,
-            folder,
-            cfg.threads,
-            cfg.max_batch,
-            cfg.warmup_rounds,
-            cfg.drift.window_rows,
-        )
+        model = await loop.run_in_executor(None, self.holder.load, folder, cfg)
         self.metrics.set_model(
             model.version, str(model.card.get("model", "")), str(model.card.get("variant", ""))
         )
         return model
 
 
-def _error(state: ServerState, status: int, kind: str, message: str) -> JSONResponse:
+def _error(
+    state: ServerState, status: int, kind: str, message: str, request_id: str | None = None
+) -> JSONResponse:
     state.metrics.errors.labels(kind=kind).inc()
-    return JSONResponse({"error": message}, status_code=status)
+    if request_id is None:
+        return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse(
+        {"error": message, "request_id": request_id},
+        status_code=status,
+        headers={"x-request-id": request_id},
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -123,43 +155,128 @@ async def predict(request: Request) -> Response:
     return response
 
 
+def _request_id(request: Request) -> str:
+    """The client's `x-request-id` when it sent a usable one (to join its own logs), else a
+    fresh one; every /predict answer carries it."""
+    given = request.headers.get("x-request-id", "")
+    if 0 < len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
 async def _predict(state: ServerState, request: Request) -> Response:
+    request_id = _request_id(request)
     model = state.holder.current
     if model is None or state.batcher is None or not state.ready:
-        return _error(state, 503, "not_ready", "model not loaded yet: retry when /ready says so")
+        return _error(
+            state, 503, "not_ready", "model not loaded yet: retry when /ready says so", request_id
+        )
+    canary = state.release.canary_for(request.headers.get(state.cfg.release.sticky_header))
+    target = canary or model
     try:
         body = await _read_body(request, state.cfg.max_body_bytes)
-        x = rows_matrix(parse_json(body), model.features, state.cfg.max_rows_per_request)
-        scored = await state.batcher.submit(x, model)
+        content_type = request.headers.get("content-type", "")
+        parsed = await _parse(state, target, body, content_type)
+        scored = await _score(state, target, "canary" if canary else "primary", parsed)
     except BadRequest as err:
-        return _error(state, err.status, err.kind, str(err))
+        return _error(state, err.status, err.kind, str(err), request_id)
     except QueueFull as err:
-        return _error(state, 503, "overloaded", f"overloaded: {err}")
+        return _error(state, 503, "overloaded", f"overloaded: {err}", request_id)
     except ScoringError as err:
-        return _error(state, 500, "scoring", str(err))
+        return _error(state, 500, "scoring", str(err), request_id)
     except ClientDisconnect:
-        return _error(state, 499, "client_disconnected", "client went away")
+        return _error(state, 499, "client_disconnected", "client went away", request_id)
     except Exception as err:  # a bug of ours: answer 500 and count it, never take the loop down
         reason = " ".join(str(err).split())[:300] or type(err).__name__
-        return _error(state, 500, "internal", f"internal error: {reason}")
-    answer: dict[str, Any] = {
-        "scores": scored.scores.tolist(),
-        "model_version": scored.model.version,
+        return _error(state, 500, "internal", f"internal error: {reason}", request_id)
+    shadow = state.release.shadow()
+    if shadow is not None:
+        task = asyncio.get_running_loop().create_task(
+            _shadow(state, shadow, body, request.headers.get("content-type", ""))
+        )
+        state.background.add(task)
+        task.add_done_callback(state.background.discard)
+    state.feedback.answered(request_id, scored.model, scored.scores)
+    answer = {**answer_body(scored.model, scored.scores, request_id), **parsed.notes}
+    headers = {
+        "x-request-id": request_id,
+        # which inference scored this request, for clients and tests that check batching
+        "x-batch-id": str(scored.batch_id),
+        "x-batch-rows": str(scored.batch_rows),
+        "x-batch-requests": str(scored.batch_requests),
     }
-    threshold = scored.model.decision_threshold
-    if threshold is not None:
-        answer["labels"] = (scored.scores >= threshold).astype(int).tolist()
-        answer["decision_threshold"] = threshold
+    if "truncated" in parsed.notes:
+        headers["x-truncated"] = ",".join(map(str, parsed.notes["truncated"]))
     return Response(
-        json.dumps(answer, separators=(",", ":")),
-        media_type="application/json",
-        headers={
-            # which inference scored this request, for clients and tests that check batching
-            "x-batch-id": str(scored.batch_id),
-            "x-batch-rows": str(scored.batch_rows),
-            "x-batch-requests": str(scored.batch_requests),
-        },
+        json.dumps(answer, separators=(",", ":")), media_type="application/json", headers=headers
     )
+
+
+async def _parse(state: ServerState, model: LoadedModel, body: bytes, content_type: str) -> Parsed:
+    """The body as `model`'s input, parsed where its adapter says (BadRequest otherwise)."""
+    adapter, limit = model.adapter, state.cfg.max_rows_per_request
+    if not adapter.parse_off_loop:
+        return adapter.parse(body, content_type, limit)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, adapter.parse, body, content_type, limit)
+
+
+async def _score(state: ServerState, model: LoadedModel, role: str, parsed: Parsed) -> Scored:
+    """Queue one request for `model` and record it per version; a candidate's outcome is
+    judged by the rollback rule."""
+    assert state.batcher is not None
+    metrics, version = state.metrics, model.version
+    started = time.perf_counter()
+    try:
+        scored = await state.batcher.submit(parsed.data, parsed.rows, model)
+    except ScoringError:
+        metrics.version_requests.labels(version=version, role=role, outcome="error").inc()
+        if role != "primary":
+            state.release.record(model, Outcome(False, time.perf_counter() - started, _NONE))
+        raise
+    elapsed = time.perf_counter() - started
+    top = top_scores(scored.scores)
+    metrics.version_requests.labels(version=version, role=role, outcome="ok").inc()
+    metrics.version_latency.labels(version=version, role=role).observe(elapsed)
+    histogram = metrics.version_scores.labels(version=version, role=role)
+    for score in top.tolist():
+        histogram.observe(score)
+    if role == "primary":
+        if state.release.candidate is not None:
+            state.release.record_primary(top)
+    else:
+        state.release.record(model, Outcome(True, elapsed, top))
+    return scored
+
+
+_NONE = np.empty(0, dtype=np.float32)
+
+
+async def _shadow(state: ServerState, model: LoadedModel, body: bytes, content_type: str) -> None:
+    """Score a copy of an answered request on the shadow (parsed by its own adapter); its
+    outcome is recorded and judged, never answered."""
+    try:
+        parsed = await _parse(state, model, body, content_type)
+        await _score(state, model, "shadow", parsed)
+    except QueueFull:  # the primary's traffic comes first: the copy is dropped
+        state.metrics.errors.labels(kind="shadow_dropped").inc()
+    except (BadRequest, ScoringError):  # recorded by _score (or a schema the shadow refuses)
+        state.metrics.errors.labels(kind="shadow_failed").inc()
+    except Exception:  # never let a shadow's failure surface anywhere but its counters
+        state.metrics.errors.labels(kind="shadow_failed").inc()
+
+
+async def feedback(request: Request) -> Response:
+    """POST /feedback {"request_id": ..., "label": ...}: the true label of an answered request."""
+    state: ServerState = request.app.state.server
+    try:
+        body = await _read_body(request, state.cfg.max_body_bytes)
+        joined = state.feedback.label(parse_json(body))
+    except BadRequest as err:
+        state.metrics.feedback.labels(result=err.kind).inc()
+        return _error(state, err.status, err.kind, str(err))
+    state.metrics.feedback.labels(result="joined").inc()
+    return JSONResponse(joined)
 
 
 async def health(request: Request) -> Response:
@@ -193,8 +310,11 @@ async def model_card(request: Request) -> Response:
         {
             "model_version": model.version,
             "export_dir": str(model.folder),
+            "modality": model.adapter.modality,
             "features": model.features,
+            "labels": model.labels,
             "drift_reference": model.reference is not None,
+            "release": state.release.status(),
             "decision_threshold": model.decision_threshold,
             "card": model.card,
         }
@@ -249,9 +369,36 @@ async def do_reload(state: ServerState, folder: str | None) -> JSONResponse:
     )
 
 
+async def promote(request: Request) -> Response:
+    """Make the canary (or shadow) the primary; the release ends."""
+    state: ServerState = request.app.state.server
+    candidate = state.release.take()
+    if candidate is None:
+        reason = f" (stopped: {state.release.stopped})" if state.release.stopped else ""
+        return _error(
+            state, 409, "no_candidate", f"promote: no canary or shadow is being served{reason}"
+        )
+    previous = state.holder.current
+    state.holder.promote(candidate)
+    state.metrics.set_model(
+        candidate.version,
+        str(candidate.card.get("model", "")),
+        str(candidate.card.get("variant", "")),
+    )
+    print(f"release: promoted {candidate.version}", file=sys.stderr, flush=True)
+    return JSONResponse(
+        {
+            "model_version": candidate.version,
+            "previous_version": previous.version if previous else None,
+            "export_dir": str(candidate.folder),
+        }
+    )
+
+
 async def _startup(state: ServerState) -> None:
     try:
         await state.load(state.cfg.export_dir)
+        await state.start_release()
     except Exception as err:  # the process cannot serve without a model: say why, then exit
         state.load_error = " ".join(str(err).split())
         if state.on_fatal:
@@ -316,13 +463,17 @@ def create_app(cfg: ServeConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
+            Route("/feedback", feedback, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/model", model_card, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Mount(
                 "/admin",
-                routes=[Route("/reload", reload, methods=["POST"])],
+                routes=[
+                    Route("/reload", reload, methods=["POST"]),
+                    Route("/promote", promote, methods=["POST"]),
+                ],
                 middleware=[Middleware(AdminGuard)],
             ),
         ],

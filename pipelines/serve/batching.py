@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,14 +42,16 @@ class Scored:
 
 @dataclass
 class _Pending:
-    x: np.ndarray
+    data: Any  # the request's input as its model's adapter parsed it
+    rows: int
     model: LoadedModel  # the model the rows were validated against: a reload cannot change it
     future: asyncio.Future[Scored]
     enqueued: float = field(default_factory=time.monotonic)
 
 
-# called on the scoring thread after each successful batch: metrics, drift window
-BatchHook = Callable[[LoadedModel, np.ndarray, np.ndarray], None]
+# called on the scoring thread after each successful batch with its feeds and scores:
+# metrics, drift window
+BatchHook = Callable[[LoadedModel, dict[str, np.ndarray], np.ndarray], None]
 
 
 class Batcher:
@@ -94,16 +97,17 @@ class Batcher:
     def queued_rows(self) -> int:
         return self._rows
 
-    async def submit(self, x: np.ndarray, model: LoadedModel) -> Scored:
+    async def submit(self, data: Any, rows: int, model: LoadedModel) -> Scored:
+        """Queue one request's `rows` (its adapter's parsed `data`) and wait for its scores."""
         if self._closing:
             raise QueueFull("server is shutting down")
-        if self._rows + len(x) > self.max_queue_rows:
+        if self._rows + rows > self.max_queue_rows:
             raise QueueFull(
                 f"{self._rows} rows already queued; serve.max_queue_rows = {self.max_queue_rows}"
             )
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(x, model, future))
-        self._rows += len(x)
+        self._queue.append(_Pending(data, rows, model, future))
+        self._rows += rows
         self._gauges()
         self._wakeup.set()
         return await future
@@ -139,31 +143,33 @@ class Batcher:
 
     def _take(self) -> list[_Pending]:
         first = self._queue.popleft()
-        batch, rows = [first], len(first.x)
+        batch, rows = [first], first.rows
         if self.batching:
             # requests validated against another model (a reload happened) wait for their own
             # batch; a request larger than max_batch is scored alone rather than split
             while (
                 self._queue
                 and self._queue[0].model is first.model
-                and rows + len(self._queue[0].x) <= self.max_batch
+                and rows + self._queue[0].rows <= self.max_batch
             ):
                 item = self._queue.popleft()
                 batch.append(item)
-                rows += len(item.x)
+                rows += item.rows
         self._rows -= rows
         self._gauges()
         return batch
 
     async def _score(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         model = batch[0].model
-        x = batch[0].x if len(batch) == 1 else np.concatenate([p.x for p in batch])
         batch_id = next(self._ids)
+        rows = sum(p.rows for p in batch)
         try:
+            # the adapter pads or stacks the requests' inputs into the graph's feeds
+            feeds = model.adapter.collate([p.data for p in batch])
             if self.inference_thread:
-                scores = await loop.run_in_executor(self._executor, self._infer, model, x)
+                scores = await loop.run_in_executor(self._executor, self._infer, model, feeds)
             else:  # blocks the loop for one inference, saving two thread hand-offs per batch
-                scores = self._infer(model, x)
+                scores = self._infer(model, feeds)
         except Exception as err:  # the model's failure is the batch's answer, not the server's
             reason = " ".join(str(err).split())[:300] or type(err).__name__
             for p in batch:
@@ -172,19 +178,19 @@ class Batcher:
             return
         start = 0
         for p in batch:
-            end = start + len(p.x)
+            end = start + p.rows
             if not p.future.done():  # a client that hung up has a cancelled future
-                p.future.set_result(Scored(scores[start:end], model, batch_id, len(x), len(batch)))
+                p.future.set_result(Scored(scores[start:end], model, batch_id, rows, len(batch)))
             start = end
         self.metrics.batch_requests.observe(len(batch))
 
-    def _infer(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
+    def _infer(self, model: LoadedModel, feeds: dict[str, np.ndarray]) -> np.ndarray:
         started = time.perf_counter()
-        scores = model.score(x)
+        scores = model.score(feeds)
         if not np.all(np.isfinite(scores)):
             raise ScoringError("model returned a non-finite score")
         self.metrics.batch_latency.observe(time.perf_counter() - started)
-        self.metrics.batch_rows.observe(len(x))
+        self.metrics.batch_rows.observe(len(scores))
         if self.on_batch is not None:
-            self.on_batch(model, x, scores)
+            self.on_batch(model, feeds, scores)
         return scores

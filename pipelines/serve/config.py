@@ -36,10 +36,99 @@ class AlertsConfig:
     bad_request_rate: float = 0.2
     """ServeBadRequestRateHigh fires above this 4xx share (a client sending the wrong schema), in
     (0, 1)."""
+    cpu_share: float = 0.9
+    """ServeCpuHigh fires when the process uses more than this share of the cores it may run
+    on (serve_cpu_cores), in (0, 1]."""
+    memory_share: float = 0.85
+    """ServeMemoryHigh fires when its resident memory exceeds this share of the memory it may
+    use (serve_memory_limit_bytes: the cgroup limit, else RAM), in (0, 1]."""
     window: str = "5m"
     """PromQL range the rates and quantiles are taken over (a Prometheus duration: 30s, 5m, 1h)."""
     for_duration: str = "5m"
     """How long a condition holds before the alert fires (a Prometheus duration)."""
+
+
+@dataclass
+class TextInputConfig:
+    """Requests to a text export folder: {"texts": ["..."]}."""
+
+    on_too_long: str = "truncate"
+    """A text longer than the tokenizer's max_length: `truncate` scores its first max_length
+    tokens (as training did) and names it in the answer's `truncated` list and the
+    `x-truncated` header; `reject` answers 422 naming the text."""
+
+
+# Pillow's 8-bit modes, which convert("RGB") maps without loss of meaning; 16/32-bit integer
+# and float modes (I;16, I, F) would be clipped to 8 bits, which training never did
+IMAGE_MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La"]
+
+
+@dataclass
+class ImageInputConfig:
+    """Requests to an image export folder: base64 images in JSON, or multipart uploads."""
+
+    max_pixels: int = 25_000_000
+    """Largest width x height decoded (>= 1), read from the image header before decoding, so a
+    decompression bomb (a few KB expanding to gigabytes) is a 413, never a decode."""
+    modes: list[str] = field(default_factory=lambda: list(IMAGE_MODES))
+    """Pillow image modes accepted (others: 422 wrong_mode); each is converted to RGB as the
+    card's preprocessing says."""
+
+
+@dataclass
+class RollbackConfig:
+    """When a canary (or shadow) is stopped: judged after each of its requests over its last
+    `window_requests` requests."""
+
+    window_requests: int = 200
+    """The candidate's last requests the rule looks at (>= 10)."""
+    min_requests: int = 50
+    """p99 latency and score PSI are judged once the window holds this many requests (1 to
+    window_requests); errors are counted from the first request."""
+    max_error_rate: float = 0.02
+    """Stop when the candidate's failed requests in the window exceed this share of
+    window_requests, in (0, 1): at most floor(share x window_requests) + 1 clients ever get a
+    canary's error."""
+    max_p99_ms: float = 250.0
+    """Stop when the candidate's p99 latency over the window exceeds this many ms (> 0)."""
+    max_score_psi: float = 0.25
+    """Stop when the PSI of the candidate's scores (top probability) against the primary's
+    recent scores exceeds this (> 0)."""
+
+
+@dataclass
+class ReleaseConfig:
+    """A second export folder served beside the primary one: as a canary answering a share of
+    requests, or as a shadow scoring a copy of the traffic without answering it."""
+
+    mode: str = "off"
+    """off, canary or shadow."""
+    export_dir: str | None = None
+    """The candidate's export folder (same modality as the primary); required unless off."""
+    share: float = 0.05
+    """Canary: the share of requests it answers, in (0, 1]."""
+    sticky_header: str = "x-request-key"
+    """Canary: a request carrying this header goes to the version its value hashes to, so one
+    user keeps one version; without it a request is routed at random."""
+    rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    """The rule that stops the candidate (and logs why)."""
+
+
+@dataclass
+class FeedbackConfig:
+    """POST /feedback: true labels joined to the scores the server answered with."""
+
+    retention_s: float = 3600.0
+    """How long an answer waits for its label (> 0); older ones are dropped unlabelled."""
+    max_pending: int = 100_000
+    """Answers kept waiting at most (>= 1), oldest dropped first: the memory bound."""
+    window: int = 1000
+    """Labelled rows per model version the online figures are computed over (>= 10)."""
+    min_labels: int = 100
+    """No online figure on fewer labelled rows (1 to window): a few labels say little."""
+    quality_margin: float = 0.05
+    """ServeOnlineQualityLow fires when an online figure falls more than this below the model
+    card's test figure (> 0)."""
 
 
 @dataclass
@@ -99,6 +188,14 @@ class ServeConfig:
     """Input drift monitoring: PSI of each served feature against the train split."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     """Thresholds of the Prometheus alert rules written to conf/serve/alerts.yml."""
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    """Label feedback and the online quality figures per model version."""
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
+    """Canary and shadow releases of a second export folder, with automatic rollback."""
+    text: TextInputConfig = field(default_factory=TextInputConfig)
+    """How a text export folder's requests are read (serve.text.on_too_long)."""
+    image: ImageInputConfig = field(default_factory=ImageInputConfig)
+    """How an image export folder's requests are read (size limit, accepted modes)."""
 
 
 @dataclass
@@ -163,6 +260,58 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
         d.psi_alert,
         f">= serve.drift.psi_warning ({d.psi_warning})",
     )
+    _check(
+        c.text.on_too_long in ("truncate", "reject"),
+        source,
+        "text.on_too_long",
+        c.text.on_too_long,
+        "truncate or reject",
+    )
+    _check(c.image.max_pixels >= 1, source, "image.max_pixels", c.image.max_pixels, ">= 1")
+    _check(
+        bool(c.image.modes) and set(c.image.modes) <= set(IMAGE_MODES),
+        source,
+        "image.modes",
+        c.image.modes,
+        f"a non-empty list of {', '.join(IMAGE_MODES)}",
+    )
+    f = c.feedback
+    _check(f.retention_s > 0, source, "feedback.retention_s", f.retention_s, "> 0")
+    _check(f.max_pending >= 1, source, "feedback.max_pending", f.max_pending, ">= 1")
+    _check(f.window >= 10, source, "feedback.window", f.window, "an integer >= 10")
+    _check(1 <= f.min_labels <= f.window, source, "feedback.min_labels", f.min_labels,
+           f"1 to serve.feedback.window ({f.window})")  # fmt: skip
+    _check(f.quality_margin > 0, source, "feedback.quality_margin", f.quality_margin, "> 0")
+    r, rb = c.release, c.release.rollback
+    _check(r.mode in ("off", "canary", "shadow"), source, "release.mode", r.mode,
+           "off, canary or shadow")  # fmt: skip
+    _check(
+        r.mode == "off" or bool(r.export_dir),
+        source,
+        "release.export_dir",
+        r.export_dir,
+        f"an export folder (serve.release.mode = {r.mode})",
+    )
+    _check(0 < r.share <= 1, source, "release.share", r.share, "in (0, 1]")
+    _check(
+        rb.window_requests >= 10,
+        source,
+        "release.rollback.window_requests",
+        rb.window_requests,
+        "an integer >= 10",
+    )
+    _check(
+        1 <= rb.min_requests <= rb.window_requests,
+        source,
+        "release.rollback.min_requests",
+        rb.min_requests,
+        f"1 to serve.release.rollback.window_requests ({rb.window_requests})",
+    )
+    _check(0 < rb.max_error_rate < 1, source, "release.rollback.max_error_rate",
+           rb.max_error_rate, "in (0, 1)")  # fmt: skip
+    _check(rb.max_p99_ms > 0, source, "release.rollback.max_p99_ms", rb.max_p99_ms, "> 0")
+    _check(rb.max_score_psi > 0, source, "release.rollback.max_score_psi", rb.max_score_psi,
+           "> 0")  # fmt: skip
     a = c.alerts
     _check(a.p99_latency_ms > 0, source, "alerts.p99_latency_ms", a.p99_latency_ms, "> 0")
     _check(0 < a.error_rate < 1, source, "alerts.error_rate", a.error_rate, "in (0, 1)")
@@ -173,6 +322,8 @@ def _check_ranges(c: ServeConfig, source: str) -> None:
         a.bad_request_rate,
         "in (0, 1)",
     )
+    _check(0 < a.cpu_share <= 1, source, "alerts.cpu_share", a.cpu_share, "in (0, 1]")
+    _check(0 < a.memory_share <= 1, source, "alerts.memory_share", a.memory_share, "in (0, 1]")
     for key in ("window", "for_duration"):
         value = getattr(a, key)
         _check(

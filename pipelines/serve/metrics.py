@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pipelines.serve.drift import DriftMonitor
+from pipelines.serve.resources import register_resources
 
 # /predict is a sub-millisecond affair when idle and tens of ms under load on 2 cores: dense
 # buckets around the 50 ms p99 objective so histogram_quantile can see it crossed
@@ -116,6 +117,42 @@ class ServeMetrics:
             registry=r,
         )
         self.ready = Gauge("serve_ready", "1 when the model is loaded and warmed", registry=r)
+        self.gpu = register_resources(r)  # process CPU, memory, fds, threads; NVML GPUs
+        # per version: the primary, a canary and a shadow side by side (serve.release)
+        self.version_requests = Counter(
+            "serve_version_requests",
+            "/predict requests scored per model version and role (primary, canary, shadow), "
+            "by outcome (ok, error)",
+            ["version", "role", "outcome"],
+            registry=r,
+        )
+        self.version_latency, self.version_scores = (
+            Histogram(name, doc, ["version", "role"], buckets=buckets, registry=r)
+            for name, doc, buckets in (
+                ("serve_version_latency_seconds", "Queue and inference time per model version "
+                 "and role", LATENCY_BUCKETS),
+                ("serve_version_score", "Scores (a multi-class model's top probability) per "
+                 "model version and role", SCORE_BUCKETS),
+            )
+        )  # fmt: skip
+        self.feedback = Counter(
+            "serve_feedback",
+            "POST /feedback answers by result: joined, or the error kind (unknown_request, "
+            "wrong_label, ...)",
+            ["result"],
+            registry=r,
+        )
+        self.release_active = Gauge(
+            "serve_release_active", "1 while a canary or shadow candidate is served", ["role"],
+            registry=r,
+        )  # fmt: skip
+        self.rollbacks = Counter(
+            "serve_release_rollbacks",
+            "Candidates stopped by the rollback rule, by reason: error_rate, p99_latency, "
+            "score_psi",
+            ["reason"],
+            registry=r,
+        )
 
     def add_drift(self, monitor: Callable[[], DriftMonitor | None], min_rows: int) -> None:
         self.registry.register(DriftCollector(monitor, min_rows))

@@ -1,4 +1,5 @@
-"""One export folder loaded for serving: the ONNX session, the model card and the training
+"""One export folder of any modality loaded for serving: the ONNX session, the model card, the
+input adapter its modality names (pipelines.serve.inputs), its class labels and the training
 reference profile, checked against each other before the model takes traffic."""
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from pipelines.core.folder_scoring import CARD as CARD_FILE
+from pipelines.core.folder_scoring import LABELS, PROBABILITIES
+from pipelines.core.folder_scoring import MODEL as MODEL_FILE
 from pipelines.drift_reference import REFERENCE_FILE, read_reference_profile
 from pipelines.errors import PipelineError
 from pipelines.runtime import session as ort_session
+from pipelines.serve.config import ServeConfig
 from pipelines.serve.drift import DriftMonitor
-
-CARD_FILE = "model_card.json"
-MODEL_FILE = "model.onnx"
+from pipelines.serve.inputs import InputAdapter, adapter_class
 
 
 @dataclass
@@ -27,28 +30,38 @@ class LoadedModel:
     folder: Path
     card: dict[str, Any]
     session: ort.InferenceSession
-    features: list[str]
-    input_name: str
+    adapter: InputAdapter  # the modality's requests: parse, collate, warm-up input
+    output_name: str
     version: str
-    reference: dict[str, Any] | None  # None: an older export without a profile (no drift)
+    # the class of each probability column (labels.json); None: a binary model's one score
+    labels: list[str] | None
+    reference: dict[str, Any] | None  # None: no drift profile in the folder (no drift)
     decision_threshold: float | None
     drift: DriftMonitor | None = None  # this model's window: a reload starts a fresh one
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for a float32 [rows, features] matrix, as float32 [rows]."""
-        out = self.session.run(None, {self.input_name: x})[0]
-        scores = np.asarray(out, dtype=np.float32).reshape(len(x), -1)
-        if scores.shape[1] != 1:
-            raise RuntimeError(f"model output has shape {list(out.shape)}, expected [{len(x)}]")
-        return scores[:, 0]
+    @property
+    def features(self) -> list[str] | None:
+        return getattr(self.adapter, "features", None)
+
+    def score(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 [rows] probabilities of a binary model, [rows, classes] of a multi-class
+        one, for the adapter's collated feeds."""
+        out = self.session.run([self.output_name], feeds)[0]
+        rows = len(next(iter(feeds.values())))
+        scores = np.asarray(out, dtype=np.float32).reshape(rows, -1)
+        width = 1 if self.labels is None else len(self.labels)
+        if scores.shape[1] != width:
+            expected = f"[{rows}]" if self.labels is None else f"[{rows}, {width}]"
+            raise RuntimeError(f"model output has shape {list(out.shape)}, expected {expected}")
+        return scores[:, 0] if self.labels is None else scores
 
     def warm(self, max_batch: int, rounds: int) -> None:
         """A few inferences at both ends of the batch range, so the first requests do not pay
         ORT's lazy allocations and the scores are known to be finite before /ready says yes."""
         for rows in sorted({1, max_batch}):
-            x = np.zeros((rows, len(self.features)), dtype=np.float32)
+            feeds = self.adapter.collate([self.adapter.warm_input(rows)])
             for _ in range(rounds):
-                scores = self.score(x)
+                scores = self.score(feeds)
             if rounds and not np.all(np.isfinite(scores)):
                 raise PipelineError(f"{self.folder}: model gives non-finite scores on warm-up")
 
@@ -61,35 +74,41 @@ def _read_card(folder: Path) -> dict[str, Any]:
         raise PipelineError(f"{path}: not found (is {folder} an export folder?)") from None
     except (OSError, json.JSONDecodeError) as err:
         raise PipelineError(f"{path}: not a readable model card: {err}") from None
-    inputs = card.get("inputs") if isinstance(card, dict) else None
-    features = inputs.get("features") if isinstance(inputs, dict) else None
-    if (
-        not isinstance(features, list)
-        or not features
-        or not all(isinstance(f, str) for f in features)
-    ):
-        raise PipelineError(f"{path}: key 'inputs.features': expected a list of feature names")
-    shape = inputs.get("shape")
-    if isinstance(shape, list) and len(shape) != 2:
-        # the sequence models read [batch, seq_len, features + 1] histories the caller would
-        # have to assemble; rows of raw features are what this server validates and scores
-        raise PipelineError(
-            f"{path}: key 'inputs.shape' = {shape}: the server scores tabular rows "
-            "[batch, features]; sequence models are not served"
-        )
+    if not isinstance(card, dict):
+        raise PipelineError(f"{path}: expected a JSON object")
     return card
+
+
+def _read_labels(folder: Path, session: ort.InferenceSession) -> list[str] | None:
+    """labels.json's classes for a graph with more than one output column; None for a binary
+    model's single probability."""
+    width = (session.get_outputs()[0].shape or [None])[-1]
+    path = folder / LABELS
+    if not path.is_file():
+        if isinstance(width, int) and width > 1:
+            raise PipelineError(f"{path}: not found; the graph outputs {width} classes")
+        return None
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise PipelineError(f'{path}: expected {{"labels": [...]}}: {err}') from None
+    if isinstance(width, int) and width != len(labels):
+        raise PipelineError(f"{path}: {len(labels)} labels for a graph of {width} outputs")
+    return [str(label) for label in labels]
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_model(folder: str | Path, threads: int = 1, drift_window: int = 0) -> LoadedModel:
-    """Load and verify an export folder; any defect is a PipelineError naming the file."""
+def load_model(folder: str | Path, cfg: ServeConfig) -> LoadedModel:
+    """Load and verify an export folder of any modality; any defect is a PipelineError
+    naming the file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PipelineError(f"{folder}: export folder not found (run `dvc repro` first)")
     card = _read_card(folder)
+    adapter_type = adapter_class(card, str(folder / CARD_FILE))
     model_path = folder / MODEL_FILE
     if not model_path.is_file():
         raise PipelineError(f"{model_path}: not found")
@@ -101,38 +120,46 @@ def load_model(folder: str | Path, threads: int = 1, drift_window: int = 0) -> L
             f"{model_path}: sha256 {digest[:12]}... differs from the model card's "
             f"{str(expected)[:12]}..."
         )
-    features: list[str] = card["inputs"]["features"]
     try:
-        session = ort_session(model_path, threads=threads)
+        session = ort_session(model_path, threads=cfg.threads)
     except Exception as err:  # ORT raises its own exception types for bad graphs
         raise PipelineError(f"{model_path}: ONNX Runtime cannot load it: {err}") from None
-    declared = session.get_inputs()[0]
-    width = declared.shape[-1] if declared.shape else None
-    if isinstance(width, int) and width != len(features):
-        raise PipelineError(
-            f"{model_path}: input width {width} differs from the card's {len(features)} features"
-        )
+    adapter = adapter_type.open(folder, card, session, cfg)
+    outputs = [o.name for o in session.get_outputs()]
+    output_name = PROBABILITIES if PROBABILITIES in outputs else outputs[0]
+    features = getattr(adapter, "features", None)
     reference_path = folder / REFERENCE_FILE
     reference = (
-        read_reference_profile(reference_path, features) if reference_path.is_file() else None
+        read_reference_profile(reference_path, features)
+        if features and reference_path.is_file()
+        else None
     )
     # the card's own version when it has one; else name, variant and the model's hash, so two
     # exports of the same config with different weights never share a version
     name = f"{card.get('model', 'model')}-{card.get('variant', 'onnx')}"
     version = str(card.get("version") or f"{name}-{digest[:12]}")
     threshold = card.get("decision_threshold")
-    drift = DriftMonitor(reference, features, drift_window) if reference and drift_window else None
+    window = cfg.drift.window_rows
+    drift = DriftMonitor(reference, features, window) if reference and features else None
     return LoadedModel(
         folder=folder,
         card=card,
         session=session,
-        features=features,
-        input_name=declared.name,
+        adapter=adapter,
+        output_name=output_name,
         version=version,
+        labels=_read_labels(folder, session),
         reference=reference,
         decision_threshold=float(threshold) if isinstance(threshold, int | float) else None,
         drift=drift,
     )
+
+
+def load_warm(folder: str | Path, cfg: ServeConfig) -> LoadedModel:
+    """Load, verify and warm `folder`: ready for traffic."""
+    model = load_model(folder, cfg)
+    model.warm(cfg.max_batch, cfg.warmup_rounds)
+    return model
 
 
 class ModelHolder:
@@ -148,12 +175,14 @@ class ModelHolder:
     def current(self) -> LoadedModel | None:
         return self._model
 
-    def load(
-        self, folder: str | Path, threads: int, max_batch: int, rounds: int, drift_window: int
-    ) -> LoadedModel:
+    def load(self, folder: str | Path, cfg: ServeConfig) -> LoadedModel:
         """Load and warm `folder` off to the side, then swap; on failure the old model stays."""
         with self._lock:
-            model = load_model(folder, threads, drift_window)
-            model.warm(max_batch, rounds)
+            model = load_warm(folder, cfg)
             self._model = model
             return model
+
+    def promote(self, model: LoadedModel) -> None:
+        """Make an already loaded and warmed model (a canary) the current one."""
+        with self._lock:
+            self._model = model

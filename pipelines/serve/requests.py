@@ -37,35 +37,58 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(400, "not_json", f"body is not valid JSON: {err}") from None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, float) else repr(value)
     return f"{type(value).__name__} {text[:40]}"
+
+
+def listed(payload: Any, field: str, example: str, unit: str, max_rows: int) -> list[Any]:
+    """The list under `field` of a JSON object body (rows, texts, images), 1 to `max_rows`
+    items long."""
+    if not isinstance(payload, dict) or field not in payload:
+        raise BadRequest(422, "missing_field", f"field '{field}': missing; expected {example}")
+    items = payload[field]
+    if not isinstance(items, list):
+        raise BadRequest(
+            422, "wrong_type", f"field '{field}': expected a list, got {describe(items)}"
+        )
+    check_count(len(items), field, unit, max_rows)
+    return items
+
+
+def check_strings(items: list[Any], field: str, expected: str) -> list[str]:
+    """`items`, each a string, else a 422 naming the first that is not."""
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise BadRequest(
+                422,
+                "wrong_type",
+                f"field '{field}[{i}]': expected {expected}, got {describe(item)}",
+            )
+    return items
+
+
+def check_count(count: int, field: str, unit: str, max_rows: int) -> None:
+    if not count:
+        raise BadRequest(422, "empty", f"field '{field}': empty list; send at least one {unit}")
+    if count > max_rows:
+        raise BadRequest(
+            413,
+            "too_many_rows",
+            f"field '{field}': {count} {unit}s > serve.max_rows_per_request = {max_rows}",
+        )
 
 
 def rows_matrix(payload: Any, features: list[str], max_rows: int) -> np.ndarray:
     """{"rows": [{feature: number, ...}, ...]} -> float32 [rows, features] in model order.
     Extra keys in a row are ignored (callers often send an id along); a missing or
     non-numeric feature, a non-finite number and too many rows are errors."""
-    if not isinstance(payload, dict) or "rows" not in payload:
-        raise BadRequest(
-            422, "missing_field", "field 'rows': missing; expected {\"rows\": [{feature: number}]}"
-        )
-    rows = payload["rows"]
-    if not isinstance(rows, list):
-        raise BadRequest(422, "wrong_type", f"field 'rows': expected a list, got {_describe(rows)}")
-    if not rows:
-        raise BadRequest(422, "empty", "field 'rows': empty list; send at least one row")
-    if len(rows) > max_rows:
-        raise BadRequest(
-            413,
-            "too_many_rows",
-            f"field 'rows': {len(rows)} rows > serve.max_rows_per_request = {max_rows}",
-        )
+    rows = listed(payload, "rows", '{"rows": [{feature: number}]}', "row", max_rows)
     x = np.empty((len(rows), len(features)), dtype=np.float32)
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise BadRequest(
-                422, "wrong_type", f"field 'rows[{i}]': expected an object, got {_describe(row)}"
+                422, "wrong_type", f"field 'rows[{i}]': expected an object, got {describe(row)}"
             )
         try:
             values = [row[name] for name in features]
@@ -82,7 +105,7 @@ def rows_matrix(payload: Any, features: list[str], max_rows: int) -> np.ndarray:
                 raise BadRequest(
                     422,
                     "wrong_type",
-                    f"field 'rows[{i}].{name}': expected a number, got {_describe(value)}",
+                    f"field 'rows[{i}].{name}': expected a number, got {describe(value)}",
                 )
         try:
             with np.errstate(over="ignore"):  # 1e39 becomes inf in float32: reported below

@@ -78,14 +78,21 @@ def score_texts(folder: Path, texts: list[str]) -> list[dict[str, Any]]:
     tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
     results: list[dict[str, Any]] = []
     for start in range(0, len(texts), SCORE_BATCH):
-        encodings = tokenizer.encode_batch(texts[start : start + SCORE_BATCH])
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        # the tokenizer pads to max_length; columns that are padding in every row change no
-        # score and only cost time
-        longest = max(int(mask.sum(axis=1).max()), 1)
-        (probabilities,) = model.run(
-            [PROBABILITIES], {INPUT_IDS: ids[:, :longest], ATTENTION_MASK: mask[:, :longest]}
-        )
+        ids, mask, _ = encode_texts(tokenizer, texts[start : start + SCORE_BATCH])
+        (probabilities,) = model.run([PROBABILITIES], {INPUT_IDS: ids, ATTENTION_MASK: mask})
         results.extend(labelled(probabilities, labels))
     return results
+
+
+def encode_texts(
+    tokenizer: Tokenizer, texts: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """The graph's int64 input_ids and attention_mask for `texts`, as training encoded them,
+    cut to the longest text's tokens, and whether each text was truncated at max_length (the
+    model server reports it). The tokenizer pads to max_length; columns that are padding in
+    every row change no score and only cost time."""
+    encodings = tokenizer.encode_batch(texts)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    longest = max(int(mask.sum(axis=1).max()), 1)
+    return ids[:, :longest], mask[:, :longest], [bool(e.overflowing) for e in encodings]

@@ -1,0 +1,175 @@
+"""Canary and shadow releases over real HTTP: two tiny table export folders served side by
+side by one server on loopback. A canary answers its share of requests (the same key, the same
+version); one that fails on a share of requests, or whose scores move away from the
+primary's, is stopped within its rollback window and no client gets more errors than the rule
+allows; a shadow scores a copy of every request and never answers; POST /admin/promote (admin
+token only) makes the candidate the primary."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.serve_helpers import (
+    BEARER,
+    admin_overrides,
+    multiclass_table_folder,
+    running_server,
+)
+from tests.test_serve import samples
+
+WINDOW, MAX_ERROR_RATE = 40, 0.05
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("release")
+    multiclass_table_folder(root / "primary", seed=0, version="primary")
+    multiclass_table_folder(root / "canary", seed=0, version="canary")
+    # same kind of model, scores far more confident: its score distribution moves away
+    multiclass_table_folder(root / "sharp", seed=0, version="sharp", sharpness=50.0)
+    return {"primary": root / "primary", "canary": root / "canary", "sharp": root / "sharp"}
+
+
+def rows(n: int, seed: int = 0) -> list[list[dict[str, float]]]:
+    x = np.random.default_rng(seed).normal(size=(n, 3))
+    return [[{"age": a, "amount": b, "hour": c}] for a, b, c in x.tolist()]
+
+
+def release(mode: str, folder: Path, *extra: str) -> list[str]:
+    return [
+        f"serve.release.mode={mode}",
+        f"serve.release.export_dir={folder}",
+        f"serve.release.rollback.window_requests={WINDOW}",
+        "serve.release.rollback.min_requests=20",
+        f"serve.release.rollback.max_error_rate={MAX_ERROR_RATE}",
+        *extra,
+    ]
+
+
+class Flaky:
+    """Stands in for the canary's ORT session: every other inference fails, as a model that
+    breaks on a share of its inputs does."""
+
+    def __init__(self, real) -> None:
+        self.real, self.calls = real, 0
+
+    def run(self, *args):
+        self.calls += 1
+        if self.calls % 2 == 0:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : node Gemm_0 failed")
+        return self.real.run(*args)
+
+
+def test_a_canary_answers_its_share_and_the_same_key_always_gets_the_same_version(
+    folders,
+) -> None:
+    keys = [f"user-{i}" for i in range(60)] * 3
+    with running_server(
+        folders["primary"], *release("canary", folders["canary"], "serve.release.share=0.3")
+    ) as srv:
+        versions: dict[str, set[str]] = {}
+        for key, body in zip(keys, rows(len(keys)), strict=True):
+            answer = httpx.post(
+                f"{srv.url}/predict", json={"rows": body}, headers={"x-request-key": key}
+            )
+            assert answer.status_code == 200
+            versions.setdefault(key, set()).add(answer.json()["model_version"])
+        page = samples(httpx.get(f"{srv.url}/metrics").text)
+    assert all(len(v) == 1 for v in versions.values())  # sticky
+    canary_keys = sum(v == {"canary"} for v in versions.values())
+    assert 6 <= canary_keys <= 30  # 30% of 60 keys, give or take the hash
+    requests = ("serve_version_requests_total", "role", "version")
+    by_role = {
+        role: page[(requests[0], (("outcome", "ok"), ("role", role), ("version", role)))]
+        for role in ("primary", "canary")
+    }
+    assert by_role == {"canary": 3 * canary_keys, "primary": 3 * (60 - canary_keys)}
+
+
+def test_a_failing_canary_is_rolled_back_within_its_window_and_clients_see_no_more(
+    folders,
+) -> None:
+    with running_server(
+        folders["primary"], *release("canary", folders["canary"], "serve.release.share=0.5")
+    ) as srv:
+        canary = srv.state.release.candidate
+        assert canary is not None
+        canary.session = Flaky(canary.session)
+        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(200)]
+        status = httpx.get(f"{srv.url}/model").json()["release"]
+        page = samples(httpx.get(f"{srv.url}/metrics").text)
+    failed = [i for i, a in enumerate(answers) if a.status_code != 200]
+    allowed = math.floor(MAX_ERROR_RATE * WINDOW) + 1
+    assert len(failed) == allowed  # the failure that trips the rule is the last one anyone sees
+    assert all(answers[i].status_code == 500 for i in failed)
+    after = answers[failed[-1] + 1 :]
+    assert len(after) > 100 and {a.json()["model_version"] for a in after} == {"primary"}
+    assert status["candidate_version"] is None and "canary: error_rate" in status["stopped"]
+    assert page[("serve_release_rollbacks_total", (("reason", "error_rate"),))] == 1
+    assert page[("serve_release_active", (("role", "canary"),))] == 0
+
+
+def test_a_canary_whose_scores_move_away_from_the_primary_is_rolled_back(folders) -> None:
+    with running_server(
+        folders["primary"], *release("canary", folders["sharp"], "serve.release.share=0.5")
+    ) as srv:
+        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(200)]
+        status = httpx.get(f"{srv.url}/model").json()["release"]
+        page = samples(httpx.get(f"{srv.url}/metrics").text)
+    assert all(a.status_code == 200 for a in answers)
+    assert "sharp: score_psi" in status["stopped"]
+    assert page[("serve_release_rollbacks_total", (("reason", "score_psi"),))] == 1
+    sharp = [i for i, a in enumerate(answers) if a.json()["model_version"] == "sharp"]
+    # judged from min_requests (20) on, every 10th request: stopped at its 20th, never again
+    assert len(sharp) == 20 and sharp[-1] < len(answers) - 50
+
+
+def test_a_shadow_scores_a_copy_of_every_request_and_never_answers_nor_fails_one(
+    folders,
+) -> None:
+    with running_server(folders["primary"], *release("shadow", folders["canary"])) as srv:
+        shadow = srv.state.release.candidate
+        assert shadow is not None
+        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(30)]
+        deadline = time.monotonic() + 10
+        key = ("serve_version_requests_total", (("outcome", "ok"), ("role", "shadow"),
+                                                ("version", "canary")))  # fmt: skip
+        while samples(httpx.get(f"{srv.url}/metrics").text).get(key, 0) < 30:
+            assert time.monotonic() < deadline, "shadow copies not scored"
+            time.sleep(0.05)
+        shadow.session = Flaky(shadow.session)  # now it breaks: no client may notice
+        later = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(100, 1)]
+        time.sleep(0.5)
+        status = httpx.get(f"{srv.url}/model").json()["release"]
+    assert {a.json()["model_version"] for a in answers + later} == {"primary"}
+    assert all(a.status_code == 200 for a in answers + later)
+    assert "canary: error_rate" in status["stopped"]
+
+
+def test_promote_needs_the_admin_token_and_makes_the_canary_the_primary(
+    folders, tmp_path: Path
+) -> None:
+    with running_server(
+        folders["primary"],
+        *release("canary", folders["canary"], "serve.release.share=0.1"),
+        *admin_overrides(tmp_path),
+    ) as srv:
+        refused = httpx.post(f"{srv.url}/admin/promote")
+        promoted = httpx.post(f"{srv.url}/admin/promote", headers=BEARER)
+        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(20)]
+        again = httpx.post(f"{srv.url}/admin/promote", headers=BEARER)
+        info = samples(httpx.get(f"{srv.url}/metrics").text)
+    assert refused.status_code == 401
+    assert promoted.status_code == 200
+    assert promoted.json()["model_version"] == "canary"
+    assert promoted.json()["previous_version"] == "primary"
+    assert {a.json()["model_version"] for a in answers} == {"canary"}
+    assert again.status_code == 409 and "no canary or shadow" in again.json()["error"]
+    assert info[("serve_model_info", (("model", "linear"), ("variant", ""),
+                                      ("version", "canary")))] == 1  # fmt: skip
