@@ -213,6 +213,8 @@ EXERCISED_BY: dict[str, str] = {
     "dvc exp show": "its --only-changed form: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "dvc exp show --only-changed": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
+    "make exps": "the command the Makefile's exps target runs, on two experiments: "
+    "tests/test_exps_view.py::test_make_exps_fits_160_columns_for_two_experiments_with_what_differs",
     "python -m pipelines.data.examples loans data/loans.csv": "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",
     "python train.py data=my_table data.source.path=data/loans.csv *": "run verbatim, column lists and all: "
     "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",
