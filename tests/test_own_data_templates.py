@@ -68,29 +68,15 @@ def split_rows(root: Path) -> dict[str, int]:
 
 def test_my_text_template_profiles_1000_real_labelled_texts(tmp_path: Path) -> None:
     file = real_texts(tmp_path / "data" / "my_texts.csv")
-    cfg = template_config(
-        tmp_path,
-        "customer_service",
-        "my_text",
-        f"data.source.path={file}",
-        "data.schema.text=body",
-        "data.schema.label=intent",
-    )
+    keys = [f"data.source.path={file}", "data.schema.text=body", "data.schema.label=intent"]
+    cfg = template_config(tmp_path, "customer_service", "my_text", *keys)
     root = tmp_path / "run"
     ingest.run(cfg, Layout(root))
     profile.run(cfg, Layout(root))
     rows = split_rows(root)
     assert sum(rows.values()) == 1000 and 140 <= rows["val"] <= 160
     # customer_service's gates (sized for 20,000 simulated tickets) stop the same file
-    strict = load_params(
-        tmp_path / "params.yaml",
-        [
-            f"data.source.path={file}",
-            "data.schema.text=body",
-            "data.schema.label=intent",
-            "data.text.profile.gates.min_rows=500",
-        ],
-    )
+    strict = load_params(tmp_path / "params.yaml", [*keys, "data.text.profile.gates.min_rows=500"])
     with pytest.raises(PipelineError, match=r"val: 1\d\d rows < data.text.profile.gates.min_rows"):
         profile.run(strict, Layout(root))
 

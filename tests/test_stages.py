@@ -682,3 +682,20 @@ def test_a_failed_stage_records_no_wall_time(tmp_path: Path) -> None:
     with stage_times.timed(layout, "ingest"):
         pass
     assert list(stage_times.read(layout, STAGES)) == ["ingest"]
+
+
+def test_the_export_folder_ships_test_rows_of_both_classes_as_examples(
+    cfg: PipelineConfig, layout: Layout
+) -> None:
+    examples = read(layout.export_dir / "examples" / "inputs.json")
+    features = read(layout.features_file)["features"]
+    x, y = model_inputs(cfg, layout, features, ("test",))["test"]
+    assert examples["features"] == features and examples["input_name"] == INPUT
+    inputs = np.asarray(examples["inputs"], dtype=np.float32)
+    # rows of the test split as the graph takes them, of both classes
+    rows = [int(np.flatnonzero((x == row).all(axis=tuple(range(1, x.ndim))))[0]) for row in inputs]
+    assert len(rows) == 3 and {int(y[r]) for r in rows} == {0, 1}
+    label_map = read(layout.export_dir / "model_card.json")["label_map"]
+    assert examples["labels"] == [label_map[str(int(y[r]))] for r in rows]
+    scores = session(layout.export_dir / "model.onnx").run(None, {INPUT: inputs})[0]
+    assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()

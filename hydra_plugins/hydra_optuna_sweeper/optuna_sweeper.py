@@ -22,39 +22,12 @@ from omegaconf import DictConfig
 class OptunaSweeper(Sweeper):
     """`hydra/sweeper: optuna` - keys as in the released plugin, plus `pruner` and `plots`."""
 
-    def __init__(
-        self,
-        sampler: Any,
-        direction: Any,
-        storage: Any,
-        study_name: str | None,
-        n_trials: int,
-        n_jobs: int,
-        max_failure_rate: float = 0.0,
-        search_space: DictConfig | None = None,
-        custom_search_space: str | None = None,
-        params: DictConfig | None = None,
-        pruner: Any = None,
-        plots: bool = True,
-        force_continue: bool = False,
-    ) -> None:
+    def __init__(self, **settings: Any) -> None:
+        """The node's keys (hydra_plugins/moe_optuna_sweeper/config.py, which Hydra checks
+        them against), handed to the implementation as they are."""
         from hydra_plugins.moe_optuna_sweeper._impl import OptunaSweeperImpl
 
-        self.sweeper = OptunaSweeperImpl(
-            sampler=sampler,
-            direction=direction,
-            storage=storage,
-            study_name=study_name,
-            n_trials=n_trials,
-            n_jobs=n_jobs,
-            max_failure_rate=max_failure_rate,
-            search_space=search_space,
-            custom_search_space=custom_search_space,
-            params=params,
-            pruner=pruner,
-            plots=plots,
-            force_continue=force_continue,
-        )
+        self.sweeper = OptunaSweeperImpl(**settings)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
