@@ -39,6 +39,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     size = image_size(cfg)
     raw_test, y_test = split_arrays(layout.split(layout.cleaned, "test"), size, classes)
     x_test = normalise(raw_test, list(module.hparams.mean), list(module.hparams.std))
+    raw_val, y_val = split_arrays(layout.split(layout.cleaned, "val"), size, classes)
+    x_val = normalise(raw_val, list(module.hparams.mean), list(module.hparams.std))
+    del raw_val
     raw_train, y_train = split_arrays(layout.augmented_train, size, classes)
     baselines = fit_baselines(texture_features(raw_train), y_train, cfg.seed)
     del raw_train
@@ -71,6 +74,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             for name, model in baselines.items()
         },
         preprocessing=("texture_features_only", lambda b: texture_features(raw_test[b])),
+        validation=(x_val, y_val),
         variant_metrics=lambda p: defect_view(y_test, p, classes, good, cfg.evaluate.defect_recall),
         facts={"good_class": good},
         headline_columns=defect_columns,
