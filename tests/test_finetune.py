@@ -91,7 +91,7 @@ def test_each_epoch_of_a_fine_tune_prints_a_line_with_its_label_metrics_and_time
     fine_tune(*_problem(), FineTuning(lr=1e-3, seed=0), epochs=2, label="distillation")
     lines = [line for line in capsys.readouterr().out.splitlines() if "epoch" in line]
     number = r"-?\d+\.\d{4}"
-    for epoch, line in enumerate(lines):
+    for epoch, line in enumerate(lines, start=1):
         assert re.fullmatch(
             rf"quantize: distillation: epoch {epoch}/2: train_loss_epoch {number}, "
             rf"val_loss {number}, val_auprc {number}, val_auroc {number} \(\d+\.\d s\)",

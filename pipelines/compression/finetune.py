@@ -62,7 +62,7 @@ class _EpochLines(Callback):
     # runs after the epoch's validation loop: the val metrics are this epoch's
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         line = epoch_line(
-            trainer.current_epoch,
+            trainer.current_epoch + 1,  # counted from 1 of `epochs`: "epoch 3/3" is the last
             epoch_metrics(trainer),
             label=self.label,
             epochs=self.epochs,
@@ -113,7 +113,7 @@ def fine_tune(
     like any epoch (early stopping at epoch 0): a model that already overfits its train split
     comes back no worse on validation than it went in. QAT passes False: its starting point
     has uncalibrated fake-quant observers and is not a model to ship. Each epoch prints a
-    line starting with `label` (`quantize: distillation: epoch 1/3: ...`)."""
+    line starting with `label` (`quantize: distillation: epoch 1/3: ...`), counted from 1."""
     lr = tuning.lr
     module.train_cfg = dataclasses.replace(
         module.train_cfg, lr=lr, warmup_ratio=0.0, scheduler="constant"
