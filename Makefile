@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast durations docs docs-serve setup lock params lint clean-outputs compare serve
+.PHONY: run test test-fast durations docs docs-serve setup lock params lint clean-outputs compare exps serve
 
 run: setup
 	dvc repro
@@ -95,6 +95,14 @@ params: setup
 # side-by-side report of runs: make compare RUNS="outputs/runs/<a> outputs/runs/<b> <dvc exp>"
 compare: setup
 	python -m pipelines.compare $(RUNS)
+
+# `dvc exp show` in a terminal (make exps [EXPS_ARGS="-n 3"]): the params that differ between
+# the experiments and the FP32 ONNX model's test scores. The full table (every param, every
+# dependency's hash, every variant's headline metrics: over 300 columns) is `dvc exp show`.
+EXPS_DROP := test\.|.*/|.*\.py$$
+EXPS_KEEP := test\.onnx_fp32\.(auprc|auroc|f1|accuracy|macro_f1)$$
+exps: setup
+	dvc exp show --no-pager --only-changed --drop '$(EXPS_DROP)' --keep '$(EXPS_KEEP)' $(EXPS_ARGS)
 
 EXPORT ?= export
 # serve the export folder (dvc repro writes it): make serve [EXPORT=path] [PORT=8000]

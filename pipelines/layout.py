@@ -134,6 +134,12 @@ class Layout:
         DVC's outputs (a changing hash would rewrite dvc.lock on every `dvc repro`)."""
         return self._p("outputs", "latency")
 
+    @property
+    def stage_times(self) -> Path:
+        """Each stage's wall time, one file per stage (pipelines/stage_times.py): measured, so
+        kept out of DVC's outputs and metrics like the latency report."""
+        return self._p("outputs", "stage_times")
+
     # export
     @property
     def export_dir(self) -> Path:

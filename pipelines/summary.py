@@ -12,7 +12,9 @@ from rich.table import Table
 
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
-from pipelines.modalities.registry import modality
+from pipelines.modalities.registry import STAGES, modality
+from pipelines.stage_times import read as read_stage_times
+from pipelines.stage_times import wall_time_line
 
 
 def metric_value(layout: Layout, name: str) -> float:
@@ -40,6 +42,13 @@ def metric_value(layout: Layout, name: str) -> float:
 
 
 def print_summary(layout: Layout) -> None:
+    _print_metrics(layout)
+    # absent when the outputs came from `dvc pull` rather than a run on this machine
+    if times := read_stage_times(layout, STAGES):
+        print(wall_time_line(times))
+
+
+def _print_metrics(layout: Layout) -> None:
     evaluation = json.loads(layout.evaluate_metrics.read_text())
     latency = layout.latency_report / "latency.json"
     # absent when the outputs came from `dvc pull` rather than a run on this machine

@@ -34,6 +34,7 @@ from pipelines.config import PipelineConfig, to_container
 from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.lightning_module import MoEClassifierBase, RiskClassifier
 from pipelines.lightning_options import build_callbacks
+from pipelines.progress import epoch_line
 from pipelines.strategy import build_strategy
 from pipelines.torch_files import load_weights, refused, weights_only_loads
 from pipelines.tracking import init_run
@@ -68,19 +69,25 @@ class EpochHistory(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # runs after the epoch's validation loop, so val metrics are this epoch's
-        metrics = trainer.callback_metrics
         row = {"epoch": float(trainer.current_epoch), "step": float(trainer.global_step)}
-        # every validation metric the module logs (AUROC/AUPRC for tables, accuracy and
-        # macro-F1 for text), the loss first
-        others = sorted(k for k in metrics if k.startswith("val/") and k != "val/loss")
-        for key in ("train/loss_epoch", "val/loss", *others):
-            if key in metrics:
-                row[key.replace("/", "_")] = float(metrics[key])
+        row |= epoch_metrics(trainer)
         self.rows.append(row)
         if not _interactive() and trainer.is_global_zero:
             # no progress bar off a terminal (dvc repro's log, CI): one line per epoch instead
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step"))
-            print(f"epoch {int(row['epoch'])}: {shown}", flush=True)
+            shown = {k: v for k, v in row.items() if k not in ("epoch", "step")}
+            print(epoch_line(int(row["epoch"]), shown), flush=True)
+
+
+def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The epoch's train loss and every validation metric the module logs (AUROC/AUPRC for
+    tables, accuracy and macro-F1 for text), the losses first; `/` written as `_`."""
+    metrics = trainer.callback_metrics
+    others = sorted(k for k in metrics if k.startswith("val/") and k != "val/loss")
+    return {
+        key.replace("/", "_"): float(metrics[key])
+        for key in ("train/loss_epoch", "val/loss", *others)
+        if key in metrics
+    }
 
 
 def _one_console_handler() -> None:
@@ -272,7 +279,7 @@ def fit_classifier(
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic,
-        log_every_n_steps=t.log_every_n_steps,
+        log_every_n_steps=logging_interval(t.log_every_n_steps, batches_per_epoch),
         limit_train_batches=limit,
         enable_progress_bar=show_progress_bar,
         default_root_dir=work_dir,
@@ -303,6 +310,13 @@ def fit_classifier(
         global_rank=trainer.global_rank,
         resumed_from=resume_from,
     )
+
+
+def logging_interval(configured: int, batches_per_epoch: int) -> int:
+    """Steps between per-step logs: the configured interval, but never more than an epoch's
+    batches, so a small dataset still logs every epoch (and Lightning does not warn that "the
+    number of training batches is smaller than the logging interval" on every small run)."""
+    return max(1, min(configured, batches_per_epoch))
 
 
 def _trainer(cfg: PipelineConfig, extra: dict[str, Any], **settings: Any) -> L.Trainer:

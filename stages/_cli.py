@@ -18,6 +18,7 @@ from pipelines.config import PipelineConfig, load_params
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
 from pipelines.modalities.registry import run_stage
+from pipelines.stage_times import timed
 
 StageRun = Callable[[PipelineConfig, Layout], Any]
 
@@ -44,7 +45,8 @@ class Stage:
     name: str
 
     def __call__(self, cfg: PipelineConfig, layout: Layout) -> Any:
-        return run_stage(self.name, cfg, layout)
+        with timed(layout, self.name):  # for the run summary's wall times
+            return run_stage(self.name, cfg, layout)
 
     def main(self, argv: list[str] | None = None) -> None:
         main(self.name, self, argv)

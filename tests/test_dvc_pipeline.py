@@ -149,6 +149,8 @@ INFRASTRUCTURE = {
     "pipelines/modalities/timeseries/__init__.py",
     "pipelines/modalities/timeseries/plugins/__init__.py",
     "stages/_cli.py",
+    # each stage's wall time, written outside DVC's outputs for the run summary
+    "pipelines/stage_times.py",
 }
 # how a training run is launched and logged, reached by the later stages only through
 # pipelines/training.py's imports (they load a checkpoint; they never train)

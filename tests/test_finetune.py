@@ -3,6 +3,8 @@ hands back the weights of its best validation epoch with that epoch's score."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
@@ -82,3 +84,17 @@ def test_without_keep_start_only_trained_epochs_come_back() -> None:
     module, dm = _problem()
     _, info = fine_tune(module, dm, FineTuning(lr=1e-3, seed=0), epochs=1, keep_start_if_best=False)
     assert info["best_epoch"] == 0 and "kept_start" not in info
+
+
+def test_each_epoch_of_a_fine_tune_prints_a_line_with_its_label_metrics_and_time(capsys) -> None:
+    # the quantize stage's fine-tunes print what training prints per epoch (issue 29, item 9)
+    fine_tune(*_problem(), FineTuning(lr=1e-3, seed=0), epochs=2, label="distillation")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch" in line]
+    number = r"-?\d+\.\d{4}"
+    for epoch, line in enumerate(lines, start=1):
+        assert re.fullmatch(
+            rf"quantize: distillation: epoch {epoch}/2: train_loss_epoch {number}, "
+            rf"val_loss {number}, val_auprc {number}, val_auroc {number} \(\d+\.\d s\)",
+            line,
+        ), line
+    assert len(lines) == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import datasets
@@ -25,24 +24,25 @@ from pipelines.modalities.image.export_folder import (
     image_preprocessing,
     load_image_inputs,
     score_image_files,
+    write_image_examples,
     write_image_export,
 )
 from pipelines.modalities.image.preprocess import channel_statistics, decode_images, normalise
 from pipelines.modalities.image.simulator import simulate_images, write_image_folder
 from pipelines.models.image import build_image_model, export_image_onnx
 from pipelines.schema.model import ModelConfig
-from tests.scoring_snippet import doc_snippet, run_snippet
+from tests.scoring_snippet import EXPORT_PLACES, doc_snippet, laid_out, run_snippet
 
 SIZE = 32
 PAGE = "docs/tutorials/your-own-images.md"
 MARKER = "<!-- image-scoring-snippet -->"
 # deliberately not sorted, so a folder that sorted them would be caught
 NAMES = ["spot", "clean", "crack", "scratch"]
-# the snippet the docs page shows; its first line names the folder, its paths are image files
+# the snippet the docs page shows: it finds the newest export folder and scores its examples
 README_SNIPPET = """\
-folder = "export"
-import json, numpy as np, onnxruntime as ort, PIL.Image, PIL.ImageOps
-paths = ["scratch.png", "spot.png"]
+import glob, json, os, numpy as np, onnxruntime as ort, PIL.Image, PIL.ImageOps
+folder = max(glob.glob("export") + glob.glob("outputs/runs/*/export"), key=os.path.getmtime)
+paths = sorted(glob.glob(f"{folder}/examples/*.png"))
 labels = json.load(open(f"{folder}/labels.json"))["labels"]
 p = json.load(open(f"{folder}/model_card.json"))["preprocessing"]
 size, mean, std = (p["width"], p["height"]), np.float32(p["mean"]), np.float32(p["std"])
@@ -161,30 +161,32 @@ def test_writing_fails_when_the_preprocessing_makes_another_size(exported, tmp_p
 
 
 def check_snippet(snippet: str, exported: dict, where: Path) -> None:
-    # the snippet's two files, relative to where it runs: a resized RGB surface, a grey one
-    shutil.copyfile(exported["files"][1], where / "scratch.png")
-    shutil.copyfile(exported["files"][-2], where / "spot.png")
-    ns = run_snippet(snippet, exported["folder"])
-    files = [where / name for name in ns["paths"]]
-    expected = score_image_files(exported["folder"], files)
-    assert ns["stdout"].strip() == str([r["label"] for r in expected])
-    # the same input to the bit, and so the same probabilities
-    np.testing.assert_array_equal(ns["x"], load_image_inputs(files, exported["preprocessing"]))
-    (probabilities,) = ns["model"].run(None, {"images": ns["x"]})
-    for row, result in zip(probabilities, expected, strict=True):
-        np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-6)
+    """The snippet, as written, from a root where each command leaves the export folder: it
+    finds the folder and scores its examples (a resized RGB surface and a grey one) as
+    score_image_files does, from the same input to the bit."""
+    for number, command in enumerate(EXPORT_PLACES):
+        root = where / str(number)
+        copy = laid_out(exported["folder"], root, command)
+        with Image.open(exported["files"][1]) as rgb, Image.open(exported["files"][-2]) as grey:
+            examples = write_image_examples(copy, [rgb, grey.convert("L")], ["scratch", "spot"])
+        ns = run_snippet(snippet, root)
+        assert ns["scored_folder"] == copy.resolve()
+        files = [root / name for name in ns["paths"]]
+        assert [f.resolve() for f in files] == [f.resolve() for f in examples]
+        expected = score_image_files(copy, files)
+        assert ns["stdout"].strip() == str([r["label"] for r in expected])
+        # the same input to the bit, and so the same probabilities
+        inputs = load_image_inputs(files, exported["preprocessing"])
+        np.testing.assert_array_equal(ns["x"], inputs)
+        (probabilities,) = ns["model"].run(None, {"images": ns["x"]})
+        for row, result in zip(probabilities, expected, strict=True):
+            np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-6)
 
 
-def test_the_snippet_scores_image_files_as_score_image_files_does(
-    exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_the_snippet_scores_image_files_as_score_image_files_does(exported, tmp_path: Path) -> None:
     check_snippet(README_SNIPPET, exported, tmp_path)
 
 
-def test_the_readme_snippet_is_this_one_and_runs_as_written(
-    exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_the_readme_snippet_is_this_one_and_runs_as_written(exported, tmp_path: Path) -> None:
     snippet = doc_snippet(PAGE, MARKER, "image-scoring snippet (this file's README_SNIPPET)")
     check_snippet(snippet, exported, tmp_path)

@@ -248,10 +248,17 @@ def test_the_export_card_states_the_preprocessing_a_deployer_needs(
     root, results = pipeline
     folder = Layout(root).export_dir
     assert sorted(p.name for p in folder.iterdir()) == [
+        "examples",
         "labels.json",
         "model.onnx",
         "model_card.json",
     ]
+    # examples/: three test images of three classes (<n>-<label>.png), which the folder scores
+    examples = sorted((folder / "examples").iterdir())
+    named = [path.stem.split("-", 1)[1] for path in examples]
+    classes = json.loads((folder / "labels.json").read_text())["labels"]
+    assert len(examples) == 3 and len(set(named)) == 3 and set(named) <= set(classes)
+    assert [r["label"] in classes for r in score_image_files(folder, examples)] == [True] * 3
     card = json.loads((folder / "model_card.json").read_text())
     assert card["variant"] == "int8_static"
     pre = card["preprocessing"]

@@ -182,9 +182,12 @@ EXERCISED_BY: dict[str, str] = {
     "python train.py +experiment=visual_inspection model=image_patch_moe": "composition: "
     "tests/test_config.py::test_the_image_experiment_composes_with_every_image_model; its dense "
     "twin through train.py: tests/test_image_pipeline.py::test_train_py_runs_the_image_experiment_with_the_patch_transformer",
-    "python train.py +experiment=visual_inspection data.source.kind=imagefolder data.source.path=my_images": "the "
-    "same keys at the stages, on a folder with bad files: "
-    "tests/test_image_pipeline.py::test_an_image_folder_with_bad_files_is_read_and_the_bad_files_quarantined",
+    "python train.py +experiment=visual_inspection data=my_images data.source.path=my_images": "the "
+    "template composed with the experiment, ingest and profile of a 100-image folder: "
+    "tests/test_own_data_templates.py::test_my_images_template_profiles_a_folder_of_100_images",
+    "python train.py +experiment=customer_service data=my_text data.source.path=my_texts.csv data.schema.text=body data.schema.label=intent": "the "
+    "template composed with the experiment, ingest and profile of 1,000 real texts with these column names: "
+    "tests/test_own_data_templates.py::test_my_text_template_profiles_1000_real_labelled_texts",
     "python train.py +experiment=visual_inspection data=digits": "its ingest of the real digits: "
     "tests/test_image_pipeline.py::test_the_real_digits_ingest_through_the_same_stage",
     "python train.py -m hparams_search=visual_inspection_optuna": "two trials on small data: "
@@ -225,6 +228,8 @@ EXERCISED_BY: dict[str, str] = {
     "dvc exp show": "its --only-changed form: "
     "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
     "dvc exp show --only-changed": "tests/test_readme.py::test_the_readme_dvc_experiment_commands_run_and_compare",
+    "make exps": "the command the Makefile's exps target runs, on two experiments: "
+    "tests/test_exps_view.py::test_make_exps_fits_160_columns_for_two_experiments_with_what_differs",
     "python -m pipelines.data.examples loans data/loans.csv": "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",
     "python train.py data=my_table data.source.path=data/loans.csv *": "run verbatim, column lists and all: "
     "tests/test_readme.py::test_your_own_table_runs_end_to_end_exactly_as_the_readme_says",

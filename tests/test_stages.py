@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from pipelines import tensorrt_engine
+from pipelines import stage_times, tensorrt_engine
 from pipelines.config import PipelineConfig, load_params
 from pipelines.data.schema import LABEL
 from pipelines.datamodule import model_inputs
@@ -23,6 +24,7 @@ from pipelines.errors import PipelineError
 from pipelines.evaluation import classification_metrics, predict_all
 from pipelines.io import read_split, scratch_dir, write_frame
 from pipelines.layout import SPLITS, Layout
+from pipelines.modalities.registry import STAGES
 from pipelines.modalities.tabular import baselines
 from pipelines.modalities.tabular.cleaning import CleanResult, clean_splits, write_quarantine
 from pipelines.modalities.tabular.config import CleanConfig, MissingConfig, OutlierConfig, RangeRule
@@ -35,6 +37,7 @@ from pipelines.schema.data import SchemaConfig
 from pipelines.schema.evaluation import VARIANTS as schema_variants
 from pipelines.schema.evaluation import SelectConfig, ThresholdConfig
 from pipelines.selection import report_row, select_multiclass_variant, select_variant
+from pipelines.summary import print_summary
 from pipelines.thresholds import choose_threshold
 from pipelines.training import load_checkpoint
 from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
@@ -705,3 +708,53 @@ def test_export_applies_the_declared_policy_and_writes_the_reason_in_the_card(
     with pytest.raises(PipelineError, match="no variant qualifies"):
         export.run(strict, copy)
     assert read(copy.export_dir / "model_card.json") == card
+
+
+def test_each_stage_records_its_wall_time_outside_dvc_and_the_summary_prints_it(
+    layout: Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    times = stage_times.read(layout, STAGES)
+    assert list(times) == list(STAGES) and all(seconds > 0 for seconds in times.values())
+    print_summary(layout)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("wall time per stage (its last run): ingest ")
+    assert all(f"{stage} " in line for stage in STAGES) and "; total " in line
+    # a time differs on every run: no DVC output or metric may hold it (dvc.lock would change
+    # on every `dvc repro`), and git ignores it
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+    declared = [
+        next(iter(out)) if isinstance(out, dict) else out
+        for stage in stages
+        for kind in ("outs", "metrics", "plots")
+        for out in stage.get(kind, [])
+    ]
+    relative = layout.stage_times.relative_to(layout.root).as_posix()
+    assert not [p for p in declared if relative.startswith(p.rstrip("/")) or p.startswith(relative)]
+    ignored = subprocess.run(["git", "check-ignore", "-q", relative], cwd=REPO, check=False)
+    assert ignored.returncode == 0
+
+
+def test_a_failed_stage_records_no_wall_time(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    with pytest.raises(PipelineError), stage_times.timed(layout, "clean"):
+        raise PipelineError("a gate failed")
+    with stage_times.timed(layout, "ingest"):
+        pass
+    assert list(stage_times.read(layout, STAGES)) == ["ingest"]
+
+
+def test_the_export_folder_ships_test_rows_of_both_classes_as_examples(
+    cfg: PipelineConfig, layout: Layout
+) -> None:
+    examples = read(layout.export_dir / "examples" / "inputs.json")
+    features = read(layout.features_file)["features"]
+    x, y = model_inputs(cfg, layout, features, ("test",))["test"]
+    assert examples["features"] == features and examples["input_name"] == INPUT
+    inputs = np.asarray(examples["inputs"], dtype=np.float32)
+    # rows of the test split as the graph takes them, of both classes
+    rows = [int(np.flatnonzero((x == row).all(axis=tuple(range(1, x.ndim))))[0]) for row in inputs]
+    assert len(rows) == 3 and {int(y[r]) for r in rows} == {0, 1}
+    label_map = read(layout.export_dir / "model_card.json")["label_map"]
+    assert examples["labels"] == [label_map[str(int(y[r]))] for r in rows]
+    scores = session(layout.export_dir / "model.onnx").run(None, {INPUT: inputs})[0]
+    assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()

@@ -10,6 +10,7 @@ through the same trial contract the Lightning callback uses, so they take second
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,6 +144,7 @@ def test_failed_and_nan_trials_are_failed_and_the_sweep_goes_on(tmp_path: Path) 
         tmp_path,
         "hydra.sweeper.n_trials=10",
         "hydra/sweeper/sampler=random",
+        "hydra.sweeper.max_failure_rate=1.0",
         "fail_above=2.0",
         "nan_below=-2.0",
     )
@@ -153,6 +155,71 @@ def test_failed_and_nan_trials_are_failed_and_the_sweep_goes_on(tmp_path: Path) 
     assert all(t.state == TrialState.COMPLETE for t in trials if -2.0 <= t.params["x"] <= 2.0)
     assert all(t.state == TrialState.FAIL for t in trials if not -2.0 <= t.params["x"] <= 2.0)
     assert len(trials) == 10 and (tmp_path / "sweep" / "optimization_results.yaml").is_file()
+
+
+def failing_sweep(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        app_command(tmp, "hydra/sweeper/sampler=random", *overrides),
+        cwd=tmp,
+        env=app_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_by_default_the_first_failed_trial_ends_the_sweep_with_its_exception_on_stderr(
+    tmp_path: Path,
+) -> None:
+    # the released plugin's default max_failure_rate (0.0) and its way of failing: the job's
+    # own exception, re-raised by the sweeper, on stderr; the sweep exits non-zero
+    done = failing_sweep(tmp_path, "hydra.sweeper.n_trials=10", "fail_above=0.0")
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "Error executing job with overrides" in done.stderr
+    assert re.search(r"ValueError: x = [0-9.]+ > 0\.0", done.stderr), done.stderr[-2000:]
+    trials = study(tmp_path).trials
+    assert trials[-1].state == TrialState.FAIL and len(trials) < 10
+    assert all(t.state == TrialState.COMPLETE for t in trials[:-1])
+    # what ran is still summarised
+    assert results(tmp_path)["trials"]["FAIL"] == 1
+
+
+@pytest.mark.parametrize("rate", ["0.5", "1.0"])
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero_whatever_the_rate(
+    tmp_path: Path, rate: str
+) -> None:
+    done = failing_sweep(
+        tmp_path,
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        f"hydra.sweeper.max_failure_rate={rate}",
+        "fail_above=-10",
+    )
+    assert done.returncode == 1, done.stdout[-2000:]
+    trials = study(tmp_path).trials
+    assert {t.state for t in trials} == {TrialState.FAIL}
+    if rate == "1.0":  # every batch is allowed to fail: all 4 ran, then the summary
+        assert len(trials) == 4
+        summary = r"every trial of study 't' failed \(4 of 4; 1 with: ValueError: x = "
+        assert re.search(summary, done.stderr), done.stderr[-2000:]
+    else:  # 2 of 2 > 0.5: the first batch ends it, with the job's exception
+        assert len(trials) == 2
+        assert re.search(r"ValueError: x = -?[0-9.]+ > -10", done.stderr), done.stderr[-2000:]
+
+
+def test_the_sweeper_appears_once_in_hydras_plugin_discovery(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(APP), "--info", "plugins"],
+        cwd=tmp_path,
+        env=app_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    section = done.stdout.split("Sweeper:")[1].split(":\n")[0]
+    sweepers = [line.strip() for line in section.splitlines() if line.strip().isidentifier()]
+    assert sweepers == ["BasicSweeper", "OptunaSweeper"]
 
 
 def test_killed_sweep_continues_without_losing_or_repeating_trials(tmp_path: Path) -> None:

@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.modalities.text.export_folder import score_texts, write_text_export
+from pipelines.modalities.text.export_folder import (
+    score_texts,
+    write_text_examples,
+    write_text_export,
+)
 from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.modalities.text.tokenizer import (
     PAD,
@@ -22,18 +26,18 @@ from pipelines.modalities.text.tokenizer import (
     train_tokenizer,
 )
 from pipelines.models.text import TextClassifier, export_text_onnx
-from tests.scoring_snippet import doc_snippet, run_snippet
+from tests.scoring_snippet import EXPORT_PLACES, doc_snippet, laid_out, run_snippet
 from tests.tiny_models import small_model_config
 
 PAGE = "docs/tutorials/your-own-text.md"
 MARKER = "<!-- text-scoring-snippet -->"
 MAX_LEN = 48
-# the snippet the docs page shows under MARKER; its first line names the folder
+# the snippet the docs page shows under MARKER; it finds the newest export folder itself
 SNIPPET = """\
-folder = "export"
-import json, numpy as np, onnxruntime as ort
+import glob, json, os, numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
-texts = ["I lost my card on the train", "The website is not loading since yesterday"]
+folder = max(glob.glob("export") + glob.glob("outputs/runs/*/export"), key=os.path.getmtime)
+texts = json.load(open(f"{folder}/examples/texts.json"))["texts"]
 labels = json.load(open(f"{folder}/labels.json"))["labels"]
 enc = Tokenizer.from_file(f"{folder}/tokenizer.json").encode_batch(texts)
 ids, mask = (np.array([getattr(e, a) for e in enc], np.int64) for a in ("ids", "attention_mask"))
@@ -77,19 +81,35 @@ def test_the_card_states_max_length_and_the_graphs_inputs(exported) -> None:
     assert card["outputs"]["probabilities"]["shape"] == ["batch", len(exported["names"])]
 
 
-def check_snippet(snippet: str, folder: Path) -> None:
-    ns = run_snippet(snippet, folder)
-    expected = score_texts(folder, ns["texts"])
-    labels = [r["label"] for r in expected]
-    assert ns["stdout"].strip() == str(labels)
-    for row, result in zip(ns["probabilities"], expected, strict=True):
-        np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-5)
+EXAMPLES = {
+    "I lost my card on the train": "card_lost",
+    "The website is not loading since yesterday": "technical_issue",
+    "I was charged twice this month": "billing",
+}
 
 
-def test_the_readme_snippet_scores_an_export_folder_as_score_texts_does(exported) -> None:
+def check_snippet(snippet: str, folder: Path, where: Path) -> None:
+    """The snippet, as written, from a root where each command leaves the export folder: it
+    finds the folder, reads its examples and scores them as score_texts does."""
+    for number, command in enumerate(EXPORT_PLACES):
+        root = where / str(number)
+        copy = laid_out(folder, root, command)
+        write_text_examples(copy, list(EXAMPLES), list(EXAMPLES.values()))
+        ns = run_snippet(snippet, root)
+        assert ns["scored_folder"] == copy.resolve() and ns["texts"] == list(EXAMPLES)
+        expected = score_texts(copy, ns["texts"])
+        labels = [r["label"] for r in expected]
+        assert ns["stdout"].strip() == str(labels)
+        for row, result in zip(ns["probabilities"], expected, strict=True):
+            np.testing.assert_allclose(row, list(result["probabilities"].values()), atol=1e-5)
+
+
+def test_the_readme_snippet_scores_an_export_folder_as_score_texts_does(
+    exported, tmp_path: Path
+) -> None:
     snippet = doc_snippet(PAGE, MARKER, "text-scoring snippet (this file's SNIPPET)")
-    check_snippet(snippet, exported["folder"])
+    check_snippet(snippet, exported["folder"], tmp_path)
 
 
-def test_the_snippet_scores_an_export_folder_as_score_texts_does(exported) -> None:
-    check_snippet(SNIPPET, exported["folder"])
+def test_the_snippet_scores_an_export_folder_as_score_texts_does(exported, tmp_path: Path) -> None:
+    check_snippet(SNIPPET, exported["folder"], tmp_path)

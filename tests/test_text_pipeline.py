@@ -13,6 +13,7 @@ import pytest
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
+from pipelines.io import read_split
 from pipelines.layout import Layout
 from tests import modality_runs as runs
 
@@ -76,12 +77,19 @@ def test_the_export_folder_scores_raw_text_alone(pipeline: tuple[Path, dict]) ->
     root, results = pipeline
     folder = Layout(root).export_dir
     assert sorted(p.name for p in folder.iterdir()) == [
+        "examples",
         "labels.json",
         "model.onnx",
         "model_card.json",
         "tokenizer.json",
     ]
     labels = json.loads((folder / "labels.json").read_text())["labels"]
+    # examples/: three test texts of three intents, which the folder scores
+    examples = json.loads((folder / "examples" / "texts.json").read_text())
+    test = read_split(Layout(root).split(Layout(root).cleaned, "test"))
+    assert len(examples["texts"]) == 3 and len(set(examples["labels"])) == 3
+    assert set(examples["texts"]) <= set(test["text"][:])
+    assert [s["label"] in labels for s in score_texts(folder, examples["texts"])] == [True] * 3
     assert labels == results["evaluate"]["classes"]
     card = json.loads((folder / "model_card.json").read_text())
     assert card["variant"] == "int8_dynamic" and card["max_length"] == 48

@@ -119,3 +119,8 @@ def test_the_export_folder_scores_raw_windows_with_the_train_statistics(
     scored = score_windows(folder, raw)
     assert len(scored) == 5 and all(abs(sum(s["probabilities"].values()) - 1) < 1e-4
                                     for s in scored)  # fmt: skip
+    # examples/: test windows of different classes, which the folder scores
+    examples = json.loads((folder / "examples" / "windows.json").read_text())
+    windows = np.asarray(examples["windows"], dtype=np.float32)
+    assert windows.shape == (3, 3, 64) and len(set(examples["labels"])) == 3
+    assert len(score_windows(folder, windows)) == len(windows)

@@ -17,6 +17,7 @@ import torch
 
 from pipelines.config import load_params
 from pipelines.layout import Layout
+from pipelines.training import logging_interval
 from stages import augment, clean, ingest, profile
 from tests.small import REPO, env, run_python, run_stage, small_params, stage_command
 
@@ -370,6 +371,44 @@ def test_training_leaves_the_processs_warning_filters_as_it_found_them(tmp_path:
     done = run_python("-c", FIT_AND_COMPARE_FILTERS, str(params), str(tmp_path / "work"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"unchanged": True}
+
+
+SMALL_FIT = """
+import sys
+import numpy as np
+from pipelines.config import load_params
+from pipelines.datamodule import TabularDataModule
+from pipelines.training import fit_classifier
+overrides = ["trainer.max_epochs=2", "trainer.log_every_n_steps=50", "train.batch_size=64"]
+cfg = load_params(sys.argv[1], overrides)
+rng = np.random.default_rng(0)
+def xy(rows):
+    x = rng.normal(size=(rows, 4)).astype(np.float32)
+    return x, (x[:, 0] + rng.normal(size=rows) > 1).astype(np.float32)
+# 9 training batches of 64 rows, fewer than the configured interval of 50
+dm = TabularDataModule(xy(576), xy(128), ["a", "b", "c", "d"], cfg.train.batch_size, 128)
+fit_classifier(cfg, dm, __import__("pathlib").Path(sys.argv[2]))
+"""
+
+
+def test_a_small_run_logs_each_epoch_without_lightnings_logging_interval_warning(
+    tmp_path: Path,
+) -> None:
+    params = small_params(tmp_path / "params.yaml")
+    done = run_python("-W", "always", "-c", SMALL_FIT, str(params), str(tmp_path / "work"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "smaller than the logging interval" not in output, output[-3000:]
+    # the interval shrank to the epoch's 9 batches: each epoch logged its step loss
+    (metrics,) = (tmp_path / "work").rglob("metrics.csv")
+    steps = pd.read_csv(metrics).dropna(subset=["train/loss_step"])["step"].tolist()
+    assert steps == [8, 17]
+
+
+def test_the_logging_interval_is_the_configured_one_up_to_an_epochs_batches() -> None:
+    assert logging_interval(20, 500) == 20
+    assert logging_interval(20, 9) == 9
+    assert logging_interval(20, 0) == 1
 
 
 def test_the_loaders_fetch_whole_batches_with_the_rows_and_order_of_row_by_row_loading() -> None:

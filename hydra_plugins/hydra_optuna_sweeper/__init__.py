@@ -1,1 +1,2 @@
-"""See hydra_optuna_sweeper.optuna_sweeper: a compatibility alias of moe_optuna_sweeper."""
+"""The Optuna sweeper's plugin class, under the released plugin's module path (see
+optuna_sweeper.py); its config nodes and implementation are in hydra_plugins/moe_optuna_sweeper."""

@@ -6,6 +6,7 @@ Why this exists instead of the released plugin: `hydra-optuna-sweeper` 1.3.0 pin
 issue #1954). Hydra's main branch moved to Optuna 4 but is unreleased.
 
 Hydra imports every public module under `hydra_plugins` at start-up, so the modules without a
-leading underscore (`config`, `optuna_sweeper`, `trial`) import nothing heavy at module level:
+leading underscore (`config`, `trial`; the plugin class is
+hydra_plugins/hydra_optuna_sweeper/optuna_sweeper.py) import nothing heavy at module level:
 `python train.py --cfg job` stays fast. The work happens in `_impl`.
 """

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, MutableSequence, Sequence
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,43 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> TrialStat
         return study.get_trials(deepcopy=False)[trial.number].state
 
 
+def raise_first_failure(
+    returns: Sequence[JobReturn], failures: Sequence[bool], max_failure_rate: float
+) -> None:
+    """Past `max_failure_rate`: end the sweep as the released plugin does, with the first
+    failed job's own exception (JobReturn.return_value writes "Error executing job with
+    overrides: ..." to stderr and re-raises it; Hydra prints it to stderr and exits 1). A
+    trial that failed without raising (a NaN or non-numeric objective) ends it with a
+    RuntimeError naming the count and the rate."""
+    failed = sum(failures)
+    log.error(
+        f"{failed} of {len(returns)} trials of the batch failed, more than "
+        f"hydra.sweeper.max_failure_rate = {max_failure_rate}: the sweep ends"
+    )
+    for ret, did_fail in zip(returns, failures, strict=True):
+        if did_fail and ret.status == JobStatus.FAILED:
+            ret.return_value  # noqa: B018 - re-raises the job's exception, traceback included
+    raise RuntimeError(
+        f"{failed} of {len(returns)} trials failed (hydra.sweeper.max_failure_rate = "
+        f"{max_failure_rate}); each trial's reason is its `fail_reason` in the study"
+    )
+
+
+def check_not_all_failed(study: optuna.Study, sweep_dir: Path) -> None:
+    """A sweep whose every trial failed has no result, whatever `max_failure_rate` allowed:
+    it exits non-zero (a RuntimeError Hydra prints to stderr) instead of looking like a
+    finished sweep to a script or CI job."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
+    if trials and all(t.state == TrialState.FAIL for t in trials):
+        reasons = Counter(t.user_attrs.get("fail_reason", "no reason recorded") for t in trials)
+        common, count = reasons.most_common(1)[0]
+        raise RuntimeError(
+            f"every trial of study {study.study_name!r} failed ({len(trials)} of "
+            f"{len(trials)}; {count} with: {common}); the sweep has no result. The trials' "
+            f"logs are in {sweep_dir}"
+        )
+
+
 class OptunaSweeperImpl(Sweeper):
     def __init__(
         self,
@@ -377,15 +415,16 @@ class OptunaSweeperImpl(Sweeper):
                 overrides = [self._job_overrides(study, trial, fixed) for trial in trials]
                 returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
                 failures = [self._tell(study, t, r) for t, r in zip(trials, returns, strict=True)]
-                failed = sum(failures)
-                if failed / batch > self.max_failure_rate:
-                    raise RuntimeError(
-                        f"{failed} of {batch} trials failed (hydra.sweeper.max_failure_rate = "
-                        f"{self.max_failure_rate}); see the trials' logs in {self.sweep_dir}"
-                    )
                 remaining -= batch
+                if sum(failures) / batch > self.max_failure_rate:
+                    self._write_results(study)
+                    raise_first_failure(returns, failures, self.max_failure_rate)
         finally:  # the storage URL (a DSN's password) does not outlive the sweep here
             os.environ.pop(trial_contract.ENV_STORAGE, None)
+        self._write_results(study)
+        check_not_all_failed(study, self.sweep_dir)
+
+    def _write_results(self, study: optuna.Study) -> None:
         from ._results import write_results
 
         write_results(study, self.sweep_dir, self.config, plots=self.plots)

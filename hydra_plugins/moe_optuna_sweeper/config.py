@@ -24,7 +24,7 @@ _PROVIDER = "moe_optuna_sweeper"
 
 @dataclass
 class OptunaSweeperConf:
-    _target_: str = "hydra_plugins.moe_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    _target_: str = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     # the sweeper builds `sampler` and `pruner` itself (see the module docstring)
     _recursive_: bool = False
@@ -47,8 +47,12 @@ class OptunaSweeperConf:
     n_trials: int = 20
     # trials per batch handed to hydra/launcher (batches run in parallel with `joblib`)
     n_jobs: int = 1
-    # end the sweep when a batch has a larger share of failed trials; 1.0 never ends it
-    max_failure_rate: float = 1.0
+    # end the sweep, raising the failed job's exception, when a batch has a larger share of
+    # failed trials. 0.0 (the released plugin's default): the first failure ends the sweep,
+    # since a trial that raises here is a bug or a gate that fails for the whole data config
+    # far more often than a bad point of the search space. 1.0 never ends it early, but a
+    # sweep in which every trial failed still exits non-zero
+    max_failure_rate: float = 0.0
     # deprecated in the released plugin (hydra.sweeper.params replaced it); still read
     search_space: Dict[str, Any] | None = None
     # `key: choice(...) | range(...) | interval(...) | tag(log, interval(...))`

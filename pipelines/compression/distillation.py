@@ -216,7 +216,9 @@ def distill(
         module = DistillationModule.from_teacher(
             teacher, student_model, temperature=cfg.temperature, alpha=cfg.alpha
         )
-    module, fit = fine_tune(module, dm, tuning.scaled(cfg.lr_factor), epochs=cfg.epochs)
+    module, fit = fine_tune(
+        module, dm, tuning.scaled(cfg.lr_factor), epochs=cfg.epochs, label="distillation"
+    )
     # a plain RiskClassifier from the same hparams: what load_checkpoint would rebuild, with
     # the teacher's train settings (fine_tune's constant-lr copy lives on `module` only)
     student = RiskClassifier(**dict(module.hparams))

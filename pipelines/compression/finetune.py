@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from lightning.pytorch.callbacks import Callback
 
 from pipelines.datamodule import TabularDataModule
 from pipelines.lightning_module import RiskClassifier
-from pipelines.training import _lightning_noise_silenced
+from pipelines.progress import epoch_line
+from pipelines.training import _lightning_noise_silenced, epoch_metrics
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
@@ -44,6 +46,29 @@ class _BestWeights(Callback):
             self.best_state = copy.deepcopy(module.state_dict())
             # -1: the starting weights (validated before the fit)
             self.best_epoch = trainer.current_epoch if trainer.state.fn == "fit" else -1
+
+
+class _EpochLines(Callback):
+    """One line per epoch, as training prints off a terminal: a fine-tune has no progress bar
+    (it is one step of the quantize stage's), and on a busy machine its epochs take minutes."""
+
+    def __init__(self, label: str, epochs: int) -> None:
+        self.label, self.epochs = label, epochs
+        self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    # runs after the epoch's validation loop: the val metrics are this epoch's
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        line = epoch_line(
+            trainer.current_epoch + 1,  # counted from 1 of `epochs`: "epoch 3/3" is the last
+            epoch_metrics(trainer),
+            label=self.label,
+            epochs=self.epochs,
+            seconds=time.perf_counter() - self.started,
+        )
+        print(line, flush=True)
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,7 @@ def fine_tune(
     tuning: FineTuning,
     *,
     epochs: int,
+    label: str = "fine-tune",
     keep_start_if_best: bool = True,
 ) -> tuple[RiskClassifier, dict[str, Any]]:
     """Fits `module` in place for `epochs` at the constant `tuning.lr` (no warmup: the
@@ -86,7 +112,8 @@ def fine_tune(
     With `keep_start_if_best`, the starting weights are validated first and are a candidate
     like any epoch (early stopping at epoch 0): a model that already overfits its train split
     comes back no worse on validation than it went in. QAT passes False: its starting point
-    has uncalibrated fake-quant observers and is not a model to ship."""
+    has uncalibrated fake-quant observers and is not a model to ship. Each epoch prints a
+    line starting with `label` (`quantize: distillation: epoch 1/3: ...`), counted from 1."""
     lr = tuning.lr
     module.train_cfg = dataclasses.replace(
         module.train_cfg, lr=lr, warmup_ratio=0.0, scheduler="constant"
@@ -109,7 +136,7 @@ def fine_tune(
             deterministic=True,
             use_distributed_sampler=False,
             gradient_clip_val=tuning.gradient_clip_val,
-            callbacks=[best],
+            callbacks=[best, _EpochLines(f"quantize: {label}", epochs)],
             num_sanity_val_steps=0,
         )
         if keep_start_if_best:

@@ -240,7 +240,7 @@ def iterative_prune(
     attentions = _attentions(module.model)
     original_heads = attentions[0].num_heads if attentions and cfg.heads else None
     history: list[dict[str, Any]] = []
-    for share, width in schedule:
+    for number, (share, width) in enumerate(schedule, start=1):
         heads = None
         if original_heads is not None:
             target_heads = pruned_width(original_heads, share)
@@ -251,7 +251,11 @@ def iterative_prune(
         # eval mode, which would fine-tune without dropout and with inference routing
         module = prune_model(module, width=width, heads=heads).train()
         module, info = fine_tune(
-            module, dm, tuning.scaled(cfg.lr_factor), epochs=cfg.finetune_epochs
+            module,
+            dm,
+            tuning.scaled(cfg.lr_factor),
+            epochs=cfg.finetune_epochs,
+            label=f"pruning step {number}/{len(schedule)} (ffn_dim {width})",
         )
         history.append(
             {

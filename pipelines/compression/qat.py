@@ -232,6 +232,7 @@ def qat_fine_tune(
         dm,
         tuning.scaled(cfg.lr_factor),
         epochs=cfg.finetune_epochs,
+        label="QAT",
         # the start has no calibrated ranges: only fake-quant-trained weights may come back
         keep_start_if_best=False,
     )

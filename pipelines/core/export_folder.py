@@ -3,6 +3,10 @@ picks, copied into a folder with labels.json and a model card (what it is, why t
 variant, its test figures, the config, file hashes, the graph's inputs and outputs), and a
 check that scores the finished folder with its own stand-alone scorer.
 
+Every export folder (these and the tables') also holds `examples/`: EXAMPLE_COUNT inputs from
+the test split, of different classes where the split has them, in the form the folder's
+scoring snippet reads (docs: the scoring snippets run on them as written).
+
 A modality supplies a FolderExport: its task's name, its card figures, its preprocessing
 artifact (a tokenizer file; none for images, whose preprocessing the card states), its
 folder writer and the check it runs on the written folder.
@@ -13,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +159,22 @@ def write_folder(
         },
     }
     _write_json(folder / CARD, {**card, "inputs": inputs, "outputs": outputs})
+
+
+EXAMPLES = "examples"
+EXAMPLE_COUNT = 3
+
+
+def example_rows(labels: Sequence[Any], count: int = EXAMPLE_COUNT) -> list[int]:
+    """The test rows to ship as examples: the first row of each label, in the order the labels
+    first appear, then the next rows, up to `count`; in split order."""
+    first: dict[Any, int] = {}
+    for row, label in enumerate(labels):
+        first.setdefault(label, row)
+    chosen = list(first.values())[:count]
+    rest = (row for row in range(len(labels)) if row not in chosen)
+    chosen += [row for row, _ in zip(rest, range(count - len(chosen)), strict=False)]
+    return sorted(chosen)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -53,7 +53,8 @@ class TrainerConfig:
     deterministic: bool = True
     """Use deterministic kernels (same seed, same result)."""
     log_every_n_steps: int = bounded(20, **AT_LEAST_ONE)
-    """How often per-step metrics are logged."""
+    """How often (in steps) per-step metrics are logged; at most the training batches of one
+    epoch, which a small dataset's run uses instead (so each epoch logs)."""
     limit_train_batches: float = bounded(1.0, gt=0.0, le=1.0)
     """A fraction of the epoch's batches, as Lightning reads a float."""
     enable_progress_bar: bool = True

@@ -7,6 +7,7 @@ this repository needed to do it.
                       how a file becomes the model's input (image_preprocessing), as training
                       did it (clean's mode and size rules, then
                       pipelines.modalities.image.preprocess.normalise)
+    examples/         <n>-<label>.png: test images to score
 
 `score_image_files` is the reference scorer for such a folder and imports only onnxruntime,
 numpy, Pillow, the standard library and pipelines.core.folder_scoring (itself only
@@ -104,6 +105,20 @@ def write_image_export(
     }
     card = {**card, "preprocessing": preprocessing}
     write_folder(folder, onnx_path, class_names=class_names, card=card, inputs=inputs)
+
+
+def write_image_examples(folder: Path, images: list[Image.Image], labels: list[str]) -> list[Path]:
+    """examples/<n>-<label>.png: image files to score (the scoring snippet reads them), their
+    label in the name."""
+    from pipelines.core.export_folder import EXAMPLES
+
+    (folder / EXAMPLES).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, (image, label) in enumerate(zip(images, labels, strict=True), start=1):
+        path = folder / EXAMPLES / f"{number}-{label}.png"
+        image.save(path, format="PNG")
+        paths.append(path)
+    return paths
 
 
 def load_image_inputs(paths: list[Path | str], preprocessing: dict[str, Any]) -> np.ndarray:

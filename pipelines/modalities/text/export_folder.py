@@ -6,6 +6,7 @@ repository needed to do it.
                       padding to and truncation at max_length, as training encoded text
     labels.json       {"labels": [...]}: the class of each probability column, in order
     model_card.json   the caller's card, the graph's inputs and outputs, and max_length
+    examples/         texts.json: {"texts": [...], "labels": [...]}, test texts to score
 
 `score_texts` is the reference scorer for such a folder and imports only onnxruntime,
 tokenizers, numpy, the standard library and pipelines.core.folder_scoring (itself only
@@ -67,6 +68,16 @@ def write_text_export(
         inputs=inputs,
         artifacts={TOKENIZER: tokenizer_json},
     )
+
+
+def write_text_examples(folder: Path, texts: list[str], labels: list[str]) -> Path:
+    """examples/texts.json: texts to score (the scoring snippet reads them) and their labels."""
+    from pipelines.core.export_folder import EXAMPLES, _write_json
+
+    path = folder / EXAMPLES / "texts.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {"texts": list(texts), "labels": list(labels)})
+    return path
 
 
 def score_texts(folder: Path, texts: list[str]) -> list[dict[str, Any]]:

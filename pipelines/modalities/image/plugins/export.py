@@ -15,18 +15,24 @@ from pipelines.config import PipelineConfig
 from pipelines.io import read_split
 from pipelines.layout import Layout
 from pipelines.modalities.image.baseline import BASELINES
-from pipelines.modalities.image.plugins.common import IMAGE, class_names, image_size
+from pipelines.modalities.image.plugins.common import IMAGE, LABEL, class_names, image_size
 
 # test images scored from the finished folder (as PNG files) and compared with the pipeline's
 PARITY_IMAGES = 64
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.export_folder import FolderExport, export_multiclass, require_parity
+    from pipelines.core.export_folder import (
+        FolderExport,
+        example_rows,
+        export_multiclass,
+        require_parity,
+    )
     from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.image.export_folder import (
         image_preprocessing,
         score_image_files,
+        write_image_examples,
         write_image_export,
     )
     from pipelines.modalities.image.lightning import load_image_checkpoint
@@ -66,6 +72,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
         write_image_export(folder, model_file, classes, preprocessing, card)
+        test = read_split(layout.split(layout.cleaned, "test"))
+        picked = test.select(example_rows([str(v) for v in test[LABEL][:]]))
+        write_image_examples(folder, picked[IMAGE][:], [str(v) for v in picked[LABEL][:]])
 
     return export_multiclass(cfg, layout, FolderExport("image", _card_metrics, write, check))
 

@@ -12,8 +12,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipelines.compression import variants as variants_of
 from pipelines.config import PipelineConfig, to_container
+from pipelines.core.export_folder import EXAMPLES, example_rows
 from pipelines.datamodule import model_inputs
 from pipelines.drift_reference import write_reference_profile
 from pipelines.errors import PipelineError
@@ -30,7 +33,7 @@ from pipelines.training import load_checkpoint
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ex = cfg.export
     features = read_json(layout.features_file)["features"]
-    x, _ = model_inputs(cfg, layout, features, ("test",))["test"]
+    x, y = model_inputs(cfg, layout, features, ("test",))["test"]
     evaluation = read_json(layout.evaluate_metrics)
     selection = choose(cfg, layout, evaluation, x)
     variant = selection.variant
@@ -135,7 +138,29 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         # the server measures input drift against this (train split, the model's features)
         write_reference_profile(folder, layout.split(layout.cleaned, "train"), features)
         (folder / "model_card.md").write_text(_markdown(card))
+        write_examples(folder, x, y, features, label_map)
     return card
+
+
+def write_examples(
+    folder: Path, x: np.ndarray, y: np.ndarray, features: list[str], label_map: dict[str, str]
+) -> Path:
+    """examples/inputs.json: test rows as model.onnx takes them (its `input`, float32 after
+    the pipeline's feature preparation), with the feature names and each row's label as the
+    source names it; of both classes where the test split has them."""
+    rows = example_rows([int(v) for v in y])
+    path = folder / EXAMPLES / "inputs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(
+        path,
+        {
+            "input_name": INPUT,
+            "features": features,
+            "inputs": x[rows].tolist(),
+            "labels": [label_map.get(str(int(y[row])), str(int(y[row]))) for row in rows],
+        },
+    )
+    return path
 
 
 def choose(cfg: PipelineConfig, layout: Layout, evaluation: dict[str, Any], x) -> Selection:

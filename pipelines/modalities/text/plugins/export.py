@@ -12,7 +12,7 @@ import numpy as np
 from pipelines.config import PipelineConfig
 from pipelines.io import read_split
 from pipelines.layout import Layout
-from pipelines.modalities.text.plugins.common import TEXT
+from pipelines.modalities.text.plugins.common import LABEL, TEXT
 
 # test texts scored from the finished folder and compared with the trained model
 PARITY_TEXTS = 64
@@ -20,9 +20,18 @@ TOKENIZER = "tokenizer.json"
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.export_folder import FolderExport, export_multiclass, require_parity
+    from pipelines.core.export_folder import (
+        FolderExport,
+        example_rows,
+        export_multiclass,
+        require_parity,
+    )
     from pipelines.lightning_module import multiclass_probabilities
-    from pipelines.modalities.text.export_folder import score_texts, write_text_export
+    from pipelines.modalities.text.export_folder import (
+        score_texts,
+        write_text_examples,
+        write_text_export,
+    )
     from pipelines.modalities.text.lightning import load_text_checkpoint
     from pipelines.modalities.text.tokenizer import encode
 
@@ -55,6 +64,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
         write_text_export(folder, model_file, tokenizer_file, classes, card)
+        test = read_split(layout.split(layout.cleaned, "test"))
+        rows = example_rows(test[LABEL][:])
+        picked = test.select(rows)
+        write_text_examples(folder, picked[TEXT][:], [str(v) for v in picked[LABEL][:]])
 
     spec = FolderExport("text", _card_metrics, write, check, {TOKENIZER: tokenizer_file})
     return export_multiclass(cfg, layout, spec)

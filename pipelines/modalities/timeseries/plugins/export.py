@@ -1,7 +1,8 @@
 """export for series: the chosen ONNX variant with labels.json and a model card stating the
 preprocessing (channels, sampling rate, window, the train split's mean and std), enough to
-score raw sensor windows from that folder alone. Test windows scored from the finished
-folder must match the pipeline's scores of the same graph."""
+score raw sensor windows from that folder alone, and examples/windows.json (test windows of
+different classes). Test windows scored from the finished folder must match the pipeline's
+scores of the same graph."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import PipelineConfig
+from pipelines.io import write_json
 from pipelines.layout import Layout
 from pipelines.modalities.timeseries.baseline import BASELINES
 from pipelines.modalities.timeseries.plugins.common import class_names, split_windows
@@ -19,7 +21,13 @@ PARITY_WINDOWS = 64  # test windows scored from the finished folder
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.export_folder import FolderExport, export_multiclass, require_parity
+    from pipelines.core.export_folder import (
+        EXAMPLES,
+        FolderExport,
+        example_rows,
+        export_multiclass,
+        require_parity,
+    )
     from pipelines.core.onnx_variants import batch_scorer
     from pipelines.modalities.timeseries.export_folder import (
         score_windows,
@@ -56,6 +64,13 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
         write_series_export(folder, model_file, classes, preprocessing, card)
+        # examples/windows.json: raw test windows (channels x samples) of different classes
+        raw, labels = split_windows(layout.split(layout.cleaned, "test"), cfg, classes)
+        rows = example_rows([int(v) for v in labels])
+        write_json(
+            folder / EXAMPLES / "windows.json",
+            {"windows": raw[rows].tolist(), "labels": [classes[int(labels[r])] for r in rows]},
+        )
 
     return export_multiclass(cfg, layout, FolderExport("timeseries", _card_metrics, write, check))
 
