@@ -34,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"new modules, and {SMOKE}",
     )
     group.addoption(
+        "--durations-file",
+        type=Path,
+        default=DURATIONS,
+        help="where --fast reads and --store-durations writes the measured seconds",
+    )
+    group.addoption(
         "--store-durations",
         action="store_true",
         help="write each module's measured seconds to tests/durations.json",
@@ -56,7 +62,8 @@ def fast_modules(durations: dict[str, float], collected: set[str]) -> set[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--fast"):
         return
-    durations = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    path: Path = config.getoption("--durations-file")
+    durations = json.loads(path.read_text()) if path.is_file() else {}
     keep = fast_modules(durations, {module_of(item.nodeid) for item in items})
     selected = [item for item in items if module_of(item.nodeid) in keep]
     deselected = [item for item in items if module_of(item.nodeid) not in keep]
@@ -72,6 +79,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not session.config.getoption("--store-durations") or not _measured:
         return
-    recorded = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    path: Path = session.config.getoption("--durations-file")
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
     recorded.update({module: round(seconds, 2) for module, seconds in _measured.items()})
-    DURATIONS.write_text(json.dumps(dict(sorted(recorded.items())), indent=2) + "\n")
+    path.write_text(json.dumps(dict(sorted(recorded.items())), indent=2) + "\n")
