@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from pipelines.data import file_checks
 from pipelines.errors import PipelineError
 from pipelines.schema.data import SourceConfig
 
@@ -114,6 +115,8 @@ def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
             f"{path}: cannot tell the format; set 'data.source.format' to "
             "csv, parquet, json or text"
         )
+    if fmt == "csv":
+        file_checks.check_header(path)
     # json: JSON lines, or an array of records (the builder falls back to reading it whole)
     from datasets import load_dataset
 
@@ -131,6 +134,9 @@ def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
         message = _first_line(err)
         if "corresponds to no data" in message:  # a header and no rows: the builder made none
             raise PipelineError(f"{path}: the table is empty (expected at least one row)") from None
+        diagnosis = file_checks.diagnose(path) if fmt == "csv" else None
+        if diagnosis is not None:
+            raise PipelineError(diagnosis) from None
         raise PipelineError(f"{path}: could not read as {fmt}: {message}") from None
 
 
