@@ -11,11 +11,12 @@ from pathlib import Path
 from tests.doc_blocks import block_after_marker
 
 
-def run_snippet(snippet: str, folder: Path) -> dict:
-    """Execute the snippet with its folder pointed at `folder`; its namespace and output."""
+def run_snippet(snippet: str, folder: Path, max_lines: int = 10) -> dict:
+    """Execute the snippet with its folder pointed at `folder`; its namespace and output. Its
+    page states its length: `max_lines`."""
     first, rest = snippet.split("\n", 1)
     assert first == 'folder = "export"', f"the snippet's first line names the folder: {first!r}"
-    assert len(snippet.strip().splitlines()) <= 10
+    assert len(snippet.strip().splitlines()) <= max_lines
     assert "pipelines" not in snippet and "torch" not in snippet
     namespace: dict = {}
     out = io.StringIO()

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipelines.modalities.image.config import ImageCleanConfig, ModeConfig, SizeConfig
+from pipelines.modalities.image.transparency import WHITE, on_background
 
 _ADDRESS = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")
 _HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash}
@@ -91,10 +92,16 @@ def decode(data: bytes | None, verify: bool, max_pixels: int) -> tuple[Image.Ima
     return image, ""
 
 
-def to_mode(image: Image.Image, cfg: ModeConfig) -> tuple[Image.Image, bool]:
-    if image.mode == cfg.target:
+def to_mode(
+    image: Image.Image, cfg: ModeConfig, background: tuple[int, ...] = WHITE
+) -> tuple[Image.Image, bool]:
+    """`image` in the target mode, and whether it was converted. Transparent pixels are
+    composited onto `background` first, unless the target keeps alpha (RGBA)."""
+    if image.mode == cfg.target and (cfg.target == "RGBA" or "transparency" not in image.info):
         return image, False
-    return image.convert(cfg.target), True
+    if cfg.target == "RGBA":
+        return image.convert("RGBA"), True
+    return on_background(image, background).convert(cfg.target), True
 
 
 def to_size(image: Image.Image, cfg: SizeConfig) -> tuple[Image.Image, bool]:
@@ -142,7 +149,7 @@ def analyse(data: bytes | None, cfg: ImageCleanConfig, hashes: bool = True) -> F
         return Facts(error=error)
     facts = Facts(mode=image.mode, width=image.width, height=image.height)
     facts.too_small = cfg.size.enabled and min(image.size) < cfg.size.min_side
-    normal, facts.converted = to_mode(image, cfg.mode)
+    normal, facts.converted = to_mode(image, cfg.mode, cfg.background_rgb)
     normal, facts.resized = to_size(normal, cfg.size)
     facts.image = normal
     pixels = np.asarray(normal, dtype=np.float32)
