@@ -50,21 +50,18 @@ def save_tiny_translator(folder: Path, texts: list[str], seed: int) -> Path:
         eos_token="</s>",
         unk_token="[UNK]",
     )
+    # one layer each side, 2 heads, width 16: the ids are the tokenizer's special tokens
+    sides = {"layers": 1, "attention_heads": 2, "ffn_dim": 32}
+    sizes = {f"{side}_{key}": v for side in ("encoder", "decoder") for key, v in sides.items()}
+    ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
     config = BartConfig(
         vocab_size=fast.vocab_size,
         d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
         max_position_embeddings=64,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
         decoder_start_token_id=2,
         forced_eos_token_id=2,
+        **sizes,
+        **ids,
     )
     torch.manual_seed(seed)
     BartForConditionalGeneration(config).save_pretrained(folder)
