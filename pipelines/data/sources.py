@@ -9,6 +9,7 @@ The simulator writes its rows shard by shard into one Arrow file for the same re
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,11 @@ def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
     from pipelines.io import quiet_datasets
 
     quiet_datasets()
+    # the builders log a parse error before raising it; the raised error is what is reported
+    # below, in one line, so the log record would be a second, rawer copy on stderr
+    builders_log = logging.getLogger("datasets.packaged_modules")
+    level = builders_log.level
+    builders_log.setLevel(logging.CRITICAL)
     try:
         return load_dataset(
             fmt,
@@ -138,6 +144,8 @@ def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
         if diagnosis is not None:
             raise PipelineError(diagnosis) from None
         raise PipelineError(f"{path}: could not read as {fmt}: {message}") from None
+    finally:
+        builders_log.setLevel(level)
 
 
 def read_hub(dataset_id: str, work: Path) -> Dataset:
