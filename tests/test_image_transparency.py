@@ -17,7 +17,12 @@ from pipelines.errors import PipelineError
 from pipelines.modalities.image.analysis import analyse, raw_bytes
 from pipelines.modalities.image.augment import augment_image, image_operations
 from pipelines.modalities.image.baseline import fit_baselines, texture_features
-from pipelines.modalities.image.config import ImageAugmentConfig, ImageCleanConfig, SizeConfig
+from pipelines.modalities.image.config import (
+    ImageAugmentConfig,
+    ImageCleanConfig,
+    ModeConfig,
+    SizeConfig,
+)
 from pipelines.modalities.image.preprocess import decode_images
 from pipelines.modalities.image.rules import clean_image_splits, undecoded
 from pipelines.modalities.image.transparency import on_background
@@ -157,6 +162,23 @@ def test_transparent_glyphs_of_different_classes_are_not_duplicates(splits) -> N
     first = np.asarray(kept["train"][0]["image"])
     assert first.shape == (SIZE, SIZE, 3)
     assert first[0, 0].tolist() == [255, 255, 255] and first.min() < 60
+
+
+def test_with_alpha_kept_through_clean_the_glyphs_are_still_told_apart(splits) -> None:
+    """mode.target RGBA keeps alpha in the cleaned files; the perceptual hash is still taken
+    of the composited image (what training will see), so no cross-class duplicates appear."""
+    keep_alpha = ImageCleanConfig(
+        size=SizeConfig(height=SIZE, width=SIZE, min_side=8), mode=ModeConfig(target="RGBA")
+    )
+    train = undecoded(splits["train"], "image")
+    labels = np.array(train["label"][:])
+    facts = [analyse(raw_bytes(cell), keep_alpha) for cell in train["image"][:]]
+    assert {f.image.mode for f in facts} == {"RGBA"}
+    bits = np.array([np.unpackbits(np.frombuffer(f.perceptual_hash, np.uint8)) for f in facts])
+    distance = (bits[:, None, :] != bits[None, :, :]).sum(axis=-1)
+    assert distance[labels[:, None] != labels[None, :]].min() > keep_alpha.dedup.max_distance
+    # alpha dropped, every one of these would measure 0 (black glyph, black background)
+    assert min(f.brightness for f in facts) > 50, "measured on white, not on black"
 
 
 def test_a_model_learns_transparent_glyphs_well_above_chance(splits) -> None:

@@ -155,7 +155,10 @@ def analyse(data: bytes | None, cfg: ImageCleanConfig, hashes: bool = True) -> F
     pixels = np.asarray(normal, dtype=np.float32)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    grey = np.asarray(normal.convert("L"), dtype=np.float32)
+    # brightness, sharpness and the perceptual hash are of what the model sees: with alpha
+    # kept (mode.target RGBA), composited as training composites it, not alpha dropped
+    seen = on_background(normal, cfg.background_rgb) if normal.mode == "RGBA" else normal
+    grey = np.asarray(seen.convert("L"), dtype=np.float32)
     facts.brightness = float(grey.mean())
     facts.laplacian_var = laplacian_variance(grey)
     scaled = pixels.reshape(-1, pixels.shape[2]) / 255.0
@@ -163,7 +166,7 @@ def analyse(data: bytes | None, cfg: ImageCleanConfig, hashes: bool = True) -> F
     facts.channel_sq = tuple(float(v) for v in np.square(scaled).mean(axis=0))
     if hashes:
         facts.content_hash = content_hash(normal)
-        facts.perceptual_hash = perceptual_hash(normal, cfg.dedup.method, cfg.dedup.hash_size)
+        facts.perceptual_hash = perceptual_hash(seen, cfg.dedup.method, cfg.dedup.hash_size)
     return facts
 
 
