@@ -120,6 +120,16 @@ def test_an_opaque_image_is_unchanged_to_the_bit() -> None:
         np.testing.assert_array_equal(np.asarray(on_background(image, (9, 9, 9))), pixels)
 
 
+def test_the_result_outlives_the_file_it_came_from(tmp_path) -> None:
+    """The export folder's scorer closes each file before resizing (or not, when the size
+    already matches) and reading the pixels."""
+    pixels = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels, "RGB").save(tmp_path / "opaque.png")
+    with Image.open(tmp_path / "opaque.png") as image:
+        rgb = on_background(image, (255, 255, 255))
+    np.testing.assert_array_equal(np.asarray(rgb), pixels)
+
+
 def test_the_background_key_takes_names_and_hex_colours_and_names_a_bad_value() -> None:
     assert ImageCleanConfig().background_rgb == (255, 255, 255)
     assert ImageCleanConfig(background="black").background_rgb == (0, 0, 0)

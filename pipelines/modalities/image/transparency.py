@@ -20,4 +20,5 @@ def on_background(image: Image.Image, background: tuple[int, ...] | list[int]) -
         rgba = image.convert("RGBA")
         base = Image.new("RGBA", rgba.size, (*background, 255))
         return Image.alpha_composite(base, rgba).convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    # a loaded copy even of an RGB image: the caller may close the file it came from
+    return image.convert("RGB")
