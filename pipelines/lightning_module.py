@@ -8,6 +8,7 @@ one."""
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -40,6 +41,16 @@ class MoEClassifierBase(L.LightningModule):
         super().__init__()
         self.total_steps: int | None = None
         self.offload_optimizer = False
+
+    def record_settings(self, model: dict[str, Any], train: dict[str, Any]) -> None:
+        """Called first in a subclass's __init__: saves its constructor's arguments as the
+        checkpoint's hyper-parameters (plain types only, so checkpoints load with
+        torch.load(weights_only=True)) and reads the model and train sections they carry."""
+        caller = inspect.currentframe()
+        assert caller is not None and caller.f_back is not None
+        self.save_hyperparameters(frame=caller.f_back)
+        self.model_cfg = ModelConfig(**model)
+        self.train_cfg = TrainConfig(**train)
 
     # the validation metrics, logged as val/<name> at each epoch's end, in this order
     val_metrics: nn.ModuleDict
@@ -154,10 +165,7 @@ class RiskClassifier(MoEClassifierBase):
         pos_weight: float | None = None,
     ) -> None:
         super().__init__()
-        # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters()
-        self.model_cfg = ModelConfig(**model)
-        self.train_cfg = TrainConfig(**train)
+        self.record_settings(model, train)
         self.model = build_model(n_features, self.model_cfg, feature_mean, feature_std)
         self.val_metrics = nn.ModuleDict(
             {"auroc": BinaryAUROC(), "auprc": BinaryAveragePrecision()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,24 +79,43 @@ def parity_check(
     model: nn.Module, onnx_path: Path, x: np.ndarray, batch_sizes: list[int], atol: float
 ) -> dict[str, float]:
     """Max |ONNX - PyTorch| per batch size; raises when any exceeds `atol`. Each batch is
-    scored as one call on both sides, so MoE capacity is exercised at that batch size. A
-    batch larger than the rows there are (a small table's test split) cycles through them:
-    the point is the graph at that batch size, not new rows."""
+    scored as one call on both sides, so MoE capacity is exercised at that batch size."""
+    head = ProbabilityHead(model).eval()
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return head(torch.from_numpy(batch)).numpy()
+
+    diffs = score_differences(reference, onnx_path, x, batch_sizes)
+    check_parity(onnx_path, diffs, atol, "PyTorch")
+    return diffs
+
+
+def score_differences(
+    reference: Callable[[np.ndarray], np.ndarray],
+    onnx_path: Path,
+    x: np.ndarray,
+    batch_sizes: list[int],
+) -> dict[str, float]:
+    """Max |ONNX - reference| per batch size, the graph's scores against what it was made
+    from (PyTorch, or scikit-learn for a baseline). A batch larger than the rows there are (a
+    small table's test split) cycles through them: the point is the graph at that batch
+    size, not new rows."""
     if len(x) == 0:
         raise PipelineError(f"{onnx_path}: parity check needs at least one row, got none")
     sess = session(onnx_path)
-    head = ProbabilityHead(model).eval()
     diffs: dict[str, float] = {}
     for size in batch_sizes:
         batch = np.ascontiguousarray(x[np.arange(size) % len(x)])
-        with torch.no_grad():
-            expected = head(torch.from_numpy(batch)).numpy()
         got = sess.run(None, {INPUT: batch})[0]
-        diffs[str(size)] = float(np.max(np.abs(got - expected)))
+        diffs[str(size)] = float(np.max(np.abs(got - reference(batch))))
+    return diffs
+
+
+def check_parity(onnx_path: Path, diffs: dict[str, float], atol: float, against: str) -> None:
     worst = max(diffs.values())
     if not worst <= atol:
         raise PipelineError(
-            f"{onnx_path}: ONNX output diverges from PyTorch: max abs diff {worst:.3g} > "
+            f"{onnx_path}: ONNX output diverges from {against}: max abs diff {worst:.3g} > "
             f"atol {atol} (per batch size: {diffs})"
         )
-    return diffs

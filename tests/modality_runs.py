@@ -37,7 +37,7 @@ MULTICLASS_FIT = [
     "callbacks.early_stopping.enabled=false",
     "logger.wandb.enabled=false",
 ]
-# each experiment shrunk: 1,500 tickets / 600 images at 32x32, small models
+# each experiment shrunk: 1,500 tickets / 600 images at 32x32 / 150 series, small models
 SMALL_TEXT = [
     "data.source.rows=1500",
     "data.text.profile.language_sample=150",
@@ -67,6 +67,23 @@ SMALL_IMAGES = [
     "quantize.static.calibration_rows=32",
 ]
 
+# 150 machines of 256 samples, windows of 64, a small CNN
+SMALL_SERIES = [
+    "data.source.rows=150",
+    "data.timeseries.simulator.samples=256",
+    "data.timeseries.clean.min_samples=128",
+    "data.timeseries.clean.stuck_samples=48",
+    "data.timeseries.window.length=64",
+    "data.timeseries.window.stride=64",
+    "data.timeseries.profile.gates.min_rows=10",
+    "data.timeseries.profile.gates.min_class_rows=3",
+    # 30 test series: PSI of per-series statistics moves a lot by chance
+    "data.timeseries.profile.gates.max_channel_psi=1.0",
+    "data.timeseries.profile.gates.max_label_psi=1.0",
+    "model.hidden_dim=16",
+    "model.ffn_dim=16",
+    "quantize.static.calibration_rows=32",
+]
 
 def multiclass_fit_config(tmp: Path, composed: str, **model: Any) -> PipelineConfig:
     """`composed` (an experiment or a model group choice) with MULTICLASS_FIT and the model

@@ -113,7 +113,12 @@ def test_a_modality_has_a_plug_in_for_every_stage_and_config_checks(modality: st
 
 
 # the data sections each modality reads (conf/config.yaml declares all of them empty, for DVC)
-DATA_SECTIONS = {"tabular": {"profile", "clean", "augment"}, "text": {"text"}, "image": {"image"}}
+DATA_SECTIONS = {
+    "tabular": {"profile", "clean", "augment"},
+    "text": {"text"},
+    "image": {"image"},
+    "timeseries": {"timeseries"},
+}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "conf" / "data").glob("*.yaml")), ids=str)

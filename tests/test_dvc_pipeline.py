@@ -144,6 +144,10 @@ INFRASTRUCTURE = {
     "pipelines/modalities/text/plugins/__init__.py",
     "pipelines/modalities/image/__init__.py",
     "pipelines/modalities/image/plugins/__init__.py",
+    # the time-series settings' dataclasses and package markers, likewise
+    "pipelines/modalities/timeseries/config.py",
+    "pipelines/modalities/timeseries/__init__.py",
+    "pipelines/modalities/timeseries/plugins/__init__.py",
     "stages/_cli.py",
 }
 # how a training run is launched and logged, reached by the later stages only through

@@ -88,7 +88,7 @@ def test_a_dependency_for_another_platform_is_not_locked(cpu_lock) -> None:
         "cpu-linux-torch.lock",
         "cuda-linux.lock",
         "cuda-linux-torch.lock",
-        "data-only.lock",
+        "no-deps.lock",
     ],
 )
 def test_every_locked_package_is_pinned_with_a_hash(name: str) -> None:

@@ -190,6 +190,18 @@ EXERCISED_BY: dict[str, str] = {
     "python train.py -m hparams_search=visual_inspection_optuna": "two trials on small data: "
     "tests/test_image_pipeline.py::test_the_image_search_space_runs_as_an_optuna_sweep",
     "dvc exp run -S '+experiment=visual_inspection'": "tests/test_readme.py::test_the_readme_modality_experiment_runs_through_dvc[image]",
+    "python train.py +experiment=machine_monitoring": "all eight stages on 150 machines: "
+    "tests/test_timeseries_pipeline.py::test_every_stage_writes_what_dvc_yaml_declares; run "
+    "as written for the README's figures",
+    "python train.py +experiment=machine_monitoring model=ts_inception_dense": "composition: "
+    "tests/test_timeseries_data.py::test_the_dense_twin_composes_with_the_same_active_width; "
+    "run as written for the README's figures",
+    "python train.py +experiment=machine_monitoring data=basic_motions": "aeon ships the set: "
+    "tests/test_timeseries_data.py::test_the_aeon_package_ships_the_archive_sets_read_here; "
+    "run through all eight stages for the README's figures",
+    "python train.py +experiment=machine_monitoring data=acsf1": "aeon ships the set: "
+    "tests/test_timeseries_data.py::test_the_aeon_package_ships_the_archive_sets_read_here; "
+    "run through all eight stages for the README's figures",
     "python benchmarks/gpu.py --record": "needs CUDA (run on an H200, docs/benchmarks/gpu.md); its "
     "whole code path at toy size on CPU: "
     "tests/test_gpu_benchmark.py::test_the_gpu_benchmark_runs_its_code_path_on_a_cpu_at_toy_size",

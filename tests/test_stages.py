@@ -34,7 +34,7 @@ from pipelines.runtime import session
 from pipelines.schema.data import SchemaConfig
 from pipelines.schema.evaluation import VARIANTS as schema_variants
 from pipelines.schema.evaluation import SelectConfig, ThresholdConfig
-from pipelines.selection import select_variant
+from pipelines.selection import report_row, select_multiclass_variant, select_variant
 from pipelines.thresholds import choose_threshold
 from pipelines.training import load_checkpoint
 from stages import augment, clean, evaluate, export, ingest, profile, quantize, train
@@ -356,7 +356,12 @@ def test_baselines_train_on_the_model_split_and_use_their_validation_threshold(
         assert 0.5 < metrics["auroc"] <= 1 and 0 < metrics["auprc"] <= 1
         assert metrics["size_bytes"] > 0 and metrics["auprc_retained_vs_fp32"] > 0
         assert {"batch1", "batch256"} <= set(latency[name])
-        assert "pickled" in report["baselines"][name]["size"]
+        # measured as it would ship: its ONNX graph, which scores like scikit-learn
+        parity = report["baselines"][name]["parity_max_abs_diff_vs_sklearn"]
+        assert set(parity) == {"1", "7", "256"} and max(parity.values()) < 1e-5
+        assert (layout.baselines_onnx_dir / f"model_{name}.onnx").stat().st_size == (
+            metrics["size_bytes"]
+        )
         # seeded: the same fit again gives the same scores, and its threshold is the one the
         # declared rule picks on val
         predict = baselines.predictor(baselines.fit(kind, *data["train"], seed=cfg.seed, threads=1))
@@ -410,7 +415,9 @@ def test_a_model_without_feed_forward_blocks_skips_pruning_and_builds_the_rest(
     assert load_checkpoint(copy.onnx_dir / "student.ckpt").model_cfg.name == "bilstm_attention"
     ship_pruned = load_params(
         small_params(
-            tmp_path / "ship.yaml", ["export.select.variant=pruned"], ["model=bilstm_attention"]
+            tmp_path / "ship.yaml",
+            ["export.select.rule=variant", "export.select.variant=pruned"],
+            ["model=bilstm_attention"],
         )
     )
     with pytest.raises(PipelineError, match=r"'pruned': quantize did not build it \(skipped: bil"):
@@ -423,7 +430,11 @@ def test_a_shipped_compressed_variant_is_checked_against_its_own_pytorch_model(
     root = tmp_path / "run"
     shutil.copytree(layout.root, root, ignore=shutil.ignore_patterns("export", "outputs"))
     copy = Layout(root)
-    cfg = load_params(small_params(tmp_path / "params.yaml", ["export.select.variant=pruned"]))
+    cfg = load_params(
+        small_params(
+            tmp_path / "params.yaml", ["export.select.rule=variant", "export.select.variant=pruned"]
+        )
+    )
     card = export.run(cfg, copy)
     assert card["variant"] == "pruned"
     assert card["source_checkpoint"] == str(copy.onnx_dir / "pruned.ckpt")
@@ -604,6 +615,48 @@ def test_the_fastest_rule_ships_the_fastest_variant_that_keeps_enough_auprc() ->
     assert select_variant(strict, no_int8, set(SPEED), SPEED.get).variant == "fp32"
 
 
+def test_the_best_rule_ships_the_highest_validation_auprc_whatever_its_kind() -> None:
+    rule = SelectConfig(rule="best")
+    variants = {
+        "pytorch_fp32": {"val_auprc": 0.99, "size_bytes": 1},  # not a candidate: not shipped
+        "onnx_fp32": {"val_auprc": 0.80, "size_bytes": 500},
+        "onnx_int8_dynamic": {"val_auprc": 0.81, "size_bytes": 200},
+        # the test AUPRC does not count: the choice is made on validation
+        "onnx_pruned": {"val_auprc": 0.70, "auprc": 0.99, "size_bytes": 100},
+        "sklearn_hist_gradient_boosting": {"val_auprc": 0.85, "size_bytes": 900},
+    }
+    candidates = {"fp32", "int8_dynamic", "pruned", "sklearn_hist_gradient_boosting"}
+    chosen = select_variant(rule, variants, candidates, SPEED.get)
+    assert chosen.variant == "sklearn_hist_gradient_boosting"
+    assert "validation AUPRC" in chosen.rule
+    assert chosen.reason.startswith("sklearn_hist_gradient_boosting: validation AUPRC")
+    assert "int8_dynamic 0.8100" in chosen.reason
+    # without the baseline among the candidates, the best model variant; a tie: the smaller
+    tied = {**variants, "onnx_fp32": {"val_auprc": 0.81, "size_bytes": 500}}
+    chosen = select_variant(rule, tied, candidates - {"sklearn_hist_gradient_boosting"}, SPEED.get)
+    assert chosen.variant == "int8_dynamic"
+
+
+def test_the_best_rule_ranks_multiclass_variants_by_validation_macro_f1(tmp_path: Path) -> None:
+    cfg = load_params(small_params(tmp_path / "params.yaml", ["export.select.rule=best"]))
+    evaluation = {
+        "variants": {
+            "onnx_fp32": {"val_macro_f1": 0.90, "macro_f1": 0.99, "size_bytes": 900},
+            "onnx_int8_dynamic": {"val_macro_f1": 0.92, "macro_f1": 0.80, "size_bytes": 300},
+            "onnx_int8_static": {"val_macro_f1": 0.92, "macro_f1": 0.81, "size_bytes": 250},
+        }
+    }
+    available = ["fp32", "int8_dynamic", "int8_static"]
+    chosen, reason = select_multiclass_variant(
+        cfg, evaluation, available, tmp_path / "none", "text"
+    )
+    # validation decides, never test; the tie goes to the smaller file
+    assert chosen == "int8_static"
+    assert reason.startswith("highest validation macro-F1") and "fp32 0.9000" in reason
+    with pytest.raises(PipelineError, match="has no val_macro_f1; rerun evaluate"):
+        select_multiclass_variant(cfg, {"variants": {}}, available, tmp_path / "none", "text")
+
+
 def test_the_policy_refuses_in_one_line_naming_the_rule_when_nothing_qualifies() -> None:
     rule = SelectConfig(rule="fastest", min_auprc_kept=0.999, batch_size=64)
     variants = evaluated(fp32=0.99, int8_dynamic=0.97)
@@ -621,8 +674,14 @@ def test_the_policy_refuses_in_one_line_naming_the_rule_when_nothing_qualifies()
 def test_export_applies_the_declared_policy_and_writes_the_reason_in_the_card(
     layout: Layout, tmp_path: Path
 ) -> None:
-    named = read(layout.export_dir / "model_card.json")
-    assert named["variant"] == "fp32" and named["selection"]["reason"] == "named in the config"
+    # the default rule: the highest validation AUPRC of every candidate, baselines included
+    best = read(layout.export_dir / "model_card.json")
+    report = read(layout.evaluate_metrics)["variants"]
+    candidates = {
+        name: m["val_auprc"] for name, m in report.items() if name.startswith(("onnx_", "sklearn_"))
+    }
+    assert report_row(best["variant"]) == max(candidates, key=candidates.get)
+    assert best["selection"]["reason"].startswith(f"{best['variant']}: validation AUPRC")
     root = tmp_path / "run"
     shutil.copytree(layout.root, root, ignore=shutil.ignore_patterns("export", "outputs"))
     copy = Layout(root)

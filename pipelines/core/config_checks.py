@@ -196,7 +196,24 @@ class ProfileGates(Section):
 
 
 class DirtShares:
-    """For a dataclass of dirt shares (one float field per kind, each row gets at most one)."""
+    """For a dataclass of dirt shares (one float field per kind, each row gets at most one).
+    A subclass that names its key and what a row is in the class statement
+    (`class SeriesDirt(DirtShares, key="data.timeseries.simulator.dirt", unit="series")`) is
+    checked on construction: each share a fraction, their sum at most 1."""
+
+    key: ClassVar[str] = ""
+    unit: ClassVar[str] = "row"
+
+    def __init_subclass__(cls, key: str = "", unit: str = "row", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.key, cls.unit = key, unit
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            return
+        for f in fields(self):  # type: ignore[arg-type]
+            check_fraction(f"{self.key}.{f.name}", getattr(self, f.name))
+        self.check_total(self.key, self.unit)
 
     def rates(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]

@@ -86,6 +86,30 @@ def export_multiclass(cfg: PipelineConfig, layout: Layout, spec: FolderExport) -
     return summary
 
 
+def require_parity(
+    folder: Path,
+    variant: str,
+    from_folder: Any,
+    expected: Any,
+    rows: str,
+    against: str,
+    atol_key: str,
+    atol: float,
+) -> float:
+    """The largest gap between the probabilities the finished folder gives (`from_folder`)
+    and `expected` on the same `rows` (e.g. "32 test texts"); above `atol` it fails naming the
+    folder, the variant, what it was compared `against` and the config key of the bound."""
+    import numpy as np
+
+    diff = float(np.abs(np.asarray(from_folder) - np.asarray(expected)).max())
+    if diff > atol:
+        raise PipelineError(
+            f"{folder}: scoring {rows} from the export folder ({variant}) differs from "
+            f"{against} by {diff:.2e}; expected at most {atol} (config key '{atol_key}')"
+        )
+    return diff
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -28,7 +28,8 @@ Rows = Callable[[np.ndarray], Any]  # test row numbers -> what a predictor compu
 
 @dataclass(frozen=True)
 class Baseline:
-    """A classical model reported beside the networks, never shipped."""
+    """A classical model reported beside the networks; it reads its own input (raw text,
+    texture or series features), not the networks', so it is not an export candidate."""
 
     probabilities: np.ndarray  # (test rows, classes)
     predict: Rows  # timed: test row numbers -> probabilities, from its own input
@@ -50,6 +51,9 @@ class MulticlassTest:
     preprocessing: tuple[str, Rows]
     # the report's keys of the modality's own, after modality, test_rows and classes
     facts: dict[str, Any] = field(default_factory=dict)
+    # the validation split as the networks take it, and its labels: export.select rule `best`
+    # ranks the ONNX variants by their validation macro-F1 (the test split stays unseen)
+    validation: tuple[np.ndarray, np.ndarray] | None = None
     # figures of the modality's own for one variant's probabilities, merged into its metrics
     variant_metrics: Callable[[np.ndarray], dict[str, Any]] = lambda p: {}
     # the modality's own headline columns from one variant's metrics (before the file size)
@@ -107,6 +111,11 @@ def evaluate_multiclass(
                 variant_file(layout.onnx_dir, name.removeprefix("onnx_")).stat().st_size
             )
     report["variants"]["pytorch_fp32"]["parameters"] = test.parameters
+    if test.validation is not None:
+        x_val, y_val = test.validation
+        for name, score in sessions.items():
+            val = multiclass_metrics(y_val, score(x_val), test.classes)
+            report["variants"][name]["val_macro_f1"] = val["macro_f1"]
 
     # latency: every variant on the same test rows, round-robin; each predictor receives row
     # numbers and looks up its own input (the networks' `x`, a baseline's own features or raw
@@ -123,6 +132,7 @@ def evaluate_multiclass(
         predictors, rows, cfg.evaluate.latency_batch_sizes, cfg.evaluate.latency_repeats
     )
     outputs = (
+        layout.baselines_onnx_dir,
         layout.evaluate_report,
         layout.evaluate_metrics,
         layout.headline_metrics,
@@ -131,6 +141,7 @@ def evaluate_multiclass(
         layout.latency_report,
     )
     with staged_outputs(layout.staging, *outputs) as (
+        baselines_folder,
         folder,
         metrics_file,
         headline_file,
@@ -138,8 +149,16 @@ def evaluate_multiclass(
         pr_dir,
         latency_dir,
     ):
-        for made in (folder, roc_dir, pr_dir, latency_dir):
+        for made in (baselines_folder, folder, roc_dir, pr_dir, latency_dir):
             made.mkdir()
+        write_json(
+            baselines_folder / "candidates.json",
+            {
+                "candidates": [],
+                "why": f"the {test.modality} baselines read their own input, not the "
+                "networks': reported beside the variants, not export candidates",
+            },
+        )
         for name, m in report["variants"].items():
             confusion_png(m, folder / f"confusion_{name}.png", name)
             roc, pr = micro_curves(test.y, probabilities[name], len(test.classes))

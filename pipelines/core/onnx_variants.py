@@ -26,7 +26,7 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from pipelines.quantization import METHODS, QUANTIZED_OPS, _quiet_root_logger
+from pipelines.quantization import METHODS, QUANTIZED_OPS, ArrayReader, _quiet_root_logger
 from pipelines.runtime import session
 from pipelines.schema.compression import QuantizeConfig
 
@@ -62,6 +62,19 @@ class Quantization:
     calibration: Callable[[], CalibrationDataReader]  # made only when static INT8 is enabled
     # run on the static INT8 file with the excluded nodes (image: route the gates on FP32)
     after_static: Callable[[Path, list[str]], None] | None = None
+
+
+class FeedCalibrationReader(ArrayReader):
+    """ArrayReader's equal-sized batches (the last topped up with the first rows, which the
+    histogram calibrators need and min/max ignores), each made into the graph's feed."""
+
+    def __init__(self, x: np.ndarray, batch_size: int, feed: Feed) -> None:
+        super().__init__(x, batch_size)
+        self.feed = feed
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else self.feed(batch)
 
 
 def export_variants(
@@ -136,6 +149,26 @@ def softmax_gates(path: Path, weighted_only: bool) -> list[str]:
     ]
     # ORT's dynamic quantizer first rewrites a Gemm as '<name>_MatMul' + Add
     return [*gates, *(f"{name}_MatMul" for name in gates)]
+
+
+def route_in_fp32(path: Path, routers: list[str]) -> None:
+    """Point each router back at the FP32 tensor its quantized input was made from. In QDQ
+    format ORT inserts one QuantizeLinear/DequantizeLinear pair per quantized tensor and
+    rewires every reader to the dequantized copy, excluded nodes included, so a router left
+    out of quantization would still route on INT8-rounded features; the experts beside it
+    keep reading the rounded copy, as their integer kernels need."""
+    model = onnx.load(str(path))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    for node in model.graph.node:
+        if node.name not in routers:
+            continue
+        dq = producer.get(node.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            node.input[0] = q.input[0]
+    onnx.save(model, str(path))
 
 
 def batch_scorer(

@@ -105,6 +105,11 @@ class RuleSet(ABC):
     def key(self) -> str:
         return str(self.cfg.key)
 
+    @property
+    def exact_duplicates(self) -> bool:
+        """Whether the exact-duplicate pass runs (the clean config's dedup.exact)."""
+        return bool(self.cfg.dedup.exact)
+
     def validate(self, ds: datasets.Dataset, source: str, min_classes: int) -> None:
         """The clean config's content and label columns hold what the rules need."""
         column = getattr(self.cfg, self.cfg.columns[0])
@@ -145,7 +150,7 @@ def run_rules(splits: dict[str, datasets.Dataset], rules: RuleSet) -> Cleaned:
     for name, ds in ordered.items():
         work = rules.row_pass(ds, name)
         states.append(SplitVerdicts(name, work, work[rules.verdict_column][:]))
-    if rules.cfg.dedup.exact:
+    if rules.exact_duplicates:
         keys = [s.work[rules.exact_key_column][:] for s in states]
         apply_verdicts(states, exact_pass(keys, [s.active() for s in states]), "exact")
     near = rules.near(states)

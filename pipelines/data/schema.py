@@ -94,7 +94,7 @@ def conform_rows(
     if schema.time_column:
         out[schema.time_column] = _as_time(frame[schema.time_column], schema.time_column, origin)
     for column in schema.numeric:
-        out[column] = _as_numeric(frame[column], column, origin, first_row)
+        out[column] = numeric_column(frame[column], column, origin, first_row=first_row)
     for column in schema.categorical:
         out[column] = frame[column].astype("string")
     out[LABEL] = _as_label(frame[schema.label], schema, origin)
@@ -126,7 +126,15 @@ def _require_columns(columns: list[str], schema: SchemaConfig, origin: str) -> N
             )
 
 
-def _as_numeric(series: pd.Series, column: str, origin: str, first_row: int = 0) -> pd.Series:
+def numeric_column(
+    series: pd.Series,
+    column: str,
+    origin: str,
+    key: str = "data.schema.numeric",
+    first_row: int = 0,
+) -> pd.Series:
+    """`series` as float64; a value that is not a number stops the run naming the file, the
+    column, the config key that declared it numeric, the value and its row."""
     if pd.api.types.is_bool_dtype(series):
         return series.astype("float64")
     converted = pd.to_numeric(series, errors="coerce")
@@ -134,7 +142,7 @@ def _as_numeric(series: pd.Series, column: str, origin: str, first_row: int = 0)
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise PipelineError(
-            f"{origin}: column {column!r} must be numeric (data.schema.numeric), "
+            f"{origin}: column {column!r} must be numeric ({key}), "
             f"found {series.iloc[row]!r} at row {first_row + row}"
         )
     return converted.astype("float64")

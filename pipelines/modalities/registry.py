@@ -31,6 +31,7 @@ BUILT_IN = {
     "tabular": "pipelines.modalities.tabular",
     "text": "pipelines.modalities.text",
     "image": "pipelines.modalities.image",
+    "timeseries": "pipelines.modalities.timeseries",
 }
 
 

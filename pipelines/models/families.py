@@ -47,12 +47,22 @@ def _even_hidden(model: ModelConfig) -> None:
         )
 
 
+def _quarter_hidden(model: ModelConfig) -> None:
+    if model.hidden_dim % 4:
+        # four Inception branches of hidden_dim / 4 filters each
+        raise PipelineError(
+            f"config key 'model.hidden_dim' = {model.hidden_dim}: {model.name} expects a "
+            "multiple of 4 (one quarter per Inception branch)"
+        )
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     name: str
     # the builder conf/model/<name>.yaml names as `_target_`; for a tabular family it is
     # called (n_features, ModelConfig, mean, std), for an image one (num_classes, image_size,
-    # ModelConfig). The text modality puts the Transformer families' encoder behind its token
+    # ModelConfig), for a series one (num_classes, channels, ModelConfig). The text modality
+    # puts the Transformer families' encoder behind its token
     # input layer (pipelines.models.text.TextClassifier)
     target: str
     modalities: tuple[str, ...]
@@ -67,6 +77,7 @@ _TRANSFORMER = "pipelines.models.sequence.TransformerClassifier"
 _BILSTM = "pipelines.models.sequence.BiLSTMAttentionClassifier"
 _CNN = "pipelines.models.image.ImageCNNClassifier"
 _PATCH = "pipelines.models.image.ImagePatchClassifier"
+_INCEPTION = "pipelines.models.timeseries.InceptionClassifier"
 
 # in the order error messages list them
 FAMILIES: dict[str, ModelFamily] = {
@@ -97,6 +108,15 @@ FAMILIES: dict[str, ModelFamily] = {
             "image_patch_moe", _PATCH, ("image",), moe=True, dense_twin="image_patch_dense"
         ),
         ModelFamily("image_patch_dense", _PATCH, ("image",)),
+        ModelFamily(
+            "ts_inception_moe",
+            _INCEPTION,
+            ("timeseries",),
+            moe=True,
+            dense_twin="ts_inception_dense",
+            check=_quarter_hidden,
+        ),
+        ModelFamily("ts_inception_dense", _INCEPTION, ("timeseries",), check=_quarter_hidden),
     )
 }
 BUILDERS = frozenset(family.target for family in FAMILIES.values())
@@ -153,6 +173,18 @@ def matched_dense(cfg: ModelConfig) -> ModelConfig:
         name=family.dense_twin,
         ffn_dim=cfg.ffn_dim * cfg.top_k,
     )
+
+
+def build_for(modality: str, cfg: ModelConfig, *args: Any) -> Any:
+    """The model of `cfg`'s family, built by its builder from `args` (an image family:
+    num_classes, image_size; a series one: num_classes, channels) and `cfg`; ValueError when
+    the family does not read `modality`."""
+    family = family_of(cfg)
+    if family is None or modality not in family.modalities:
+        raise ValueError(
+            f"model.name = {cfg.name!r}: expected one of {', '.join(names_for(modality))}"
+        )
+    return import_target(family.target)(*args, cfg)
 
 
 def check_family(model: ModelConfig) -> None:

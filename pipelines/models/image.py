@@ -27,16 +27,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipelines.models.families import family_of, import_target, names_for
-from pipelines.models.moe import DenseBlock, MoEBlock, as_float32, as_layer_input
+from pipelines.models.families import build_for
+from pipelines.models.moe import (
+    SoftmaxHead,
+    as_float32,
+    as_layer_input,
+    classify_pooled,
+    feed_forward,
+    pooled_classifier_parts,
+)
 from pipelines.models.sequence import AttentionBlock, run_encoder
 from pipelines.schema.model import ModelConfig
 
 IMAGES, PROBABILITIES = "images", "probabilities"
-
-
-def _feed_forward(cfg: ModelConfig) -> type[nn.Module]:
-    return MoEBlock if cfg.is_moe else DenseBlock
 
 
 def _conv_stage(inputs: int, outputs: int) -> nn.Sequential:
@@ -62,26 +65,14 @@ class ImageCNNClassifier(nn.Module):
         self.backbone = nn.Sequential(
             _conv_stage(3, widths[0]), _conv_stage(widths[0], widths[1]), _conv_stage(*widths[1:])
         )
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.ffn = nn.ModuleList(_feed_forward(cfg)(cfg) for _ in range(cfg.num_blocks))
-        self.head = nn.Sequential(
-            nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes)
-        )
+        self.dropout, self.ffn, self.head = pooled_classifier_parts(cfg, num_classes)
 
     def forward_with_aux(self, images: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Class logits (batch, num_classes), the summed load-balancing loss, and the images
         per expert of each MoE block."""
         features = self.backbone(as_layer_input(images, self.backbone[0][0]))
-        # global average pool; one token per image for the router: (batch, 1, hidden)
-        h = self.dropout(features.mean(dim=(2, 3))).unsqueeze(1)
-        aux_total = h.new_zeros(())
-        counts: list[Tensor] = []
-        for block in self.ffn:
-            h, aux, expert_counts = block(h)
-            aux_total = aux_total + aux
-            if expert_counts is not None:
-                counts.append(expert_counts)
-        return as_float32(self.head(h[:, 0])), aux_total, counts
+        # global average pool; one token per image for the router
+        return classify_pooled(features.mean(dim=(2, 3)), self.dropout, self.ffn, self.head)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.forward_with_aux(images)[0]
@@ -115,7 +106,7 @@ class ImagePatchClassifier(nn.Module):
         nn.init.normal_(self.position, std=0.02)
         self.dropout = nn.Dropout(cfg.dropout)
         self.attention = nn.ModuleList(AttentionBlock(cfg) for _ in range(cfg.num_blocks))
-        self.ffn = nn.ModuleList(_feed_forward(cfg)(cfg) for _ in range(cfg.num_blocks))
+        self.ffn = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
         self.head = nn.Sequential(
             nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes)
         )
@@ -136,23 +127,7 @@ class ImagePatchClassifier(nn.Module):
 
 
 def build_image_model(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
-    family = family_of(cfg)
-    if family is None or "image" not in family.modalities:
-        raise ValueError(
-            f"model.name = {cfg.name!r}: expected one of {', '.join(names_for('image'))}"
-        )
-    return import_target(family.target)(num_classes, image_size, cfg)
-
-
-class _Probabilities(nn.Module):
-    """What is exported: normalised images in, class probabilities out."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: Tensor) -> Tensor:
-        return torch.softmax(self.model(images), dim=-1)
+    return build_for("image", cfg, num_classes, image_size)
 
 
 def export_image_onnx(
@@ -174,7 +149,7 @@ def export_image_onnx(
     from pipelines.runtime import session
 
     model = model.eval()
-    head = _Probabilities(model).eval()
+    head = SoftmaxHead(model).eval()
     example = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
     export_graph(head, model, example, path, opset, IMAGES, PROBABILITIES)
     ort = session(path, cpu_only=True)

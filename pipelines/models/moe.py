@@ -171,6 +171,39 @@ class TabularClassifier(nn.Module):
         return self.forward_with_aux(x)[0]
 
 
+def feed_forward(cfg: ModelConfig) -> nn.Module:
+    """The feed-forward block a config asks for: MoE, or its dense twin."""
+    return MoEBlock(cfg) if cfg.is_moe else DenseBlock(cfg)
+
+
+def pooled_classifier_parts(
+    cfg: ModelConfig, num_classes: int
+) -> tuple[nn.Dropout, nn.ModuleList, nn.Sequential]:
+    """The dropout, the feed-forward (MoE) blocks and the class head that `classify_pooled`
+    runs, built in this order (the seeded initialisation depends on it)."""
+    blocks = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
+    head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes))
+    return nn.Dropout(cfg.dropout), blocks, head
+
+
+def classify_pooled(
+    pooled: Tensor, dropout: nn.Module, blocks: nn.ModuleList, head: nn.Module
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """A backbone's pooled features (batch, hidden) as one token per example through the
+    feed-forward `blocks` (the router picks experts per example) and the class `head`: class
+    logits, the summed load-balancing loss, and the examples per expert of each MoE block.
+    Shared by the image CNN and the time-series CNN."""
+    h = dropout(pooled).unsqueeze(1)
+    aux_total = h.new_zeros(())
+    counts: list[Tensor] = []
+    for block in blocks:
+        h, aux, expert_counts = block(h)
+        aux_total = aux_total + aux
+        if expert_counts is not None:
+            counts.append(expert_counts)
+    return as_float32(head(h[:, 0])), aux_total, counts
+
+
 def as_layer_input(z: Tensor, layer: nn.Module) -> Tensor:
     """`z` in the dtype of the layer it feeds. DeepSpeed's bf16/fp16 modes cast the whole
     module (buffers too) while Lightning hands the batch over in float32, so the first layer
@@ -194,6 +227,17 @@ class ProbabilityHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return torch.sigmoid(self.model(features))
+
+
+class SoftmaxHead(nn.Module):
+    """What a multi-class model exports: its inputs in, class probabilities out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return torch.softmax(self.model(inputs), dim=-1)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pipelines.modalities.image.config import ImageDataConfig
 from pipelines.modalities.tabular.config import AugmentConfig, CleanConfig, ProfileConfig
 from pipelines.modalities.text.config import TextDataConfig
+from pipelines.modalities.timeseries.config import TimeseriesDataConfig
 from pipelines.schema.fields import AT_LEAST_ONE, bounded
 
 
@@ -22,7 +23,9 @@ class SourceConfig:
     """Days of simulated transactions after the burn-in (tabular simulator)."""
     path: str | None = None
     """kind=file: the file (read by the `datasets` builder for `format`, else its suffix); kind=hub:
-    the Hugging Face hub dataset id (owner/name), all its splits concatenated."""
+    the Hugging Face hub dataset id (owner/name), all its splits concatenated; kind=aeon: a
+    UEA/UCR set the aeon package ships (BasicMotions, ACSF1); kind=ts: a .ts file (its _TEST
+    twin, when beside it, is the test split)."""
     format: str | None = None
     """kind=file: the `datasets` builder that reads it; null: taken from the file's suffix."""
 
@@ -96,6 +99,7 @@ class DataConfig:
     """The tabular augment stage: resampling of the train split."""
     text: TextDataConfig = field(default_factory=TextDataConfig)
     image: ImageDataConfig = field(default_factory=ImageDataConfig)
+    timeseries: TimeseriesDataConfig = field(default_factory=TimeseriesDataConfig)
     num_proc: int | None = bounded(None, **AT_LEAST_ONE)
     """Processes for the batched `datasets` maps of ingest and clean (conform, cleaning rules,
     imputation, feature encoding); None: in process. The output files are the same bytes either way,
@@ -111,6 +115,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
         "hub",
         "imagefolder",
         "digits",
+        "aeon",
+        "ts",
     ),
     "data.source.format": ("csv", "parquet", "json", "text"),
     "data.split.method": ("time", "stratified"),

@@ -43,8 +43,8 @@ class EvaluateConfig:
     baselines: list[str] = field(
         default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"]
     )
-    """Classical models trained on the model's train split, reported beside its variants (never
-    shipped): each of BASELINES, or [] for none."""
+    """Classical models trained on the model's train split, converted to ONNX and compared with
+    its variants as export candidates (tables): each of BASELINES, or [] for none."""
 
 
 BASELINES = ("logistic_regression", "hist_gradient_boosting")
@@ -52,15 +52,20 @@ BASELINES = ("logistic_regression", "hist_gradient_boosting")
 
 @dataclass
 class SelectConfig:
-    """Which ONNX variant export ships: `variant` (rule=variant), or the fastest variant at
-    `batch_size` whose test AUPRC is at least `min_auprc_kept` of the FP32 model's
-    (rule=fastest; timed by export with `threads` threads, median of `repeats` calls)."""
+    """What export ships, among every ONNX variant of the model and (tables) every scikit-learn
+    baseline converted to ONNX: the candidate with the highest validation AUPRC (rule=best;
+    macro-F1 for multi-class models),
+    the named one (rule=variant), or the fastest at `batch_size` whose test AUPRC is at least
+    `min_auprc_kept` of the FP32 model's (rule=fastest; timed by export with `threads`
+    threads, median of `repeats` calls)."""
 
     rule: str = "variant"
-    """`variant`: ship the named variant; `fastest`: the fastest that keeps min_auprc_kept of FP32's
-    AUPRC."""
+    """`best`: the highest validation AUPRC, whatever its kind (validation macro-F1 of the ONNX
+    variants for multi-class models); `variant`: ship the named variant; `fastest`: the fastest
+    that keeps min_auprc_kept of FP32's AUPRC."""
     variant: str = "fp32"
-    """rule `variant`: the variant shipped."""
+    """rule `variant`: the candidate shipped (a model variant, or a baseline such as
+    `sklearn_hist_gradient_boosting`)."""
     min_auprc_kept: float = bounded(0.99, gt=0.0, le=1.0)
     """rule `fastest`: smallest share of the FP32 model's test AUPRC a candidate keeps."""
     batch_size: int = bounded(256, **AT_LEAST_ONE)
@@ -99,7 +104,7 @@ VARIANTS = (
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "evaluate.threshold.rule": ("max_f1", "target_fpr", "min_cost", "fixed"),
-    "export.select.rule": ("variant", "fastest"),
-    "export.select.variant": VARIANTS,
+    "export.select.rule": ("variant", "fastest", "best"),
+    "export.select.variant": (*VARIANTS, *(f"sklearn_{kind}" for kind in BASELINES)),
     "export.tensorrt": ("auto", "off"),
 }

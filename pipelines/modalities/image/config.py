@@ -48,7 +48,7 @@ DEFECT_CLASSES = ("clean", "scratch", "spot", "crack")
 
 
 @dataclass
-class ImageDirt(DirtShares):
+class ImageDirt(DirtShares, key=f"{SIMULATOR_KEY}.dirt", unit="image"):
     """Share of images that get each kind of dirt (exclusive kinds: the sum must be <= 1).
     Each kind is made to trip exactly one cleaning rule, so the rules can be scored on it."""
 
@@ -72,11 +72,6 @@ class ImageDirt(DirtShares):
     """Share washed out to near white (rule: exposure)."""
     underexposed: float = 0.005
     """Share near black (rule: exposure)."""
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            check_fraction(f"{SIMULATOR_KEY}.dirt.{f.name}", getattr(self, f.name))
-        self.check_total(f"{SIMULATOR_KEY}.dirt", "image")
 
 
 NO_IMAGE_DIRT = ImageDirt(**dict.fromkeys((f.name for f in fields(ImageDirt)), 0.0))

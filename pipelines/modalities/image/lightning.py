@@ -25,8 +25,6 @@ from pipelines.datamodule import TabularDataModule
 from pipelines.lightning_module import MulticlassClassifierBase
 from pipelines.modalities.image.augment import BatchAugment, ImageAugmentConfig
 from pipelines.models.image import build_image_model
-from pipelines.schema.model import ModelConfig
-from pipelines.schema.training import TrainConfig
 
 
 class ImageClassifier(MulticlassClassifierBase):
@@ -45,10 +43,7 @@ class ImageClassifier(MulticlassClassifierBase):
         with (the augmentation undoes them for colour jitter; export ships them). `augment`:
         an ImageAugmentConfig as a dict, None for no on-the-fly augmentation."""
         super().__init__()
-        # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters()
-        self.model_cfg = ModelConfig(**model)
-        self.train_cfg = TrainConfig(**train)
+        self.record_settings(model, train)
         n = len(class_names)
         self.model = build_image_model(n, image_size, self.model_cfg)
         self.batch_augment = (

@@ -23,20 +23,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
 from pipelines.core.onnx_variants import (
     CALIBRATION_BATCH,
+    FeedCalibrationReader,
     Quantization,
     batch_scorer,
     export_variants,
     parity,
+    route_in_fp32,
     softmax_gates,
 )
 from pipelines.models.image import IMAGES, export_image_onnx
-from pipelines.quantization import QUANTIZED_OPS, ArrayReader
+from pipelines.quantization import QUANTIZED_OPS
 from pipelines.schema.compression import QuantizeConfig
 
 IMAGE_QUANTIZED_OPS = [*QUANTIZED_OPS, "Conv"]
@@ -50,15 +51,6 @@ DYNAMIC_QUANTIZED_OPS = list(QUANTIZED_OPS)
 # the small filters a handful of levels. Per-channel scales cost 4 bytes per output channel.
 # So conf/experiment/visual_inspection.yaml sets quantize.static.per_channel: true (the
 # tabular default is false); a config that turns it off gets per-tensor weights, as it asks.
-
-
-class ImageCalibrationReader(ArrayReader):
-    """ArrayReader's equal-sized batches (the last topped up with the first images, which the
-    histogram calibrators need and min/max ignores), fed to the image graph's input."""
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self.batches, None)
-        return None if batch is None else image_feed(batch)
 
 
 def preprocess_image(fp32: Path, out: Path) -> None:
@@ -79,26 +71,6 @@ def image_router_nodes(path: Path) -> list[str]:
     output; the patch model's attention softmax reads a masked score (Where), not a MatMul.
     The gates stay FP32: INT8 gate logits can flip which experts an image or patch goes to."""
     return softmax_gates(path, weighted_only=True)
-
-
-def route_in_fp32(path: Path, routers: list[str]) -> None:
-    """Point each router back at the FP32 tensor its quantized input was made from. In QDQ
-    format ORT inserts one QuantizeLinear/DequantizeLinear pair per quantized tensor and
-    rewires every reader to the dequantized copy, excluded nodes included, so a router left
-    out of quantization would still route on INT8-rounded features; the experts beside it
-    keep reading the rounded copy, as their integer kernels need."""
-    model = onnx.load(str(path))
-    producer = {out: node for node in model.graph.node for out in node.output}
-    for node in model.graph.node:
-        if node.name not in routers:
-            continue
-        dq = producer.get(node.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear":
-            continue
-        q = producer.get(dq.input[0])
-        if q is not None and q.op_type == "QuantizeLinear":
-            node.input[0] = q.input[0]
-    onnx.save(model, str(path))
 
 
 def export_image_variants(
@@ -130,7 +102,7 @@ def export_image_variants(
         excluded_nodes=image_router_nodes,
         dynamic_ops=DYNAMIC_QUANTIZED_OPS,
         static_ops=IMAGE_QUANTIZED_OPS,
-        calibration=lambda: ImageCalibrationReader(rows, CALIBRATION_BATCH),
+        calibration=lambda: FeedCalibrationReader(rows, CALIBRATION_BATCH, image_feed),
         after_static=route_in_fp32,
     )
     return export_variants(

@@ -8,7 +8,6 @@ features the row models read.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 
 import numpy as np
@@ -18,8 +17,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from pipelines.selection import BASELINE_PREFIX
+
 # variant names in the evaluate report: prefixed, so a reader never mistakes one for a model
-PREFIX = "sklearn_"
+PREFIX = BASELINE_PREFIX
 
 
 def flat_features(x: np.ndarray) -> np.ndarray:
@@ -52,8 +53,3 @@ def predictor(model: Pipeline) -> Callable[[np.ndarray], np.ndarray]:
         return model.predict_proba(flat_features(batch))[:, 1].astype(np.float32)
 
     return predict
-
-
-def size_bytes(model: Pipeline) -> int:
-    """What the fitted estimator weighs as a pickle (protocol 5): the file a user would save."""
-    return len(pickle.dumps(model, protocol=5))

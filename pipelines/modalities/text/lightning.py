@@ -20,8 +20,6 @@ from torch import Tensor
 
 from pipelines.lightning_module import MulticlassClassifierBase
 from pipelines.models.text import TextClassifier, trim_to_longest
-from pipelines.schema.model import ModelConfig
-from pipelines.schema.training import TrainConfig
 
 
 class TextIntentClassifier(MulticlassClassifierBase):
@@ -35,10 +33,7 @@ class TextIntentClassifier(MulticlassClassifierBase):
         class_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
-        # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters()
-        self.model_cfg = ModelConfig(**model)
-        self.train_cfg = TrainConfig(**train)
+        self.record_settings(model, train)
         self.model = TextClassifier(vocab_size, len(class_names), pad_id, self.model_cfg)
         self.track_classes(len(class_names))
 

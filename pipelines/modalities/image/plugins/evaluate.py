@@ -46,6 +46,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         layout.split(layout.cleaned, "test"), size, classes, image_background(cfg)
     )
     x_test = normalise(raw_test, list(module.hparams.mean), list(module.hparams.std))
+    raw_val, y_val = split_arrays(
+        layout.split(layout.cleaned, "val"), size, classes, image_background(cfg)
+    )
+    x_val = normalise(raw_val, list(module.hparams.mean), list(module.hparams.std))
+    del raw_val
     raw_train, y_train = split_arrays(layout.augmented_train, size, classes, image_background(cfg))
     baselines = fit_baselines(texture_features(raw_train), y_train, cfg.seed)
     del raw_train
@@ -78,6 +83,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             for name, model in baselines.items()
         },
         preprocessing=("texture_features_only", lambda b: texture_features(raw_test[b])),
+        validation=(x_val, y_val),
         variant_metrics=lambda p: defect_view(y_test, p, classes, good, cfg.evaluate.defect_recall),
         facts={"good_class": good},
         headline_columns=defect_columns,

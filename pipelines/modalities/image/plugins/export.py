@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import PipelineError
 from pipelines.io import read_split
 from pipelines.layout import Layout
 from pipelines.modalities.image.baseline import BASELINES
@@ -23,7 +22,7 @@ PARITY_IMAGES = 64
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.export_folder import FolderExport, export_multiclass
+    from pipelines.core.export_folder import FolderExport, export_multiclass, require_parity
     from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.image.export_folder import (
         image_preprocessing,
@@ -55,15 +54,14 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         x = normalise(decode_images(test, size, IMAGE, background), mean, std)
         # one batch, as the folder's scorer sends them: dynamic INT8 quantizes per batch
         expected = onnx_image_probabilities(model_file, x, batch_size=len(x))
-        diff = float(np.abs(from_folder - expected).max())
         vs_pytorch = float(np.abs(from_folder - multiclass_probabilities(module, x)).max())
-        if diff > cfg.export.parity_atol:
-            raise PipelineError(
-                f"{folder}: scoring {len(x)} test image files from the export folder "
-                f"({variant}) differs from the pipeline's own scores of {model_file.name} by "
-                f"{diff:.2e}; expected at most {cfg.export.parity_atol} (config key "
-                "'export.parity_atol'): the card's preprocessing is not what training did"
-            )
+        against = f"the pipeline's own scores of {model_file.name}"
+        atol = cfg.export.parity_atol
+        # a gap here means the card's preprocessing is not what training did
+        rows = f"{len(x)} test image files"
+        diff = require_parity(
+            folder, variant, from_folder, expected, rows, against, "export.parity_atol", atol
+        )
         return {
             "folder_vs_variant_max_abs_diff": diff,
             "variant_vs_pytorch_max_abs_diff": vs_pytorch,

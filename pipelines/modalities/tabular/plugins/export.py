@@ -1,7 +1,7 @@
-"""The tabular export stage: the variant `export.select` chooses, as ONNX, verified against PyTorch
-at several
-batch sizes, a TensorRT engine where a GPU and TensorRT exist, and a model card that says which
-variant shipped and why."""
+"""The tabular export stage: the candidate `export.select` chooses (a variant of the model or a
+scikit-learn baseline), as ONNX, verified against its source (PyTorch at several batch sizes;
+scikit-learn for a baseline), a TensorRT engine where a GPU and TensorRT exist, and a model
+card that says what shipped and why."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from pipelines.errors import PipelineError
 from pipelines.evaluation import latency
 from pipelines.io import read_json, staged_outputs, write_json
 from pipelines.layout import Layout
-from pipelines.onnx_export import INPUT, OUTPUT, embed_metadata, parity_check
+from pipelines.onnx_export import INPUT, OUTPUT, check_parity, embed_metadata, parity_check
 from pipelines.runtime import session
-from pipelines.selection import Selection, select_variant
+from pipelines.selection import BASELINE_PREFIX, Selection, report_row, select_variant
 from pipelines.tensorrt_engine import availability, build_fp16_engine
 from pipelines.training import load_checkpoint
 
@@ -35,13 +35,21 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     selection = choose(cfg, layout, evaluation, x)
     variant = selection.variant
     print(f"export: {variant} ({selection.reason})")
-    source = layout.onnx_dir / f"model_{variant}.onnx"
-    # against the PyTorch model the variant was made from (a pruned or distilled model's own)
-    source_checkpoint = variants_of.checkpoint(layout.onnx_dir, layout.checkpoint, variant)
-    module = load_checkpoint(source_checkpoint)
-    atol = ex.parity_atol if variants_of.is_exact_export(variant) else ex.quantized_atol
-    parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
-    test_metrics = evaluation["variants"].get(f"onnx_{variant}", {})
+    source = candidate_file(layout, variant)
+    if variant.startswith(BASELINE_PREFIX):
+        # checked by evaluate against scikit-learn's own probabilities on the test rows
+        source_checkpoint, atol = None, ex.parity_atol
+        parity = evaluation["baselines"][variant]["parity_max_abs_diff_vs_sklearn"]
+        check_parity(source, parity, atol, f"scikit-learn (measured by {layout.evaluate_metrics})")
+        parity_against = "scikit-learn predict_proba per batch size (measured by evaluate)"
+    else:
+        # against the PyTorch model the variant was made from (a pruned or distilled model's)
+        source_checkpoint = variants_of.checkpoint(layout.onnx_dir, layout.checkpoint, variant)
+        module = load_checkpoint(source_checkpoint)
+        atol = ex.parity_atol if variants_of.is_exact_export(variant) else ex.quantized_atol
+        parity = parity_check(module.model, source, x, list(ex.parity_batch_sizes), atol)
+        parity_against = "PyTorch, per batch size"
+    test_metrics = evaluation["variants"].get(report_row(variant), {})
     config = model_config(cfg)
     config_hash = config_sha256(cfg)
     version = f"{cfg.data.name}-{cfg.model.name}-{variant}-{config_hash[:12]}"
@@ -65,12 +73,17 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                 "producer_version": _package_version(),
             },
         )
-        tensorrt = _tensorrt(
-            ex.tensorrt, model_path, folder / "model_fp16.plan", max(ex.parity_batch_sizes)
+        tensorrt = (
+            "skipped: a scikit-learn graph (ai.onnx.ml operators) has no TensorRT path"
+            if source_checkpoint is None
+            else _tensorrt(
+                ex.tensorrt, model_path, folder / "model_fp16.plan", max(ex.parity_batch_sizes)
+            )
         )
         print(f"tensorrt: {tensorrt}")
         card = {
-            "model": cfg.model.name,
+            # a shipped baseline is not the configured network: the card names what ships
+            "model": variant if source_checkpoint is None else cfg.model.name,
             "variant": variant,
             "selection": {
                 "rule": selection.rule,
@@ -96,6 +109,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "positive_class": cfg.data.schema.positive_class,
             "label_column": cfg.data.schema.label,
             "parity_max_abs_diff": parity,
+            "parity_against": parity_against,
             "parity_atol": atol,
             "test_metrics": test_metrics,
             "test_metrics_reliable": evaluation.get("reliable", True),
@@ -105,14 +119,14 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
                 for p in dict.fromkeys(
                     [
                         model_path,
-                        layout.checkpoint,
-                        source_checkpoint,
+                        *([layout.checkpoint, source_checkpoint] if source_checkpoint else []),
                         *sorted(folder.glob("*.plan")),
                     ]
                 )
             },
-            # the checkpoint the shipped graph was exported from (a compressed model's own)
-            "source_checkpoint": str(source_checkpoint),
+            # the checkpoint the shipped graph was exported from (a compressed model's own);
+            # a baseline's: none (fitted by evaluate on the train split, seeded)
+            "source_checkpoint": str(source_checkpoint) if source_checkpoint else None,
             "config": config,
             "config_sha256": config_hash,
             "seed": cfg.seed,
@@ -129,10 +143,14 @@ def choose(cfg: PipelineConfig, layout: Layout, evaluation: dict[str, Any], x) -
     speed times the candidates here, on the test rows (a declared input), not from evaluate's
     latency file (which lives outside DVC's outputs)."""
     select = cfg.export.select
-    available = {p.stem.removeprefix("model_") for p in layout.onnx_dir.glob("model_*.onnx")}
+    available = {
+        p.stem.removeprefix("model_")
+        for folder in (layout.onnx_dir, layout.baselines_onnx_dir)
+        for p in folder.glob("model_*.onnx")
+    }
 
     def time_variant(name: str) -> float:
-        sess = session(layout.onnx_dir / f"model_{name}.onnx", threads=select.threads)
+        sess = session(candidate_file(layout, name), threads=select.threads)
         timing = latency(
             lambda batch: sess.run(None, {INPUT: batch})[0],
             x,
@@ -150,6 +168,13 @@ def choose(cfg: PipelineConfig, layout: Layout, evaluation: dict[str, Any], x) -
                 f"export.select.variant = {select.variant!r}: quantize did not build it ({reason})"
             )
     return select_variant(select, evaluation["variants"], available, time_variant)
+
+
+def candidate_file(layout: Layout, candidate: str) -> Path:
+    """The ONNX file of an export candidate: a model variant quantize wrote, or a baseline
+    evaluate converted."""
+    folder = layout.baselines_onnx_dir if candidate.startswith(BASELINE_PREFIX) else layout.onnx_dir
+    return folder / f"model_{candidate}.onnx"
 
 
 # every config group that shapes the exported model: the data and its preparation, the
@@ -231,7 +256,7 @@ Variant `{card["variant"]}`, chosen by {card["selection"]["rule"]}: {card["selec
 {metrics}
 
 ## Verification
-ONNX vs PyTorch max abs difference per batch size: {json.dumps(card["parity_max_abs_diff"])}
+ONNX vs {card["parity_against"]}, max abs difference: {json.dumps(card["parity_max_abs_diff"])}
 (tolerance {card["parity_atol"]}). TensorRT: {card["tensorrt"]}.
 
 ## Artifacts
@@ -244,4 +269,3 @@ ONNX vs PyTorch max abs difference per batch size: {json.dumps(card["parity_max_
 {json.dumps(card["config"], indent=2)}
 ```
 """
-

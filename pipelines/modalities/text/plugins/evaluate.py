@@ -30,6 +30,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     ids_test, y_test, texts_test = encoded_split(
         layout.split(layout.cleaned, "test"), tokenizer, classes
     )
+    ids_val, y_val, _ = encoded_split(layout.split(layout.cleaned, "val"), tokenizer, classes)
     train = read_split(layout.augmented_train)
     index = {name: i for i, name in enumerate(classes)}
     baseline = tfidf_logistic_regression(
@@ -56,5 +57,6 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             "tokenize_only",
             lambda b: tokenizer.encode_batch([texts_test[i] for i in b]),
         ),
+        validation=(ids_val, y_val),
     )
     return evaluate_multiclass(cfg, layout, test)

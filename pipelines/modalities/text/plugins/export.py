@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import PipelineError
 from pipelines.io import read_split
 from pipelines.layout import Layout
 from pipelines.modalities.text.plugins.common import TEXT
@@ -21,7 +20,7 @@ TOKENIZER = "tokenizer.json"
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from pipelines.core.export_folder import FolderExport, export_multiclass
+    from pipelines.core.export_folder import FolderExport, export_multiclass, require_parity
     from pipelines.lightning_module import multiclass_probabilities
     from pipelines.modalities.text.export_folder import score_texts, write_text_export
     from pipelines.modalities.text.lightning import load_text_checkpoint
@@ -40,14 +39,18 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         from_folder = np.array([[s["probabilities"][c] for c in classes] for s in scored])
         ids, _ = encode(tokenizer, sample)
         expected = multiclass_probabilities(module, ids)
-        diff = float(np.abs(from_folder - expected).max())
-        atol = cfg.export.parity_atol if variant == "fp32" else cfg.export.quantized_atol
-        if diff > atol:
-            raise PipelineError(
-                f"{folder}: scoring {len(sample)} test texts from the export folder ({variant}) "
-                f"differs from the trained model by {diff:.2e}; expected at most {atol} "
-                f"(config key 'export.{'parity_atol' if variant == 'fp32' else 'quantized_atol'}')"
-            )
+        bound = "parity_atol" if variant == "fp32" else "quantized_atol"
+        rows, atol = f"{len(sample)} test texts", getattr(cfg.export, bound)
+        diff = require_parity(
+            folder,
+            variant,
+            from_folder,
+            expected,
+            rows,
+            "the trained model",
+            f"export.{bound}",
+            atol,
+        )
         return {"folder_vs_pytorch_max_abs_diff": diff}
 
     def write(folder: Path, model_file: Path, card: dict[str, Any]) -> None:
