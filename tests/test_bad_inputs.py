@@ -163,6 +163,31 @@ def test_ingest_rejects_a_csv_with_a_header_and_no_rows(params: Path, tmp_path: 
     assert_no_ingest_outputs(tmp_path / "root")
 
 
+@pytest.mark.parametrize(
+    ("defect", "named"),
+    [
+        ("latin1", ["not UTF-8 (byte 29 is 0xe9, line 4)", "expected a UTF-8 file"]),
+        ("ragged", ["line 6 has 3 fields but the header has 2"]),
+        ("duplicate", ["column 'amount' appears twice in the header"]),
+    ],
+)
+def test_ingest_names_the_byte_row_or_column_of_a_malformed_csv(
+    params: Path, tmp_path: Path, defect: str, named: list[str]
+) -> None:
+    csv = write_csv(tmp_path / "loans.csv")
+    data = csv.read_bytes()
+    if defect == "latin1":  # a Latin-1 "é" on line 4, after 13 + 6 + 7 + 3 bytes
+        data = data.replace(b"10.5,0\n", "10.5,0\nCaf\u00e9,1\n".encode("latin-1"), 1)
+    elif defect == "ragged":
+        data = data.replace(b"\n42.0,1\n", b"\n42.0,1,extra\n", 1)  # line 6
+    else:
+        data = data.replace(b"amount,label", b"amount,label,amount", 1)
+    csv.write_bytes(data)
+    done = run_stage("ingest", params, tmp_path / "root", *file_source(csv))
+    assert_one_clear_line(done, "error: ingest:", str(csv), *named)
+    assert_no_ingest_outputs(tmp_path / "root")
+
+
 def test_ingest_names_a_label_with_a_single_class(params: Path, tmp_path: Path) -> None:
     csv = tmp_path / "loans.csv"
     csv.write_text("amount,label\n" + "".join(f"{i}.5,1\n" for i in range(40)))

@@ -46,7 +46,9 @@ paths = sorted(glob.glob(f"{folder}/examples/*.png"))
 labels = json.load(open(f"{folder}/labels.json"))["labels"]
 p = json.load(open(f"{folder}/model_card.json"))["preprocessing"]
 size, mean, std = (p["width"], p["height"]), np.float32(p["mean"]), np.float32(p["std"])
-rgb = [PIL.ImageOps.fit(PIL.Image.open(f).convert("RGB"), size, PIL.Image.BILINEAR) for f in paths]
+bg, im = (*p["background"], 255), [PIL.Image.open(f).convert("RGBA") for f in paths]
+im = [PIL.Image.alpha_composite(PIL.Image.new("RGBA", i.size, bg), i) for i in im]
+rgb = [PIL.ImageOps.fit(i.convert("RGB"), size, PIL.Image.BILINEAR) for i in im]
 x = ((np.stack(rgb) / np.float32(p["scale"]) - mean) / std).transpose(0, 3, 1, 2).copy()
 model = ort.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
 print([labels[i] for i in model.run(None, {"images": x})[0].argmax(axis=1)])
@@ -61,13 +63,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def export_image_folder(work: Path) -> dict:
     """A tiny untrained CNN MoE at 32 x 32, exported into work/export; 10 simulated surfaces
     written as PNG files at 40 x 48 (so scoring resizes, to a non-square source), plus a grey
-    and an RGBA copy of the first (so scoring converts)."""
+    copy of the first and an RGBA one, partly transparent (so scoring converts and composites
+    onto the card's background)."""
     sim = ImageSimulatorConfig(height=40, width=48, dirt=NO_IMAGE_DIRT)
     write_image_folder(simulate_images(10, seed=0, cfg=sim), work / "images")
     files = sorted((work / "images").rglob("*.png"))
     with Image.open(files[0]) as image:
         image.convert("L").save(work / "grey.png")
-        image.convert("RGBA").save(work / "rgba.png")
+        _transparent(image).save(work / "rgba.png")
     files += [work / "grey.png", work / "rgba.png"]
     pixels = _as_cleaned(files)
     mean, std = channel_statistics(pixels)
@@ -90,6 +93,16 @@ def export_image_folder(work: Path) -> dict:
         "expected_input": normalise(pixels, mean, std),
         "preprocessing": preprocessing,
     }
+
+
+def _transparent(image: Image.Image) -> Image.Image:
+    """RGBA: the left third fully transparent, the middle third half, the rest opaque."""
+    rgba = image.convert("RGBA")
+    alpha = np.full((rgba.height, rgba.width), 255, dtype=np.uint8)
+    third = rgba.width // 3
+    alpha[:, :third], alpha[:, third : 2 * third] = 0, 128
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    return rgba
 
 
 def _as_cleaned(files: list[Path]) -> np.ndarray:
@@ -134,6 +147,7 @@ def test_the_card_states_the_preprocessing_and_the_graphs_input(exported) -> Non
         "centre",
     )
     assert (pre["color_mode"], pre["channel_order"], pre["layout"]) == ("RGB", "RGB", "NCHW")
+    assert pre["background"] == [255, 255, 255], "transparency composited onto white"
     assert (pre["dtype"], pre["scale"]) == ("float32", 255.0)
     assert len(pre["mean"]) == len(pre["std"]) == 3
 
@@ -162,14 +176,15 @@ def test_writing_fails_when_the_preprocessing_makes_another_size(exported, tmp_p
 
 def check_snippet(snippet: str, exported: dict, where: Path) -> None:
     """The snippet, as written, from a root where each command leaves the export folder: it
-    finds the folder and scores its examples (a resized RGB surface and a grey one) as
-    score_image_files does, from the same input to the bit."""
+    finds the folder and scores its examples (a resized RGB surface and a partly transparent
+    RGBA one) as score_image_files does, from the same input to the bit."""
     for number, command in enumerate(EXPORT_PLACES):
         root = where / str(number)
         copy = laid_out(exported["folder"], root, command)
-        with Image.open(exported["files"][1]) as rgb, Image.open(exported["files"][-2]) as grey:
-            examples = write_image_examples(copy, [rgb, grey.convert("L")], ["scratch", "spot"])
-        ns = run_snippet(snippet, root)
+        with Image.open(exported["files"][1]) as rgb, Image.open(exported["files"][-1]) as rgba:
+            examples = write_image_examples(copy, [rgb, rgba], ["scratch", "spot"])
+        # twelve lines: two of them composite transparency onto the card's background
+        ns = run_snippet(snippet, root, max_lines=12)
         assert ns["scored_folder"] == copy.resolve()
         files = [root / name for name in ns["paths"]]
         assert [f.resolve() for f in files] == [f.resolve() for f in examples]

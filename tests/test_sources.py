@@ -232,6 +232,72 @@ def test_read_table_names_the_path_and_format_of_a_file_it_cannot_parse(tmp_path
     assert "could not read as parquet" in message
 
 
+# --- a CSV file the builder cannot read: the line, the byte and what was expected -------------
+
+
+def _lines(path: Path, *lines: bytes) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_a_csv_that_is_not_utf8_is_named_with_its_byte_offset_line_and_utf8(
+    tmp_path: Path,
+) -> None:
+    header, first = b"income,region,defaulted", b"1200,north,1"
+    path = _lines(tmp_path / "loans.csv", header, first, "900,Bogot\u00e1,0".encode("latin-1"))
+    with pytest.raises(PipelineError) as caught:
+        read_table(path, "csv", tmp_path / "work")
+    message = str(caught.value)
+    offset = len(header) + 1 + len(first) + 1 + len(b"900,Bogot")
+    assert str(path) in message
+    assert f"not UTF-8 (byte {offset} is 0xe1, line 3)" in message
+    assert "expected a UTF-8 file" in message
+    assert "\n" not in message
+
+
+def test_a_csv_row_with_more_fields_than_the_header_is_named_by_line_and_counts(
+    tmp_path: Path,
+) -> None:
+    path = _lines(
+        tmp_path / "loans.csv",
+        b"income,region,defaulted",
+        b"1200,north,1",
+        b'3400,"south, coast",0',  # a quoted comma is one field
+        b"560,north,east,0",
+        b"7800,east,1",
+    )
+    with pytest.raises(PipelineError) as caught:
+        read_table(path, "csv", tmp_path / "work")
+    message = str(caught.value)
+    assert str(path) in message
+    assert "line 4 has 4 fields but the header has 3" in message
+    assert "\n" not in message
+
+
+def test_a_csv_header_that_repeats_a_column_names_the_duplicate(tmp_path: Path) -> None:
+    path = _lines(tmp_path / "loans.csv", b"income,share,region,income", b"1200,0.5,north,900")
+    with pytest.raises(PipelineError) as caught:
+        read_table(path, "csv", tmp_path / "work")
+    message = str(caught.value)
+    assert str(path) in message
+    assert "column 'income' appears twice in the header (columns 1 and 4)" in message
+    assert "share" not in message, "the declared column that is present is not blamed"
+
+
+def test_a_well_formed_csv_with_a_short_row_and_a_quoted_newline_still_reads(
+    tmp_path: Path,
+) -> None:
+    path = _lines(
+        tmp_path / "loans.csv",
+        b"income,region,note",
+        b'1200,north,"two\nlines"',
+        b"3400,south",  # short: read with a missing value, as the builder always did
+    )
+    table = read_table(path, "csv", tmp_path / "work").to_pandas()
+    assert table["note"].tolist()[0] == "two\nlines"
+    assert pd.isna(table["note"].tolist()[1])
+
+
 # --- the packaged German credit table -------------------------------------------------------
 
 

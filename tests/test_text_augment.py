@@ -14,6 +14,7 @@ from datasets import Dataset
 from pipelines.core.augment import AUGMENTED, SOURCE_ID, class_targets, top_up_plan
 from pipelines.errors import PipelineError
 from pipelines.modalities.text.augment import (
+    AUGMENTED_BY,
     DEFAULT_LEXICON,
     BackTranslationConfig,
     TextAugmentConfig,
@@ -91,7 +92,13 @@ def test_rare_intents_are_topped_up_on_the_train_split_with_marked_copies() -> N
     train = tickets()
     out, report = augment_train(train, TextAugmentConfig(min_class_share=0.5), seed=0)
     assert Counter(out["label"]) == {"refund": 30, "fraud_report": 15}
-    assert report == {"added": {"fraud_report": 11}, "rows_before": 34, "rows_after": 45}
+    assert report == {
+        "added": {"fraud_report": 11},
+        "added_by": {"eda": 11},
+        "rows_before": 34,
+        "rows_after": 45,
+    }
+    assert out[AUGMENTED_BY] == [None] * 34 + ["eda"] * 11
     # the original rows come first, untouched and unmarked
     assert out.select(range(34))["text"] == train["text"]
     assert out[AUGMENTED] == [False] * 34 + [True] * 11

@@ -10,7 +10,7 @@ from pipelines.config import PipelineConfig, to_container
 from pipelines.errors import PipelineError
 from pipelines.io import publish_splits
 from pipelines.layout import Layout
-from pipelines.schema.data import SourceConfig
+from pipelines.schema.data import SchemaConfig, SourceConfig
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -50,15 +50,17 @@ def split_and_publish(
     origin: str,
     step: Callable[[str], None],
     facts: dict[str, Any],
+    schema: SchemaConfig | None = None,
 ) -> dict[str, int]:
     """Split `table` by data.split and write the splits and schema.json (origin, the data
-    schema and the modality's `facts`, e.g. its label map); rows per split."""
+    schema, `schema` when the modality resolved it further (the tables' inferred feature
+    lists), and the modality's `facts`, e.g. its label map); rows per split."""
     from pipelines.data.split import split_dataset
 
     data = cfg.data
     splits = split_dataset(table, data.split, data.schema, cfg.seed)
     step(f"split by {data.split.method}")
-    about = {"origin": origin, "schema": to_container(data.schema), **facts}
+    about = {"origin": origin, "schema": to_container(schema or data.schema), **facts}
     rows = publish_splits(layout.staging, layout.ingested, table, splits, about)
     step("splits written")
     return rows

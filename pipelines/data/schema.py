@@ -9,6 +9,7 @@ only, so the class check cannot run per batch."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,12 @@ def conform_rows(
         out[column] = frame[column].astype("string")
     out[LABEL] = _as_label(frame[schema.label], schema, origin)
     return out.reset_index(drop=True)
+
+
+def check_label_column(columns: list[str], schema: SchemaConfig, origin: str) -> None:
+    """The label, time and id columns are present (before features are inferred from the
+    others): fails naming the first missing one and its config key."""
+    _require_columns(columns, dataclasses.replace(schema, numeric=[], categorical=[]), origin)
 
 
 def _require_columns(columns: list[str], schema: SchemaConfig, origin: str) -> None:

@@ -9,11 +9,13 @@ The simulator writes its rows shard by shard into one Arrow file for the same re
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from pipelines.data import file_checks
 from pipelines.errors import PipelineError
 from pipelines.schema.data import SourceConfig
 
@@ -114,12 +116,19 @@ def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
             f"{path}: cannot tell the format; set 'data.source.format' to "
             "csv, parquet, json or text"
         )
+    if fmt == "csv":
+        file_checks.check_header(path)
     # json: JSON lines, or an array of records (the builder falls back to reading it whole)
     from datasets import load_dataset
 
     from pipelines.io import quiet_datasets
 
     quiet_datasets()
+    # the builders log a parse error before raising it; the raised error is what is reported
+    # below, in one line, so the log record would be a second, rawer copy on stderr
+    builders_log = logging.getLogger("datasets.packaged_modules")
+    level = builders_log.level
+    builders_log.setLevel(logging.CRITICAL)
     try:
         return load_dataset(
             fmt,
@@ -131,7 +140,12 @@ def read_table(path: Path, fmt: str | None, work: Path) -> Dataset:
         message = _first_line(err)
         if "corresponds to no data" in message:  # a header and no rows: the builder made none
             raise PipelineError(f"{path}: the table is empty (expected at least one row)") from None
+        diagnosis = file_checks.diagnose(path) if fmt == "csv" else None
+        if diagnosis is not None:
+            raise PipelineError(diagnosis) from None
         raise PipelineError(f"{path}: could not read as {fmt}: {message}") from None
+    finally:
+        builders_log.setLevel(level)
 
 
 def read_hub(dataset_id: str, work: Path) -> Dataset:

@@ -50,6 +50,14 @@ class SchemaConfig:
     """data.modality=text: the column holding the text (renamed `text` after ingest)."""
     image: str | None = None
     """data.modality=image: the column holding the images (renamed `image` after ingest)."""
+    infer: bool = False
+    """Tables: infer the feature columns not declared in numeric/categorical (numbers numeric,
+    strings and booleans categorical; constant and id-like columns left out with a note).
+    Inference also runs when both lists are empty; ingest prints what it inferred and writes it
+    into data/ingested/schema.json."""
+    max_categories: int = bounded(50, ge=2)
+    """Inference: a string column with more distinct values than this is left out (free text or
+    a key), not one-hot encoded."""
 
     @property
     def features(self) -> list[str]:

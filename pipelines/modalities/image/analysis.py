@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipelines.modalities.image.config import ImageCleanConfig, ModeConfig, SizeConfig
+from pipelines.modalities.image.transparency import WHITE, on_background
 
 _ADDRESS = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")
 _HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash}
@@ -91,10 +92,16 @@ def decode(data: bytes | None, verify: bool, max_pixels: int) -> tuple[Image.Ima
     return image, ""
 
 
-def to_mode(image: Image.Image, cfg: ModeConfig) -> tuple[Image.Image, bool]:
-    if image.mode == cfg.target:
+def to_mode(
+    image: Image.Image, cfg: ModeConfig, background: tuple[int, ...] = WHITE
+) -> tuple[Image.Image, bool]:
+    """`image` in the target mode, and whether it was converted. Transparent pixels are
+    composited onto `background` first, unless the target keeps alpha (RGBA)."""
+    if image.mode == cfg.target and (cfg.target == "RGBA" or "transparency" not in image.info):
         return image, False
-    return image.convert(cfg.target), True
+    if cfg.target == "RGBA":
+        return image.convert("RGBA"), True
+    return on_background(image, background).convert(cfg.target), True
 
 
 def to_size(image: Image.Image, cfg: SizeConfig) -> tuple[Image.Image, bool]:
@@ -142,13 +149,16 @@ def analyse(data: bytes | None, cfg: ImageCleanConfig, hashes: bool = True) -> F
         return Facts(error=error)
     facts = Facts(mode=image.mode, width=image.width, height=image.height)
     facts.too_small = cfg.size.enabled and min(image.size) < cfg.size.min_side
-    normal, facts.converted = to_mode(image, cfg.mode)
+    normal, facts.converted = to_mode(image, cfg.mode, cfg.background_rgb)
     normal, facts.resized = to_size(normal, cfg.size)
     facts.image = normal
     pixels = np.asarray(normal, dtype=np.float32)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    grey = np.asarray(normal.convert("L"), dtype=np.float32)
+    # brightness, sharpness and the perceptual hash are of what the model sees: with alpha
+    # kept (mode.target RGBA), composited as training composites it, not alpha dropped
+    seen = on_background(normal, cfg.background_rgb) if normal.mode == "RGBA" else normal
+    grey = np.asarray(seen.convert("L"), dtype=np.float32)
     facts.brightness = float(grey.mean())
     facts.laplacian_var = laplacian_variance(grey)
     scaled = pixels.reshape(-1, pixels.shape[2]) / 255.0
@@ -156,7 +166,7 @@ def analyse(data: bytes | None, cfg: ImageCleanConfig, hashes: bool = True) -> F
     facts.channel_sq = tuple(float(v) for v in np.square(scaled).mean(axis=0))
     if hashes:
         facts.content_hash = content_hash(normal)
-        facts.perceptual_hash = perceptual_hash(normal, cfg.dedup.method, cfg.dedup.hash_size)
+        facts.perceptual_hash = perceptual_hash(seen, cfg.dedup.method, cfg.dedup.hash_size)
     return facts
 
 

@@ -111,13 +111,17 @@ def image_seed(seed: int, source_row: int, copy: int) -> int:
     return int(np.random.SeedSequence([seed, source_row, copy]).generate_state(1)[0])
 
 
-def augment_image(image: Any, operations: nn.Module, seed: int) -> bytes:
+def augment_image(
+    image: Any, operations: nn.Module, seed: int, background: tuple[int, ...] = (255, 255, 255)
+) -> bytes:
     """One augmented copy of a PIL image, as PNG bytes in the source's mode (grey stays grey,
-    anything else becomes RGB)."""
+    anything else becomes RGB, transparency composited onto `background`)."""
     from PIL import Image
 
+    from pipelines.modalities.image.transparency import on_background
+
     mode = "L" if image.mode == "L" else "RGB"
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    pixels = np.asarray(on_background(image, background), dtype=np.float32) / 255.0
     batch = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
@@ -129,11 +133,16 @@ def augment_image(image: Any, operations: nn.Module, seed: int) -> bytes:
 
 
 def augment_train(
-    train: Any, cfg: ImageAugmentConfig, seed: int, num_proc: int | None = None
+    train: Any,
+    cfg: ImageAugmentConfig,
+    seed: int,
+    num_proc: int | None = None,
+    background: tuple[int, ...] = (255, 255, 255),
 ) -> tuple[Any, dict[str, Any]]:
     """The train split (a datasets.Dataset with ingest's Image column and str label) with
     generated images appended (columns AUGMENTED and SOURCE_ID say which and from where), and
-    a report: rows added per class, rows before and after, and each class's target."""
+    a report: rows added per class, rows before and after, and each class's target.
+    `background`: data.image.clean.background, for images that still carry transparency."""
     image_column, label_column = COLUMNS
     rows = len(train)
     original = mark_originals(train, label_column)
@@ -153,7 +162,8 @@ def augment_train(
         size = (image.height, image.width)
         if size not in operations:
             operations[size] = image_operations(cfg, size)
-        png = augment_image(image, operations[size], image_seed(seed, copy.source, copy.copy))
+        seeded = image_seed(seed, copy.source, copy.copy)
+        png = augment_image(image, operations[size], seeded, background)
         return {"bytes": png, "path": None}
 
     combined, added = append_generated(

@@ -10,6 +10,7 @@ every modality words its errors alike.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -37,6 +38,8 @@ AUGMENT_KEY = "data.image.augment"
 MODES = ("RGB", "L", "RGBA")  # target modes the rules can convert to
 MODE_POLICIES = ("convert", "quarantine")
 FITS = ("crop", "pad")
+# named backgrounds; any other colour is written "#rrggbb"
+BACKGROUND_NAMES = {"white": "#ffffff", "black": "#000000", "grey": "#808080", "gray": "#808080"}
 HASH_METHODS = ("phash", "dhash", "ahash")
 DEFECT_CLASSES = ("clean", "scratch", "spot", "crack")
 
@@ -128,8 +131,9 @@ class ReadableConfig:
 
 @dataclass
 class ModeConfig:
-    """Every image leaves in `target` mode: `convert` converts the others (alpha is dropped,
-    grey is replicated to three channels), `quarantine` removes them (when another mode means
+    """Every image leaves in `target` mode: `convert` converts the others (transparent pixels
+    are composited onto data.image.clean.background unless the target is RGBA, grey is
+    replicated to three channels), `quarantine` removes them (when another mode means
     another camera or pipeline, a reviewer should see them first)."""
 
     target: str = "RGB"
@@ -260,6 +264,11 @@ class ImageCleanConfig(CleanSettings, key=CLEAN_KEY):
 
     image_column: str = "image"
     """The image column the rules read (`image` after ingest)."""
+    background: str = "white"
+    """The colour transparent pixels (RGBA, LA, palette images with a transparent entry) are
+    composited onto before an image becomes RGB or grey: white, black, grey or "#rrggbb". Clean,
+    profile, augment, training and the export folder's scorer all use it (the model card records
+    it), so an icon with a transparent background is not a black square."""
     readable: ReadableConfig = field(default_factory=ReadableConfig)
     """Rule 1: bytes Pillow cannot open, verify or fully decode are removed."""
     mode: ModeConfig = field(default_factory=ModeConfig)
@@ -274,6 +283,21 @@ class ImageCleanConfig(CleanSettings, key=CLEAN_KEY):
     dedup: ImageDedupConfig = field(default_factory=ImageDedupConfig)
     """Rules 6-7: exact and perceptual-hash duplicates, judged across splits train first (a
     val/test image repeating a train image is a leak)."""
+
+    def __post_init__(self) -> None:
+        colour = self.background
+        if isinstance(colour, str):
+            colour = BACKGROUND_NAMES.get(colour, colour)
+        if not isinstance(colour, str) or not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+            fail(f"{CLEAN_KEY}.background", self.background,
+                 f"one of {', '.join(BACKGROUND_NAMES)} or a colour as \"#rrggbb\"")  # fmt: skip
+        super().__post_init__()
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        """`background` as (red, green, blue), 0-255."""
+        colour = BACKGROUND_NAMES.get(self.background, self.background)
+        return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
 # --- the profile gates ------------------------------------------------------------------------

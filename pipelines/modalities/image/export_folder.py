@@ -10,8 +10,9 @@ this repository needed to do it.
     examples/         <n>-<label>.png: test images to score
 
 `score_image_files` is the reference scorer for such a folder and imports only onnxruntime,
-numpy, Pillow, the standard library and pipelines.core.folder_scoring (itself only
-onnxruntime, numpy and the standard library), so what it does a user can do without
+numpy, Pillow, the standard library, pipelines.core.folder_scoring (itself only
+onnxruntime, numpy and the standard library) and pipelines.modalities.image.transparency
+(itself only Pillow), so what it does a user can do without
 installing this project (README: the scoring snippet, which the tests run against it).
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipelines.core.folder_scoring import CARD, LABELS, MODEL, PROBABILITIES, labelled, open_folder
+from pipelines.modalities.image.transparency import WHITE, on_background
 
 FILES = (MODEL, LABELS, CARD)
 # the exported graph's input name (pipelines.models.image), repeated so scoring imports
@@ -37,7 +39,12 @@ SCORE_BATCH = 64
 
 
 def image_preprocessing(
-    size: int, mean: list[float], std: list[float], fit: str = "crop", pad_value: int = 0
+    size: int,
+    mean: list[float],
+    std: list[float],
+    fit: str = "crop",
+    pad_value: int = 0,
+    background: tuple[int, ...] = WHITE,
 ) -> dict[str, Any]:
     """The card's "preprocessing": what the clean stage's mode and size rules
     (pipelines.modalities.image.analysis.to_mode, to_size with data.image.clean.size's `fit` and
@@ -46,9 +53,11 @@ def image_preprocessing(
     return {
         "height": size,
         "width": size,
-        # PIL Image.convert("RGB"): grey replicated to 3 channels, alpha dropped (not
-        # composited), palette expanded; EXIF orientation is not applied
+        # on_background: transparent pixels composited onto `background`, then PIL
+        # Image.convert("RGB"): grey replicated to 3 channels, palette expanded; EXIF
+        # orientation is not applied
         "color_mode": "RGB",
+        "background": [int(v) for v in background],
         # an image not already height x width: Pillow's ImageOps.fit (fit = crop: the shorter
         # side scaled to fit, the centre cut out) or ImageOps.pad (fit = pad: the longer side
         # scaled to fit, pad_value around), bilinear. Pillow's bilinear widens its filter when
@@ -123,7 +132,8 @@ def write_image_examples(folder: Path, images: list[Image.Image], labels: list[s
 
 def load_image_inputs(paths: list[Path | str], preprocessing: dict[str, Any]) -> np.ndarray:
     """Image files as the model's input, float32 (n, 3, height, width), exactly as training
-    made them: clean's mode rule (convert to RGB) and size rule (ImageOps.fit or pad, bilinear,
+    made them: clean's mode rule (on_background: transparency onto the card's background, then
+    RGB) and size rule (ImageOps.fit or pad, bilinear,
     skipped when the size already matches), then normalise's float32 arithmetic, in its
     order."""
     for key, value in SUPPORTED.items():
@@ -138,10 +148,11 @@ def load_image_inputs(paths: list[Path | str], preprocessing: dict[str, Any]) ->
             f"{' or '.join(FITS)}"
         )
     size = (preprocessing["width"], preprocessing["height"])
+    background = tuple(preprocessing["background"])
     pixels = np.empty((len(paths), 3, size[1], size[0]), dtype=np.uint8)
     for i, path in enumerate(paths):
         with Image.open(path) as image:
-            rgb = _fitted(image.convert("RGB"), size, preprocessing)
+            rgb = _fitted(on_background(image, background), size, preprocessing)
         pixels[i] = np.asarray(rgb).transpose(2, 0, 1)
     mean = np.asarray(preprocessing["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(preprocessing["std"], dtype=np.float32).reshape(1, 3, 1, 1)

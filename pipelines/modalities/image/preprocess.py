@@ -10,14 +10,22 @@ from typing import Any
 import numpy as np
 
 
-def decode_images(dataset: Any, size: int, column: str = "image") -> np.ndarray:
+def decode_images(
+    dataset: Any,
+    size: int,
+    column: str = "image",
+    background: tuple[int, ...] = (255, 255, 255),
+) -> np.ndarray:
     """Every image of a datasets.Dataset column as uint8 (n, 3, size, size): RGB (grey is
-    replicated), resized with bilinear filtering where it is not already size x size."""
+    replicated, transparency composited onto `background`, data.image.clean.background),
+    resized with bilinear filtering where it is not already size x size."""
     from PIL import Image
+
+    from pipelines.modalities.image.transparency import on_background
 
     out = np.empty((len(dataset), 3, size, size), dtype=np.uint8)
     for i, image in enumerate(dataset[column]):
-        rgb = image.convert("RGB")
+        rgb = on_background(image, background)
         if rgb.size != (size, size):
             rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
         out[i] = np.asarray(rgb).transpose(2, 0, 1)

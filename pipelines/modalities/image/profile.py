@@ -31,6 +31,7 @@ from pipelines.modalities.image.analysis import analyse, decode, raw_bytes
 from pipelines.modalities.image.config import ImageCleanConfig, ImageGatesConfig
 from pipelines.modalities.image.dedup import hamming_pass
 from pipelines.modalities.image.rules import undecoded
+from pipelines.modalities.image.transparency import on_background
 from pipelines.profiling import categorical_psi, population_stability_index
 
 _FACTS = datasets.Features(
@@ -215,9 +216,11 @@ def sample_grid_png(
     image_column: str = "image",
     label_column: str = "label",
     seed: int = 0,
+    background: tuple[int, ...] = (255, 255, 255),
 ) -> None:
     """A grid with one row per class and up to `per_class` readable images in it (a seeded
-    sample): the look at the data that numbers do not replace."""
+    sample): the look at the data that numbers do not replace. Transparent pixels show on
+    `background` (data.image.clean.background), as the model will see them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,7 +241,7 @@ def sample_grid_png(
         for row in sorted(rows):
             image, _ = decode(raw_bytes(raw[row][image_column]), verify=False, max_pixels=10**8)
             if image is not None:
-                images.append(image.convert("RGB"))
+                images.append(on_background(image, background))
             if len(images) == per_class:
                 break
         for c, ax in enumerate(axes[r]):

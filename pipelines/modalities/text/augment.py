@@ -1,8 +1,10 @@
 """Text augmentation as a declared policy: rare intents are topped up, on the train split
 only, with copies of their own tickets changed by token-level operations (EDA, Wei & Zou
 2019): synonym replacement from an offline lexicon, random insertion of a synonym, random
-swap and random deletion. Back-translation through a `transformers` translation model named
-in config is the other policy; it runs only where that model is available offline.
+swap and random deletion. Back-translation (data.text.augment.back_translation: out of the
+language by one local `transformers` model and back by another, back_translation.py) makes a
+declared share of those copies; every row says how it was made (column `augmented_by`: null
+for an original, `eda` or `back_translation`).
 
 The four operations are written here rather than taken from nlpaug: nlpaug's synonym source
 is WordNet through NLTK (its corpus is a download, which this machine cannot make), and its
@@ -38,6 +40,8 @@ from pipelines.modalities.text.rules_config import (
 )
 
 DEFAULT_LEXICON = Path(__file__).parent / "data" / "lexicon.yaml"
+AUGMENTED_BY = "augmented_by"  # column: how a row was made (null: an original row)
+EDA, BACK_TRANSLATION = "eda", "back_translation"
 
 
 @cache
@@ -105,52 +109,65 @@ def eda(
 def augment_train(
     train: Dataset, cfg: TextAugmentConfig, seed: int, num_proc: int | None = None
 ) -> tuple[Dataset, dict[str, Any]]:
-    """The train split (ingest's columns) with generated tickets appended (columns AUGMENTED
-    and SOURCE_ID say which and from where), and a report of rows added per class."""
+    """The train split (ingest's columns) with generated tickets appended (columns AUGMENTED,
+    SOURCE_ID and AUGMENTED_BY say which, from where and how), and a report of rows added per
+    class and per method."""
+    from pipelines.modalities.text.back_translation import require_translation_models
+
     text_column, label_column = COLUMNS
     if cfg.back_translation.enabled:
         require_translation_models(cfg.back_translation)
     original = mark_originals(train, label_column)
-    unchanged = {"added": {}, "rows_before": len(train), "rows_after": len(train)}
+    unchanged = {"added": {}, "added_by": {}, "rows_before": len(train), "rows_after": len(train)}
     if not cfg.enabled:
-        return original, unchanged
+        return _with_methods(original, []), unchanged
     # `[:]`: datasets 5 returns a lazy column that reads row by row when iterated
     labels = train[label_column][:]
     plan = top_up_plan(labels, class_targets(labels, cfg.min_class_share), seed)
     if not plan:
-        return original, unchanged
+        return _with_methods(original, []), unchanged
+    translated = _back_translations(train, plan, cfg.back_translation, seed)
     lexicon = load_lexicon(cfg.lexicon or str(DEFAULT_LEXICON))
 
     def make_ticket(text: str, copy: PlannedCopy) -> str:
+        if copy.position in translated:
+            return translated[copy.position]
         # one generator per generated ticket: the same ticket whatever num_proc does
         return eda(text, np.random.default_rng([seed, copy.source, copy.position]), cfg, lexicon)
 
     combined, added = append_generated(
         original, plan, make_ticket, text_column, label_column, num_proc=num_proc
     )
-    return combined, {"added": added, "rows_before": len(train), "rows_after": len(combined)}
+    methods = [BACK_TRANSLATION if p in translated else EDA for p in range(len(plan))]
+    report = {
+        "added": added,
+        "added_by": {m: methods.count(m) for m in (EDA, BACK_TRANSLATION) if m in methods},
+        "rows_before": len(train),
+        "rows_after": len(combined),
+    }
+    return _with_methods(combined, methods), report
 
 
-def require_translation_models(cfg: BackTranslationConfig) -> None:
-    """Back-translation needs `transformers` and both models on this machine; nothing can be
-    downloaded here, so a missing one ends the stage with one line instead of a hub timeout."""
-    try:
-        from transformers.utils import cached_file  # noqa: F401
-    except ImportError as error:
-        raise PipelineError(
-            f"config key '{KEY}.back_translation.enabled' = true: back-translation needs the "
-            f"`transformers` package and the models {cfg.model!r} and {cfg.reverse_model!r}; "
-            "transformers is not installed, so back-translation was not run (set it to false)"
-        ) from error
-    for key, model in (("model", cfg.model), ("reverse_model", cfg.reverse_model)):
-        if Path(model).is_dir():
-            continue
-        from transformers.utils import cached_file
+def _back_translations(
+    train: Dataset, plan: list[int], cfg: BackTranslationConfig, seed: int
+) -> dict[int, str]:
+    """Plan position -> the back-translation of its source ticket, for a seeded cfg.share of
+    the positions (all in one batched pass per model). A translation that came out empty is
+    left out: that copy is made by EDA instead."""
+    if not cfg.enabled:
+        return {}
+    from pipelines.modalities.text.back_translation import back_translate
 
-        try:
-            cached_file(model, "config.json", local_files_only=True)
-        except OSError as error:
-            raise PipelineError(
-                f"config key '{KEY}.back_translation.{key}' = {model!r}: no local copy of this "
-                "model (nothing can be downloaded here), so back-translation was not run"
-            ) from error
+    text_column = COLUMNS[0]
+    chosen = np.flatnonzero(np.random.default_rng([seed, 1]).random(len(plan)) < cfg.share)
+    sources = train.select([plan[p] for p in chosen])[text_column][:]
+    outputs = back_translate(list(sources), cfg, seed)
+    return {int(p): text for p, text in zip(chosen, outputs, strict=True) if text}
+
+
+def _with_methods(combined: Dataset, methods: list[str]) -> Dataset:
+    """AUGMENTED_BY on every row: null for the originals, then each generated row's method."""
+    from datasets import Value
+
+    originals = len(combined) - len(methods)
+    return combined.add_column(AUGMENTED_BY, [None] * originals + methods, feature=Value("string"))

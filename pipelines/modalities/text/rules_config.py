@@ -240,11 +240,26 @@ class BackTranslationConfig:
     language."""
     reverse_model: str = "Helsinki-NLP/opus-mt-de-en"
     """The model that translates back into the texts' language."""
+    share: float = 0.5
+    """Share of the top-up copies made by back-translation (drawn per copy with the seed); EDA
+    makes the rest, and any copy whose translation came out empty."""
+    batch_size: int = 16
+    """Texts per generate() call of each model."""
+    max_length: int = 128
+    """Tokens a text is cut to on the way into a model, and the most a model may write."""
+    sample: bool = True
+    """Sample the translations (torch seeded with the run's seed: two copies of one ticket differ,
+    the same seed gives the same copies) instead of greedy decoding."""
 
     def __post_init__(self) -> None:
-        check_bool(f"{AUGMENT_KEY}.back_translation.enabled", self.enabled)
-        check_str(f"{AUGMENT_KEY}.back_translation.model", self.model)
-        check_str(f"{AUGMENT_KEY}.back_translation.reverse_model", self.reverse_model)
+        key = f"{AUGMENT_KEY}.back_translation"
+        check_bool(f"{key}.enabled", self.enabled)
+        check_str(f"{key}.model", self.model)
+        check_str(f"{key}.reverse_model", self.reverse_model)
+        check_fraction(f"{key}.share", self.share)
+        check_int(f"{key}.batch_size", self.batch_size, 1)
+        check_int(f"{key}.max_length", self.max_length, 1)
+        check_bool(f"{key}.sample", self.sample)
 
 
 @dataclass

@@ -17,7 +17,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     settings = cfg.data.image.augment
     with no_cache_files():
         train = read_split(layout.split(layout.cleaned, "train"))
-        combined, report = augment_train(train, settings, cfg.seed, num_proc=cfg.data.num_proc)
+        background = cfg.data.image.clean.background_rgb
+        combined, report = augment_train(
+            train, settings, cfg.seed, num_proc=cfg.data.num_proc, background=background
+        )
         metrics = {"method": "policy" if settings.enabled else "none", **report}
         outputs = (layout.augmented_train, layout.augment_metrics)
         with staged_outputs(layout.staging, *outputs) as (out, metrics_file):

@@ -28,12 +28,21 @@ def image_size(cfg: PipelineConfig) -> int:
     return int(cfg.data.image.clean.size.height)
 
 
+def image_background(cfg: PipelineConfig) -> tuple[int, int, int]:
+    """data.image.clean.background as (R, G, B): what transparent pixels become."""
+    return cfg.data.image.clean.background_rgb
+
+
 def class_names(layout: Layout) -> list[str]:
     return list(read_json(layout.schema_file)["classes"])
 
 
-def split_arrays(path: Path, size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 3, size, size) and class indices (n,) of one split file."""
+def split_arrays(
+    path: Path, size: int, classes: list[str], background: tuple[int, ...] = (255, 255, 255)
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 3, size, size) and class indices (n,) of one split file; images that
+    still carry transparency (data.image.clean.mode.target RGBA) are composited onto
+    `background` (image_background)."""
     from pipelines.modalities.image.preprocess import decode_images
 
     ds = read_split(path)
@@ -45,4 +54,6 @@ def split_arrays(path: Path, size: int, classes: list[str]) -> tuple[np.ndarray,
             f"{path}: label(s) {unknown[:3]} not in the label map of {len(classes)} classes "
             "(data/ingested/schema.json); rerun ingest"
         )
-    return decode_images(ds, size, IMAGE), np.array([index[v] for v in labels], dtype=np.int64)
+    return decode_images(ds, size, IMAGE, background), np.array(
+        [index[v] for v in labels], dtype=np.int64
+    )

@@ -15,7 +15,12 @@ import torch
 
 from pipelines.config import PipelineConfig
 from pipelines.layout import Layout
-from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
+from pipelines.modalities.image.plugins.common import (
+    class_names,
+    image_background,
+    image_size,
+    split_arrays,
+)
 
 MISCLASSIFIED_SHOWN = 32
 
@@ -37,12 +42,16 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     module = load_image_checkpoint(layout.checkpoint)
     classes = class_names(layout)
     size = image_size(cfg)
-    raw_test, y_test = split_arrays(layout.split(layout.cleaned, "test"), size, classes)
+    raw_test, y_test = split_arrays(
+        layout.split(layout.cleaned, "test"), size, classes, image_background(cfg)
+    )
     x_test = normalise(raw_test, list(module.hparams.mean), list(module.hparams.std))
-    raw_val, y_val = split_arrays(layout.split(layout.cleaned, "val"), size, classes)
+    raw_val, y_val = split_arrays(
+        layout.split(layout.cleaned, "val"), size, classes, image_background(cfg)
+    )
     x_val = normalise(raw_val, list(module.hparams.mean), list(module.hparams.std))
     del raw_val
-    raw_train, y_train = split_arrays(layout.augmented_train, size, classes)
+    raw_train, y_train = split_arrays(layout.augmented_train, size, classes, image_background(cfg))
     baselines = fit_baselines(texture_features(raw_train), y_train, cfg.seed)
     del raw_train
     features_test = texture_features(raw_test)

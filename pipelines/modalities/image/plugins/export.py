@@ -43,7 +43,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     classes, size = class_names(layout), image_size(cfg)
     mean, std = list(module.hparams.mean), list(module.hparams.std)
     clean_size = cfg.data.image.clean.size
-    preprocessing = image_preprocessing(size, mean, std, clean_size.fit, clean_size.pad_value)
+    background = cfg.data.image.clean.background_rgb
+    preprocessing = image_preprocessing(
+        size, mean, std, clean_size.fit, clean_size.pad_value, background
+    )
 
     def check(folder: Path, variant: str, model_file: Path) -> dict[str, float]:
         # the folder alone, fed image files as a deployer would, must give what the pipeline
@@ -54,7 +57,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         test = read_split(layout.split(layout.cleaned, "test"))
         test = test.select(range(min(PARITY_IMAGES, len(test))))
         from_folder = _folder_scores(folder, test, classes, score_image_files)
-        x = normalise(decode_images(test, size, IMAGE), mean, std)
+        x = normalise(decode_images(test, size, IMAGE, background), mean, std)
         # one batch, as the folder's scorer sends them: dynamic INT8 quantizes per batch
         expected = onnx_image_probabilities(model_file, x, batch_size=len(x))
         vs_pytorch = float(np.abs(from_folder - multiclass_probabilities(module, x)).max())

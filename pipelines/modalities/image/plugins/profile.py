@@ -42,7 +42,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             image_profile_png(report, folder / "profile.png")
             grid = folder / "samples.png"
             per_class = settings.samples_per_class
-            sample_grid_png(splits["train"], grid, per_class, IMAGE, LABEL, seed=cfg.seed)
+            background = cfg.data.image.clean.background_rgb
+            sample_grid_png(splits["train"], grid, per_class, IMAGE, LABEL, cfg.seed, background)
             png, html = folder / "profile.png", folder / "profile.html"
             image_profile_html(report, png, html, failures, grid)
 

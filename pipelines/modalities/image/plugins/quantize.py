@@ -10,7 +10,12 @@ from typing import Any
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
-from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
+from pipelines.modalities.image.plugins.common import (
+    class_names,
+    image_background,
+    image_size,
+    split_arrays,
+)
 
 PARITY_BATCHES = (1, 3, 32)
 
@@ -29,7 +34,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             f"images but data.image.clean.size.height = {size}; rerun train"
         )
     # calibration on images the model never trained on, normalised as training did
-    raw_val, _ = split_arrays(layout.split(layout.cleaned, "val"), size, class_names(layout))
+    raw_val, _ = split_arrays(
+        layout.split(layout.cleaned, "val"), size, class_names(layout), image_background(cfg)
+    )
     calibration = normalise(raw_val, list(module.hparams.mean), list(module.hparams.std))
     return quantize_multiclass(
         cfg,

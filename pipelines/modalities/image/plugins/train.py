@@ -9,7 +9,12 @@ from typing import Any
 
 from pipelines.config import PipelineConfig
 from pipelines.layout import Layout
-from pipelines.modalities.image.plugins.common import class_names, image_size, split_arrays
+from pipelines.modalities.image.plugins.common import (
+    class_names,
+    image_background,
+    image_size,
+    split_arrays,
+)
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
@@ -24,8 +29,10 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     check_hardware(cfg)
     classes, size = class_names(layout), image_size(cfg)
-    raw_train, y_train = split_arrays(layout.augmented_train, size, classes)
-    raw_val, y_val = split_arrays(layout.split(layout.cleaned, "val"), size, classes)
+    raw_train, y_train = split_arrays(layout.augmented_train, size, classes, image_background(cfg))
+    raw_val, y_val = split_arrays(
+        layout.split(layout.cleaned, "val"), size, classes, image_background(cfg)
+    )
     # train split only: val/test statistics would leak into the model's input
     mean, std = channel_statistics(raw_train)
     x_train, x_val = normalise(raw_train, mean, std), normalise(raw_val, mean, std)

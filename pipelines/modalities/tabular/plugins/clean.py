@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from pipelines.config import PipelineConfig
+from pipelines.data.schema_inference import stage_schema
 from pipelines.io import read_split, scratch_dir, staged_outputs, write_json
 from pipelines.layout import SPLITS, Layout
 from pipelines.modalities.tabular.cleaning import clean_splits, write_quarantine
@@ -27,7 +28,7 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         folder.mkdir()
         result = clean_splits(
             splits,
-            cfg.data.schema,
+            stage_schema(cfg, layout),
             cfg.data.clean,
             cfg.seed,
             work,

@@ -49,33 +49,16 @@ def _load_tickets(cfg: PipelineConfig, work: Path) -> tuple[Dataset, str]:
     return load_source(source, cfg.seed, work)
 
 
-def require_utf8(path: Path, chunk: int = 1 << 20) -> None:
+def require_utf8(path: Path) -> None:
     """Text files must be UTF-8: a cp1252 file read as UTF-8 fails deep inside the csv/json
     builders with a byte offset and no file name."""
+    from pipelines.data.file_checks import utf8_problem
+
     if not path.is_file() or path.suffix.lower() in (".parquet", ".arrow"):
         return
-    import codecs
-
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as err:
-                raise PipelineError(
-                    f"{path}: not UTF-8 (byte {offset + err.start} is {block[err.start]:#04x}); "
-                    "expected a UTF-8 text file (re-save it as UTF-8, e.g. `iconv -f cp1252 "
-                    "-t utf-8`)"
-                ) from None
-            offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise PipelineError(
-                f"{path}: not UTF-8 (the file ends inside a multi-byte character); expected a "
-                "UTF-8 text file"
-            ) from None
+    problem = utf8_problem(path)
+    if problem is not None:
+        raise PipelineError(problem)
 
 
 def conform_tickets(
