@@ -162,6 +162,7 @@ def test_dvc_yaml_declares_the_paths_the_stages_write() -> None:
         layout.train_history,
         layout.onnx_dir,
         layout.quantize_metrics,
+        layout.baselines_onnx_dir,
         layout.evaluate_metrics,
         layout.headline_metrics,
         layout.roc_curves,
@@ -255,11 +256,11 @@ def test_keys_with_an_upper_bound_are_also_tested_above_it() -> None:
 UNBOUNDED_BY_DESIGN = {"train.pos_weight"}
 
 
-# the text and image settings check their ranges in their dataclasses' __post_init__
-# (pipelines/modalities/text/rules_config.py, pipelines/modalities/image/config.py), so the
-# libraries refuse them too
-# when used without the config; the test below holds every one of them to it
-SELF_CHECKED = ("data.text.", "data.image.")
+# the text, image and series settings check their ranges in their dataclasses' __post_init__
+# (pipelines/modalities/{text/rules_config,image/config,timeseries/config}.py), so the
+# libraries refuse them too when used without the config; the test below holds every one of
+# them to it
+SELF_CHECKED = ("data.text.", "data.image.", "data.timeseries.")
 
 
 def test_every_numeric_key_of_the_schema_declares_its_range() -> None:
