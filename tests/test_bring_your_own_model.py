@@ -96,7 +96,14 @@ def test_a_users_own_model_runs_through_all_eight_stages(tmp_path: Path) -> None
     user = readme_model_module(tmp_path / "user")
     params = small_params(
         tmp_path / "params.yaml",
-        [*USER_MODEL, "trainer.max_epochs=1", "quantize.distill.epochs=1"],
+        [
+            *USER_MODEL,
+            "trainer.max_epochs=1",
+            "quantize.distill.epochs=1",
+            # ship the user's network, whatever the baselines measure (rule best could pick one)
+            "export.select.rule=variant",
+            "export.select.variant=fp32",
+        ],
     )
     root = tmp_path / "run"
     stage_env = env() | {"PYTHONPATH": os.pathsep.join([str(user), str(clone)])}

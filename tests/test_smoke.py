@@ -11,6 +11,7 @@ import numpy as np
 
 from pipelines.config import load_params
 from pipelines.layout import Layout
+from pipelines.serve.config import load_serve_config
 from pipelines.serve.model import load_model
 from tests.modality_runs import assert_every_declared_output_exists, run_pipeline
 from tests.small import small_params
@@ -37,8 +38,7 @@ def test_every_stage_runs_on_a_tiny_table_and_ships_a_model_that_serves(tmp_path
     card = json.loads((layout.export_dir / "model_card.json").read_text())
     report = json.loads(layout.evaluate_metrics.read_text())["variants"]
     assert card["selection"]["rule"].startswith("export.select: the candidate")
-    model = load_model(layout.export_dir)
-    rows = np.zeros((3, len(model.features)), dtype=np.float32)
-    scores = model.score(rows)
+    model = load_model(layout.export_dir, load_serve_config(overrides=["serve.warmup_rounds=0"]))
+    scores = model.score(model.adapter.collate([model.adapter.warm_input(3)]))
     assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
     assert any(name.endswith(card["variant"]) for name in report)
