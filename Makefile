@@ -17,16 +17,22 @@ run: setup
 	python -m pipelines.summary
 	python -m pipelines.reproducibility
 
+# Test modules run on TEST_WORKERS parallel workers (pytest-xdist), a module's tests on one
+# worker so its fixtures are built once, the longest measured modules first
+# (tests/durations.json); `make test TEST_WORKERS=0` runs them in one process.
+TEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: setup
-	python -m pytest -q --durations=20
+	python -m pytest -q --durations=20 $(PARALLEL)
 
 # the edit-test loop: modules measured fast (tests/durations.json) and one end-to-end run
 test-fast: setup
-	python -m pytest -q --fast
+	python -m pytest -q --fast $(PARALLEL)
 
 # refresh tests/durations.json from a full run (what test-fast selects by)
 durations: setup
-	python -m pytest -q --store-durations
+	python -m pytest -q --store-durations $(PARALLEL)
 
 docs: setup
 	mkdocs build --strict

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,13 +248,21 @@ def unknown_key_message(key: str) -> str | None:
     )
 
 
+@functools.cache
+def _schema() -> DictConfig:
+    """The schema as a config, built once: building it from the dataclasses is most of a
+    validation's time, and `OmegaConf.merge` copies its first argument, so this one is never
+    changed."""
+    return OmegaConf.structured(PipelineConfig)
+
+
 def validate(cfg: DictConfig | dict, source: str = "config") -> PipelineConfig:
     """Merge `cfg` onto the schema; unknown keys, wrong types and bad choices fail here."""
     raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     raw = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
     raw = split_extras(raw, source, TrainerConfig, CallbacksConfig)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), raw)
+        merged = OmegaConf.merge(_schema(), raw)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         unknown = unknown_key_message(key) if key != "?" else None

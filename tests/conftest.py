@@ -59,11 +59,35 @@ def fast_modules(durations: dict[str, float], collected: set[str]) -> set[str]:
     }
 
 
+def longest_first(items: list[pytest.Item], durations: dict[str, float]) -> list[pytest.Item]:
+    """Whole modules, the longest measured first, each module's tests in their own order.
+
+    `make test` runs modules on parallel workers (pytest-xdist `--dist loadfile`), which take
+    modules in collection order: starting the long ones first keeps one long module from
+    running alone at the end (longest-processing-time-first scheduling)."""
+    rank = {
+        module: index
+        for index, module in enumerate(
+            sorted(
+                dict.fromkeys(module_of(item.nodeid) for item in items),
+                key=lambda module: -durations.get(module, 0.0),
+            )
+        )
+    }
+    return sorted(items, key=lambda item: rank[module_of(item.nodeid)])
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--fast"):
-        return
     path: Path = config.getoption("--durations-file")
     durations = json.loads(path.read_text()) if path.is_file() else {}
+    if is_xdist_worker(config):
+        items[:] = longest_first(items, durations)
+    if not config.getoption("--fast"):
+        return
     keep = fast_modules(durations, {module_of(item.nodeid) for item in items})
     selected = [item for item in items if module_of(item.nodeid) in keep]
     deselected = [item for item in items if module_of(item.nodeid) not in keep]
@@ -77,6 +101,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # under pytest-xdist the controller sees every worker's reports; a worker writes nothing
+    if is_xdist_worker(session.config):
+        return
     if not session.config.getoption("--store-durations") or not _measured:
         return
     path: Path = session.config.getoption("--durations-file")
