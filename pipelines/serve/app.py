@@ -39,6 +39,7 @@ from pipelines.serve.metrics import ServeMetrics
 from pipelines.serve.model import LoadedModel, ModelHolder, load_warm
 from pipelines.serve.release import Outcome, Release
 from pipelines.serve.requests import BadRequest, parse_json
+from pipelines.serve.shadow import ShadowMirror, shares_input
 
 
 class ServerState:
@@ -62,7 +63,9 @@ class ServerState:
         self.release = Release(cfg.release, self.metrics)
         self.feedback = FeedbackStore(cfg.feedback)
         self.metrics.registry.register(QualityCollector(self.feedback, self.served_models))
-        self.background: set[asyncio.Task[None]] = set()  # shadow copies being scored
+        # a shadow reading requests as the primary does scores the primary's batches
+        self.mirror = ShadowMirror(self.release, self.metrics)
+        self.background: set[asyncio.Task[None]] = set()  # other shadows' copies being scored
 
     def served_models(self) -> list[LoadedModel]:
         """The primary and the release candidate, if any."""
@@ -73,9 +76,15 @@ class ServerState:
         return model.drift if model else None
 
     def on_batch(
-        self, model: LoadedModel, feeds: dict[str, np.ndarray], scores: np.ndarray
+        self,
+        model: LoadedModel,
+        feeds: dict[str, np.ndarray],
+        scores: np.ndarray,
+        counts: list[int],
     ) -> None:
-        """Runs on the scoring thread after each batch: score histogram, drift window."""
+        """Runs on the scoring thread after each batch: the shadow's copy of it (queued, not
+        waited for), score histogram, drift window."""
+        self.mirror.offer(model, feeds, counts)
         for score in top_scores(scores).tolist():
             self.metrics.scores.observe(score)
         self.metrics.rows.inc(len(scores))
@@ -190,7 +199,7 @@ async def _predict(state: ServerState, request: Request) -> Response:
         reason = " ".join(str(err).split())[:300] or type(err).__name__
         return _error(state, 500, "internal", f"internal error: {reason}", request_id)
     shadow = state.release.shadow()
-    if shadow is not None:
+    if shadow is not None and not shares_input(shadow, target):  # else scored by the mirror
         task = asyncio.get_running_loop().create_task(
             _shadow(state, shadow, body, request.headers.get("content-type", ""))
         )
@@ -253,8 +262,9 @@ _NONE = np.empty(0, dtype=np.float32)
 
 
 async def _shadow(state: ServerState, model: LoadedModel, body: bytes, content_type: str) -> None:
-    """Score a copy of an answered request on the shadow (parsed by its own adapter); its
-    outcome is recorded and judged, never answered."""
+    """Score a copy of an answered request on a shadow whose adapter reads requests
+    differently from the primary's (parsed by its own); its outcome is recorded and judged,
+    never answered."""
     try:
         parsed = await _parse(state, model, body, content_type)
         await _score(state, model, "shadow", parsed)
@@ -459,6 +469,7 @@ def create_app(cfg: ServeConfig) -> Starlette:
             state.metrics.ready.set(0)
             loader.cancel()
             await state.batcher.stop()
+            state.mirror.stop()
 
     app = Starlette(
         routes=[

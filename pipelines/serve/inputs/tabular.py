@@ -3,6 +3,7 @@ matrix per batch (pipelines.serve.requests.rows_matrix validates each row)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ class TabularInput(InputAdapter):
                 f"{len(features)} features"
             )
         return cls(features, declared.name)
+
+    @property
+    def input_signature(self) -> str:
+        return json.dumps([self.modality, self.input_name, self.features])
 
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         x = rows_matrix(parse_json(body), self.features, max_rows)
