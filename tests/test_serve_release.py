@@ -239,3 +239,28 @@ def test_a_shadow_reading_requests_differently_parses_and_scores_its_own_copy(fo
         _shadow_scored(srv.url, "canary", 10)
     assert all(a.status_code == 200 for a in answers)
     assert shadow.adapter.calls == 10
+
+
+def test_requests_sharing_a_failing_canary_batch_see_no_more_errors_than_the_rule_allows(
+    folders,
+) -> None:
+    """Concurrent requests batched together fail together on a broken canary; those its
+    rule's allowance does not cover are answered by the primary instead."""
+    batched = ["serve.release.share=1.0", "serve.max_wait_ms=200", "serve.max_batch=64"]
+    with running_server(folders["primary"], *release("canary", folders["canary"], *batched)) as srv:
+        canary = srv.state.release.candidate
+        canary.session = Broken()
+        answers = post_all(srv.url, [{"rows": b} for b in rows(30)])
+        status = httpx.get(f"{srv.url}/model").json()["release"]
+    failed = [a for a in answers if a.status_code != 200]
+    assert max(int(a.headers["x-batch-requests"]) for a in answers if a.status_code == 200) > 1
+    assert len(failed) == math.floor(MAX_ERROR_RATE * WINDOW) + 1
+    assert {a.json()["model_version"] for a in answers if a.status_code == 200} == {"primary"}
+    assert "canary: error_rate" in status["stopped"]
+
+
+class Broken:
+    """A canary session that fails every inference."""
+
+    def run(self, *args):
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : node Gemm_0 failed")

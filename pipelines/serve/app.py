@@ -186,7 +186,16 @@ async def _predict(state: ServerState, request: Request) -> Response:
         body = await _read_body(request, state.cfg.max_body_bytes)
         content_type = request.headers.get("content-type", "")
         parsed = await _parse(state, target, body, content_type)
-        scored = await _score(state, target, "canary" if canary else "primary", parsed)
+        try:
+            scored = await _score(state, target, "canary" if canary else "primary", parsed)
+        except CandidateStopped:
+            # the canary failed this request after its rule had already stopped it (a
+            # batch-mate's failure did): the primary answers it, as every later request,
+            # so no client sees more of a canary's errors than the rule allows
+            if not shares_input(target, model):
+                parsed = await _parse(state, model, body, content_type)
+            target = model
+            scored = await _score(state, model, "primary", parsed)
     except BadRequest as err:
         return _error(state, err.status, err.kind, str(err), request_id)
     except QueueFull as err:
@@ -241,7 +250,10 @@ async def _score(state: ServerState, model: LoadedModel, role: str, parsed: Pars
     except ScoringError:
         metrics.version_requests.labels(version=version, role=role, outcome="error").inc()
         if role != "primary":
-            state.release.record(model, Outcome(False, time.perf_counter() - started, _NONE))
+            release = state.release
+            tripped = release.record(model, Outcome(False, time.perf_counter() - started, _NONE))
+            if role == "canary" and tripped is None and release.candidate is not model:
+                raise CandidateStopped() from None
         raise
     elapsed = time.perf_counter() - started
     top = top_scores(scored.scores)
@@ -259,6 +271,10 @@ async def _score(state: ServerState, model: LoadedModel, role: str, parsed: Pars
 
 
 _NONE = np.empty(0, dtype=np.float32)
+
+
+class CandidateStopped(ScoringError):
+    """A canary's failure on a request it received before its rule stopped it."""
 
 
 async def _shadow(state: ServerState, model: LoadedModel, body: bytes, content_type: str) -> None:
