@@ -8,13 +8,20 @@ token only) makes the candidate the primary."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
+from pipelines.serve.config import load_serve_config
+from pipelines.serve.metrics import ServeMetrics
+from pipelines.serve.model import load_model
+from pipelines.serve.release import Release
+from pipelines.serve.shadow import MAX_BACKLOG, ShadowMirror
 from tests.serve_helpers import (
     BEARER,
     admin_overrides,
@@ -264,3 +271,41 @@ class Broken:
 
     def run(self, *args):
         raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : node Gemm_0 failed")
+
+
+class Gated:
+    """A session whose inferences wait for `gate`: a shadow slower than the traffic."""
+
+    def __init__(self, real, gate: threading.Event) -> None:
+        self.real, self.gate = real, gate
+
+    def run(self, *args):
+        assert self.gate.wait(10)
+        return self.real.run(*args)
+
+
+def test_a_shadow_that_falls_behind_drops_batches_and_counts_them(folders) -> None:
+    """The primary never waits for its shadow: past MAX_BACKLOG batches, copies are dropped."""
+    cfg = load_serve_config(
+        overrides=["serve.warmup_rounds=0", *release("shadow", folders["canary"])]
+    )
+    metrics = ServeMetrics(cfg.max_batch)
+    candidates = Release(cfg.release, metrics)
+    primary, shadow = load_model(folders["primary"], cfg), load_model(folders["canary"], cfg)
+    candidates.start(shadow)
+    gate = threading.Event()
+    shadow.session = Gated(shadow.session, gate)
+    mirror = ShadowMirror(candidates, metrics)
+    feeds = primary.adapter.collate([primary.adapter.warm_input(3)])
+    started = time.perf_counter()
+    taken = [mirror.offer(primary, feeds, [1, 2]) for _ in range(5)]  # 5 batches of 2 requests
+    assert time.perf_counter() - started < 0.5  # offering never waits for the shadow
+    gate.set()
+    mirror.stop()
+    page = samples(generate_latest(metrics.registry).decode())
+    assert taken == [True] * 5
+    assert page[("serve_errors_total", (("kind", "shadow_dropped"),))] == 2 * (5 - MAX_BACKLOG)
+    scored = ("serve_version_requests_total", (("outcome", "ok"), ("role", "shadow"),
+                                               ("version", "canary")))  # fmt: skip
+    assert page[scored] == 2 * MAX_BACKLOG
+    assert not mirror.offer(shadow, feeds, [3])  # the shadow's own batches are not mirrored
