@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from results_file import add_record_flag, write_results  # noqa: E402
-from serving import Server, http_requests  # noqa: E402
+from serving import Server, exchange, http_requests  # noqa: E402
 from serving_modalities import text_bodies  # noqa: E402
 
 
@@ -83,14 +83,8 @@ async def _client(
     try:
         while time.monotonic() < stop_at:
             started = time.time()
-            writer.write(requests[(offset + sent) % len(requests)])
+            head = await exchange(reader, writer, requests[(offset + sent) % len(requests)])
             sent += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
             log.append((started, time.time(), int(head[9:12])))
     finally:
         writer.close()

@@ -65,10 +65,6 @@ class ImageInput(InputAdapter):
             raise PipelineError(f"{folder / CARD}: key 'preprocessing': {err}") from None
         return adapter
 
-    @property
-    def input_signature(self) -> str:
-        return self._signature
-
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         if content_type.split(";")[0].strip().lower() == "multipart/form-data":
             files = _form_files(body, content_type)

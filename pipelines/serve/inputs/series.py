@@ -50,10 +50,6 @@ class SeriesInput(InputAdapter):
             raise PipelineError(f"{folder / CARD}: key 'preprocessing': {err}") from None
         return adapter
 
-    @property
-    def input_signature(self) -> str:
-        return self._signature
-
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         windows = listed(parse_json(body), WINDOWS, self.example, "window", max_rows)
         raw = np.stack([self._readings(i, w) for i, w in enumerate(windows)])

@@ -24,6 +24,7 @@ class TabularInput(InputAdapter):
 
     def __init__(self, features: list[str], input_name: str) -> None:
         self.features, self.input_name = features, input_name
+        self._signature = json.dumps([self.modality, input_name, features])
 
     @classmethod
     def open(
@@ -54,10 +55,6 @@ class TabularInput(InputAdapter):
                 f"{len(features)} features"
             )
         return cls(features, declared.name)
-
-    @property
-    def input_signature(self) -> str:
-        return json.dumps([self.modality, self.input_name, self.features])
 
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         x = rows_matrix(parse_json(body), self.features, max_rows)

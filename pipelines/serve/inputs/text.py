@@ -67,10 +67,6 @@ class TextInput(InputAdapter):
         reject = cfg.text.on_too_long == "reject"
         return cls(tokenizer, int(padding["pad_id"]), int(truncation["max_length"]), reject)
 
-    @property
-    def input_signature(self) -> str:
-        return self._signature
-
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         texts = listed(parse_json(body), "texts", self.example, "text", max_rows)
         for i, text in enumerate(check_strings(texts, "texts", "a string")):
