@@ -115,6 +115,20 @@ def http_requests(bodies: list[dict[str, Any]], host: str) -> list[bytes]:
     return out
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> bytes:
+    """Send one pre-built request and read its whole answer; its head (status at [9:12])."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return head
+
+
 async def _client(
     host: str, port: int, requests: list[bytes], offset: int, warm_until: float, stop_at: float,
     latencies: list[float], failures: list[int],
@@ -123,14 +137,8 @@ async def _client(
     sent = 0
     try:
         while (now := time.perf_counter()) < stop_at:
-            writer.write(requests[(offset + sent) % len(requests)])
+            head = await exchange(reader, writer, requests[(offset + sent) % len(requests)])
             sent += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
             if now >= warm_until:  # requests started in the warm-up second are not counted
                 latencies.append(time.perf_counter() - now)
                 if head[9:12] != b"200":

@@ -1,12 +1,14 @@
 """The model server on text and image export folders, under load on loopback:
 
-    python benchmarks/serving_modalities.py [--seconds 2] [--rounds 1] [--record]
+    python benchmarks/serving_modalities.py [--seconds 2] [--rounds 1] [--shadow-only] [--record]
 
 1. Throughput and p50/p99 latency with 1, 8 and 64 closed-loop clients (one text or one image
    per request), with dynamic batching on (the default config) and off (one inference per
    request), and on with a shadow (the same folder scoring a copy of every request: what a
    shadow release costs), with the method and load client of benchmarks/serving.py. Server
    CPU seconds per request come from its process_cpu_seconds_total.
+   `--shadow-only` runs only batching on with and without the shadow (the shadow's cost: CPU
+   per request of the two, same run, turns taken side by side) and writes serving_shadow.json.
 2. Text padding: one ONNX Runtime call on 64 texts of 1-6 words padded to the longest in
    the batch (what the server does) vs padded to the tokenizer's max_length.
 
@@ -64,9 +66,9 @@ def image_bodies(files: list[Path]) -> list[dict[str, Any]]:
 
 
 def measure(
-    folder: Path, bodies: list[dict[str, Any]], seconds: float, rounds: int
+    folder: Path, bodies: list[dict[str, Any]], seconds: float, rounds: int, names: list[str]
 ) -> list[dict[str, Any]]:
-    servers = {mode: Server(folder, overrides) for mode, overrides in modes(folder).items()}
+    servers = {mode: Server(folder, modes(folder)[mode]) for mode in names}
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
     try:
@@ -90,6 +92,10 @@ def measure(
         # every request sent, warm-up included, used the CPU measured
         sent = sum(len(r["latencies"]) for r in mode_runs) or 1
         point["cpu_ms_per_request"] = 1000 * sum(cpu[(mode, clients)]) / sent
+        point["per_round_cpu_ms_per_request"] = [
+            1000 * spent / (len(run["latencies"]) or 1)
+            for spent, run in zip(cpu[(mode, clients)], mode_runs, strict=True)
+        ]
         points.append(point)
         print(json.dumps(point), flush=True)
     return points
@@ -135,8 +141,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds per turn")
     parser.add_argument("--rounds", type=int, default=1, help="turns per mode and client count")
+    parser.add_argument(
+        "--shadow-only",
+        action="store_true",
+        help="only batching on, with and without a shadow (writes serving_shadow.json)",
+    )
     add_record_flag(parser)
     args = parser.parse_args()
+    names = ["batching_on", "batching_on_shadow"] if args.shadow_only else list(modes(REPO))
     from tests.test_image_export_folder import export_image_folder
     from tests.test_text_export_folder import export_text_folder
 
@@ -149,13 +161,47 @@ def main() -> None:
         results = {
             "command": "python benchmarks/serving_modalities.py " + " ".join(sys.argv[1:]),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-            "text": measure(text["folder"], text_bodies(), args.seconds, args.rounds),
+            "text": measure(text["folder"], text_bodies(), args.seconds, args.rounds, names),
             "image": measure(
-                image["folder"], image_bodies(image["files"]), args.seconds, args.rounds
+                image["folder"], image_bodies(image["files"]), args.seconds, args.rounds, names
             ),
-            "text_padding": padding(text["folder"]),
         }
-    write_results("serving_modalities", results, args.record)
+        if args.shadow_only:
+            results["shadow_cpu_ratio"] = shadow_ratios(results)
+        else:
+            results["text_padding"] = padding(text["folder"])
+    write_results(
+        "serving_shadow" if args.shadow_only else "serving_modalities", results, args.record
+    )
+
+
+def shadow_ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """CPU per request with the shadow over without, per modality and client count: over the
+    whole run, and per round (the two servers' turns back to back, so a burst of another
+    job's load on the shared machine hits one round's pair, not one server)."""
+    ratios = {}
+    for modality in ("text", "image"):
+        points = {(p["mode"], p["clients"]): p for p in results[modality]}
+        for clients in CLIENTS:
+            shadow, alone = (
+                points[("batching_on_shadow", clients)],
+                points[("batching_on", clients)],
+            )
+            rounds = [
+                s / a
+                for s, a in zip(
+                    shadow["per_round_cpu_ms_per_request"],
+                    alone["per_round_cpu_ms_per_request"],
+                    strict=True,
+                )
+            ]
+            ratios[f"{modality}_{clients}_clients"] = {
+                "whole_run": shadow["cpu_ms_per_request"] / alone["cpu_ms_per_request"],
+                "median_of_rounds": float(np.median(rounds)),
+                "per_round": rounds,
+            }
+    print(json.dumps(ratios), flush=True)
+    return ratios
 
 
 if __name__ == "__main__":

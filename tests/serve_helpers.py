@@ -3,6 +3,7 @@ server (uvicorn on a free port) on a thread of the test process."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from pipelines.io import read_columns
@@ -153,3 +155,13 @@ def multiclass_table_folder(
         (folder / "labels.json").write_text(json.dumps({"labels": TABLE_CLASSES}))
     (folder / "model_card.json").write_text(json.dumps(card))
     return TABLE_FEATURES, ["legit", "fraud"] if binary else TABLE_CLASSES
+
+
+def post_all(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    """POST each body to /predict at once (concurrent requests, so they can share batches)."""
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(*(client.post(f"{url}/predict", json=b) for b in bodies))
+
+    return asyncio.run(send())

@@ -6,7 +6,6 @@ the field, counted by kind; and every answer carries a request id."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -23,7 +22,7 @@ from pipelines.modalities.image.export_folder import score_image_files
 from pipelines.modalities.text.export_folder import score_texts
 from pipelines.serve.config import load_serve_config
 from pipelines.serve.model import load_model
-from tests.serve_helpers import multiclass_table_folder, running_server
+from tests.serve_helpers import multiclass_table_folder, post_all, running_server
 from tests.test_image_export_folder import export_image_folder
 from tests.test_serve import samples
 from tests.test_text_export_folder import MAX_LEN, export_text_folder
@@ -64,11 +63,6 @@ def assert_same_predictions(served: list[dict], reference: list[dict], names: li
         assert p["probability"] == max(p["probabilities"].values())
 
 
-async def _post_all(url: str, bodies: list[dict]) -> list[httpx.Response]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        return await asyncio.gather(*(client.post(f"{url}/predict", json=b) for b in bodies))
-
-
 def test_a_text_folder_answers_what_its_own_scorer_gives_alone_and_batched(text_export) -> None:
     folder, names = text_export["folder"], text_export["names"]
     reference = score_texts(folder, TEXTS)
@@ -76,7 +70,7 @@ def test_a_text_folder_answers_what_its_own_scorer_gives_alone_and_batched(text_
         card = httpx.get(f"{srv.url}/model").json()
         alone = httpx.post(f"{srv.url}/predict", json={"texts": TEXTS}).json()
         # one text per request, sent together: one inference pads them to the longest
-        answers = asyncio.run(_post_all(srv.url, [{"texts": [t]} for t in TEXTS]))
+        answers = post_all(srv.url, [{"texts": [t]} for t in TEXTS])
     assert card["modality"] == "text" and card["labels"] == names
     assert len(alone["request_id"]) == 32 and alone["model_version"]
     assert_same_predictions(alone["predictions"], reference, names)
@@ -120,7 +114,7 @@ def test_an_image_folder_answers_what_its_own_scorer_gives_as_json_and_upload(
         card = httpx.get(f"{srv.url}/model").json()
         as_json = httpx.post(f"{srv.url}/predict", json={"images": encoded})
         uploaded = httpx.post(f"{srv.url}/predict", files=uploads)
-        answers = asyncio.run(_post_all(srv.url, [{"images": [e]} for e in encoded]))
+        answers = post_all(srv.url, [{"images": [e]} for e in encoded])
     assert card["modality"] == "image" and card["labels"] == names
     assert as_json.status_code == 200, as_json.text
     assert_same_predictions(as_json.json()["predictions"], reference, names)

@@ -8,17 +8,25 @@ token only) makes the candidate the primary."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
+from pipelines.serve.config import load_serve_config
+from pipelines.serve.metrics import ServeMetrics
+from pipelines.serve.model import load_model
+from pipelines.serve.release import Release
+from pipelines.serve.shadow import MAX_BACKLOG, ShadowMirror
 from tests.serve_helpers import (
     BEARER,
     admin_overrides,
     multiclass_table_folder,
+    post_all,
     running_server,
 )
 from tests.test_serve import samples
@@ -119,7 +127,15 @@ def test_a_canary_whose_scores_move_away_from_the_primary_is_rolled_back(folders
     with running_server(
         folders["primary"], *release("canary", folders["sharp"], "serve.release.share=0.5")
     ) as srv:
-        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(200)]
+        # keyed requests: the same routing on every run, and keys that give the primary its
+        # min_requests (20) scores before the canary's 20th request (at random, it had fewer
+        # in about half the runs, and the canary was judged at its 30th or 40th)
+        answers = [
+            httpx.post(
+                f"{srv.url}/predict", json={"rows": b}, headers={"x-request-key": f"user-{i}"}
+            )
+            for i, b in enumerate(rows(200))
+        ]
         status = httpx.get(f"{srv.url}/model").json()["release"]
         page = samples(httpx.get(f"{srv.url}/metrics").text)
     assert all(a.status_code == 200 for a in answers)
@@ -173,3 +189,123 @@ def test_promote_needs_the_admin_token_and_makes_the_canary_the_primary(
     assert again.status_code == 409 and "no canary or shadow" in again.json()["error"]
     assert info[("serve_model_info", (("model", "linear"), ("variant", ""),
                                       ("version", "canary")))] == 1  # fmt: skip
+
+
+class Counting:
+    """Counts the calls of one method of an object it stands in for."""
+
+    def __init__(self, real, method: str) -> None:
+        self.real, self.method, self.calls = real, method, 0
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.real, name)
+        if name != self.method:
+            return attr
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def _shadow_scored(url: str, version: str, n: int) -> None:
+    deadline = time.monotonic() + 10
+    key = ("serve_version_requests_total", (("outcome", "ok"), ("role", "shadow"),
+                                            ("version", version)))  # fmt: skip
+    while samples(httpx.get(f"{url}/metrics").text).get(key, 0) < n:
+        assert time.monotonic() < deadline, "shadow copies not scored"
+        time.sleep(0.05)
+
+
+def test_a_shadow_reading_requests_as_the_primary_does_is_scored_on_the_primarys_batches(
+    folders,
+) -> None:
+    """Nothing is parsed twice and the shadow runs one inference per batch of the primary's,
+    whatever the number of requests in it."""
+    batched = ["serve.max_wait_ms=100", "serve.max_batch=64"]
+    with running_server(folders["primary"], *release("shadow", folders["canary"]), *batched) as srv:
+        shadow = srv.state.release.candidate
+        shadow.session = Counting(shadow.session, "run")
+        shadow.adapter = Counting(shadow.adapter, "parse")
+        answers = post_all(srv.url, [{"rows": b} for b in rows(24)])
+        _shadow_scored(srv.url, "canary", 24)
+    assert all(a.status_code == 200 for a in answers)
+    batches = {a.headers["x-batch-id"] for a in answers}
+    assert len(batches) < len(answers)  # some requests shared a batch
+    assert shadow.session.calls == len(batches) and shadow.adapter.calls == 0
+
+
+def test_a_shadow_reading_requests_differently_parses_and_scores_its_own_copy(folders) -> None:
+    with running_server(folders["primary"], *release("shadow", folders["canary"])) as srv:
+        shadow = srv.state.release.candidate
+        other = type("OtherReading", (type(shadow.adapter),), {"input_signature": "other"})
+        shadow.adapter.__class__ = other  # say it reads bodies its own way
+        shadow.adapter = Counting(shadow.adapter, "parse")
+        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(10)]
+        _shadow_scored(srv.url, "canary", 10)
+    assert all(a.status_code == 200 for a in answers)
+    assert shadow.adapter.calls == 10
+
+
+def test_requests_sharing_a_failing_canary_batch_see_no_more_errors_than_the_rule_allows(
+    folders,
+) -> None:
+    """Concurrent requests batched together fail together on a broken canary; those its
+    rule's allowance does not cover are answered by the primary instead."""
+    batched = ["serve.release.share=1.0", "serve.max_wait_ms=200", "serve.max_batch=64"]
+    with running_server(folders["primary"], *release("canary", folders["canary"], *batched)) as srv:
+        canary = srv.state.release.candidate
+        canary.session = Broken()
+        answers = post_all(srv.url, [{"rows": b} for b in rows(30)])
+        status = httpx.get(f"{srv.url}/model").json()["release"]
+    failed = [a for a in answers if a.status_code != 200]
+    assert max(int(a.headers["x-batch-requests"]) for a in answers if a.status_code == 200) > 1
+    assert len(failed) == math.floor(MAX_ERROR_RATE * WINDOW) + 1
+    assert {a.json()["model_version"] for a in answers if a.status_code == 200} == {"primary"}
+    assert "canary: error_rate" in status["stopped"]
+
+
+class Broken:
+    """A canary session that fails every inference."""
+
+    def run(self, *args):
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : node Gemm_0 failed")
+
+
+class Gated:
+    """A session whose inferences wait for `gate`: a shadow slower than the traffic."""
+
+    def __init__(self, real, gate: threading.Event) -> None:
+        self.real, self.gate = real, gate
+
+    def run(self, *args):
+        assert self.gate.wait(10)
+        return self.real.run(*args)
+
+
+def test_a_shadow_that_falls_behind_drops_batches_and_counts_them(folders) -> None:
+    """The primary never waits for its shadow: past MAX_BACKLOG batches, copies are dropped."""
+    cfg = load_serve_config(
+        overrides=["serve.warmup_rounds=0", *release("shadow", folders["canary"])]
+    )
+    metrics = ServeMetrics(cfg.max_batch)
+    candidates = Release(cfg.release, metrics)
+    primary, shadow = load_model(folders["primary"], cfg), load_model(folders["canary"], cfg)
+    candidates.start(shadow)
+    gate = threading.Event()
+    shadow.session = Gated(shadow.session, gate)
+    mirror = ShadowMirror(candidates, metrics)
+    feeds = primary.adapter.collate([primary.adapter.warm_input(3)])
+    started = time.perf_counter()
+    taken = [mirror.offer(primary, feeds, [1, 2]) for _ in range(5)]  # 5 batches of 2 requests
+    assert time.perf_counter() - started < 0.5  # offering never waits for the shadow
+    gate.set()
+    mirror.stop()
+    page = samples(generate_latest(metrics.registry).decode())
+    assert taken == [True] * 5
+    assert page[("serve_errors_total", (("kind", "shadow_dropped"),))] == 2 * (5 - MAX_BACKLOG)
+    scored = ("serve_version_requests_total", (("outcome", "ok"), ("role", "shadow"),
+                                               ("version", "canary")))  # fmt: skip
+    assert page[scored] == 2 * MAX_BACKLOG
+    assert not mirror.offer(shadow, feeds, [3])  # the shadow's own batches are not mirrored

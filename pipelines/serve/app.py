@@ -39,6 +39,7 @@ from pipelines.serve.metrics import ServeMetrics
 from pipelines.serve.model import LoadedModel, ModelHolder, load_warm
 from pipelines.serve.release import Outcome, Release
 from pipelines.serve.requests import BadRequest, parse_json
+from pipelines.serve.shadow import ShadowMirror, shares_input
 
 
 class ServerState:
@@ -62,7 +63,9 @@ class ServerState:
         self.release = Release(cfg.release, self.metrics)
         self.feedback = FeedbackStore(cfg.feedback)
         self.metrics.registry.register(QualityCollector(self.feedback, self.served_models))
-        self.background: set[asyncio.Task[None]] = set()  # shadow copies being scored
+        # a shadow reading requests as the primary does scores the primary's batches
+        self.mirror = ShadowMirror(self.release, self.metrics)
+        self.background: set[asyncio.Task[None]] = set()  # other shadows' copies being scored
 
     def served_models(self) -> list[LoadedModel]:
         """The primary and the release candidate, if any."""
@@ -73,9 +76,15 @@ class ServerState:
         return model.drift if model else None
 
     def on_batch(
-        self, model: LoadedModel, feeds: dict[str, np.ndarray], scores: np.ndarray
+        self,
+        model: LoadedModel,
+        feeds: dict[str, np.ndarray],
+        scores: np.ndarray,
+        counts: list[int],
     ) -> None:
-        """Runs on the scoring thread after each batch: score histogram, drift window."""
+        """Runs on the scoring thread after each batch: the shadow's copy of it (queued, not
+        waited for), score histogram, drift window."""
+        self.mirror.offer(model, feeds, counts)
         for score in top_scores(scores).tolist():
             self.metrics.scores.observe(score)
         self.metrics.rows.inc(len(scores))
@@ -177,7 +186,16 @@ async def _predict(state: ServerState, request: Request) -> Response:
         body = await _read_body(request, state.cfg.max_body_bytes)
         content_type = request.headers.get("content-type", "")
         parsed = await _parse(state, target, body, content_type)
-        scored = await _score(state, target, "canary" if canary else "primary", parsed)
+        try:
+            scored = await _score(state, target, "canary" if canary else "primary", parsed)
+        except CandidateStopped:
+            # the canary failed this request after its rule had already stopped it (a
+            # batch-mate's failure did): the primary answers it, as every later request,
+            # so no client sees more of a canary's errors than the rule allows
+            if not shares_input(target, model):
+                parsed = await _parse(state, model, body, content_type)
+            target = model
+            scored = await _score(state, model, "primary", parsed)
     except BadRequest as err:
         return _error(state, err.status, err.kind, str(err), request_id)
     except QueueFull as err:
@@ -190,7 +208,7 @@ async def _predict(state: ServerState, request: Request) -> Response:
         reason = " ".join(str(err).split())[:300] or type(err).__name__
         return _error(state, 500, "internal", f"internal error: {reason}", request_id)
     shadow = state.release.shadow()
-    if shadow is not None:
+    if shadow is not None and not shares_input(shadow, target):  # else scored by the mirror
         task = asyncio.get_running_loop().create_task(
             _shadow(state, shadow, body, request.headers.get("content-type", ""))
         )
@@ -232,7 +250,10 @@ async def _score(state: ServerState, model: LoadedModel, role: str, parsed: Pars
     except ScoringError:
         metrics.version_requests.labels(version=version, role=role, outcome="error").inc()
         if role != "primary":
-            state.release.record(model, Outcome(False, time.perf_counter() - started, _NONE))
+            release = state.release
+            tripped = release.record(model, Outcome(False, time.perf_counter() - started, _NONE))
+            if role == "canary" and tripped is None and release.candidate is not model:
+                raise CandidateStopped() from None
         raise
     elapsed = time.perf_counter() - started
     top = top_scores(scored.scores)
@@ -252,9 +273,14 @@ async def _score(state: ServerState, model: LoadedModel, role: str, parsed: Pars
 _NONE = np.empty(0, dtype=np.float32)
 
 
+class CandidateStopped(ScoringError):
+    """A canary's failure on a request it received before its rule stopped it."""
+
+
 async def _shadow(state: ServerState, model: LoadedModel, body: bytes, content_type: str) -> None:
-    """Score a copy of an answered request on the shadow (parsed by its own adapter); its
-    outcome is recorded and judged, never answered."""
+    """Score a copy of an answered request on a shadow whose adapter reads requests
+    differently from the primary's (parsed by its own); its outcome is recorded and judged,
+    never answered."""
     try:
         parsed = await _parse(state, model, body, content_type)
         await _score(state, model, "shadow", parsed)
@@ -459,6 +485,7 @@ def create_app(cfg: ServeConfig) -> Starlette:
             state.metrics.ready.set(0)
             loader.cancel()
             await state.batcher.stop()
+            state.mirror.stop()
 
     app = Starlette(
         routes=[

@@ -49,9 +49,9 @@ class _Pending:
     enqueued: float = field(default_factory=time.monotonic)
 
 
-# called on the scoring thread after each successful batch with its feeds and scores:
-# metrics, drift window
-BatchHook = Callable[[LoadedModel, dict[str, np.ndarray], np.ndarray], None]
+# called on the scoring thread after each successful batch with its feeds, its scores and
+# each request's row count, in order: metrics, drift window, the shadow's copy
+BatchHook = Callable[[LoadedModel, dict[str, np.ndarray], np.ndarray, list[int]], None]
 
 
 class Batcher:
@@ -162,14 +162,17 @@ class Batcher:
     async def _score(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         model = batch[0].model
         batch_id = next(self._ids)
-        rows = sum(p.rows for p in batch)
+        counts = [p.rows for p in batch]
+        rows = sum(counts)
         try:
             # the adapter pads or stacks the requests' inputs into the graph's feeds
             feeds = model.adapter.collate([p.data for p in batch])
             if self.inference_thread:
-                scores = await loop.run_in_executor(self._executor, self._infer, model, feeds)
+                scores = await loop.run_in_executor(
+                    self._executor, self._infer, model, feeds, counts
+                )
             else:  # blocks the loop for one inference, saving two thread hand-offs per batch
-                scores = self._infer(model, feeds)
+                scores = self._infer(model, feeds, counts)
         except Exception as err:  # the model's failure is the batch's answer, not the server's
             reason = " ".join(str(err).split())[:300] or type(err).__name__
             for p in batch:
@@ -184,7 +187,9 @@ class Batcher:
             start = end
         self.metrics.batch_requests.observe(len(batch))
 
-    def _infer(self, model: LoadedModel, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _infer(
+        self, model: LoadedModel, feeds: dict[str, np.ndarray], counts: list[int]
+    ) -> np.ndarray:
         started = time.perf_counter()
         scores = model.score(feeds)
         if not np.all(np.isfinite(scores)):
@@ -192,5 +197,5 @@ class Batcher:
         self.metrics.batch_latency.observe(time.perf_counter() - started)
         self.metrics.batch_rows.observe(len(scores))
         if self.on_batch is not None:
-            self.on_batch(model, feeds, scores)
+            self.on_batch(model, feeds, scores, counts)
         return scores

@@ -16,6 +16,7 @@ import math
 import random
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ class Release:
         self.cfg, self.rule, self.metrics = cfg, cfg.rollback, metrics
         self.candidate: LoadedModel | None = None
         self.stopped: str | None = None  # why the last candidate was stopped
+        # wall-clock times (Unix seconds) of the candidate's first failed request and of its
+        # stop: how long a failing candidate kept serving (benchmarks/serving_rollback.py)
+        self.first_failure_at: float | None = None
+        self.stopped_at: float | None = None
         self._window: deque[Outcome] = deque(maxlen=self.rule.window_requests)
         self._failed = 0  # failures in the window, kept as it slides
         self._seen = 0  # the candidate's requests so far
@@ -58,6 +63,7 @@ class Release:
     def start(self, candidate: LoadedModel) -> None:
         with self._lock:
             self.candidate, self.stopped = candidate, None
+            self.first_failure_at = self.stopped_at = None
             self._window.clear()
             self._failed = self._seen = 0
         self.metrics.release_active.labels(role=self.mode).set(1)
@@ -90,11 +96,14 @@ class Release:
                 self._failed -= 1  # the oldest outcome slides out
             self._window.append(outcome)
             self._failed += not outcome.ok
+            if not outcome.ok and self.first_failure_at is None:
+                self.first_failure_at = time.time()
             self._seen += 1
             reason = self._verdict()
             if reason is None:
                 return None
             self.candidate, self.stopped = None, f"{model.version}: {reason}"
+            self.stopped_at = time.time()
         self.metrics.release_active.labels(role=self.mode).set(0)
         self.metrics.rollbacks.labels(reason=reason.split(" ")[0]).inc()
         print(f"release: {self.mode} {self.stopped}; stopped", file=sys.stderr, flush=True)
@@ -145,4 +154,6 @@ class Release:
             "share": self.cfg.share if self.mode == "canary" else None,
             "window_requests": len(self._window),
             "stopped": self.stopped,
+            "first_failure_at": self.first_failure_at,
+            "stopped_at": self.stopped_at,
         }

@@ -58,23 +58,29 @@ def write_series_export(
     write_folder(folder, onnx_path, class_names=classes, card=card, inputs=inputs)
 
 
-def score_windows(folder: Path, readings: np.ndarray) -> list[dict[str, Any]]:
-    """For each raw window (channels x length, in the card's channel order and rate),
-    {"label": the most probable class, "probabilities": {label: p}}, from the folder alone."""
-    folder = Path(folder)
-    labels, model = open_folder(folder, FILES, FILES)
-    prep = json.loads((folder / CARD).read_text(encoding="utf-8"))["preprocessing"]
+def normalise_windows(readings: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
+    """Raw windows (n, channels, length, in the card's channel order and rate) as the graph's
+    input, with the train split's per-channel mean and std; a ValueError naming the expected
+    shape when they are not that. The model server's series input runs this too."""
+    prep = preprocessing
     expected = (len(prep["channels"]), prep["window_length"])
     if readings.ndim != 3 or readings.shape[1:] != expected:
         raise ValueError(f"windows of shape {readings.shape}: expected (n, {expected[0]}, "
                          f"{expected[1]}) for channels {prep['channels']}")  # fmt: skip
     mean = np.asarray(prep["mean"], dtype=np.float32).reshape(1, -1, 1)
     std = np.asarray(prep["std"], dtype=np.float32).reshape(1, -1, 1)
+    return ((readings.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+def score_windows(folder: Path, readings: np.ndarray) -> list[dict[str, Any]]:
+    """For each raw window (channels x length, in the card's channel order and rate),
+    {"label": the most probable class, "probabilities": {label: p}}, from the folder alone."""
+    folder = Path(folder)
+    labels, model = open_folder(folder, FILES, FILES)
+    prep = json.loads((folder / CARD).read_text(encoding="utf-8"))["preprocessing"]
+    x = normalise_windows(readings, prep)
     results: list[dict[str, Any]] = []
-    for start in range(0, len(readings), SCORE_BATCH):
-        x = ((readings[start : start + SCORE_BATCH].astype(np.float32) - mean) / std).astype(
-            np.float32
-        )
-        (probabilities,) = model.run([PROBABILITIES], {WINDOWS: x})
+    for start in range(0, len(x), SCORE_BATCH):
+        (probabilities,) = model.run([PROBABILITIES], {WINDOWS: x[start : start + SCORE_BATCH]})
         results.extend(labelled(probabilities, labels))
     return results

@@ -8,11 +8,12 @@ from typing import Any
 from pipelines.errors import PipelineError
 from pipelines.serve.inputs.base import InputAdapter, Parsed
 from pipelines.serve.inputs.image import ImageInput
+from pipelines.serve.inputs.series import SeriesInput
 from pipelines.serve.inputs.tabular import TabularInput
 from pipelines.serve.inputs.text import TextInput
 
 ADAPTERS: dict[str, type[InputAdapter]] = {
-    adapter.modality: adapter for adapter in (TabularInput, TextInput, ImageInput)
+    adapter.modality: adapter for adapter in (TabularInput, TextInput, ImageInput, SeriesInput)
 }
 
 __all__ = ["ADAPTERS", "InputAdapter", "Parsed", "adapter_class"]
@@ -38,5 +39,5 @@ def adapter_class(card: dict[str, Any], source: str) -> type[InputAdapter]:
     names = sorted(inputs) if isinstance(inputs, dict) else inputs
     raise PipelineError(
         f"{source}: key 'inputs' = {names!r}: no 'task' and no input adapter recognises these "
-        f"inputs (expected 'features', 'input_ids' or 'images')"
+        f"inputs (expected 'features', 'input_ids', 'images' or 'windows')"
     )

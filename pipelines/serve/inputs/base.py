@@ -56,6 +56,16 @@ class InputAdapter(ABC):
         """The adapter of one loaded export folder; a PipelineError naming the file and key
         when the folder does not hold what this modality needs."""
 
+    # set by each adapter's constructor: see input_signature
+    _signature: str = ""
+
+    @property
+    def input_signature(self) -> str:
+        """What decides how a body becomes the graph's feeds (feature order, tokenizer,
+        preprocessing, limits): two adapters with the same signature give the same feeds for
+        any body, so a shadow can be scored on the primary's (pipelines.serve.shadow)."""
+        return self._signature
+
     @abstractmethod
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         """A /predict body as this model's input; raises only BadRequest."""

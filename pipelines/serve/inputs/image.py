@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import warnings
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -43,6 +44,9 @@ class ImageInput(InputAdapter):
     def __init__(self, preprocessing: dict[str, Any], max_pixels: int, modes: list[str]) -> None:
         self.preprocessing, self.max_pixels, self.modes = preprocessing, max_pixels, modes
         self.shape = (3, int(preprocessing["height"]), int(preprocessing["width"]))
+        self._signature = json.dumps(
+            [self.modality, preprocessing, max_pixels, modes], sort_keys=True, default=str
+        )
 
     @classmethod
     def open(

@@ -3,6 +3,7 @@ matrix per batch (pipelines.serve.requests.rows_matrix validates each row)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ class TabularInput(InputAdapter):
 
     def __init__(self, features: list[str], input_name: str) -> None:
         self.features, self.input_name = features, input_name
+        self._signature = json.dumps([self.modality, input_name, features])
 
     @classmethod
     def open(

@@ -5,6 +5,7 @@ padded to its longest text: measured against padding to max_length in docs/bench
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class TextInput(InputAdapter):
     def __init__(self, tokenizer: Tokenizer, pad_id: int, max_length: int, reject: bool) -> None:
         self.tokenizer, self.pad_id, self.max_length = tokenizer, pad_id, max_length
         self.reject_too_long = reject
+        # the tokenizer's whole definition (vocabulary, normalizer, padding, truncation)
+        vocabulary = hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
+        self._signature = json.dumps([self.modality, vocabulary, reject])
 
     @classmethod
     def open(
