@@ -313,7 +313,6 @@ class OptunaSweeperImpl(Sweeper):
         self.force_continue = force_continue
         self.directions = self._directions(direction)
         self.storage = absolute_storage(storage)
-        check_workers(self.storage, n_workers, heartbeat_interval, grace_period)
         self.n_workers = n_workers
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
@@ -466,6 +465,8 @@ class OptunaSweeperImpl(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
+        # here, not in __init__: Hydra wraps a constructor's error in its own lines
+        check_workers(self.storage, self.n_workers, self.heartbeat_interval, self.grace_period)
         space, fixed = search_space_from_overrides(
             [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         )
