@@ -12,6 +12,7 @@ per step through the trial contract the Lightning callback uses, so a trial take
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -29,10 +31,11 @@ from optuna.trial import FrozenTrial, TrialState
 from hydra_plugins.moe_optuna_sweeper._build import SweepConfigError
 from hydra_plugins.moe_optuna_sweeper._storage import check_workers
 from tests.postgres_server import Postgres, PostgresMissing, free_port, postgres_server
-from tests.small import REPO, env
+from tests.small import REPO, SMALL_OVERRIDES, env
 
 APP = REPO / "tests" / "sweep_app" / "app.py"
 QUIET = ("hydra.sweeper.plots=false",)
+FROM_ENV = "${oc.env:SWEEP_DB_PASSWORD}"
 
 
 @pytest.fixture(scope="session")
@@ -45,24 +48,31 @@ def postgres() -> Iterator[Postgres]:
 
 
 def worker(
-    tmp: Path, name: str, storage: str, study: str, *overrides: str, errors_apart: bool = False
+    tmp: Path,
+    name: str,
+    storage: str,
+    study: str,
+    *overrides: str,
+    password: str | None = None,
+    errors_apart: bool = False,
 ) -> subprocess.Popen[str]:
     """One sweep worker: its own process, working directory and sweep folder, as on its own
-    machine; the DSN through an environment variable, as the README tells users to give it."""
+    machine; a DSN's password through an environment variable, as the docs tell users."""
     folder = tmp / name
     folder.mkdir(parents=True, exist_ok=True)
+    secret = {} if password is None else {"SWEEP_DB_PASSWORD": password}
     return subprocess.Popen(
         [
             sys.executable,
             str(APP),
             "-m",
-            "hydra.sweeper.storage=${oc.env:SWEEP_STORAGE}",
+            f"hydra.sweeper.storage={storage}",
             f"hydra.sweeper.study_name={study}",
             *QUIET,
             *overrides,
         ],  # fmt: skip
         cwd=folder,
-        env={**env(), "SWEEP_DIR": str(folder / "sweep"), "SWEEP_STORAGE": storage},
+        env={**env(), "SWEEP_DIR": str(folder / "sweep"), **secret},
         stdout=subprocess.PIPE,
         # apart for the bad inputs: Hydra prints their one line first on stderr
         stderr=subprocess.PIPE if errors_apart else subprocess.STDOUT,
@@ -70,9 +80,19 @@ def worker(
     )
 
 
-def finish(proc: subprocess.Popen[str]) -> str:
+def pg_worker(
+    tmp: Path, name: str, server: Postgres, study: str, *overrides: str, **options: Any
+) -> subprocess.Popen[str]:
+    """A worker on the test server, its DSN written as the docs write it: the password
+    `${oc.env:SWEEP_DB_PASSWORD}`, resolved by OmegaConf (options: another password, port)."""
+    dsn = server.dsn(password=FROM_ENV, port=options.pop("port", None))
+    password = options.pop("password", server.password)
+    return worker(tmp, name, dsn, study, *overrides, password=password, **options)
+
+
+def finish(proc: subprocess.Popen[str], timeout: int = 240) -> str:
     try:
-        out, _ = proc.communicate(timeout=240)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
@@ -97,7 +117,7 @@ def test_three_postgresql_workers_run_exactly_n_trials_and_agree_on_the_best(
 ) -> None:
     args = ("hydra.sweeper.n_trials=6", "hydra.sweeper.n_workers=3",
             "hydra.sweeper.heartbeat_interval=1")  # fmt: skip
-    procs = [worker(tmp_path, f"w{i}", postgres.dsn(), "three", *args) for i in range(3)]
+    procs = [pg_worker(tmp_path, f"w{i}", postgres, "three", *args) for i in range(3)]
     outputs = [finish(p) for p in procs]
 
     # the password never reached a log line or the files Hydra saves with each job
@@ -130,8 +150,8 @@ def test_a_sigkilled_workers_trial_is_failed_by_the_heartbeat_and_run_again_by_a
     # ~2 s a trial: a wide window to catch worker a mid-trial on a loaded machine
     args = ("hydra.sweeper.n_trials=5", "hydra.sweeper.n_workers=2", "sleep=0.5", "steps=4",
             "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3")  # fmt: skip
-    victim = worker(tmp_path, "a", postgres.dsn(), "kill", *args)
-    survivor = worker(tmp_path, "b", postgres.dsn(), "kill", *args)
+    victim = pg_worker(tmp_path, "a", postgres, "kill", *args)
+    survivor = pg_worker(tmp_path, "b", postgres, "kill", *args)
     killed = None
     deadline = time.monotonic() + 120
     try:
@@ -168,10 +188,10 @@ def test_the_pruner_stops_a_trial_against_values_another_worker_reported(
         study.enqueue_trial({"x": 2.0, "y": 0})
     pruning = ("hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
                "hydra.sweeper.n_workers=2")  # fmt: skip
-    finish(worker(tmp_path, "first", postgres.dsn(), "prune", "hydra.sweeper.n_trials=2", *pruning))
+    finish(pg_worker(tmp_path, "first", postgres, "prune", "hydra.sweeper.n_trials=2", *pruning))
     study.enqueue_trial({"x": -5.0, "y": 2})  # value 51: reports 54 at step 0
     out = finish(
-        worker(tmp_path, "second", postgres.dsn(), "prune", "hydra.sweeper.n_trials=3", *pruning)
+        pg_worker(tmp_path, "second", postgres, "prune", "hydra.sweeper.n_trials=3", *pruning)
     )
 
     trials = optuna.load_study(study_name="prune", storage=postgres.dsn()).trials
@@ -215,15 +235,16 @@ def test_bad_storage_input_is_one_line_naming_the_key(tmp_path: Path, postgres: 
     optuna.create_study(study_name="upward", storage=postgres.dsn(), direction="maximize")
     closed = free_port()
     sqlite = f"sqlite:///{tmp_path}/study.db"
-    cases = {  # all at once: each worker's start-up is most of its time
-        "unreachable": (postgres.dsn(port=closed), "u"),
-        "password": (postgres.dsn(password="wrong-pw"), "p"),
-        "direction": (postgres.dsn(), "upward"),
-        "sqlite": (sqlite, "s"),
-    }
-    procs = {
-        case: worker(tmp_path, case, storage, study, "hydra.sweeper.n_workers=3", errors_apart=True)
-        for case, (storage, study) in cases.items()
+    many = ("hydra.sweeper.n_workers=3",)
+    procs = {  # all at once: each worker's start-up is most of its time
+        "unreachable": pg_worker(
+            tmp_path, "u", postgres, "u", *many, port=closed, errors_apart=True
+        ),
+        "password": pg_worker(
+            tmp_path, "p", postgres, "p", *many, password="wrong-pw", errors_apart=True
+        ),
+        "direction": pg_worker(tmp_path, "d", postgres, "upward", *many, errors_apart=True),
+        "sqlite": worker(tmp_path, "s", sqlite, "s", *many, errors_apart=True),
     }
     errors = {case: first_error_line(proc) for case, proc in procs.items()}
 
@@ -268,3 +289,53 @@ def test_settings_the_storage_cannot_hold_are_refused_naming_the_key(
 
 def test_one_sqlite_worker_with_a_heartbeat_is_allowed() -> None:
     check_workers("sqlite:////x/s.db", 1, 5, 10)
+
+
+@pytest.mark.slow
+def test_two_train_py_workers_share_the_project_sweep_in_postgresql(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    """The project's own sweep as the docs run it on each machine: `python train.py -m
+    hparams_search=finance_risk_optuna` twice at once, on small data, one PostgreSQL study."""
+    small = [o for o in SMALL_OVERRIDES if not o.startswith(("train.batch_size", "trainer."))]
+    procs = []
+    # every override the same on both "machines" (they are part of what the study is), the
+    # data cache too: a folder on a shared filesystem, filled by whichever worker is first
+    for name in ("m1", "m2"):
+        folder = tmp_path / name
+        folder.mkdir()
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "train.py"),
+                    "-m",
+                    "hparams_search=finance_risk_optuna",
+                    *small,
+                    "trainer.max_epochs=1",
+                    "hydra.sweeper.n_trials=2",
+                    "hydra.sweeper.n_workers=2",
+                    "hydra.sweeper.heartbeat_interval=2",
+                    *QUIET,
+                    f"hydra.sweeper.storage={postgres.dsn(password=FROM_ENV)}",
+                    f"hydra.sweep.dir={folder / 'sweep'}",
+                    f"pipeline.data_cache={tmp_path / 'cache'}",
+                ],  # fmt: skip
+                cwd=REPO,
+                env={**env(), "SWEEP_DB_PASSWORD": postgres.password},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    for proc in procs:
+        out = finish(proc, timeout=900)  # the data stages and training: minutes when loaded
+        assert postgres.password not in out
+
+    study = optuna.load_study(study_name="finance_risk_optuna", storage=postgres.dsn())
+    assert [t.state for t in real(study.trials)] == [TrialState.COMPLETE] * 2
+    for trial in real(study.trials):
+        run = Path(trial.user_attrs["output_dir"])
+        assert run.parent.parent.name in ("m1", "m2") and run.name == str(trial.number)
+        metrics = json.loads((run / "metrics" / "train.json").read_text())
+        assert metrics["val"]["auprc"] == pytest.approx(trial.value)
