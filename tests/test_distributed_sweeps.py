@@ -115,8 +115,9 @@ def real(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def test_three_postgresql_workers_run_exactly_n_trials_and_agree_on_the_best(
     tmp_path: Path, postgres: Postgres
 ) -> None:
+    # a grace period no stall of a loaded machine reaches: nobody dies here
     args = ("hydra.sweeper.n_trials=6", "hydra.sweeper.n_workers=3",
-            "hydra.sweeper.heartbeat_interval=1")  # fmt: skip
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=20")  # fmt: skip
     procs = [pg_worker(tmp_path, f"w{i}", postgres, "three", *args) for i in range(3)]
     outputs = [finish(p) for p in procs]
 
@@ -149,7 +150,7 @@ def test_a_sigkilled_workers_trial_is_failed_by_the_heartbeat_and_run_again_by_a
 ) -> None:
     # ~2 s a trial: a wide window to catch worker a mid-trial on a loaded machine
     args = ("hydra.sweeper.n_trials=5", "hydra.sweeper.n_workers=2", "sleep=0.5", "steps=4",
-            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3")  # fmt: skip
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5")  # fmt: skip
     victim = pg_worker(tmp_path, "a", postgres, "kill", *args)
     survivor = pg_worker(tmp_path, "b", postgres, "kill", *args)
     killed = None
@@ -316,6 +317,7 @@ def test_two_train_py_workers_share_the_project_sweep_in_postgresql(
                     "hydra.sweeper.n_trials=2",
                     "hydra.sweeper.n_workers=2",
                     "hydra.sweeper.heartbeat_interval=2",
+                    "hydra.sweeper.grace_period=60",
                     *QUIET,
                     f"hydra.sweeper.storage={postgres.dsn(password=FROM_ENV)}",
                     f"hydra.sweep.dir={folder / 'sweep'}",

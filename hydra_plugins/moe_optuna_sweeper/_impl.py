@@ -585,6 +585,15 @@ class OptunaSweeperImpl(Sweeper):
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> bool:
         """Record one job's outcome; True when the trial failed."""
+        stored = study._storage.get_trial(trial._trial_id)
+        if stored.state.is_finished():
+            # another worker missed this one's heartbeats for grace_period (a stalled machine)
+            # and failed the trial; its params are queued again, so this result is dropped
+            log.warning(
+                f"Trial {trial.number} was marked {stored.state.name} by another worker while "
+                "it ran (no heartbeat for hydra.sweeper.grace_period): its result is dropped"
+            )
+            return False
         if ret.hydra_cfg is not None:
             trial.set_user_attr("output_dir", str(ret.hydra_cfg.hydra.runtime.output_dir))
         if ret.status != JobStatus.COMPLETED:
