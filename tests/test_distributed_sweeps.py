@@ -341,3 +341,24 @@ def test_two_train_py_workers_share_the_project_sweep_in_postgresql(
         assert run.parent.parent.name in ("m1", "m2") and run.name == str(trial.number)
         metrics = json.loads((run / "metrics" / "train.json").read_text())
         assert metrics["val"]["auprc"] == pytest.approx(trial.value)
+
+
+def test_a_result_for_a_trial_another_worker_already_failed_is_dropped() -> None:
+    """A worker that stalled past grace_period comes back with a result: the trial was failed
+    and re-queued meanwhile, so the result is dropped (not told twice, not an error)."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hydra_plugins.moe_optuna_sweeper._impl import OptunaSweeperImpl
+
+    impl = OptunaSweeperImpl(
+        sampler=None, direction="minimize", storage=None, study_name=None, n_trials=1,
+        n_jobs=1, max_failure_rate=0.0, search_space=None, custom_search_space=None,
+        params=None, pruner=None, plots=False,
+    )  # fmt: skip
+    study = optuna.create_study()
+    trial = study.ask()
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # the heartbeat's
+    late = JobReturn(status=JobStatus.COMPLETED, _return_value=0.5)
+    assert impl._tell(study, trial, late) is False
+    (stored,) = study.trials
+    assert stored.state == TrialState.FAIL and stored.value is None
