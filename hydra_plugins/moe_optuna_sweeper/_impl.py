@@ -7,6 +7,9 @@ Optuna distributions (as the released plugin does), hands each trial's identity 
 makes a re-run of a killed sweep continue its study - and only its own: a study remembers
 the overrides it was started with (search space, fixed values, directions; user attribute
 `sweep_overrides`), and a sweep with other overrides does not silently add trials to it.
+Several sweep processes may share one study (`n_workers`): `n_trials` is then the study's
+total, settled by trial number, and with a heartbeat a dead worker's trials are failed and run
+again by the others (_storage.py opens the storage for both).
 """
 
 from __future__ import annotations
@@ -269,8 +272,11 @@ def heartbeats(storage: optuna.storages.BaseStorage | None, trial_ids: list[int]
 
     def beat() -> None:
         while True:
-            for trial_id in trial_ids:
-                storage.record_heartbeat(trial_id)  # type: ignore[union-attr]
+            try:
+                for trial_id in trial_ids:
+                    storage.record_heartbeat(trial_id)  # type: ignore[union-attr]
+            except Exception as err:  # a dropped connection: the next beat reconnects
+                log.warning(f"heartbeat not recorded: {type(err).__name__}: {err}")
             if stop.wait(interval):
                 return
 
