@@ -362,3 +362,15 @@ def test_a_result_for_a_trial_another_worker_already_failed_is_dropped() -> None
     assert impl._tell(study, trial, late) is False
     (stored,) = study.trials
     assert stored.state == TrialState.FAIL and stored.value is None
+
+
+def test_without_the_server_binaries_the_message_names_the_install_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tests.postgres_server as server
+
+    monkeypatch.setattr(server.shutil, "which", lambda name: None)
+    monkeypatch.setattr(server.glob, "glob", lambda pattern: [])
+    with pytest.raises(PostgresMissing) as missing:
+        server.bin_dir()
+    assert ".ci/install-services.sh" in str(missing.value) and "\n" not in str(missing.value)
