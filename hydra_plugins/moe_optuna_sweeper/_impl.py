@@ -7,18 +7,25 @@ Optuna distributions (as the released plugin does), hands each trial's identity 
 makes a re-run of a killed sweep continue its study - and only its own: a study remembers
 the overrides it was started with (search space, fixed values, directions; user attribute
 `sweep_overrides`), and a sweep with other overrides does not silently add trials to it.
+Several sweep processes may share one study (`n_workers`): `n_trials` is then the study's
+total, settled by trial number, and with a heartbeat a dead worker's trials are failed and run
+again by the others (_storage.py opens the storage for both).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import math
 import os
+import threading
+import time
+import warnings
 from collections import Counter
-from collections.abc import Callable, MutableSequence, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +55,14 @@ from optuna.trial import TrialState
 from . import trial as trial_contract
 from ._build import SweepConfigError, build
 from ._secrets import hide_password, mask_storage_in_argv, mask_storage_in_config
+from ._storage import absolute_storage, check_workers, open_storage
 
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RETRY_ATTR = "retry_of"
+# a trial asked after other workers had taken the whole budget: recorded FAIL, never run
+SURPLUS_ATTR = "surplus"
 SIGNATURE_ATTR = "sweep_overrides"
 
 
@@ -144,32 +154,44 @@ def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:
     )
 
 
-def absolute_storage(storage: Any) -> str | None:
-    """A storage URL the jobs can open from any working directory; SQLite's folder created."""
-    if storage is None:
-        return None
-    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
-    if url is None:
-        raise ValueError(f"hydra.sweeper.storage: expected an SQLAlchemy URL, got {storage!r}")
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and url != "sqlite:///:memory:":
-        path = Path(url[len(prefix) :]).expanduser().absolute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = prefix + str(path)
-    return url
-
-
 def _quote(value: str) -> str:
     """A string as a quoted Hydra override value (URLs carry ':' and '/')."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def replaced_trials(trials: Sequence[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of the trials another trial re-runs: re-queued by a restarted sweep
+    (`retry_of`) or by the heartbeat's retry callback (its `retry_history`)."""
+    replaced = {t.user_attrs.get(RETRY_ATTR) for t in trials} - {None}
+    for t in trials:
+        replaced.update(t.system_attrs.get("retry_history", ()))
+    return replaced  # type: ignore[return-value]
+
+
+def budget_trials(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials that use up `n_trials`, in number order: every trial, waiting, running or
+    finished, except those another trial re-runs and the surplus ones no job ran."""
+    replaced = replaced_trials(trials)
+    return sorted(
+        (t for t in trials if t.number not in replaced and not t.user_attrs.get(SURPLUS_ATTR)),
+        key=lambda t: t.number,
+    )
+
+
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that use up the budget: finished ones, except a trial a killed sweep left behind
-    (its params were queued again, so the retry is the one that counts)."""
+    """Trials that use up the budget and are finished: a trial a killed sweep left behind does
+    not count (its params were queued again, so the retry is the one that counts)."""
+    return sum(1 for t in budget_trials(study.get_trials(deepcopy=False)) if t.state in FINISHED)
+
+
+def within_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Whether `trial`, just asked, is one of the study's first `n_trials`. Workers sharing a
+    study may both ask when one slot is left; the storage numbers trials in order, and every
+    trial numbered below this one already exists, so ranking by number settles the race the
+    same way in every worker (a lower trial re-run later only frees a slot)."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(RETRY_ATTR) for t in trials}
-    return sum(1 for t in trials if t.state in FINISHED and t.number not in retried)
+    ahead = [t for t in budget_trials(trials) if t.number < trial.number]
+    return len(ahead) < n_trials
 
 
 def recover_interrupted(study: optuna.Study) -> list[int]:
@@ -238,6 +260,35 @@ def check_not_all_failed(study: optuna.Study, sweep_dir: Path) -> None:
         )
 
 
+@contextlib.contextmanager
+def heartbeats(storage: optuna.storages.BaseStorage | None, trial_ids: list[int]) -> Iterator[None]:
+    """Record the trials' heartbeats in the storage while their jobs run, as Optuna's
+    optimize() does for its own trials; the trials of a process that dies stop beating."""
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                for trial_id in trial_ids:
+                    storage.record_heartbeat(trial_id)  # type: ignore[union-attr]
+            except Exception as err:  # a dropped connection: the next beat reconnects
+                log.warning(f"heartbeat not recorded: {type(err).__name__}: {err}")
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 class OptunaSweeperImpl(Sweeper):
     def __init__(
         self,
@@ -254,6 +305,9 @@ class OptunaSweeperImpl(Sweeper):
         pruner: Any,
         plots: bool,
         force_continue: bool = False,
+        n_workers: int = 1,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
     ) -> None:
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ValueError(f"hydra.sweeper.max_failure_rate = {max_failure_rate}: expected 0..1")
@@ -265,6 +319,9 @@ class OptunaSweeperImpl(Sweeper):
         self.force_continue = force_continue
         self.directions = self._directions(direction)
         self.storage = absolute_storage(storage)
+        self.n_workers = n_workers
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
         self.study_name = study_name
         self.n_trials = n_trials
         self.n_jobs = n_jobs
@@ -330,6 +387,12 @@ class OptunaSweeperImpl(Sweeper):
                     self.n_trials = size
                 return sampler(search_space=grid)
             return sampler()
+        if sampler is not None and self.n_workers > 1:
+            # workers started with the same seed would propose the same params: each draws
+            # its own (a sweep shared by workers is not reproducible by seed anyway: which
+            # worker tells which result first decides the next proposals)
+            sampler.reseed_rng()
+            return sampler
         if sampler is None or n_existing == 0:
             return sampler
         # A seeded sampler continuing a study must not replay its first draws: its random
@@ -351,18 +414,20 @@ class OptunaSweeperImpl(Sweeper):
         # an unnamed study is named after its overrides: the same command finds it again
         name = self.study_name or f"sweep-{signature_key(signature)}"
         n_existing = 0
-        if self.storage is not None:
+        self.opened = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        if self.opened is not None:
             try:
-                stored = optuna.load_study(study_name=name, storage=self.storage)
+                stored = optuna.load_study(study_name=name, storage=self.opened)
             except KeyError:  # no such study yet
                 stored = None
             if stored is not None:
                 n_existing = len(stored.trials)
+                self._check_direction(stored)
                 self._check_same_sweep(stored, signature)
         # an empty pruner node (`hydra/sweeper/pruner: none`) means no pruning
         pruner = build(self.pruner_node, "pruner")
         study = optuna.create_study(
-            storage=self.storage,
+            storage=self.opened,
             sampler=self._sampler(space, n_existing),
             pruner=pruner or optuna.pruners.NopPruner(),
             study_name=name,
@@ -373,6 +438,18 @@ class OptunaSweeperImpl(Sweeper):
         if self.storage is None:
             trial_contract.IN_PROCESS_STUDIES[study.study_name] = study
         return study
+
+    def _check_direction(self, stored: optuna.Study) -> None:
+        """Optuna cannot turn a study around: the stored directions are the study's."""
+        stored_directions = [d.name.lower() for d in stored.directions]
+        if stored_directions != [d.lower() for d in self.directions]:
+            wanted = self.directions[0] if len(self.directions) == 1 else self.directions
+            had = stored_directions[0] if len(stored_directions) == 1 else stored_directions
+            raise SweepConfigError(
+                f"hydra.sweeper.direction = {wanted}: study {stored.study_name!r} in "
+                f"{self.storage_shown} was created to {had}; set the direction to match, or "
+                "start another study with hydra.sweeper.study_name=<new name>"
+            )
 
     def _check_same_sweep(self, stored: optuna.Study, signature: dict[str, Any]) -> None:
         """A stored study started with other overrides is not continued by accident (it would
@@ -394,35 +471,81 @@ class OptunaSweeperImpl(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
+        # here, not in __init__: Hydra wraps a constructor's error in its own lines
+        check_workers(self.storage, self.n_workers, self.heartbeat_interval, self.grace_period)
         space, fixed = search_space_from_overrides(
             [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         )
         study = self.create_study(space, fixed)
-        recovered = recover_interrupted(study)
+        # several workers: a RUNNING trial may be another worker's; the heartbeat fails the
+        # trials of dead ones. One worker without a heartbeat: they are this sweep's, cut off
+        recovered = [] if self._shared() else recover_interrupted(study)
         done = counted_trials(study)
         log.info(
             f"Study {study.study_name!r} in {self.storage_shown}: "
             f"sampler {type(study.sampler).__name__}, pruner {type(study.pruner).__name__}, "
             f"directions {self.directions}; {done} of {self.n_trials} trials done"
+            + (f", {self.n_workers} workers" if self.n_workers > 1 else "")
             + (f", re-queued interrupted trials {recovered}" if recovered else "")
         )
         self._announce_trial_env(study)
         try:
-            remaining = self.n_trials - done
-            while remaining > 0:
-                batch = min(self.n_jobs, remaining)
-                trials = [study.ask(fixed_distributions=space) for _ in range(batch)]
+            while (trials := self._next_batch(study, space)) is not None:
+                if not trials:
+                    continue  # every trial asked was surplus: look at the study again
                 overrides = [self._job_overrides(study, trial, fixed) for trial in trials]
-                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+                with heartbeats(self.opened, [t._trial_id for t in trials]):
+                    returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
                 failures = [self._tell(study, t, r) for t, r in zip(trials, returns, strict=True)]
-                remaining -= batch
-                if sum(failures) / batch > self.max_failure_rate:
+                if sum(failures) / len(trials) > self.max_failure_rate:
                     self._write_results(study)
                     raise_first_failure(returns, failures, self.max_failure_rate)
         finally:  # the storage URL (a DSN's password) does not outlive the sweep here
             os.environ.pop(trial_contract.ENV_STORAGE, None)
         self._write_results(study)
         check_not_all_failed(study, self.sweep_dir)
+
+    def _shared(self) -> bool:
+        """Whether other sweep processes may be running this study now."""
+        return self.n_workers > 1 or self.heartbeat_interval is not None
+
+    def _next_batch(
+        self, study: optuna.Study, space: dict[str, BaseDistribution]
+    ) -> list[optuna.Trial] | None:
+        """The trials this worker runs next; [] when every trial it asked was surplus; None
+        when the study has its `n_trials` finished, or when the rest are running in other
+        workers and no heartbeat could hand this one a dead worker's trial."""
+        while True:
+            if self.heartbeat_interval is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+            budget = budget_trials(study.get_trials(deepcopy=False))
+            finished = sum(1 for t in budget if t.state in FINISHED)
+            if finished >= self.n_trials:
+                return None
+            running = sum(1 for t in budget if t.state == TrialState.RUNNING)
+            free = self.n_trials - finished - running
+            if free > 0:
+                break
+            if self.heartbeat_interval is None:
+                return None  # the other workers finish the study
+            # wait: the trials in flight finish, or a dead worker's go stale and are re-queued
+            time.sleep(min(max(self.heartbeat_interval / 2, 0.5), 5.0))
+        trials = []
+        for _ in range(min(self.n_jobs, free)):
+            with warnings.catch_warnings():
+                # Optuna warns that its heartbeat is meant for optimize(): this loop runs it
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = study.ask(fixed_distributions=space)
+            if self.n_workers > 1 and not within_budget(study, trial, self.n_trials):
+                trial.set_user_attr(SURPLUS_ATTR, True)
+                trial.set_user_attr("fail_reason", "asked after other workers took the budget")
+                _tell(study, trial, state=TrialState.FAIL)
+                log.info(f"Trial {trial.number}: n_trials taken by other workers, not run")
+                continue
+            trials.append(trial)
+        return trials
 
     def _write_results(self, study: optuna.Study) -> None:
         from ._results import write_results
@@ -468,6 +591,15 @@ class OptunaSweeperImpl(Sweeper):
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> bool:
         """Record one job's outcome; True when the trial failed."""
+        stored = study._storage.get_trial(trial._trial_id)
+        if stored.state.is_finished():
+            # another worker missed this one's heartbeats for grace_period (a stalled machine)
+            # and failed the trial; its params are queued again, so this result is dropped
+            log.warning(
+                f"Trial {trial.number} was marked {stored.state.name} by another worker while "
+                "it ran (no heartbeat for hydra.sweeper.grace_period): its result is dropped"
+            )
+            return False
         if ret.hydra_cfg is not None:
             trial.set_user_attr("output_dir", str(ret.hydra_cfg.hydra.runtime.output_dir))
         if ret.status != JobStatus.COMPLETED:

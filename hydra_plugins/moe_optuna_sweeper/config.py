@@ -34,8 +34,24 @@ class OptunaSweeperConf:
     sampler: Any = MISSING
     # minimize | maximize, or a list of them for a multi-objective study
     direction: Any = "minimize"
-    # any SQLAlchemy URL ("sqlite:///outputs/sweeps/x.db"); null keeps the study in memory
     storage: Any = None
+    """Where the study lives: any SQLAlchemy URL (`sqlite:///outputs/sweeps/x.db` for one
+    machine, `postgresql+psycopg://user:${oc.env:SWEEP_DB_PASSWORD}@host:5432/db` for workers on
+    many machines), `journal:///path/to/study.log` (Optuna's JournalStorage over a file on a
+    shared filesystem; four slashes for an absolute path, as with SQLite), or null: in memory."""
+    n_workers: int = 1
+    """How many sweep processes (machines) run this study at once, each the same command. Above
+    1 the storage must take concurrent writers (PostgreSQL, MySQL or journal; SQLite and memory
+    are refused), trials left RUNNING are not re-queued at start (another worker may be running
+    them: the heartbeat fails them instead), and `n_trials` is the study's total, shared by all."""
+    heartbeat_interval: int | None = None
+    """Seconds between a running trial's heartbeats in the storage (SQLAlchemy storages only).
+    Set, a trial whose sweep process died (SIGKILL, a lost machine) is marked FAIL by whichever
+    worker notices first and its params are run again by one worker (Optuna's retry callback,
+    up to 3 times); null: no heartbeat, a killed sweep's trials are re-queued when it restarts."""
+    grace_period: int | None = None
+    """Seconds without a heartbeat after which a RUNNING trial counts as dead; null: Optuna's
+    default, twice `heartbeat_interval`. Needs `heartbeat_interval`."""
     # null: named after the search space and the sweep's overrides, so the same command
     # continues its study and another command starts its own
     study_name: str | None = None

@@ -73,8 +73,14 @@ def current_trial() -> optuna.Trial | None:
         else:
             # pruners are not kept in the storage: the job builds the sweep's own from its
             # Hydra config, so should_prune() asks the configured pruner, not Optuna's default
+            from ._storage import open_storage
+
+            # opened as the sweeper opens it (journal:///path, a DSN's connect timeout); no
+            # heartbeat here: the sweeper's process beats for the trials it launched
             study = optuna.load_study(
-                study_name=ctx.study_name, storage=ctx.storage, pruner=_configured_pruner()
+                study_name=ctx.study_name,
+                storage=open_storage(ctx.storage),
+                pruner=_configured_pruner(),
             )
         _trials.clear()  # one trial per job; do not keep earlier trials' studies alive
         _trials[key] = optuna.trial.Trial(study, ctx.trial_id)
