@@ -59,7 +59,7 @@ def digests(root: Path) -> dict[str, str]:
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for folder in ("data", "out")
         for p in sorted((root / folder).rglob("*"))
-        if p.is_file() and not p.name.startswith(".")
+        if p.is_file() and not p.name.startswith(".") and p.suffix != ".dvc"
     }
 
 

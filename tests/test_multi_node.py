@@ -226,3 +226,77 @@ def test_an_unreachable_rendezvous_endpoint_fails_with_one_line_after_the_timeou
     assert f"MASTER_ADDR:MASTER_PORT = 127.0.0.1:{port}" in line
     assert f"strategy.timeout_s = {timeout_s} s" in line
     assert took >= timeout_s  # it did wait for rank 0, then stopped
+
+
+def slurm_task_variables(launcher, node: int, local: int, port: int) -> dict[str, str]:
+    """What `srun` sets for one task of the job the launcher config describes."""
+    tasks = launcher.nodes * launcher.tasks_per_node
+    return {
+        "SLURM_NTASKS": str(tasks),
+        "SLURM_NTASKS_PER_NODE": str(launcher.tasks_per_node),
+        "SLURM_PROCID": str(node * launcher.tasks_per_node + local),
+        "SLURM_NODEID": str(node),
+        "SLURM_LOCALID": str(local),
+        "SLURM_NODELIST": "127.0.0.1",  # the first node hosts the rendezvous
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+        "MASTER_PORT": str(port),
+    }
+
+
+def torchrun_variables(node: int, port: int) -> dict[str, str]:
+    """What torchrun sets for the one worker of node `node` in the two-node launch above."""
+    return {
+        "TORCHELASTIC_RUN_ID": "test-multi-node",
+        "WORLD_SIZE": "2",
+        "RANK": str(node),
+        "GROUP_RANK": str(node),
+        "LOCAL_RANK": "0",
+        "LOCAL_WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+
+
+def process_group_variables(environment) -> dict[str, str]:
+    """The variables Lightning exports before init_process_group (what gloo reads)."""
+    return {
+        "MASTER_ADDR": environment.main_address,
+        "MASTER_PORT": str(environment.main_port),
+        "WORLD_SIZE": str(environment.world_size()),
+        "RANK": str(environment.global_rank()),
+        "NODE_RANK": str(environment.node_rank()),
+        "LOCAL_RANK": str(environment.local_rank()),
+    }
+
+
+def test_the_slurm_launcher_config_gives_each_task_the_world_the_torchrun_test_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hydra import compose, initialize_config_dir
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    from pipelines.zero_check import CONF
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm", *TINY, "trainer.devices=1"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node) == (2, 1)
+    port = 29555
+    for node in (0, 1):
+        with monkeypatch.context() as patched:
+            for name, value in slurm_task_variables(launcher, node, 0, port).items():
+                patched.setenv(name, value)
+            assert SLURMEnvironment.detect()
+            slurm = process_group_variables(SLURMEnvironment())
+        with monkeypatch.context() as patched:
+            for name, value in torchrun_variables(node, port).items():
+                patched.setenv(name, value)
+            assert TorchElasticEnvironment.detect()
+            torchrun = process_group_variables(TorchElasticEnvironment())
+        assert slurm == torchrun, f"node {node}"
+        assert slurm["WORLD_SIZE"] == "2" and slurm["NODE_RANK"] == str(node)
