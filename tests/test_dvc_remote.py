@@ -5,14 +5,14 @@ What one clone pushes, the other pulls byte for byte, without rerunning anything
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.small import env
+from tests.small import REPO, env
 from tests.sshd import SshServer, missing_binaries, new_key, ssh_server
 
 PROCESS = """\
@@ -44,7 +44,7 @@ def sh(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[st
     done = subprocess.run(
         args,
         cwd=cwd,
-        env={**env(), **GIT_IDENTITY, "DVC_NO_ANALYTICS": "1"},
+        env={**env(), **GIT_IDENTITY, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -142,19 +142,37 @@ def test_an_experiment_pushed_from_one_clone_is_pulled_and_applied_in_the_other(
     assert (b / "params.yaml").read_text() == "scale: 3\n"
 
 
-def test_a_remote_that_refuses_the_key_is_one_clear_line(
+def test_the_remote_check_answers_with_the_right_key(shared: dict[str, Path]) -> None:
+    done = sh(shared["b"], sys.executable, "-m", "pipelines.remote_check")
+    assert done.stdout.strip().startswith("DVC remote 'shared' (ssh://")
+
+
+def test_a_remote_that_refuses_the_key_is_one_line_naming_the_key(
     shared: dict[str, Path], server: SshServer, tmp_path: Path
 ) -> None:
     stranger = new_key(tmp_path / "not_authorized")
     b = shared["b"]
     use_key(b, stranger)
     try:
-        (b / ".dvc" / "cache").rename(tmp_path / "cache")  # make the pull need the remote
-        done = sh(b, "dvc", "pull", ok=False)
+        checked = sh(b, sys.executable, "-m", "pipelines.remote_check", ok=False)
+        compared = sh(b, "dvc", "status", "--cloud", ok=False)  # needs the remote
     finally:
         use_key(b, server.key)
-    assert done.returncode != 0
-    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
-    print(done.stderr)
-    assert len(errors) == 1, done.stderr
-    assert "Permission denied" in errors[0] and os.sep in errors[0]
+    assert checked.returncode == 2
+    (line,) = checked.stderr.strip().splitlines()
+    assert line.startswith(f"error: DVC remote 'shared' ({server.url()}) refused the key: ")
+    assert f"'remote.shared.keyfile' (keyfile = {stranger}" in line
+    assert "Permission denied" in line
+    # DVC itself also refuses, and says why (without naming the key file)
+    assert compared.returncode != 0 and "Permission denied" in compared.stderr
+
+
+def test_without_sshd_the_tests_fail_with_one_line_naming_the_install_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tests.sshd
+
+    monkeypatch.setattr(tests.sshd, "SSHD", Path("/nonexistent/sshd"))
+    assert missing_binaries() == (
+        "/nonexistent/sshd not found: run .ci/install-services.sh (Debian openssh-server)"
+    )
