@@ -92,9 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {
         "command": "python benchmarks/rendezvous.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), CPU only, gloo on 127.0.0.1",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), CPU, gloo, 127.0.0.1",
         "repeats": args.repeats,
-        "median_launch_to_group_s": round(statistics.median(r["launch_to_group_s"] for r in runs), 2),
+        "median_launch_to_group_s": round(
+            statistics.median(r["launch_to_group_s"] for r in runs), 2
+        ),
         "median_init_process_group_s": round(
             statistics.median(r["init_process_group_s"] for r in runs), 3
         ),

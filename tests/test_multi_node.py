@@ -17,10 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipelines.config import load_params
 from pipelines.layout import Layout
-from stages import augment, clean, ingest, profile
-from tests.small import REPO, env, small_params, stage_command
+from tests.small import REPO, data_stages_done, env, stage_command
 
 # few, small batches: the point is the rendezvous and the all-reduce, not the model
 TINY = [
@@ -42,12 +40,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Params and a root with the data stages done; each node gets its own copy."""
-    params = small_params(tmp_path_factory.mktemp("params") / "params.yaml", TINY)
-    cfg = load_params(params)
-    root = tmp_path_factory.mktemp("prepared")
-    for stage in (ingest, profile, clean, augment):
-        stage.run(cfg, Layout(root))
-    return params, root
+    return data_stages_done(tmp_path_factory.mktemp("prepared"), TINY)
 
 
 def node_command(node_rank: int, port: int, params: Path, root: Path, *overrides: str) -> list:
@@ -149,7 +142,9 @@ def test_only_rank_0_publishes_the_stage_outputs(two_nodes: Path) -> None:
         assert getattr(published, output).exists(), output
         assert not getattr(idle, output).exists(), f"{other} wrote {output}"
     metrics = json.loads(published.train_metrics.read_text())
-    assert metrics["val"]["auprc"] == pytest.approx(rank_files(two_nodes / rank0)["rank0.json"]["auprc"])
+    assert metrics["val"]["auprc"] == pytest.approx(
+        rank_files(two_nodes / rank0)["rank0.json"]["auprc"]
+    )
 
 
 def test_gradients_are_averaged_across_nodes_so_both_end_with_the_same_weights(
