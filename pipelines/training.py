@@ -53,6 +53,7 @@ class FitResult:
     global_rank: int
     resumed_from: str | None
     trained_weights_sha256: str  # the weights as training left them on this rank
+    process_group_size: int  # ranks that averaged gradients (1: a single process)
 
 
 class EpochHistory(Callback):
@@ -302,6 +303,7 @@ def fit_classifier(
     ):
         trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     trained = weights_sha256(module)
+    group_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     if checkpoint.best_model_path:
         module = with_weights(module, _best_state_dict(Path(checkpoint.best_model_path), work_dir))
     best_score = checkpoint.best_model_score
@@ -316,6 +318,7 @@ def fit_classifier(
         global_rank=trainer.global_rank,
         resumed_from=resume_from,
         trained_weights_sha256=trained,
+        process_group_size=group_size,
     )
 
 

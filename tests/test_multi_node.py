@@ -128,11 +128,13 @@ def two_nodes(prepared: tuple[Path, Path], tmp_path_factory: pytest.TempPathFact
     return where
 
 
+@pytest.mark.slow
 def test_both_nodes_finish_and_each_wrote_its_rank_figures(two_nodes: Path) -> None:
     found = {**rank_files(two_nodes / "node0"), **rank_files(two_nodes / "node1")}
     assert sorted(found) == ["rank0.json", "rank1.json"]
 
 
+@pytest.mark.slow
 def test_only_rank_0_publishes_the_stage_outputs(two_nodes: Path) -> None:
     rank0 = next(p for p in ("node0", "node1") if "rank0.json" in rank_files(two_nodes / p))
     other = "node1" if rank0 == "node0" else "node0"
@@ -147,14 +149,19 @@ def test_only_rank_0_publishes_the_stage_outputs(two_nodes: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_gradients_are_averaged_across_nodes_so_both_end_with_the_same_weights(
     two_nodes: Path,
 ) -> None:
     found = {**rank_files(two_nodes / "node0"), **rank_files(two_nodes / "node1")}
+    # one real process group of 2: each rank trained on its own half of the rows (the
+    # sampler splits by rank), so only the all-reduce can have made the weights agree
+    assert [figures["process_group_size"] for figures in found.values()] == [2, 2]
     digests = {name: figures["trained_weights_sha256"] for name, figures in found.items()}
     assert len(digests) == 2 and len(set(digests.values())) == 1, digests
 
 
+@pytest.mark.slow
 def test_a_killed_node_makes_the_other_fail_with_one_line_before_the_timeout(
     prepared: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -187,6 +194,7 @@ def test_a_killed_node_makes_the_other_fail_with_one_line_before_the_timeout(
     assert waited < timeout_s, f"node 0 took {waited:.0f} s"
 
 
+@pytest.mark.slow
 def test_an_unreachable_rendezvous_endpoint_fails_with_one_line_after_the_timeout(
     prepared: tuple[Path, Path], tmp_path: Path
 ) -> None:
