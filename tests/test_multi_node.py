@@ -45,6 +45,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def node_command(node_rank: int, port: int, params: Path, root: Path, *overrides: str) -> list:
     """What an operator runs on node `node_rank`: torchrun around the train stage."""
+    return torchrun(node_rank, port, *stage_command("train", params, root, *overrides)[1:])
+
+
+def torchrun(node_rank: int, port: int, *program: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -56,7 +60,7 @@ def node_command(node_rank: int, port: int, params: Path, root: Path, *overrides
         f"--rdzv-endpoint=127.0.0.1:{port}",
         "--rdzv-id=test-multi-node",
         "--max-restarts=0",
-        *stage_command("train", params, root, *overrides)[1:],
+        *program,
     ]
 
 
@@ -303,3 +307,35 @@ def test_the_slurm_launcher_config_gives_each_task_the_world_the_torchrun_test_u
             torchrun = process_group_variables(TorchElasticEnvironment())
         assert slurm == torchrun, f"node {node}"
         assert slurm["WORLD_SIZE"] == "2" and slurm["NODE_RANK"] == str(node)
+
+
+@pytest.mark.slow
+def test_deepspeed_engines_on_two_nodes_average_their_zero2_gradients() -> None:
+    """Lightning's DeepSpeed strategy needs CUDA; DeepSpeed's own engine (the YAML's ZeRO-2
+    config) runs on CPU with gloo, one per node, each on its own batches."""
+    port = free_port()
+    program = ["-m", "pipelines.zero_check", "strategy=deepspeed_zero2", "model=dense_mlp"]
+    nodes = [
+        subprocess.Popen(
+            torchrun(rank, port, *program, "steps=4"),
+            cwd=REPO,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = []
+    try:
+        for node in nodes:
+            out, err = node.communicate(timeout=400)
+            assert node.returncode == 0, err[-3000:]
+            outputs.append(out)
+    finally:
+        for node in nodes:
+            stop(node)
+    digests = {line.split()[-1] for out in outputs for line in out.splitlines() if "sha256" in line}
+    losses = [out.strip().splitlines()[-1].split("losses")[1] for out in outputs]
+    assert len(digests) == 1, outputs  # one set of weights on both nodes
+    assert losses[0] != losses[1]  # from different batches: only the all-reduce made them agree
