@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   postgresql  # tests/test_distributed_sweeps.py: the sweep workers' shared Optuna study
+  openssh-server  # tests/test_dvc_remote.py: sshd for the DVC SSH remote
 )
 
 missing=()

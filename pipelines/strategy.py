@@ -4,6 +4,10 @@ config lives in YAML (conf/strategy/)."""
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -67,14 +71,56 @@ def build_strategy(cfg: PipelineConfig) -> Any:
     """What Lightning's Trainer takes as `strategy=`."""
     s = cfg.strategy
     backend = s.process_group_backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    timeout = timedelta(seconds=s.timeout_s)
     if s.name == "ddp":
         from lightning.pytorch.strategies import DDPStrategy
 
         return DDPStrategy(
-            process_group_backend=backend, find_unused_parameters=s.find_unused_parameters
+            process_group_backend=backend,
+            find_unused_parameters=s.find_unused_parameters,
+            timeout=timeout,
         )
     if s.name == "deepspeed":
         from lightning.pytorch.strategies import DeepSpeedStrategy
 
-        return DeepSpeedStrategy(config=deepspeed_config(cfg), process_group_backend=backend)
+        return DeepSpeedStrategy(
+            config=deepspeed_config(cfg), process_group_backend=backend, timeout=timeout
+        )
     return "auto"
+
+
+@contextmanager
+def peers_or_one_line(cfg: PipelineConfig) -> Iterator[None]:
+    """A multi-process run whose peers cannot be reached or die turns torch.distributed's
+    error (a traceback per rank, or a hang without a timeout) into one line naming the
+    endpoint and `strategy.timeout_s`."""
+    import torch.distributed as dist
+
+    world = cfg.trainer.devices * cfg.trainer.num_nodes
+    try:
+        yield
+    except (dist.DistError, RuntimeError) as err:
+        if world == 1 or not _is_distributed_failure(err):
+            raise
+        endpoint = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        reason = " ".join(str(err).split())[:200]
+        timeout = f"strategy.timeout_s = {cfg.strategy.timeout_s:g}"
+        if not (dist.is_available() and dist.is_initialized()):
+            raise PipelineError(
+                f"no rendezvous with the other ranks at MASTER_ADDR:MASTER_PORT = {endpoint} "
+                f"within {timeout} s (world size {world}): {reason}"
+            ) from None
+        raise PipelineError(
+            f"rank {dist.get_rank()} of {world} lost its peers during training (another "
+            f"node died or stopped answering; a collective waits at most {timeout} s): {reason}"
+        ) from None
+
+
+def _is_distributed_failure(err: BaseException) -> bool:
+    """torch.distributed's own errors, and gloo's, which reach Python as RuntimeError."""
+    import torch.distributed as dist
+
+    text = str(err).lower()
+    return isinstance(err, dist.DistError) or any(
+        mark in text for mark in ("gloo", "connection", "timed out", "timeout", "socket")
+    )

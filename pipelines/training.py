@@ -35,7 +35,7 @@ from pipelines.datamodule import TabularDataModule, feature_statistics
 from pipelines.lightning_module import MoEClassifierBase, RiskClassifier
 from pipelines.lightning_options import build_callbacks
 from pipelines.progress import epoch_line
-from pipelines.strategy import build_strategy
+from pipelines.strategy import build_strategy, peers_or_one_line
 from pipelines.torch_files import load_weights, refused, weights_only_loads
 from pipelines.tracking import init_run
 
@@ -52,6 +52,8 @@ class FitResult:
     history: list[dict[str, float]]
     global_rank: int
     resumed_from: str | None
+    trained_weights_sha256: str  # the weights as training left them on this rank
+    process_group_size: int  # ranks that averaged gradients (1: a single process)
 
 
 class EpochHistory(Callback):
@@ -294,8 +296,14 @@ def fit_classifier(
         print(f"train: resuming from {resume_from}", flush=True)
     # a resume reads last.ckpt (and under DeepSpeed, DeepSpeed's own files) weights-only too
     resuming = weights_only_loads() if resume_from else nullcontext()
-    with _lightning_noise_silenced(single_process=t.devices * t.num_nodes == 1), resuming:
+    with (
+        _lightning_noise_silenced(single_process=t.devices * t.num_nodes == 1),
+        resuming,
+        peers_or_one_line(cfg),
+    ):
         trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    trained = weights_sha256(module)
+    group_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     if checkpoint.best_model_path:
         module = with_weights(module, _best_state_dict(Path(checkpoint.best_model_path), work_dir))
     best_score = checkpoint.best_model_score
@@ -309,7 +317,20 @@ def fit_classifier(
         history=history.rows,
         global_rank=trainer.global_rank,
         resumed_from=resume_from,
+        trained_weights_sha256=trained,
+        process_group_size=group_size,
     )
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """A digest of a module's parameters and buffers: equal on every DDP rank exactly when
+    the ranks' gradient averaging kept their weights in step."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # any dtype
+        digest.update(raw.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def logging_interval(configured: int, batches_per_epoch: int) -> int:

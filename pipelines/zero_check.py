@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -30,18 +31,31 @@ def compose(overrides: list[str]) -> PipelineConfig:
         return validate(hydra_compose("config", overrides=overrides), source="zero_check")
 
 
-def zero_steps(cfg: PipelineConfig, steps: int = 5, batch_size: int = 32) -> list[float]:
-    """Losses of `steps` DeepSpeed optimizer steps on a synthetic batch stream."""
+def zero_steps(
+    cfg: PipelineConfig, steps: int = 5, batch_size: int = 32
+) -> tuple[list[float], str]:
+    """Losses of `steps` DeepSpeed optimizer steps on a synthetic batch stream, and the digest
+    of the weights they end with. Under torchrun (WORLD_SIZE > 1) the engine joins the
+    launcher's group (gloo on CPU) and each rank draws its own batches."""
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     # what a launcher would set for a single process
     os.environ.setdefault("LOCAL_RANK", "0")
     import deepspeed
+    import torch.distributed as dist
 
     from pipelines.lightning_module import RiskClassifier
     from pipelines.models.moe import ensure_process_group
+    from pipelines.training import weights_sha256
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        deepspeed.init_distributed(
+            "nccl" if torch.cuda.is_available() else "gloo",
+            verbose=False,
+            timeout=timedelta(seconds=cfg.strategy.timeout_s),
+        )
     ensure_process_group()
+    rank = dist.get_rank()
     torch.manual_seed(cfg.seed)
     n_features = 8
     module = RiskClassifier(
@@ -57,7 +71,7 @@ def zero_steps(cfg: PipelineConfig, steps: int = 5, batch_size: int = 32) -> lis
     engine, *_ = deepspeed.initialize(
         model=module, optimizer=optimizer, config=deepspeed_config(cfg, batch_size)
     )
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed + rank)  # each rank its own batches
     losses = []
     for _ in range(steps * cfg.trainer.accumulate_grad_batches):
         x = torch.randn(batch_size, n_features, generator=generator)
@@ -67,7 +81,7 @@ def zero_steps(cfg: PipelineConfig, steps: int = 5, batch_size: int = 32) -> lis
         engine.backward(loss)
         engine.step()
         losses.append(loss.item())
-    return losses
+    return losses, weights_sha256(engine.module)
 
 
 def main(argv: list[str]) -> None:
@@ -84,8 +98,9 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: {err}")
     if cfg.strategy.name != "deepspeed":
         sys.exit("zero_check: expected a DeepSpeed strategy, e.g. strategy=deepspeed_zero2")
-    losses = zero_steps(cfg, steps)
+    losses, digest = zero_steps(cfg, steps)
     stage = cfg.strategy.zero_stage
+    print(f"rank {os.environ.get('RANK', '0')}: weights sha256 {digest}")
     print(
         f"ZeRO stage {stage}, {cfg.model.name}: {len(losses)} steps, losses "
         + " ".join(f"{v:.4f}" for v in losses)

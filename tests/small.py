@@ -130,3 +130,18 @@ def load_benchmark(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def data_stages_done(where: Path, extra: list[str]) -> tuple[Path, Path]:
+    """Params (the small settings plus `extra`) and a root in `where` with ingest..augment
+    done: what a training test copies for each run."""
+    from pipelines.config import load_params
+    from pipelines.layout import Layout
+    from stages import augment, clean, ingest, profile
+
+    params = small_params(where / "params.yaml", extra)
+    cfg = load_params(params)
+    root = where / "prepared"
+    for stage in (ingest, profile, clean, augment):
+        stage.run(cfg, Layout(root))
+    return params, root

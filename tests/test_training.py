@@ -19,7 +19,15 @@ from pipelines.config import load_params
 from pipelines.layout import Layout
 from pipelines.training import logging_interval
 from stages import augment, clean, ingest, profile
-from tests.small import REPO, env, run_python, run_stage, small_params, stage_command
+from tests.small import (
+    REPO,
+    data_stages_done,
+    env,
+    run_python,
+    run_stage,
+    small_params,
+    stage_command,
+)
 
 # small batches so an epoch has enough steps to be killed in the middle of
 TRAINING = [
@@ -33,12 +41,7 @@ TRAINING = [
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Params and a root with the data stages done, to copy for each training run."""
-    params = small_params(tmp_path_factory.mktemp("params") / "params.yaml", TRAINING)
-    cfg = load_params(params)
-    root = tmp_path_factory.mktemp("prepared")
-    for stage in (ingest, profile, clean, augment):
-        stage.run(cfg, Layout(root))
-    return params, root
+    return data_stages_done(tmp_path_factory.mktemp("prepared"), TRAINING)
 
 
 def fresh_root(prepared: tuple[Path, Path], dest: Path) -> Path:

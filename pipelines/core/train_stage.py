@@ -42,7 +42,12 @@ def train_and_publish(
     run_name = f"{cfg.data.name}-{cfg.model.name}"
     result = fit_classifier(cfg, datamodule, work_dir, run_name=run_name, build_module=build_module)
     val = validate(result.module)
-    write_json(work_dir / "ranks" / f"rank{result.global_rank}.json", val)
+    # the weights as training left them, before the best checkpoint (rank 0's file) is loaded
+    trained = {
+        "trained_weights_sha256": result.trained_weights_sha256,
+        "process_group_size": result.process_group_size,
+    }
+    write_json(work_dir / "ranks" / f"rank{result.global_rank}.json", {**val, **trained})
     if result.global_rank != 0:
         return {"val": val}
     metrics = {

@@ -21,6 +21,9 @@ class StrategyConfig:
     """DDP's flag for models with parameters a step may not use."""
     config: dict[str, Any] = field(default_factory=dict)
     """A native DeepSpeed config (ZeRO stage, offload, buckets, bf16/fp16); deepspeed only."""
+    timeout_s: float = bounded(1800.0, **POSITIVE)
+    """Seconds a rank waits for the others (joining MASTER_ADDR:MASTER_PORT, and in each
+    collective) before it fails with one line instead of hanging; ddp and deepspeed."""
 
     @property
     def zero_stage(self) -> int | None:
