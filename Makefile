@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast durations docs docs-serve setup lock params lint clean-outputs compare exps serve
+.PHONY: run test services test-fast durations docs docs-serve setup lock params lint clean-outputs compare exps serve
 
 run: setup
 	dvc repro
@@ -23,7 +23,12 @@ run: setup
 TEST_WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
-test: setup
+# the servers some tests start themselves (PostgreSQL, sshd), installed from Debian's packages
+# where missing (a no-op once they are)
+services:
+	.ci/install-services.sh
+
+test: setup services
 	python -m pytest -q --durations=20 $(PARALLEL)
 
 # the edit-test loop: modules measured fast (tests/durations.json) and one end-to-end run
