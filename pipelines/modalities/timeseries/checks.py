@@ -15,9 +15,3 @@ def check(cfg: PipelineConfig, source: str) -> None:
             f"timeseries: expected one of {', '.join(families.names_for('timeseries'))} (the "
             "series classifiers)"
         )
-    if cfg.data.split.method != "stratified":
-        # one row is one series: a split by time would need each series' start time
-        raise PipelineError(
-            f"{source}: config key 'data.split.method' = {cfg.data.split.method!r} with "
-            "data.modality = timeseries: expected stratified (series are split whole)"
-        )
