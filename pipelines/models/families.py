@@ -61,9 +61,9 @@ class ModelFamily:
     name: str
     # the builder conf/model/<name>.yaml names as `_target_`; for a tabular family it is
     # called (n_features, ModelConfig, mean, std), for an image one (num_classes, image_size,
-    # ModelConfig), for a series one (num_classes, channels, ModelConfig). The text modality
-    # puts the Transformer families' encoder behind its token
-    # input layer (pipelines.models.text.TextClassifier)
+    # ModelConfig), for a series one (num_classes, channels, window length, ModelConfig).
+    # The text modality puts the Transformer families' encoder behind its token input layer
+    # (pipelines.models.text.TextClassifier)
     target: str
     modalities: tuple[str, ...]
     moe: bool = False
@@ -78,6 +78,7 @@ _BILSTM = "pipelines.models.sequence.BiLSTMAttentionClassifier"
 _CNN = "pipelines.models.image.ImageCNNClassifier"
 _PATCH = "pipelines.models.image.ImagePatchClassifier"
 _INCEPTION = "pipelines.models.timeseries.InceptionClassifier"
+_SERIES_PATCH = "pipelines.models.timeseries.PatchClassifier"
 
 # in the order error messages list them
 FAMILIES: dict[str, ModelFamily] = {
@@ -117,6 +118,15 @@ FAMILIES: dict[str, ModelFamily] = {
             check=_quarter_hidden,
         ),
         ModelFamily("ts_inception_dense", _INCEPTION, ("timeseries",), check=_quarter_hidden),
+        ModelFamily(
+            "ts_patch_moe",
+            _SERIES_PATCH,
+            ("timeseries",),
+            moe=True,
+            dense_twin="ts_patch_dense",
+            check=_heads_divide_hidden,
+        ),
+        ModelFamily("ts_patch_dense", _SERIES_PATCH, ("timeseries",), check=_heads_divide_hidden),
     )
 }
 BUILDERS = frozenset(family.target for family in FAMILIES.values())
@@ -177,8 +187,8 @@ def matched_dense(cfg: ModelConfig) -> ModelConfig:
 
 def build_for(modality: str, cfg: ModelConfig, *args: Any) -> Any:
     """The model of `cfg`'s family, built by its builder from `args` (an image family:
-    num_classes, image_size; a series one: num_classes, channels) and `cfg`; ValueError when
-    the family does not read `modality`."""
+    num_classes, image_size; a series one: num_classes, channels, window length) and `cfg`;
+    ValueError when the family does not read `modality`."""
     family = family_of(cfg)
     if family is None or modality not in family.modalities:
         raise ValueError(

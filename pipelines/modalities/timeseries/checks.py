@@ -15,3 +15,14 @@ def check(cfg: PipelineConfig, source: str) -> None:
             f"timeseries: expected one of {', '.join(families.names_for('timeseries'))} (the "
             "series classifiers)"
         )
+    if families.family_of(model) and families.FAMILIES[model.name].target.endswith(
+        "PatchClassifier"
+    ):
+        length = cfg.data.timeseries.window.length
+        if length % model.seq_len:
+            # each channel's window is cut into seq_len patches of equal length
+            raise PipelineError(
+                f"{source}: config key 'model.seq_len' = {model.seq_len} with "
+                f"'data.timeseries.window.length' = {length}: {model.name} expects a number of "
+                "patches that divides the window length"
+            )
