@@ -80,6 +80,19 @@ _PATCH = "pipelines.models.image.ImagePatchClassifier"
 _INCEPTION = "pipelines.models.timeseries.InceptionClassifier"
 _SERIES_PATCH = "pipelines.models.timeseries.PatchClassifier"
 
+
+def _series_twins(
+    stem: str, target: str, check: Callable[[ModelConfig], None]
+) -> tuple[ModelFamily, ModelFamily]:
+    """A series family `<stem>_moe` and its dense twin `<stem>_dense` (one builder)."""
+    dense = f"{stem}_dense"
+    return (
+        ModelFamily(f"{stem}_moe", target, ("timeseries",), moe=True, dense_twin=dense,
+                    check=check),
+        ModelFamily(dense, target, ("timeseries",), check=check),
+    )  # fmt: skip
+
+
 # in the order error messages list them
 FAMILIES: dict[str, ModelFamily] = {
     family.name: family
@@ -109,24 +122,8 @@ FAMILIES: dict[str, ModelFamily] = {
             "image_patch_moe", _PATCH, ("image",), moe=True, dense_twin="image_patch_dense"
         ),
         ModelFamily("image_patch_dense", _PATCH, ("image",)),
-        ModelFamily(
-            "ts_inception_moe",
-            _INCEPTION,
-            ("timeseries",),
-            moe=True,
-            dense_twin="ts_inception_dense",
-            check=_quarter_hidden,
-        ),
-        ModelFamily("ts_inception_dense", _INCEPTION, ("timeseries",), check=_quarter_hidden),
-        ModelFamily(
-            "ts_patch_moe",
-            _SERIES_PATCH,
-            ("timeseries",),
-            moe=True,
-            dense_twin="ts_patch_dense",
-            check=_heads_divide_hidden,
-        ),
-        ModelFamily("ts_patch_dense", _SERIES_PATCH, ("timeseries",), check=_heads_divide_hidden),
+        *_series_twins("ts_inception", _INCEPTION, _quarter_hidden),
+        *_series_twins("ts_patch", _SERIES_PATCH, _heads_divide_hidden),
     )
 }
 BUILDERS = frozenset(family.target for family in FAMILIES.values())

@@ -37,10 +37,9 @@ from pipelines.models.moe import (
     as_float32,
     as_layer_input,
     classify_pooled,
-    feed_forward,
     pooled_classifier_parts,
 )
-from pipelines.models.sequence import AttentionBlock, run_encoder
+from pipelines.models.sequence import patch_encoder_parts, run_encoder
 from pipelines.schema.model import ModelConfig
 
 WINDOWS, PROBABILITIES = "windows", "probabilities"
@@ -106,19 +105,11 @@ def patch_length(length: int, cfg: ModelConfig) -> int:
 class PatchClassifier(nn.Module):
     def __init__(self, num_classes: int, channels: int, length: int, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.head_dim is None and cfg.hidden_dim % cfg.num_heads:
-            raise ValueError(
-                f"model.hidden_dim = {cfg.hidden_dim}, model.num_heads = {cfg.num_heads}: "
-                f"{cfg.name} expects hidden_dim divisible by num_heads (or model.head_dim set)"
-            )
         side = patch_length(length, cfg)
         # one linear map per patch, shared by every channel (PatchTST's channel independence)
         self.patchify = nn.Conv1d(1, cfg.hidden_dim, kernel_size=side, stride=side)
-        self.position = nn.Parameter(torch.zeros(cfg.seq_len, cfg.hidden_dim))
-        nn.init.normal_(self.position, std=0.02)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.attention = nn.ModuleList(AttentionBlock(cfg) for _ in range(cfg.num_blocks))
-        self.ffn = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
+        parts = patch_encoder_parts(cfg, cfg.seq_len)
+        self.position, self.dropout, self.attention, self.ffn = parts
         self.norm = nn.LayerNorm(cfg.hidden_dim)
         self.head = nn.Linear(channels * cfg.hidden_dim, num_classes)
 

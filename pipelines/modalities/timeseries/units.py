@@ -15,36 +15,24 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-# unit -> (quantity, its SI factor as a product of scipy.constants names; () is 1). Temperature
-# units name scipy's convert_temperature scale instead.
-UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "m/s^2": ("acceleration", ()),
-    "g": ("acceleration", ("g",)),
-    "mg": ("acceleration", ("milli", "g")),
-    "m/s": ("velocity", ()),
-    "mm/s": ("velocity", ("milli",)),
-    "in/s": ("velocity", ("inch",)),
-    "m": ("displacement", ()),
-    "mm": ("displacement", ("milli",)),
-    "um": ("displacement", ("micro",)),
-    "in": ("displacement", ("inch",)),
-    "A": ("current", ()),
-    "mA": ("current", ("milli",)),
-    "V": ("voltage", ()),
-    "mV": ("voltage", ("milli",)),
-    "W": ("power", ()),
-    "kW": ("power", ("kilo",)),
-    "hp": ("power", ("hp",)),
-    "Pa": ("pressure", ()),
-    "kPa": ("pressure", ("kilo",)),
-    "bar": ("pressure", ("bar",)),
-    "psi": ("pressure", ("psi",)),
-    "degC": ("temperature", ("Celsius",)),
-    "degF": ("temperature", ("Fahrenheit",)),
-    "K": ("temperature", ("Kelvin",)),
-    "Hz": ("frequency", ()),
-    "rpm": ("frequency", ("rpm",)),
+# quantity -> unit -> its SI factor as a product of scipy.constants names (() is 1); the
+# temperature units name scipy's convert_temperature scale instead
+QUANTITIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "acceleration": {"m/s^2": (), "g": ("g",), "mg": ("milli", "g")},
+    "velocity": {"m/s": (), "mm/s": ("milli",), "in/s": ("inch",)},
+    "displacement": {"m": (), "mm": ("milli",), "um": ("micro",), "in": ("inch",)},
+    "current": {"A": (), "mA": ("milli",)},
+    "voltage": {"V": (), "mV": ("milli",)},
+    "power": {"W": (), "kW": ("kilo",), "hp": ("hp",)},
+    "pressure": {"Pa": (), "kPa": ("kilo",), "bar": ("bar",), "psi": ("psi",)},
+    "temperature": {"degC": ("Celsius",), "degF": ("Fahrenheit",), "K": ("Kelvin",)},
+    "frequency": {"Hz": (), "rpm": ("rpm",)},
 }
+# unit -> (quantity, factor names)
+UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    unit: (quantity, names) for quantity, units in QUANTITIES.items()
+    for unit, names in units.items()
+}  # fmt: skip
 
 
 def unit_problem(unit: object) -> str | None:
