@@ -146,6 +146,8 @@ INFRASTRUCTURE = {
     "pipelines/modalities/image/plugins/__init__.py",
     # the time-series settings' dataclasses and package markers, likewise
     "pipelines/modalities/timeseries/config.py",
+    # the unit names that config checks (clean, which converts with it, lists it in dvc.yaml)
+    "pipelines/modalities/timeseries/units.py",
     "pipelines/modalities/timeseries/__init__.py",
     "pipelines/modalities/timeseries/plugins/__init__.py",
     "stages/_cli.py",

@@ -199,6 +199,11 @@ EXERCISED_BY: dict[str, str] = {
     "python train.py +experiment=machine_monitoring model=ts_inception_dense": "composition: "
     "tests/test_timeseries_data.py::test_the_dense_twin_composes_with_the_same_active_width; "
     "run as written for the README's figures",
+    "python train.py +experiment=machine_monitoring model=ts_patch_moe": "composition, shapes, "
+    "training steps and ONNX export: tests/test_timeseries_patch_model.py::"
+    "test_the_yaml_selects_the_patch_model_and_its_dense_twin",
+    "python train.py -m hparams_search=machine_monitoring_optuna": "two trials on small data: "
+    "tests/test_timeseries_pipeline.py::test_the_series_search_space_runs_as_an_optuna_sweep",
     "python train.py +experiment=machine_monitoring data=basic_motions": "aeon ships the set: "
     "tests/test_timeseries_data.py::test_the_aeon_package_ships_the_archive_sets_read_here; "
     "run through all eight stages for the README's figures",

@@ -124,3 +124,23 @@ def test_the_export_folder_scores_raw_windows_with_the_train_statistics(
     windows = np.asarray(examples["windows"], dtype=np.float32)
     assert windows.shape == (3, 3, 64) and len(set(examples["labels"])) == 3
     assert len(score_windows(folder, windows)) == len(windows)
+
+
+def test_the_series_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
+    """`python train.py -m hparams_search=machine_monitoring_optuna`, two trials on small data:
+    the searched model keys reach the trials, the second trial reuses the first one's data
+    stages, and the study records both values."""
+    from tests import modality_runs as runs
+
+    searched = ("model.hidden_dim", "model.ffn_dim")
+    overrides = [o for o in SMALL_SERIES if not o.startswith(searched)]
+    overrides += ["trainer.max_epochs=1", "logger.wandb.enabled=false"]
+    done = runs.two_trial_sweep("machine_monitoring_optuna", overrides, tmp_path, data_entries=1)
+    assert {"train.lr", "model.num_experts", "model.hidden_dim", "model.num_blocks"} <= set(
+        done[0].params
+    )
+    for n, trial in enumerate(done):
+        card = json.loads((tmp_path / "sweep" / str(n) / "metrics" / "train.json").read_text())
+        # the trial's own architecture was trained, not the experiment's default
+        assert card["parameters"]["total"] > 0
+        assert trial.params["model.hidden_dim"] in (32, 64, 96)

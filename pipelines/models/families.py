@@ -61,9 +61,9 @@ class ModelFamily:
     name: str
     # the builder conf/model/<name>.yaml names as `_target_`; for a tabular family it is
     # called (n_features, ModelConfig, mean, std), for an image one (num_classes, image_size,
-    # ModelConfig), for a series one (num_classes, channels, ModelConfig). The text modality
-    # puts the Transformer families' encoder behind its token
-    # input layer (pipelines.models.text.TextClassifier)
+    # ModelConfig), for a series one (num_classes, channels, window length, ModelConfig).
+    # The text modality puts the Transformer families' encoder behind its token input layer
+    # (pipelines.models.text.TextClassifier)
     target: str
     modalities: tuple[str, ...]
     moe: bool = False
@@ -78,6 +78,20 @@ _BILSTM = "pipelines.models.sequence.BiLSTMAttentionClassifier"
 _CNN = "pipelines.models.image.ImageCNNClassifier"
 _PATCH = "pipelines.models.image.ImagePatchClassifier"
 _INCEPTION = "pipelines.models.timeseries.InceptionClassifier"
+_SERIES_PATCH = "pipelines.models.timeseries.PatchClassifier"
+
+
+def _series_twins(
+    stem: str, target: str, check: Callable[[ModelConfig], None]
+) -> tuple[ModelFamily, ModelFamily]:
+    """A series family `<stem>_moe` and its dense twin `<stem>_dense` (one builder)."""
+    dense = f"{stem}_dense"
+    return (
+        ModelFamily(f"{stem}_moe", target, ("timeseries",), moe=True, dense_twin=dense,
+                    check=check),
+        ModelFamily(dense, target, ("timeseries",), check=check),
+    )  # fmt: skip
+
 
 # in the order error messages list them
 FAMILIES: dict[str, ModelFamily] = {
@@ -108,15 +122,8 @@ FAMILIES: dict[str, ModelFamily] = {
             "image_patch_moe", _PATCH, ("image",), moe=True, dense_twin="image_patch_dense"
         ),
         ModelFamily("image_patch_dense", _PATCH, ("image",)),
-        ModelFamily(
-            "ts_inception_moe",
-            _INCEPTION,
-            ("timeseries",),
-            moe=True,
-            dense_twin="ts_inception_dense",
-            check=_quarter_hidden,
-        ),
-        ModelFamily("ts_inception_dense", _INCEPTION, ("timeseries",), check=_quarter_hidden),
+        *_series_twins("ts_inception", _INCEPTION, _quarter_hidden),
+        *_series_twins("ts_patch", _SERIES_PATCH, _heads_divide_hidden),
     )
 }
 BUILDERS = frozenset(family.target for family in FAMILIES.values())
@@ -177,8 +184,8 @@ def matched_dense(cfg: ModelConfig) -> ModelConfig:
 
 def build_for(modality: str, cfg: ModelConfig, *args: Any) -> Any:
     """The model of `cfg`'s family, built by its builder from `args` (an image family:
-    num_classes, image_size; a series one: num_classes, channels) and `cfg`; ValueError when
-    the family does not read `modality`."""
+    num_classes, image_size; a series one: num_classes, channels, window length) and `cfg`;
+    ValueError when the family does not read `modality`."""
     family = family_of(cfg)
     if family is None or modality not in family.modalities:
         raise ValueError(

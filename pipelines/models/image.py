@@ -33,10 +33,9 @@ from pipelines.models.moe import (
     as_float32,
     as_layer_input,
     classify_pooled,
-    feed_forward,
     pooled_classifier_parts,
 )
-from pipelines.models.sequence import AttentionBlock, run_encoder
+from pipelines.models.sequence import patch_encoder_parts, run_encoder
 from pipelines.schema.model import ModelConfig
 
 IMAGES, PROBABILITIES = "images", "probabilities"
@@ -93,20 +92,13 @@ def patch_side(image_size: int, cfg: ModelConfig) -> int:
 class ImagePatchClassifier(nn.Module):
     def __init__(self, num_classes: int, image_size: int, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.head_dim is None and cfg.hidden_dim % cfg.num_heads:
-            raise ValueError(
-                f"model.hidden_dim = {cfg.hidden_dim}, model.num_heads = {cfg.num_heads}: "
-                f"{cfg.name} expects hidden_dim divisible by num_heads (or model.head_dim set)"
-            )
         side = patch_side(image_size, cfg)
         self.patchify = nn.Conv2d(3, cfg.hidden_dim, kernel_size=side, stride=side)
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.hidden_dim))
-        self.position = nn.Parameter(torch.zeros(cfg.seq_len + 1, cfg.hidden_dim))
         nn.init.normal_(self.cls, std=0.02)
-        nn.init.normal_(self.position, std=0.02)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.attention = nn.ModuleList(AttentionBlock(cfg) for _ in range(cfg.num_blocks))
-        self.ffn = nn.ModuleList(feed_forward(cfg) for _ in range(cfg.num_blocks))
+        # positions for [CLS] and every patch
+        parts = patch_encoder_parts(cfg, cfg.seq_len + 1)
+        self.position, self.dropout, self.attention, self.ffn = parts
         self.head = nn.Sequential(
             nn.LayerNorm(cfg.hidden_dim), nn.Linear(cfg.hidden_dim, num_classes)
         )

@@ -90,6 +90,25 @@ class AttentionBlock(nn.Module):
         return h + self.attention(self.norm(h), padding)
 
 
+def patch_encoder_parts(
+    cfg: ModelConfig, tokens: int
+) -> tuple[nn.Parameter, nn.Dropout, nn.ModuleList, nn.ModuleList]:
+    """The patch models' encoder (image and series): learned positions for `tokens` tokens,
+    dropout, and num_blocks of self-attention with their feed-forwards (MoE or dense), built
+    in this order (the seeded initialisation depends on it). Run them with run_encoder."""
+    if cfg.head_dim is None and cfg.hidden_dim % cfg.num_heads:
+        raise ValueError(
+            f"model.hidden_dim = {cfg.hidden_dim}, model.num_heads = {cfg.num_heads}: "
+            f"{cfg.name} expects hidden_dim divisible by num_heads (or model.head_dim set)"
+        )
+    position = nn.Parameter(torch.zeros(tokens, cfg.hidden_dim))
+    nn.init.normal_(position, std=0.02)
+    attention = nn.ModuleList(AttentionBlock(cfg) for _ in range(cfg.num_blocks))
+    block = MoEBlock if cfg.is_moe else DenseBlock
+    ffn = nn.ModuleList(block(cfg) for _ in range(cfg.num_blocks))
+    return position, nn.Dropout(cfg.dropout), attention, ffn
+
+
 def run_encoder(
     attention: nn.ModuleList, ffn: nn.ModuleList, h: Tensor, padding: Tensor
 ) -> tuple[Tensor, Tensor, list[Tensor]]:

@@ -9,11 +9,19 @@ ModelConfig and the MoE blocks of the other modalities:
   router picks experts per window), then the class head.
 - ts_inception_dense: the same with dense feed-forwards of top_k x the expert width
   (pipelines.models.families.matched_dense), the same parameters active per window.
+- ts_patch_moe: a PatchTST-like patch Transformer (Nie et al., "A Time Series is Worth 64
+  Words", ICLR 2023): channel-independent, each channel's window cut into `model.seq_len`
+  non-overlapping patches, embedded by one shared linear map (a strided 1-D conv), learned
+  positions, then per block self-attention and an MoE feed-forward (the image patch model's
+  pipelines.models.sequence.AttentionBlock, run_encoder and feed_forward); the patches of a
+  channel are averaged, the channels' vectors joined and read by the class head. The router
+  picks experts per patch of each channel. ts_patch_dense is its dense twin.
 
 `model.hidden_dim` is the width of each Inception module's output (four branches of
-hidden_dim / 4 filters). The window length is fixed by data.timeseries.window; the ONNX graph
-has a dynamic batch axis (the convolutions and the average pool would take any length, but
-the export pins the trained one, as the card states).
+hidden_dim / 4 filters), or the patch model's token width. The window length is fixed by
+data.timeseries.window (the patch model's patch length is window / seq_len, checked when the
+config loads); the ONNX graph has a dynamic batch axis (the convolutions and the average pool
+would take any length, but the export pins the trained one, as the card states).
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from torch import Tensor, nn
 from pipelines.models.families import build_for
 from pipelines.models.moe import (
     SoftmaxHead,
+    as_float32,
     as_layer_input,
     classify_pooled,
     pooled_classifier_parts,
 )
+from pipelines.models.sequence import patch_encoder_parts, run_encoder
 from pipelines.schema.model import ModelConfig
 
 WINDOWS, PROBABILITIES = "windows", "probabilities"
@@ -55,7 +65,8 @@ class InceptionModule(nn.Module):
 
 
 class InceptionClassifier(nn.Module):
-    def __init__(self, num_classes: int, channels: int, cfg: ModelConfig) -> None:
+    def __init__(self, num_classes: int, channels: int, length: int, cfg: ModelConfig) -> None:
+        """`length` (the window) is not needed: the convolutions take any."""
         super().__init__()
         if cfg.hidden_dim % (len(KERNELS) + 1):
             raise ValueError(
@@ -81,8 +92,48 @@ class InceptionClassifier(nn.Module):
         return self.forward_with_aux(windows)[0]
 
 
-def build_series_model(num_classes: int, channels: int, cfg: ModelConfig) -> nn.Module:
-    return build_for("timeseries", cfg, num_classes, channels)
+def patch_length(length: int, cfg: ModelConfig) -> int:
+    """The patch length that cuts a window of `length` samples into cfg.seq_len patches."""
+    if length % cfg.seq_len:
+        raise ValueError(
+            f"model.seq_len = {cfg.seq_len} with data.timeseries.window.length = {length}: "
+            f"{cfg.name} expects a number of patches that divides the window length"
+        )
+    return length // cfg.seq_len
+
+
+class PatchClassifier(nn.Module):
+    def __init__(self, num_classes: int, channels: int, length: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        side = patch_length(length, cfg)
+        # one linear map per patch, shared by every channel (PatchTST's channel independence)
+        self.patchify = nn.Conv1d(1, cfg.hidden_dim, kernel_size=side, stride=side)
+        parts = patch_encoder_parts(cfg, cfg.seq_len)
+        self.position, self.dropout, self.attention, self.ffn = parts
+        self.norm = nn.LayerNorm(cfg.hidden_dim)
+        self.head = nn.Linear(channels * cfg.hidden_dim, num_classes)
+
+    def forward_with_aux(self, windows: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Class logits, the summed load-balancing loss, and the patch tokens per expert of
+        each MoE block."""
+        x = as_layer_input(windows, self.patchify)
+        batch, channels, length = x.shape
+        # (batch * channels, 1, length) -> (batch * channels, patches, hidden)
+        tokens = self.patchify(x.reshape(batch * channels, 1, length)).transpose(1, 2)
+        h = self.dropout(tokens + self.position)
+        # every patch is real: nothing is masked
+        padding = h.new_zeros(h.shape[:2], dtype=torch.bool)
+        h, aux_total, counts = run_encoder(self.attention, self.ffn, h, padding)
+        per_channel = self.norm(h).mean(dim=1).reshape(batch, -1)
+        return as_float32(self.head(per_channel)), aux_total, counts
+
+    def forward(self, windows: Tensor) -> Tensor:
+        return self.forward_with_aux(windows)[0]
+
+
+def build_series_model(num_classes: int, channels: int, length: int, cfg: ModelConfig) -> nn.Module:
+    """The series family of `cfg` for windows of `channels` x `length` samples."""
+    return build_for("timeseries", cfg, num_classes, channels, length)
 
 
 def export_series_onnx(

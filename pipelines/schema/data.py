@@ -67,8 +67,8 @@ class SchemaConfig:
 @dataclass
 class SplitConfig:
     method: str = "stratified"
-    """`time`: the last days are val and test; `stratified`: a random split that keeps the label
-    shares."""
+    """`time`: the last days are val and test (series: the last part of every series' clock);
+    `stratified`: a random split that keeps the label shares (series: whole series)."""
     val_fraction: float = bounded(0.15, gt=0.0, lt=1.0)
     """Share of rows (or of days, for the time split) in the validation split."""
     test_fraction: float = bounded(0.15, gt=0.0, lt=1.0)

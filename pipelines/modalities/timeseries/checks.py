@@ -15,9 +15,14 @@ def check(cfg: PipelineConfig, source: str) -> None:
             f"timeseries: expected one of {', '.join(families.names_for('timeseries'))} (the "
             "series classifiers)"
         )
-    if cfg.data.split.method != "stratified":
-        # one row is one series: a split by time would need each series' start time
-        raise PipelineError(
-            f"{source}: config key 'data.split.method' = {cfg.data.split.method!r} with "
-            "data.modality = timeseries: expected stratified (series are split whole)"
-        )
+    if families.family_of(model) and families.FAMILIES[model.name].target.endswith(
+        "PatchClassifier"
+    ):
+        length = cfg.data.timeseries.window.length
+        if length % model.seq_len:
+            # each channel's window is cut into seq_len patches of equal length
+            raise PipelineError(
+                f"{source}: config key 'model.seq_len' = {model.seq_len} with "
+                f"'data.timeseries.window.length' = {length}: {model.name} expects a number of "
+                "patches that divides the window length"
+            )

@@ -217,6 +217,12 @@ class TimeseriesDataConfig:
     """The train split's top-up of rare classes."""
     window: WindowConfig = field(default_factory=WindowConfig)
     """The windows the model reads."""
+    units: dict[str, str] = field(default_factory=dict)
+    """The unit the model reads each channel in (e.g. temperature: degC); names from
+    pipelines/modalities/timeseries/units.py. A channel left out is read as it comes."""
+    given_units: dict[str, str] = field(default_factory=dict)
+    """The unit a channel arrives in when it is not its `units` one (e.g. temperature: degF):
+    clean converts it and records the conversion in its metrics (units_converted)."""
 
     def __post_init__(self) -> None:
         check_str_list(f"{KEY}.channels", self.channels)
@@ -225,6 +231,7 @@ class TimeseriesDataConfig:
         for channel in self.channels:
             check_str(f"{KEY}.channels", channel)
         check_number(f"{KEY}.sampling_rate_hz", self.sampling_rate_hz, 1e-6)
+        self._check_units()
         build_sections(self, KEY)
         if self.clean.min_samples < self.window.length:
             fail(
@@ -233,3 +240,28 @@ class TimeseriesDataConfig:
                 f"at least {KEY}.window.length = {self.window.length} (a kept series must "
                 "hold a window)",
             )
+
+    def _check_units(self) -> None:
+        """Each declared unit known, on a declared channel; a given unit has a wanted one of
+        the same quantity (an unknown unit would otherwise surface mid-clean)."""
+        from pipelines.modalities.timeseries.units import quantity, unit_problem
+
+        for section in ("units", "given_units"):
+            declared = getattr(self, section)
+            if not isinstance(declared, dict):
+                fail(f"{KEY}.{section}", declared, "a mapping of channel to unit")
+            for channel, unit in declared.items():
+                key = f"{KEY}.{section}.{channel}"
+                if channel not in self.channels:
+                    fail(key, unit, f"a channel among data.timeseries.channels "
+                         f"({', '.join(self.channels)})")  # fmt: skip
+                if problem := unit_problem(unit):
+                    fail(key, unit, problem)
+        for channel, given in self.given_units.items():
+            wanted = self.units.get(channel)
+            if wanted is None:
+                expected = f"a unit to convert to in {KEY}.units.{channel} too"
+                fail(f"{KEY}.given_units.{channel}", given, expected)
+            elif quantity(given) != quantity(wanted):
+                expected = f"a {quantity(wanted)} unit like {KEY}.units.{channel} = {wanted!r}"
+                fail(f"{KEY}.given_units.{channel}", given, expected)

@@ -30,7 +30,7 @@ class SeriesClassifier(MulticlassClassifierBase):
         normalised with (export ships them, with the channels, window and rate)."""
         super().__init__()
         self.record_settings(model, train)
-        self.model = build_series_model(len(class_names), len(channels), self.model_cfg)
+        self.model = build_series_model(len(class_names), len(channels), window, self.model_cfg)
         self.track_classes(len(class_names))
 
 

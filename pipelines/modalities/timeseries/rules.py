@@ -1,6 +1,8 @@
 """The series cleaning rules (data.timeseries.clean), run by the shared rule engine
 (pipelines.core.rules.run_rules) train split first. Per series, in this order:
 
+0. units: a channel declared in data.timeseries.given_units is converted to its
+   data.timeseries.units unit before any rule reads it (the conversion is in the metrics);
 1. repeated timestamps: a sample logged twice is dropped (the first reading kept; counted);
 2. resample: every channel interpolated linearly onto the declared rate's regular grid,
    which also absorbs clock jitter; a run of missing samples (no timestamp, or NaN) up to
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from typing import Any
 
 import datasets
@@ -42,6 +45,8 @@ REMOVAL_RULES = {
 RULE, REASON, SPLIT, FIGURE = "rule", "reason", "split", "figure"
 _RULE, _REASON, _CLEAN, _SPAN = "_ts_rule", "_ts_reason", "_ts_clean", "_ts_span"
 _FILLED, _SPIKES, _REPEATS, _KEY = "_ts_filled", "_ts_spikes", "_ts_repeats", "_ts_key"
+# channel index -> readings in its given unit to readings in the unit the model reads
+Conversions = dict[int, Callable[[np.ndarray], np.ndarray]]
 WORK = (_RULE, _REASON, _CLEAN, _SPAN, _FILLED, _SPIKES, _REPEATS, _KEY)
 
 
@@ -56,9 +61,11 @@ class SeriesRules(RuleSet, verdict=_RULE, exact_key=_KEY):
     owner = "the series cleaning rules"
     cfg: CleanConfig
 
-    def __init__(self, cfg: CleanConfig, rate_hz: float, channels: list[str]) -> None:
+    def __init__(
+        self, cfg: CleanConfig, rate_hz: float, channels: list[str], conversions: Conversions
+    ) -> None:
         super().__init__(cfg)
-        self.rate_hz, self.channels = rate_hz, channels
+        self.rate_hz, self.channels, self.conversions = rate_hz, channels, conversions
 
     @property
     def exact_duplicates(self) -> bool:
@@ -68,7 +75,7 @@ class SeriesRules(RuleSet, verdict=_RULE, exact_key=_KEY):
         validate_label(ds, LABEL, source, min_classes)
 
     def row_pass(self, ds: datasets.Dataset, name: str) -> datasets.Dataset:
-        return _row_pass(ds, name, self.cfg, self.rate_hz, self.channels)
+        return _row_pass(ds, name, self.cfg, self.rate_hz, self.channels, self.conversions)
 
     def figures(self, state: SplitVerdicts) -> dict[str, Any]:
         return _figures(state)
@@ -81,11 +88,31 @@ class SeriesRules(RuleSet, verdict=_RULE, exact_key=_KEY):
 
 
 def clean_series_splits(
-    splits: dict[str, datasets.Dataset], cfg: CleanConfig, rate_hz: float, channels: list[str]
+    splits: dict[str, datasets.Dataset],
+    cfg: CleanConfig,
+    rate_hz: float,
+    channels: list[str],
+    conversions: Conversions | None = None,
 ) -> Cleaned:
     """run_rules with SeriesRules; the report per split: rows_in, rows_out, removed per rule,
-    and the repairs (series with gaps filled, spikes replaced, repeated timestamps dropped)."""
-    return run_rules(splits, SeriesRules(cfg, rate_hz, channels))
+    and the repairs (series with gaps filled, spikes replaced, repeated timestamps dropped).
+    `conversions` (unit_conversions) maps a channel's index to its unit conversion."""
+    return run_rules(splits, SeriesRules(cfg, rate_hz, channels, conversions or {}))
+
+
+def unit_conversions(
+    channels: list[str], units: dict[str, str], given_units: dict[str, str]
+) -> tuple[Conversions, dict[str, str]]:
+    """(channel index -> conversion, channel -> the note clean records) for every channel
+    that arrives in another unit than the model reads (checked when the config loaded)."""
+    from pipelines.modalities.timeseries.units import converter, describe
+
+    conversions, notes = {}, {}
+    for channel, given in given_units.items():
+        if given != units[channel]:
+            conversions[channels.index(channel)] = converter(given, units[channel])
+            notes[channel] = describe(given, units[channel])
+    return conversions, notes
 
 
 def clean_one(
@@ -160,10 +187,15 @@ def replace_spikes(x: np.ndarray, z: float) -> int:
 
 
 def _row_pass(
-    ds: datasets.Dataset, split: str, cfg: CleanConfig, rate_hz: float, channels: list[str]
+    ds: datasets.Dataset,
+    split: str,
+    cfg: CleanConfig,
+    rate_hz: float,
+    channels: list[str],
+    conversions: Conversions,
 ) -> datasets.Dataset:
     results = [
-        clean_one(np.asarray(t, np.float64), np.asarray(v, np.float32), cfg, rate_hz, channels)
+        clean_one(np.asarray(t, np.float64), in_units(v, conversions), cfg, rate_hz, channels)
         for t, v in zip(
             arrow_column(ds, TIME).to_pylist(), arrow_column(ds, VALUES).to_pylist(), strict=True
         )  # fmt: skip
@@ -172,6 +204,15 @@ def _row_pass(
         ds = ds.add_column(column, [r[column] for r in results])
     return ds.add_column(_KEY, [reading_key(np.asarray(v, np.float32)) for v in
                                 arrow_column(ds, VALUES).to_pylist()])  # fmt: skip
+
+
+def in_units(values: list, conversions: Conversions) -> np.ndarray:
+    """A series' readings (channels x samples) as float32, each channel in the unit the model
+    reads (NaN stays NaN)."""
+    out = np.asarray(values, np.float32)
+    for channel, convert in conversions.items():
+        out[channel] = convert(out[channel])
+    return out
 
 
 def reading_key(values: np.ndarray) -> str:

@@ -45,6 +45,8 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
     preprocessing = series_preprocessing(
         list(hp.channels), hp.sampling_rate_hz, int(hp.window), window.stride, mean, std
     )
+    # the unit each channel's readings must be in (clean converted given_units to these)
+    preprocessing["units"] = dict(cfg.data.timeseries.units)
 
     def check(folder: Path, variant: str, model_file: Path) -> dict[str, float]:
         raw, _ = split_windows(layout.split(layout.cleaned, "test"), cfg, classes)

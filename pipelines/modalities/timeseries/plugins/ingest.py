@@ -1,10 +1,12 @@
 """ingest for series: the machine-signal simulator, a UEA/UCR set aeon ships, a .ts file or a
 long-format CSV/Parquet file -> the canonical series table (one row per series), split by
-series (windows are cut later, so no series reaches two splits), and schema.json with the
-label map, the channels and the declared sampling rate.
+series (windows are cut later, so no series reaches two splits) or by time (each series cut in
+three parts, pipelines.modalities.timeseries.timesplit), and schema.json with the label map,
+the channels and the declared sampling rate.
 
-An archive with its own test division keeps it (the published figures are on that test set);
-val is then drawn, stratified, from its train series. Other sources follow data.split."""
+An archive with its own test division keeps it (the published figures are on that test set)
+unless data.split.method = time; val is then drawn, stratified, from its train series. Other
+sources follow data.split."""
 
 from __future__ import annotations
 
@@ -39,10 +41,18 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, int]:
             "channels": list(data.timeseries.channels),
             "sampling_rate_hz": data.timeseries.sampling_rate_hz,
         }
-        if n_train is None:
+        if data.split.method == "time":
+            from pipelines.modalities.timeseries.timesplit import split_in_time
+
+            split = data.split
+            table, splits, empty = split_in_time(table, split.val_fraction, split.test_fraction)
+            facts["time_split"] = {"parts_without_samples": empty}
+            step("each series cut in time: train, then val, then test")
+        elif n_train is None:
             return split_and_publish(cfg, layout, table, origin, step, facts)
-        splits = archive_split(table, n_train, data.split.val_fraction, cfg.seed)
-        step("archive train/test kept, val drawn from train")
+        else:
+            splits = archive_split(table, n_train, data.split.val_fraction, cfg.seed)
+            step("archive train/test kept, val drawn from train")
         about = {"origin": origin, "schema": to_container(data.schema), **facts}
         rows = publish_splits(layout.staging, layout.ingested, table, splits, about)
         step("splits written")
