@@ -41,7 +41,18 @@ def test_your_own_table_runs_end_to_end_exactly_as_the_readme_says(tmp_path: Pat
     assert 0 < card["decision_threshold"] < 1
 
 
-SMALL = ["-S", "data.source.rows=6000", "-S", "data.source.n_days=30", "-S", "trainer.max_epochs=1"]
+# the small data of the end-to-end tests, one epoch, and evaluate's and quantize's small
+# settings (3 latency repeats rather than 30 were a third of each run's time)
+SMALL_SETTINGS = [
+    "data.source.rows=6000",
+    "data.source.n_days=30",
+    "trainer.max_epochs=1",
+    "evaluate.latency_repeats=3",
+    "quantize.static.calibration_rows=256",
+    "quantize.distill.epochs=1",
+]
+SMALL = [flag for setting in SMALL_SETTINGS for flag in ("-S", setting)]
+QUICK = [flag for setting in SMALL_SETTINGS[3:] for flag in ("-S", setting)]
 
 
 def sh(command: str, cwd: Path) -> str:
@@ -82,7 +93,7 @@ def test_the_readme_german_credit_experiment_runs_through_dvc(tmp_path: Path) ->
     clone = committed_clone(tmp_path / "clone")
     using_it = doc_block("docs/tutorials/first-run.md", "Using it")
     command = next(c for c in using_it if "+experiment=german_credit'" in c)
-    sh(command + " -S trainer.max_epochs=2", clone)
+    sh(" ".join([command, "-S trainer.max_epochs=2", *QUICK]), clone)
     assert (clone / "export" / "model_card.json").is_file()
 
 
