@@ -32,7 +32,7 @@ def series_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("series")
     torch.manual_seed(0)
     cfg = small_model_config("ts_inception_dense", hidden_dim=8)
-    model = build_series_model(len(NAMES), len(CHANNELS), cfg).eval()
+    model = build_series_model(len(NAMES), len(CHANNELS), LENGTH, cfg).eval()
     export_series_onnx(model, work / "model.onnx", 17, len(CHANNELS), LENGTH)
     # readings far from 0 and of different scales: the train statistics must be applied
     prep = series_preprocessing(CHANNELS, 10.0, LENGTH, 16, [40.0, 0.5, 3.0], [5.0, 0.1, 0.8])
