@@ -68,7 +68,10 @@ def reference_profile(x: np.ndarray, features: list[str], max_bins: int = 10) ->
         values = values[np.isfinite(values)]
         if len(values) == 0:
             raise PipelineError(f"reference profile: feature {name!r} has no finite value")
-        edges = bin_edges(values, max_bins)
+        # a feature constant in train (every image of one size) still gets bins below, at
+        # and above its value, so traffic that differs shows as drift rather than one bin
+        edges = bin_edges(values, max_bins) or _around(float(values[0]))
+        edges = _point_masses_apart(values, edges, max_bins)
         counts = np.bincount(assign_bins(values, np.asarray(edges)), minlength=len(edges) + 1)
         columns[name] = {
             "edges": edges,
@@ -78,6 +81,21 @@ def reference_profile(x: np.ndarray, features: list[str], max_bins: int = 10) ->
     return {"format": FORMAT, "rows": int(len(x)), "max_bins": max_bins, "features": columns}
 
 
+def _around(value: float) -> list[float]:
+    """Edges of three bins: below `value`, exactly `value`, above it (a value equal to an edge
+    goes to the bin above it)."""
+    return [value, float(np.nextafter(value, np.inf))]
+
+
+def _point_masses_apart(values: np.ndarray, edges: list[float], max_bins: int) -> list[float]:
+    """Quantile edges that land on a value many rows share (a rate that is mostly 0, a
+    count's 0) get a second edge just above it, so that value is a bin of its own: else it
+    shares a bin with everything above it, and traffic moving off it reads as no drift."""
+    heavy = [e for e in edges if np.count_nonzero(values == e) > len(values) / max_bins]
+    above = [float(np.nextafter(e, np.inf)) for e in heavy]
+    return sorted(set(edges) | set(above))
+
+
 def write_reference_profile(
     folder: Path, train_split: Path, features: list[str], max_bins: int = 10
 ) -> Path:
@@ -85,7 +103,16 @@ def write_reference_profile(
     like) and write it as `folder/reference_profile.json`."""
     table = read_columns(train_split, features)
     x = np.column_stack([table.column(f).to_numpy().astype(np.float64) for f in features])
-    profile = {"source": str(train_split.name), **reference_profile(x, features, max_bins)}
+    return write_profile(folder, x, features, train_split.name, max_bins)
+
+
+def write_profile(
+    folder: Path, x: np.ndarray, features: list[str], source: str, max_bins: int = 10
+) -> Path:
+    """Write the profile of a [rows, features] matrix as `folder/reference_profile.json`:
+    a table's model inputs, or what a text or image drift gauge measures per input
+    (pipelines.modalities.{text,image}.drift_features)."""
+    profile = {"source": source, **reference_profile(x, features, max_bins)}
     path = folder / REFERENCE_FILE
     path.write_text(json.dumps(profile, indent=1))
     return path

@@ -20,6 +20,7 @@ from PIL import Image
 from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.layout import Layout
+from pipelines.modalities.image.drift_features import FEATURES as IMAGE_DRIFT
 from tests import modality_runs as runs
 from tests.small import REPO, env
 
@@ -252,7 +253,12 @@ def test_the_export_card_states_the_preprocessing_a_deployer_needs(
         "labels.json",
         "model.onnx",
         "model_card.json",
+        "reference_profile.json",
     ]
+    # what the server's image drift gauges compare traffic with: the raw train files
+    reference = json.loads((folder / "reference_profile.json").read_text())
+    assert list(reference["features"]) == IMAGE_DRIFT and reference["source"] == "ingested/train"
+    assert reference["rows"] > 0
     # examples/: three test images of three classes (<n>-<label>.png), which the folder scores
     examples = sorted((folder / "examples").iterdir())
     named = [path.stem.split("-", 1)[1] for path in examples]

@@ -84,6 +84,25 @@ def test_bins_of_a_flag_are_its_values_and_of_a_continuous_feature_its_deciles()
     assert len(edges) == 9 and edges == sorted(edges)
 
 
+def test_a_constant_or_mostly_one_value_feature_keeps_that_value_in_a_bin_of_its_own() -> None:
+    """Every training image of one size, a rate that is 0 for nearly every English text: the
+    profile's bins still tell traffic off that value from traffic on it."""
+    rng = np.random.default_rng(2)
+    size = np.full(500, 48.0)
+    mostly_zero = np.where(rng.random(500) < 0.95, 0.0, rng.random(500) * 0.02)
+    profile = reference_profile(np.column_stack([size, mostly_zero]), ["width", "non_ascii"])
+    width, non_ascii = (profile["features"][name] for name in ("width", "non_ascii"))
+    assert width["counts"] == [0, 500, 0]  # below, exactly 48, above
+    assert non_ascii["counts"][list(np.array(non_ascii["edges"]) > 0).index(True)] >= 450
+    monitor = DriftMonitor(profile, ["width", "non_ascii"], window_rows=200)
+    like_train = np.where(rng.random(200) < 0.95, 0.0, rng.random(200) * 0.02)
+    monitor.observe(np.column_stack([np.full(200, 48.0), like_train]))
+    assert max(monitor.psi().values()) < 0.1
+    monitor.observe(np.column_stack([np.full(200, 64.0), np.full(200, 0.2)]))
+    shifted = monitor.psi()
+    assert shifted["width"] > 1.0 and shifted["non_ascii"] > 1.0
+
+
 def test_psi_window_reads_near_zero_on_the_reference_population_and_high_on_a_shift() -> None:
     rng = np.random.default_rng(1)
     train = np.column_stack([rng.normal(size=20_000), rng.integers(0, 2, 20_000)])

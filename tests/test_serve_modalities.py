@@ -17,9 +17,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.drift_reference import write_profile
 from pipelines.errors import PipelineError
+from pipelines.modalities.image.config import NO_IMAGE_DIRT, ImageSimulatorConfig
+from pipelines.modalities.image.drift_features import FEATURES as IMAGE_DRIFT
+from pipelines.modalities.image.drift_features import image_reference_rows
 from pipelines.modalities.image.export_folder import score_image_files
+from pipelines.modalities.image.simulator import simulate_images
+from pipelines.modalities.text.drift_features import FEATURES as TEXT_DRIFT
+from pipelines.modalities.text.drift_features import text_drift_rows
 from pipelines.modalities.text.export_folder import score_texts
+from pipelines.modalities.text.simulator import NO_DIRT, simulate_tickets
 from pipelines.serve.config import load_serve_config
 from pipelines.serve.model import load_model
 from tests.serve_helpers import multiclass_table_folder, post_all, running_server
@@ -234,3 +242,85 @@ def test_a_multiclass_table_gets_label_probability_and_distribution(tmp_path: Pa
     assert answer.status_code == 200, answer.text
     assert "scores" not in answer.json()
     assert_same_predictions(answer.json()["predictions"], expected, names)
+
+
+# --- drift: what each modality's gauges measure, against the train split the export profiled
+
+
+def _psi(url: str) -> dict[str, float]:
+    page = samples(httpx.get(f"{url}/metrics").text)
+    return {dict(k[1])["feature"]: v for k, v in page.items() if k[0] == "serve_feature_psi"}
+
+
+def _with_reference(folder: Path, work: Path, rows: np.ndarray, features: list[str]) -> Path:
+    """A copy of `folder` with the reference profile the export writes (write_profile)."""
+    copy = work / "with-reference"
+    shutil.copytree(folder, copy)
+    write_profile(copy, rows, features, "train")
+    return copy
+
+
+# a support team's tickets in the languages an English-trained tokenizer never saw
+FOREIGN = [
+    "Ich habe meine Karte im Zug verloren, bitte sperren Sie sie sofort",
+    "Je n'arrive pas à me connecter depuis hier, aidez-moi s'il vous plaît",
+    "Mi tarjeta fue robada, ¿pueden bloquearla ahora mismo?",
+    "Die Überweisung wurde zweimal abgebucht, ich möchte eine Rückerstattung",
+    "カードを紛失しました。すぐに止めてください",
+    "Não consigo acessar minha conta desde ontem à noite",
+]
+
+
+def test_text_drift_stays_low_on_training_like_texts_and_flags_another_language(
+    text_export, tmp_path: Path
+) -> None:
+    tokenizer = text_export["tokenizer"]
+    train = simulate_tickets(600, seed=1, dirt=NO_DIRT)["text"][:]
+    reference = text_drift_rows(train, tokenizer.encode_batch(train))
+    folder = _with_reference(text_export["folder"], tmp_path, reference, TEXT_DRIFT)
+    same = simulate_tickets(300, seed=2, dirt=NO_DIRT)["text"][:]
+    foreign = [FOREIGN[i % len(FOREIGN)] for i in range(300)]
+    window = ("serve.drift.window_rows=300", "serve.drift.min_rows=150")
+    with running_server(folder, *window) as srv:
+        for start in range(0, 300, 50):
+            post_all(srv.url, [{"texts": same[start : start + 50]}])
+        calm = _psi(srv.url)
+        for start in range(0, 300, 50):  # replaces the whole window
+            post_all(srv.url, [{"texts": foreign[start : start + 50]}])
+        drifted = _psi(srv.url)
+    assert set(calm) == set(TEXT_DRIFT)
+    assert max(calm.values()) < 0.1, calm
+    assert drifted["non_ascii_rate"] > 0.25 and drifted["oov_word_rate"] > 0.25, drifted
+
+
+def _surfaces(count: int, seed: int, size: tuple[int, int], gain: float) -> list[bytes]:
+    """PNG files of simulated surfaces at `size` (width, height), pixel values times `gain`."""
+    sim = ImageSimulatorConfig(height=size[1], width=size[0], dirt=NO_IMAGE_DIRT)
+    files = []
+    for image in simulate_images(count, seed=seed, cfg=sim)["image"]:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64) * gain
+        files.append(_png(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))))
+    return files
+
+
+def test_image_drift_stays_low_on_training_like_files_and_flags_darker_larger_ones(
+    image_export, tmp_path: Path
+) -> None:
+    card = json.loads((image_export["folder"] / "model_card.json").read_text())
+    train = _surfaces(300, seed=1, size=(48, 40), gain=1.0)
+    reference = image_reference_rows(train, card["preprocessing"], limit=2000)
+    folder = _with_reference(image_export["folder"], tmp_path, reference, IMAGE_DRIFT)
+    same = _surfaces(150, seed=2, size=(48, 40), gain=1.0)
+    other = _surfaces(150, seed=3, size=(64, 48), gain=0.5)  # a new camera, dimmer light
+    encode = lambda files: [base64.b64encode(f).decode() for f in files]  # noqa: E731
+    window = ("serve.drift.window_rows=150", "serve.drift.min_rows=100")
+    with running_server(folder, *window) as srv:
+        for start in range(0, 150, 25):
+            post_all(srv.url, [{"images": encode(same[start : start + 25])}])
+        calm = _psi(srv.url)
+        for start in range(0, 150, 25):
+            post_all(srv.url, [{"images": encode(other[start : start + 25])}])
+        drifted = _psi(srv.url)
+    assert set(calm) == set(IMAGE_DRIFT)
+    assert max(calm.values()) < 0.1, calm
+    assert min(drifted.values()) > 0.25, drifted

@@ -15,6 +15,7 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import PipelineError
 from pipelines.io import read_split
 from pipelines.layout import Layout
+from pipelines.modalities.text.drift_features import FEATURES as TEXT_DRIFT
 from tests import modality_runs as runs
 
 
@@ -81,8 +82,13 @@ def test_the_export_folder_scores_raw_text_alone(pipeline: tuple[Path, dict]) ->
         "labels.json",
         "model.onnx",
         "model_card.json",
+        "reference_profile.json",
         "tokenizer.json",
     ]
+    # what the server's text drift gauges compare traffic with: the raw train texts
+    reference = json.loads((folder / "reference_profile.json").read_text())
+    assert list(reference["features"]) == TEXT_DRIFT and reference["source"] == "ingested/train"
+    assert reference["rows"] == len(read_split(Layout(root).split(Layout(root).ingested, "train")))
     labels = json.loads((folder / "labels.json").read_text())["labels"]
     # examples/: three test texts of three intents, which the folder scores
     examples = json.loads((folder / "examples" / "texts.json").read_text())

@@ -83,15 +83,12 @@ class ServerState:
         counts: list[int],
     ) -> None:
         """Runs on the scoring thread after each batch: the shadow's copy of it (queued, not
-        waited for), score histogram, drift window."""
+        waited for), score histogram. (The drift window takes each request's parsed
+        measurements once it is answered: _predict.)"""
         self.mirror.offer(model, feeds, counts)
         for score in top_scores(scores).tolist():
             self.metrics.scores.observe(score)
         self.metrics.rows.inc(len(scores))
-        if model.drift is not None:
-            rows = model.adapter.drift_rows(feeds)
-            if rows is not None:
-                model.drift.observe(rows)
 
     async def start_release(self) -> None:
         """Load the candidate of serve.release beside the primary (a fatal error when it
@@ -214,6 +211,8 @@ async def _predict(state: ServerState, request: Request) -> Response:
         )
         state.background.add(task)
         task.add_done_callback(state.background.discard)
+    if scored.model.drift is not None and parsed.drift is not None:
+        scored.model.drift.observe(parsed.drift)
     state.feedback.answered(request_id, scored.model, scored.scores)
     answer = {**answer_body(scored.model, scored.scores, request_id), **parsed.notes}
     headers = {

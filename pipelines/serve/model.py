@@ -127,11 +127,11 @@ def load_model(folder: str | Path, cfg: ServeConfig) -> LoadedModel:
     adapter = adapter_type.open(folder, card, session, cfg)
     outputs = [o.name for o in session.get_outputs()]
     output_name = PROBABILITIES if PROBABILITIES in outputs else outputs[0]
-    features = getattr(adapter, "features", None)
+    measured = adapter.drift_features
     reference_path = folder / REFERENCE_FILE
     reference = (
-        read_reference_profile(reference_path, features)
-        if features and reference_path.is_file()
+        read_reference_profile(reference_path, measured)
+        if measured and reference_path.is_file()
         else None
     )
     # the card's own version when it has one; else name, variant and the model's hash, so two
@@ -140,7 +140,7 @@ def load_model(folder: str | Path, cfg: ServeConfig) -> LoadedModel:
     version = str(card.get("version") or f"{name}-{digest[:12]}")
     threshold = card.get("decision_threshold")
     window = cfg.drift.window_rows
-    drift = DriftMonitor(reference, features, window) if reference and features else None
+    drift = DriftMonitor(reference, measured, window) if reference else None
     return LoadedModel(
         folder=folder,
         card=card,

@@ -102,7 +102,12 @@ def encode_texts(
     cut to the longest text's tokens, and whether each text was truncated at max_length (the
     model server reports it). The tokenizer pads to max_length; columns that are padding in
     every row change no score and only cost time."""
-    encodings = tokenizer.encode_batch(texts)
+    return encoding_arrays(tokenizer.encode_batch(texts))
+
+
+def encoding_arrays(encodings: list[Any]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """encode_texts from the tokenizer's encodings (the model server keeps them for its drift
+    measurements rather than encoding twice)."""
     ids = np.array([e.ids for e in encodings], dtype=np.int64)
     mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
     longest = max(int(mask.sum(axis=1).max()), 1)

@@ -24,6 +24,9 @@ class Parsed:
     rows: int  # how many answers the request gets (rows, texts, images)
     # said back to the client in answer headers and body (text: which texts were truncated)
     notes: dict[str, Any] = field(default_factory=dict)
+    # [rows, len(adapter.drift_features)]: what the drift gauges measure of each input, taken
+    # while parsing, where the raw input still is (a text's characters, an image's file size)
+    drift: np.ndarray | None = None
 
 
 class InputAdapter(ABC):
@@ -78,6 +81,8 @@ class InputAdapter(ABC):
     def warm_input(self, rows: int) -> Any:
         """A `data` of `rows` rows for the warm-up inferences."""
 
-    def drift_rows(self, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
-        """The [rows, features] matrix the drift monitor bins, where this modality has one."""
-        return None
+    @property
+    def drift_features(self) -> list[str]:
+        """The names of what `Parsed.drift` holds, in order: the features the export folder's
+        reference_profile.json must profile for the drift gauges (none: no gauges)."""
+        return []

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipelines.core.folder_scoring import CARD
 from pipelines.errors import PipelineError
+from pipelines.modalities.image.drift_features import FEATURES, image_drift_rows
 from pipelines.modalities.image.export_folder import IMAGES, load_image_inputs
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.inputs.base import InputAdapter, Parsed
@@ -73,8 +74,14 @@ class ImageInput(InputAdapter):
                 listed(parse_json(body), "images", self.example, "image", max_rows)
             )
         check_count(len(files), "images", "image", max_rows)  # an upload of no file
-        x = np.concatenate([self._pixels(name, data) for name, data in files])
-        return Parsed(x, len(x))
+        decoded = [self._pixels(name, data) for name, data in files]
+        x = np.concatenate([pixels for pixels, _ in decoded])
+        drift = image_drift_rows([size for _, size in decoded], x, self.preprocessing)
+        return Parsed(x, len(x), drift=drift)
+
+    @property
+    def drift_features(self) -> list[str]:
+        return FEATURES
 
     def _json_images(self, images: list[Any]) -> list[tuple[str, bytes]]:
         files = []
@@ -87,8 +94,9 @@ class ImageInput(InputAdapter):
                 ) from None
         return files
 
-    def _pixels(self, name: str, data: bytes) -> np.ndarray:
-        """One image as the model's (1, 3, height, width) input, or a BadRequest naming it."""
+    def _pixels(self, name: str, data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
+        """One image as the model's (1, 3, height, width) input and the file's (width,
+        height), or a BadRequest naming it."""
         try:
             with warnings.catch_warnings():
                 # Pillow warns (and past twice its limit raises) on huge images; the limit
@@ -117,7 +125,7 @@ class ImageInput(InputAdapter):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                return load_image_inputs([io.BytesIO(data)], self.preprocessing)
+                return load_image_inputs([io.BytesIO(data)], self.preprocessing), (width, height)
         except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt pixel data
             reason = " ".join(str(err).split())[:120]
             raise BadRequest(

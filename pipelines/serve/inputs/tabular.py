@@ -58,7 +58,7 @@ class TabularInput(InputAdapter):
 
     def parse(self, body: bytes, content_type: str, max_rows: int) -> Parsed:
         x = rows_matrix(parse_json(body), self.features, max_rows)
-        return Parsed(x, len(x))
+        return Parsed(x, len(x), drift=x)
 
     def collate(self, parts: list[Any]) -> dict[str, np.ndarray]:
         return {self.input_name: parts[0] if len(parts) == 1 else np.concatenate(parts)}
@@ -66,5 +66,6 @@ class TabularInput(InputAdapter):
     def warm_input(self, rows: int) -> Any:
         return np.zeros((rows, len(self.features)), dtype=np.float32)
 
-    def drift_rows(self, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
-        return feeds[self.input_name]
+    @property
+    def drift_features(self) -> list[str]:
+        return self.features

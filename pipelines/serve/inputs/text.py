@@ -15,11 +15,13 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from pipelines.errors import PipelineError
+from pipelines.modalities.text.drift_features import FEATURES, text_drift_rows
 from pipelines.modalities.text.export_folder import (
     ATTENTION_MASK,
     INPUT_IDS,
     TOKENIZER,
     encode_texts,
+    encoding_arrays,
 )
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.inputs.base import InputAdapter, Parsed
@@ -73,7 +75,8 @@ class TextInput(InputAdapter):
             if not text.strip():
                 # the model would answer [CLS] alone with a confident-looking class
                 raise BadRequest(422, "empty_text", f"field 'texts[{i}]': empty text")
-        ids, mask, truncated = encode_texts(self.tokenizer, texts)
+        encodings = self.tokenizer.encode_batch(texts)
+        ids, mask, truncated = encoding_arrays(encodings)
         cut = [i for i, was in enumerate(truncated) if was]
         if cut and self.reject_too_long:
             raise BadRequest(
@@ -82,7 +85,12 @@ class TextInput(InputAdapter):
                 f"field 'texts[{cut[0]}]': longer than the tokenizer's max_length = "
                 f"{self.max_length} tokens (serve.text.on_too_long = reject)",
             )
-        return Parsed((ids, mask), len(texts), {"truncated": cut} if cut else {})
+        notes = {"truncated": cut} if cut else {}
+        return Parsed((ids, mask), len(texts), notes, text_drift_rows(texts, encodings))
+
+    @property
+    def drift_features(self) -> list[str]:
+        return FEATURES
 
     def collate(self, parts: list[Any]) -> dict[str, np.ndarray]:
         if len(parts) == 1:

@@ -19,16 +19,23 @@ from pipelines.modalities.image.plugins.common import IMAGE, LABEL, class_names,
 
 # test images scored from the finished folder (as PNG files) and compared with the pipeline's
 PARITY_IMAGES = 64
+# train images profiled for the server's drift gauges (evenly spread over the split): bins of
+# 10 quantiles need no more, and decoding every image of a large split would not change them
+DRIFT_REFERENCE_IMAGES = 2000
 
 
 def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    import datasets
+
     from pipelines.core.export_folder import (
         FolderExport,
         example_rows,
         export_multiclass,
         require_parity,
     )
+    from pipelines.drift_reference import write_profile
     from pipelines.lightning_module import multiclass_probabilities
+    from pipelines.modalities.image.drift_features import FEATURES, image_reference_rows
     from pipelines.modalities.image.export_folder import (
         image_preprocessing,
         score_image_files,
@@ -78,6 +85,13 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         test = read_split(layout.split(layout.cleaned, "test"))
         picked = test.select(example_rows([str(v) for v in test[LABEL][:]]))
         write_image_examples(folder, picked[IMAGE][:], [str(v) for v in picked[LABEL][:]])
+        # the server's drift gauges compare traffic with the raw train files (what clients
+        # send: their own sizes, before clean's size rule)
+        raw = read_split(layout.split(layout.ingested, "train"))
+        raw = raw.cast_column(IMAGE, datasets.Image(decode=False))[IMAGE][:]
+        files = [cell["bytes"] for cell in raw if cell and cell.get("bytes")]
+        rows = image_reference_rows(files, preprocessing, DRIFT_REFERENCE_IMAGES)
+        write_profile(folder, rows, FEATURES, f"{layout.ingested.name}/train")
 
     return export_multiclass(cfg, layout, FolderExport("image", _card_metrics, write, check))
 

@@ -26,7 +26,9 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         export_multiclass,
         require_parity,
     )
+    from pipelines.drift_reference import write_profile
     from pipelines.lightning_module import multiclass_probabilities
+    from pipelines.modalities.text.drift_features import FEATURES, text_drift_rows
     from pipelines.modalities.text.export_folder import (
         score_texts,
         write_text_examples,
@@ -68,6 +70,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         rows = example_rows(test[LABEL][:])
         picked = test.select(rows)
         write_text_examples(folder, picked[TEXT][:], [str(v) for v in picked[LABEL][:]])
+        # the server's drift gauges compare traffic with the raw train texts (what clients
+        # send: before clean's normalisation, masking and de-duplication)
+        raw = [t or "" for t in read_split(layout.split(layout.ingested, "train"))[TEXT][:]]
+        rows = text_drift_rows(raw, tokenizer.encode_batch(raw))
+        write_profile(folder, rows, FEATURES, f"{layout.ingested.name}/train")
 
     spec = FolderExport("text", _card_metrics, write, check, {TOKENIZER: tokenizer_file})
     return export_multiclass(cfg, layout, spec)
