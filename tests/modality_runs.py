@@ -85,6 +85,7 @@ SMALL_SERIES = [
     "quantize.static.calibration_rows=32",
 ]
 
+
 def multiclass_fit_config(tmp: Path, composed: str, **model: Any) -> PipelineConfig:
     """`composed` (an experiment or a model group choice) with MULTICLASS_FIT and the model
     keys given: what a test fits a multi-class model with."""

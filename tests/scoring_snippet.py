@@ -18,7 +18,6 @@ EXPORT_PLACES = {
 }
 
 
-
 def laid_out(folder: Path, root: Path, command: str) -> Path:
     """A copy of the export `folder` where `command` leaves it under `root`; the copy."""
     copy = root / EXPORT_PLACES[command]

@@ -223,39 +223,42 @@ def test_the_sweeper_appears_once_in_hydras_plugin_discovery(tmp_path: Path) -> 
 
 
 def test_killed_sweep_continues_without_losing_or_repeating_trials(tmp_path: Path) -> None:
-    # ~2 s per trial: a wide window to catch one mid-trial even on a loaded machine
-    args = ("hydra.sweeper.n_trials=6", "sleep=0.5", "steps=4")
+    args = ("hydra.sweeper.n_trials=6", "steps=4")
+    hold = tmp_path / "hold"  # the third trial waits while this file exists: killed mid-trial
+    hold.touch()
     proc = subprocess.Popen(
         app_command(tmp_path, *args),
         cwd=tmp_path,
-        env=app_env(tmp_path),
+        env={**app_env(tmp_path), "SWEEP_HOLD": str(hold)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline:
             time.sleep(0.1)
             if proc.poll() is not None:
-                pytest.fail("the sweep ended before it could be killed mid-trial")
-            if (tmp_path / "study.db").exists():
-                try:
-                    trials = study(tmp_path).trials
-                except (
-                    KeyError,
-                    optuna.exceptions.StorageInternalError,
-                    sqlalchemy.exc.OperationalError,  # both processes creating the tables
-                ):
-                    continue  # the study is being created
-                if states(trials)[TrialState.COMPLETE] >= 2 and any(
-                    t.state == TrialState.RUNNING for t in trials
-                ):
-                    break
+                pytest.fail(f"the sweep exited ({proc.returncode}) before it could be killed")
+            if not (tmp_path / "sweep" / "2" / "pid").exists():
+                continue  # the held third trial has not started yet
+            try:
+                trials = study(tmp_path).trials
+            except (
+                KeyError,
+                optuna.exceptions.StorageInternalError,
+                sqlalchemy.exc.OperationalError,  # "database is locked" while the sweep writes
+            ):
+                continue
+            if states(trials)[TrialState.COMPLETE] >= 2 and any(
+                t.state == TrialState.RUNNING for t in trials
+            ):
+                break
         else:
-            pytest.fail("the sweep did not get two trials done in time")
+            pytest.fail("the sweep did not reach its held third trial in time")
         os.kill(proc.pid, signal.SIGKILL)  # mid-trial: one trial is left RUNNING
     finally:
         proc.wait(timeout=30)
+        hold.unlink()
     killed = study(tmp_path).trials
     interrupted = [t for t in killed if t.state == TrialState.RUNNING]
     assert len(interrupted) == 1

@@ -140,9 +140,7 @@ def test_a_share_splits_the_copies_between_back_translation_and_eda(
     assert made == report["added_by"]
     assert made["back_translation"] > 0 and made["eda"] > 0
     assert sum(made.values()) == 11
-    assert sum(size for name, size in generate_calls if name == "en-xx") == made[
-        "back_translation"
-    ]
+    assert sum(size for name, size in generate_calls if name == "en-xx") == made["back_translation"]
 
 
 def test_a_missing_model_or_a_bad_setting_is_named_in_one_line(

@@ -18,10 +18,18 @@ from omegaconf import DictConfig
 from hydra_plugins.moe_optuna_sweeper.trial import report
 
 
+def hold_while(hold_file: str | None, job_number: int) -> None:
+    """A trial after the first two waits while `hold_file` exists, so a test can kill the sweep
+    mid-trial at a known point instead of racing a timer."""
+    while hold_file and job_number >= 2 and Path(hold_file).exists():
+        time.sleep(0.05)
+
+
 @hydra.main(config_path=".", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | tuple[float, float]:
     out = Path(HydraConfig.get().runtime.output_dir)
     (out / "pid").write_text(str(os.getpid()))
+    hold_while(os.environ.get("SWEEP_HOLD"), HydraConfig.get().job.num)
     x, y = float(cfg.x), float(cfg.y)
     if cfg.fail_above is not None and x > cfg.fail_above:
         raise ValueError(f"x = {x} > {cfg.fail_above}")
