@@ -42,14 +42,18 @@ def test_your_own_table_runs_end_to_end_exactly_as_the_readme_says(tmp_path: Pat
 
 
 # the small data of the end-to-end tests, one epoch, and evaluate's and quantize's small
-# settings (3 latency repeats rather than 30 were a third of each run's time)
+# settings (3 latency repeats rather than 30 were a third of each run's time); the pruned,
+# distilled and QAT variants are left to the tests of compression (tests/test_stages.py,
+# tests/test_dvc_pipeline.py): these commands compare runs and ship one, whatever its variants
 SMALL_SETTINGS = [
     "data.source.rows=6000",
     "data.source.n_days=30",
     "trainer.max_epochs=1",
     "evaluate.latency_repeats=3",
     "quantize.static.calibration_rows=256",
-    "quantize.distill.epochs=1",
+    "quantize.prune.enabled=false",
+    "quantize.distill.enabled=false",
+    "quantize.qat.enabled=false",
 ]
 SMALL = [flag for setting in SMALL_SETTINGS for flag in ("-S", setting)]
 QUICK = [flag for setting in SMALL_SETTINGS[3:] for flag in ("-S", setting)]

@@ -29,9 +29,9 @@ from tests.small import (
     stage_command,
 )
 
-# small batches so an epoch has enough steps to be killed in the middle of
+# batches small enough that an epoch has steps to be killed in the middle of (about 30)
 TRAINING = [
-    "train.batch_size=64",
+    "train.batch_size=128",
     "trainer.max_epochs=3",
     "callbacks.early_stopping.enabled=false",
     "callbacks.checkpoint.every_n_train_steps=7",

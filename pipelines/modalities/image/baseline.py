@@ -15,16 +15,19 @@ The features describe a surface wherever a defect sits on it:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import KBinsDiscretizer, StandardScaler
 
 PIXELS_PER_CELL, CELLS_PER_BLOCK, ORIENTATIONS = 8, 2, 9
 GREY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 EDGE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 BASELINES = ("hog_logistic_regression", "hog_gradient_boosting")
+MAX_BINS = 255  # the trees' default and most
 
 
 def texture_features(images: np.ndarray) -> np.ndarray:
@@ -72,12 +75,22 @@ def fit_baselines(features: np.ndarray, y: np.ndarray, seed: int) -> dict[str, P
         LogisticRegression(max_iter=5000, class_weight="balanced", random_state=seed),
     )
     boosted = make_pipeline(
-        HistGradientBoostingClassifier(class_weight="balanced", random_state=seed)
+        # Bin edges from unweighted quantiles (as LightGBM does), so the trees' own binner sees
+        # at most 255 distinct values per feature and skips scikit-learn 1.9's weighted
+        # percentile path: with class_weight it calls one weighted percentile per bin edge and
+        # took 11.5 of the 13 s fit on 529 images x 126 features (scikit-learn PR #34248
+        # fixes it upstream). The class weights still weigh every gradient.
+        KBinsDiscretizer(n_bins=MAX_BINS, encode="ordinal", strategy="quantile", subsample=None),
+        HistGradientBoostingClassifier(
+            max_bins=MAX_BINS, class_weight="balanced", random_state=seed
+        ),
     )
-    return {
-        "hog_logistic_regression": linear.fit(features, y),
-        "hog_gradient_boosting": boosted.fit(features, y),
-    }
+    with warnings.catch_warnings():
+        # a feature with fewer distinct values than bins keeps one bin per value, as the
+        # trees' binner does; the discretizer warns about the bins it merges
+        warnings.filterwarnings("ignore", "Bins whose width are too small", UserWarning)
+        boosted.fit(features, y)
+    return {"hog_logistic_regression": linear.fit(features, y), "hog_gradient_boosting": boosted}
 
 
 def class_probabilities(model: Pipeline, features: np.ndarray, n_classes: int) -> np.ndarray:
