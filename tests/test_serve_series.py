@@ -2,7 +2,7 @@
 channels, exported by the series export code, served by pipelines.serve over real HTTP with
 the card choosing the series input. Raw windows answer what the folder's own scorer
 (score_windows) gives, alone and batched; every malformed window is a 4xx naming where it is
-wrong, counted by kind."""
+wrong, counted by kind; each channel's level and spread feed the drift gauges."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.modalities.timeseries.drift_features import (
+    series_drift_features,
+    series_drift_rows,
+)
 from pipelines.modalities.timeseries.export_folder import (
     score_windows,
     series_preprocessing,
@@ -20,7 +24,13 @@ from pipelines.modalities.timeseries.export_folder import (
 )
 from pipelines.models.timeseries import build_series_model, export_series_onnx
 from tests.serve_helpers import post_all, running_server
-from tests.test_serve_modalities import BATCHING, _check_bad, assert_same_predictions
+from tests.test_serve_modalities import (
+    BATCHING,
+    _check_bad,
+    _psi,
+    _with_reference,
+    assert_same_predictions,
+)
 from tests.tiny_models import small_model_config
 
 CHANNELS, LENGTH = ["temperature", "vibration", "current"], 32
@@ -121,3 +131,27 @@ def test_every_bad_series_request_is_a_4xx_naming_the_field_counted_by_kind(
         page = _check_bad(srv.url, SERIES_BAD, {"windows": [_window()]})
     for _, _, _, kind, _ in SERIES_BAD:
         assert page[("serve_errors_total", (("kind", kind),))] >= 1, kind
+
+
+def test_series_drift_stays_low_on_training_like_windows_and_flags_a_shifted_noisy_sensor(
+    series_folder, tmp_path: Path
+) -> None:
+    features = series_drift_features(CHANNELS)
+    folder = _with_reference(series_folder, tmp_path, series_drift_rows(windows(600, 1)), features)
+    same = windows(300, seed=2)
+    moved = windows(300, seed=3)
+    moved[:, 0] += 15.0  # the temperature sensor reads 3 train stds higher
+    moved[:, 1] = 0.5 + 4 * (moved[:, 1] - 0.5)  # the vibration sensor came loose
+    window = ("serve.drift.window_rows=300", "serve.drift.min_rows=150")
+    with running_server(folder, *window) as srv:
+        for start in range(0, 300, 50):
+            post_all(srv.url, [{"windows": same[start : start + 50].tolist()}])
+        calm = _psi(srv.url)
+        for start in range(0, 300, 50):  # replaces the whole window
+            post_all(srv.url, [{"windows": moved[start : start + 50].tolist()}])
+        drifted = _psi(srv.url)
+    assert set(calm) == set(features) and len(features) == 2 * len(CHANNELS)
+    assert max(calm.values()) < 0.1, calm
+    assert drifted["temperature_mean"] > 0.25 and drifted["vibration_std"] > 0.25, drifted
+    # the untouched channel stays calm: the gauges name the sensor that moved
+    assert drifted["current_mean"] < 0.1 and drifted["current_std"] < 0.1, drifted

@@ -124,6 +124,13 @@ def test_the_export_folder_scores_raw_windows_with_the_train_statistics(
     windows = np.asarray(examples["windows"], dtype=np.float32)
     assert windows.shape == (3, 3, 64) and len(set(examples["labels"])) == 3
     assert len(score_windows(folder, windows)) == len(windows)
+    # what the server's drift gauges compare traffic with: each channel's level and spread
+    # over the clean train windows, in the card's units
+    reference = json.loads((folder / "reference_profile.json").read_text())
+    assert list(reference["features"]) == [
+        f"{channel}_{statistic}" for channel in prep["channels"] for statistic in ("mean", "std")
+    ]
+    assert reference["source"] == "clean/train" and reference["rows"] > 0
 
 
 def test_the_series_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:

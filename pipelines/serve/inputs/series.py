@@ -15,6 +15,10 @@ import onnxruntime as ort
 
 from pipelines.core.folder_scoring import CARD
 from pipelines.errors import PipelineError
+from pipelines.modalities.timeseries.drift_features import (
+    series_drift_features,
+    series_drift_rows,
+)
 from pipelines.modalities.timeseries.export_folder import WINDOWS, normalise_windows
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.inputs.base import InputAdapter, Parsed
@@ -61,7 +65,12 @@ class SeriesInput(InputAdapter):
                 f"field 'windows[{i}][{c}][{t}]' (channel {self.channels[c]!r}): "
                 f"{windows[i][c][t]!r} is not a finite float32",
             )
-        return Parsed(normalise_windows(raw, self.preprocessing), len(raw))
+        drift = series_drift_rows(raw)
+        return Parsed(normalise_windows(raw, self.preprocessing), len(raw), drift=drift)
+
+    @property
+    def drift_features(self) -> list[str]:
+        return series_drift_features(self.channels)
 
     def _readings(self, i: int, window: Any) -> np.ndarray:
         """One window as float32 [channels, length], or a 422 naming where it is wrong."""

@@ -29,6 +29,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
         require_parity,
     )
     from pipelines.core.onnx_variants import batch_scorer
+    from pipelines.drift_reference import write_profile
+    from pipelines.modalities.timeseries.drift_features import (
+        series_drift_features,
+        series_drift_rows,
+    )
     from pipelines.modalities.timeseries.export_folder import (
         score_windows,
         series_preprocessing,
@@ -73,6 +78,11 @@ def run(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
             folder / EXAMPLES / "windows.json",
             {"windows": raw[rows].tolist(), "labels": [classes[int(labels[r])] for r in rows]},
         )
+        # the server's drift gauges compare traffic with the train windows, in the units the
+        # card asks clients for (clean converted the given units to them)
+        train, _ = split_windows(layout.split(layout.cleaned, "train"), cfg, classes)
+        features = series_drift_features([str(c) for c in preprocessing["channels"]])
+        write_profile(folder, series_drift_rows(train), features, f"{layout.cleaned.name}/train")
 
     return export_multiclass(cfg, layout, FolderExport("timeseries", _card_metrics, write, check))
 
