@@ -236,6 +236,34 @@ def test_a_shadow_reading_requests_as_the_primary_does_is_scored_on_the_primarys
     assert shadow.session.calls == len(batches) and shadow.adapter.calls == 0
 
 
+class Recording:
+    """An ORT session that notes (who, thread) of each inference in `calls`."""
+
+    def __init__(self, real, who: str, calls: list[tuple[str, str]]) -> None:
+        self.real, self.who, self.calls = real, who, calls
+
+    def run(self, *args):
+        self.calls.append((self.who, threading.current_thread().name))
+        return self.real.run(*args)
+
+
+def test_a_shadows_batch_runs_on_the_primarys_scoring_thread_right_after_the_primarys(
+    folders,
+) -> None:
+    """No thread of the shadow's own to wake: its copy of a batch queues behind the primary's
+    on the scoring thread, so the primary's next batch waits for at most one of them."""
+    calls: list[tuple[str, str]] = []
+    with running_server(folders["primary"], *release("shadow", folders["canary"])) as srv:
+        primary, shadow = srv.state.holder.current, srv.state.release.candidate
+        primary.session = Recording(primary.session, "primary", calls)
+        shadow.session = Recording(shadow.session, "shadow", calls)
+        answers = [httpx.post(f"{srv.url}/predict", json={"rows": b}) for b in rows(10)]
+        _shadow_scored(srv.url, "canary", 10)
+    assert all(a.status_code == 200 for a in answers)
+    assert [who for who, _ in calls] == ["primary", "shadow"] * 10
+    assert len({thread for _, thread in calls}) == 1 and calls[0][1].startswith("score")
+
+
 def test_a_shadow_reading_requests_differently_parses_and_scores_its_own_copy(folders) -> None:
     with running_server(folders["primary"], *release("shadow", folders["canary"])) as srv:
         shadow = srv.state.release.candidate

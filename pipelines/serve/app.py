@@ -472,6 +472,7 @@ def create_app(cfg: ServeConfig) -> Starlette:
             on_batch=state.on_batch,
             inference_thread=cfg.inference_thread,
         )
+        state.mirror.run_on(state.batcher.executor)  # a shadow's batch follows the primary's
         state.batcher.start()
         _install_sighup(state)
         loader = asyncio.get_running_loop().create_task(_startup(state))

@@ -13,7 +13,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,12 @@ class Batcher:
         if self._task is not None:
             await self._task
         self._executor.shutdown(wait=True)
+
+    @property
+    def executor(self) -> Executor:
+        """The scoring thread: other work that should follow a batch (a shadow's copy of it)
+        can queue behind it here."""
+        return self._executor
 
     @property
     def queued_rows(self) -> int:
