@@ -26,7 +26,8 @@ from tests.small import REPO, env
 
 STAGES = ("ingest", "profile", "clean", "augment", "train", "quantize", "evaluate", "export")
 DATA_STAGES = ("ingest", "profile", "clean", "augment", "train")
-# every modality's small run: one epoch, no W&B, few latency repeats
+# every modality's small run: one epoch (an experiment's own 6 or 8 epochs on the small data
+# made each train.py or sweep test take minutes), no W&B, few latency repeats
 SHARED_SMALL = ["trainer.max_epochs=1", "logger.wandb.enabled=false", "evaluate.latency_repeats=2"]
 # a multi-class fit of a few epochs, kept by validation macro-F1, every epoch run
 MULTICLASS_FIT = [

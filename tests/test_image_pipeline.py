@@ -224,7 +224,9 @@ def test_train_py_runs_the_image_experiment_with_the_patch_transformer(tmp_path:
     """The user's command with Hydra overrides, the patch Transformer's dense twin; stopped
     after train (the later stages are covered above) to keep the suite short."""
     metrics = runs.train_only(
-        "visual_inspection", ["model=image_patch_dense", *runs.SMALL_IMAGES], tmp_path / "run"
+        "visual_inspection",
+        ["model=image_patch_dense", *runs.SMALL_IMAGES, *runs.SHARED_SMALL],
+        tmp_path / "run",
     )
     assert metrics["image_size"] == 32
 
@@ -316,6 +318,7 @@ def test_the_image_model_trains_in_bf16_and_under_ddp_on_cpu(
             "--root",
             str(tmp_path),
             *runs.SMALL_IMAGES,
+            *runs.SHARED_SMALL,
             *options,
         ],  # fmt: skip
         cwd=REPO,
@@ -337,7 +340,7 @@ def test_the_image_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
     """`python train.py -m hparams_search=visual_inspection_optuna`, two trials on small data:
     the searched keys reach the trials and the study records both values."""
     searched = ("model.hidden_dim", "model.ffn_dim")
-    overrides = [o for o in runs.SMALL_IMAGES if not o.startswith(searched)]
+    overrides = [o for o in runs.SMALL_IMAGES if not o.startswith(searched)] + runs.SHARED_SMALL
     done = runs.two_trial_sweep("visual_inspection_optuna", overrides, tmp_path, data_entries=1)
     assert {"train.lr", "model.num_experts", "model.hidden_dim"} <= set(done[0].params)
 

@@ -195,7 +195,11 @@ def test_train_py_runs_the_text_experiment_with_hydra_overrides(tmp_path: Path) 
     """The user's command, with Hydra overrides and a dense model; stopped after train (the
     later stages are covered above) to keep the suite short."""
     overrides = [o for o in runs.SMALL_TEXT if not o.startswith("model.seq_len")]
-    runs.train_only("customer_service", ["model=dense_transformer", *overrides], tmp_path / "run")
+    runs.train_only(
+        "customer_service",
+        ["model=dense_transformer", *overrides, *runs.SHARED_SMALL],
+        tmp_path / "run",
+    )
 
 
 def test_the_text_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
@@ -203,7 +207,7 @@ def test_the_text_search_space_runs_as_an_optuna_sweep(tmp_path: Path) -> None:
     every searched key (the tokenizer's vocabulary among them) reaches a trial, the second
     trial reuses the first one's data stages, and the study records both values."""
     searched = ("model.seq_len", "model.hidden_dim", "data.text.tokenizer.vocab_size")
-    overrides = [o for o in runs.SMALL_TEXT if not o.startswith(searched)]
+    overrides = [o for o in runs.SMALL_TEXT if not o.startswith(searched)] + runs.SHARED_SMALL
     # the vocabulary is a data key: each trial's data stages are its own
     done = runs.two_trial_sweep("customer_service_optuna", overrides, tmp_path, data_entries=2)
     assert {"data.text.tokenizer.vocab_size", "model.hidden_dim", "train.lr"} <= set(done[0].params)
