@@ -1,11 +1,9 @@
 """A shadow release scored on the primary's own batches: every batch the primary scores is
 handed, as the adapter collated it, to the shadow's model, after the primary's inference and
 off the requests' path (their answers do not wait for it). It runs on the primary's scoring
-thread (`run_on`), queued behind the batch that produced it: that thread is awake and goes
-straight on to it, where a thread of the shadow's own had to be woken for each batch and
-contended with the scoring thread and the event loop for the 2 cores (measured on text at 1
-client: 2.81 against 2.00 ms of server CPU per request with its own thread, see
-docs/benchmarks/serving.md). The primary's next batch waits for at most one shadow inference.
+thread (`run_on`), queued behind the batch that produced it: one thread fewer than a thread of
+its own, at the same measured cost (docs/benchmarks/serving.md, "Shadow cost"). The primary's
+next batch waits for at most one shadow inference.
 
 Nothing of a request is done twice but the shadow's inference: the body is not read, parsed,
 tokenized or decoded again, the requests are not queued again, and the shadow's batch is the
